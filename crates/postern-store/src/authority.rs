@@ -1,0 +1,468 @@
+//! The session authority: mint, resume, revoke, restore.
+//!
+//! [`SessionAuthority`] ties a [`Keyring`], the [`HotTier`] and a durable
+//! [`SessionStore`] together. Its resume path does no I/O and no signature
+//! verification:
+//!
+//! hot-tier lookup → constant-time verifier check → expiry, window and idle
+//! checks → constant-time device-binding check → risk and sensitivity → decision.
+//!
+//! A lookup miss does the same verifier comparison against a dummy hash, so
+//! that a well-formed token answers `unknown` in the same time whether or not
+//! its selector exists. Minting and revoking write to the store first and
+//! touch the hot tier only once the store has acknowledged, so a failed
+//! write never leaves a half-made or half-revoked session.
+
+use std::sync::Arc;
+
+use postern_core::claims::{Claim, ClaimKind};
+use postern_core::context::{ContextError, SessionContext, SignError, UserId, Verdict};
+use postern_core::device::Fingerprint;
+use postern_core::keyring::Keyring;
+use postern_core::policy::{
+    decide_resume, Decision, DeviceCheck, Reason, ResumeFacts, ResumePolicy, SessionTimes,
+};
+use postern_core::seal::{OpenError, SealFailed};
+use postern_core::token::{SessionId, SessionToken, VerifierHash};
+use postern_core::{UnixNanos, SECOND};
+use rand::{CryptoRng, RngCore};
+
+use crate::hot::{HotSession, HotTier, Slot};
+use crate::store::{SessionRow, SessionStore, StoreError};
+
+/// Authority settings beyond the resume policy.
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    pub policy: ResumePolicy,
+    /// Activity is written to the store at most once per this interval per
+    /// session (ns). Resumes themselves never write.
+    pub last_seen_interval: u64,
+    /// How long expired and revoked rows are kept after expiry (ns), so a
+    /// presented token answers `expired`/`revoked` rather than `unknown`.
+    pub expired_retention: u64,
+}
+
+impl Default for AuthorityConfig {
+    fn default() -> Self {
+        Self {
+            policy: ResumePolicy::default(),
+            last_seen_interval: 60 * SECOND,
+            expired_retention: 24 * 3_600 * SECOND,
+        }
+    }
+}
+
+/// What full authentication established, to be minted into a session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user: UserId,
+    pub device: Fingerprint,
+    pub verdict: Verdict,
+    pub proof_digest: [u8; 32],
+    pub credential: [u8; 16],
+    pub batch_slot: Option<u8>,
+    /// Claims verified by the stages, beyond the identity and device claims
+    /// the authority adds itself.
+    pub extra_claims: Vec<Claim>,
+}
+
+impl NewSession {
+    /// A passed verdict with full confidence and no stage evidence; for
+    /// callers that verified the user by other means (and for examples).
+    pub fn verified(user: UserId, device: &Fingerprint) -> Self {
+        Self {
+            user,
+            device: device.clone(),
+            verdict: Verdict::new(true, 7),
+            proof_digest: [0; 32],
+            credential: [0; 16],
+            batch_slot: None,
+            extra_claims: Vec::new(),
+        }
+    }
+}
+
+/// A freshly minted session.
+#[derive(Debug)]
+pub struct Minted {
+    /// The bearer token. Hand it to the client; never log it.
+    pub token: SessionToken,
+    pub session: Arc<HotSession>,
+}
+
+/// Why minting failed. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("full authentication did not pass")]
+    VerdictFailed,
+    #[error("could not sign the session context")]
+    Sign(#[from] SignError),
+    #[error("could not seal the session context")]
+    Seal(#[from] SealFailed),
+    #[error("could not store the session")]
+    Store(#[from] StoreError),
+}
+
+/// The answer to a resume.
+#[derive(Debug, Clone)]
+pub struct ResumeOutcome {
+    pub decision: Decision,
+    /// The session, when the token proved possession of it (even if the
+    /// decision is not `Resumed`, e.g. `device_mismatch`).
+    pub session: Option<Arc<HotSession>>,
+}
+
+impl ResumeOutcome {
+    fn unknown() -> Self {
+        Self {
+            decision: Decision::FullAuth(Reason::Unknown),
+            session: None,
+        }
+    }
+}
+
+/// What restoring the hot tier from the store found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub restored: usize,
+    pub revoked: usize,
+    pub expired_skipped: usize,
+    pub tampered: usize,
+}
+
+/// A session as listed to its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub id: SessionId,
+    pub auth_time: UnixNanos,
+    pub expires_at: UnixNanos,
+    pub resume_until: UnixNanos,
+    pub last_seen: UnixNanos,
+    pub revoked_at: Option<UnixNanos>,
+}
+
+impl SessionSummary {
+    fn of(session: &HotSession) -> Self {
+        let ctx = session.context();
+        Self {
+            id: ctx.session_id,
+            auth_time: ctx.auth_time,
+            expires_at: ctx.expires_at,
+            resume_until: ctx.resume_until,
+            last_seen: session.last_seen(),
+            revoked_at: session.revoked_at(),
+        }
+    }
+}
+
+/// Mints, resumes, revokes and restores sessions.
+pub struct SessionAuthority {
+    keyring: Arc<Keyring>,
+    hot: HotTier,
+    store: Arc<dyn SessionStore>,
+    config: AuthorityConfig,
+}
+
+impl std::fmt::Debug for SessionAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAuthority")
+            .field("hot_sessions", &self.hot.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a stored row could not enter the hot tier.
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("row does not match its context")]
+    Mismatch,
+}
+
+impl SessionAuthority {
+    /// Builds the authority and restores every stored session into the hot
+    /// tier: each record is unsealed and its signature verified once here.
+    pub fn restore(
+        keyring: Arc<Keyring>,
+        store: Arc<dyn SessionStore>,
+        config: AuthorityConfig,
+        now: UnixNanos,
+    ) -> Result<(Self, RestoreReport), StoreError> {
+        let authority = Self {
+            keyring,
+            hot: HotTier::default(),
+            store,
+            config,
+        };
+        let mut report = RestoreReport::default();
+        authority.store.for_each(&mut |row| {
+            if row.expires_at.saturating_add(authority.config.expired_retention) < now {
+                report.expired_skipped += 1;
+                return;
+            }
+            match authority.verify_row(&row) {
+                Ok(context) => {
+                    if row.revoked_at.is_some() {
+                        report.revoked += 1;
+                    }
+                    let session = HotSession::new(context, row.last_seen, row.revoked_at);
+                    authority.hot.insert(row.id, Slot::Live(Arc::new(session)));
+                    report.restored += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(session = ?row.id, %error, "stored session failed verification; it will answer `tampered`");
+                    authority.hot.insert(row.id, Slot::Tampered);
+                    report.tampered += 1;
+                }
+            }
+        })?;
+        Ok((authority, report))
+    }
+
+    fn verify_row(&self, row: &SessionRow) -> Result<SessionContext, RowError> {
+        let plain = self.keyring.open(row.id.as_bytes(), &row.sealed)?;
+        let context = SessionContext::decode_verified(&plain, |id| {
+            self.keyring.generation(id).map(|g| g.verifying())
+        })?;
+        if context.session_id != row.id
+            || context.user != row.user
+            || context.expires_at != row.expires_at
+        {
+            return Err(RowError::Mismatch);
+        }
+        Ok(context)
+    }
+
+    pub fn config(&self) -> &AuthorityConfig {
+        &self.config
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn hot(&self) -> &HotTier {
+        &self.hot
+    }
+
+    /// Mints a session. Durable before it returns `Ok`; on error nothing
+    /// was stored and the hot tier is unchanged.
+    pub fn mint<R: RngCore + CryptoRng>(
+        &self,
+        new: NewSession,
+        now: UnixNanos,
+        rng: &mut R,
+    ) -> Result<Minted, MintError> {
+        if !new.verdict.passed {
+            return Err(MintError::VerdictFailed);
+        }
+        let policy = &self.config.policy;
+        let generation = self.keyring.current();
+        let token = SessionToken::generate(rng);
+        let mut claims = vec![
+            Claim {
+                kind: ClaimKind::Identity,
+                value_digest: new.proof_digest,
+                verified_at: now,
+                ttl_secs: secs(policy.ttl),
+            },
+            Claim {
+                kind: ClaimKind::Device,
+                value_digest: new.device.hash(),
+                verified_at: now,
+                ttl_secs: secs(policy.ttl),
+            },
+        ];
+        claims.extend(
+            new.extra_claims
+                .iter()
+                .copied()
+                .take(postern_core::claims::MAX_CLAIMS - 2),
+        );
+        let context = SessionContext {
+            session_id: token.id(),
+            verifier_hash: token.verifier_hash(),
+            user: new.user,
+            verdict: new.verdict,
+            auth_time: now,
+            expires_at: now.saturating_add(policy.ttl),
+            resume_until: now.saturating_add(policy.resume_window.min(policy.ttl)),
+            device_mac: generation.binder().bind(&new.device),
+            batch_slot: new.batch_slot,
+            proof_digest: new.proof_digest,
+            credential: new.credential,
+            claims,
+            key_id: generation.id(),
+        };
+        let signed = context.sign(generation.signing(), rng)?;
+        let sealed = self.keyring.seal(token.id().as_bytes(), &signed, rng)?;
+        let row = SessionRow {
+            id: token.id(),
+            user: context.user.clone(),
+            expires_at: context.expires_at,
+            last_seen: now,
+            revoked_at: None,
+            sealed,
+        };
+        self.store.insert(&row)?;
+        let session = Arc::new(HotSession::new(context, now, None));
+        self.hot.insert(token.id(), Slot::Live(session.clone()));
+        Ok(Minted { token, session })
+    }
+
+    /// Decides a resume. No I/O; records activity in memory on success.
+    pub fn resume(
+        &self,
+        token: &SessionToken,
+        device: Option<&Fingerprint>,
+        operation: Option<&str>,
+        risk_score: Option<f32>,
+        now: UnixNanos,
+    ) -> ResumeOutcome {
+        let presented = token.verifier_hash();
+        let session = match self.hot.get(&token.id()) {
+            Some(Slot::Live(session)) => session,
+            Some(Slot::Tampered) => {
+                return ResumeOutcome {
+                    decision: Decision::FullAuth(Reason::Tampered),
+                    session: None,
+                };
+            }
+            None => {
+                // Same work as a wrong verifier: no timing difference.
+                let _ = VerifierHash::dummy().matches(&presented);
+                return ResumeOutcome::unknown();
+            }
+        };
+        let ctx = session.context();
+        if !ctx.verifier_hash.matches(&presented) {
+            return ResumeOutcome::unknown();
+        }
+        let device_check = match (device, self.keyring.generation(ctx.key_id)) {
+            (None, _) => DeviceCheck::NotPresented,
+            // The generation was pruned: every session it made has expired,
+            // which the policy reports before the device.
+            (Some(_), None) => DeviceCheck::Mismatch,
+            (Some(fp), Some(generation)) => {
+                if generation.binder().verify(fp, &ctx.device_mac) {
+                    DeviceCheck::Match
+                } else {
+                    DeviceCheck::Mismatch
+                }
+            }
+        };
+        let times = SessionTimes {
+            auth_time: ctx.auth_time,
+            expires_at: ctx.expires_at,
+            resume_until: ctx.resume_until,
+            last_seen: session.last_seen(),
+        };
+        let facts = ResumeFacts {
+            device: device_check,
+            operation,
+            risk_score,
+            revoked: session.revoked_at().is_some(),
+        };
+        let decision = decide_resume(&times, &facts, now, &self.config.policy);
+        if decision == Decision::Resumed {
+            session.touch(now);
+        }
+        ResumeOutcome {
+            decision,
+            session: Some(session),
+        }
+    }
+
+    /// Revokes a session durably, then in memory. `Ok(false)` if unknown.
+    pub fn revoke(&self, id: &SessionId, now: UnixNanos) -> Result<bool, StoreError> {
+        let found = self.store.revoke(id, now)?;
+        if let Some(Slot::Live(session)) = self.hot.get(id) {
+            session.mark_revoked(now);
+        }
+        Ok(found)
+    }
+
+    /// Revokes every session of `user` ("log out everywhere"); returns how
+    /// many were live.
+    pub fn revoke_user(&self, user: &UserId, now: UnixNanos) -> Result<usize, StoreError> {
+        self.revoke_matching(user, now, |_| true)
+    }
+
+    /// Revokes every session of `user` made with the credential `credential`
+    /// (an identity key): used when that key is revoked.
+    pub fn revoke_credential(
+        &self,
+        user: &UserId,
+        credential: &[u8; 16],
+        now: UnixNanos,
+    ) -> Result<usize, StoreError> {
+        self.revoke_matching(user, now, |s| &s.context().credential == credential)
+    }
+
+    fn revoke_matching(
+        &self,
+        user: &UserId,
+        now: UnixNanos,
+        keep: impl Fn(&HotSession) -> bool,
+    ) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for id in self.store.list_user(user)? {
+            if let Some(Slot::Live(session)) = self.hot.get(&id) {
+                if session.revoked_at().is_none() && keep(&session) {
+                    self.store.revoke(&id, now)?;
+                    session.mark_revoked(now);
+                    revoked += 1;
+                }
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// A user's sessions, newest first.
+    pub fn list_user(&self, user: &UserId) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut out: Vec<SessionSummary> = self
+            .store
+            .list_user(user)?
+            .into_iter()
+            .filter_map(|id| match self.hot.get(&id) {
+                Some(Slot::Live(s)) => Some(SessionSummary::of(&s)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| b.auth_time.cmp(&a.auth_time).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The session `id` if it belongs to `user`.
+    pub fn session_of(&self, user: &UserId, id: &SessionId) -> Option<Arc<HotSession>> {
+        match self.hot.get(id) {
+            Some(Slot::Live(s)) if &s.context().user == user => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Persists activity that moved at least the configured interval.
+    pub fn flush_activity(&self) -> Result<usize, StoreError> {
+        let updates = self
+            .hot
+            .unpersisted_activity(self.config.last_seen_interval);
+        self.store.touch_many(&updates)?;
+        Ok(updates.len())
+    }
+
+    /// Drops sessions whose retention after expiry has passed, from the
+    /// store and the hot tier. Returns how many rows the store dropped.
+    pub fn sweep(&self, now: UnixNanos) -> Result<usize, StoreError> {
+        let before = now.saturating_sub(self.config.expired_retention);
+        let removed = self.store.remove_expired(before)?;
+        self.hot.remove_expired(before);
+        Ok(removed)
+    }
+}
+
+fn secs(ns: u64) -> u32 {
+    u32::try_from(ns / SECOND).unwrap_or(u32::MAX)
+}

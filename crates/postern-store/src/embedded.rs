@@ -1,0 +1,226 @@
+//! The default durable backend: an embedded [redb](https://docs.rs/redb)
+//! database in one file.
+//!
+//! redb commits are ACID with `Durability::Immediate` by default: when
+//! `commit` returns the data is fsynced, which is what the [`SessionStore`]
+//! contract asks of `insert` and `revoke`. Activity times (`touch_many`) are
+//! committed with `Durability::Eventual`, since losing them is harmless.
+//!
+//! Tables: `sessions` (selector → encoded [`SessionRow`]), `user_sessions`
+//! (user → selectors, a multimap: the per-user index), `users` (user →
+//! encoded [`UserRecord`]).
+
+use std::path::Path;
+
+use postern_core::context::UserId;
+use postern_core::token::SessionId;
+use postern_core::UnixNanos;
+use redb::{Database, Durability, MultimapTableDefinition, ReadableTable, TableDefinition};
+
+use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
+
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+const USER_SESSIONS: MultimapTableDefinition<&str, &[u8]> =
+    MultimapTableDefinition::new("user_sessions");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+/// A [`SessionStore`] in a redb file.
+pub struct RedbStore {
+    db: Database,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database at `path` and its tables.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(backend)?;
+        let tx = db.begin_write().map_err(backend)?;
+        tx.open_table(SESSIONS).map_err(backend)?;
+        tx.open_multimap_table(USER_SESSIONS).map_err(backend)?;
+        tx.open_table(USERS).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(Self { db })
+    }
+}
+
+fn id_of(bytes: &[u8]) -> Result<SessionId, StoreError> {
+    let raw: [u8; SessionId::LEN] = bytes
+        .try_into()
+        .map_err(|_| StoreError::CorruptRow("session key"))?;
+    Ok(SessionId::from_bytes(raw))
+}
+
+impl SessionStore for RedbStore {
+    fn insert(&self, row: &SessionRow) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        {
+            let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
+            if sessions
+                .get(row.id.as_bytes().as_slice())
+                .map_err(backend)?
+                .is_some()
+            {
+                return Err(StoreError::CorruptRow("duplicate session id"));
+            }
+            sessions
+                .insert(row.id.as_bytes().as_slice(), row.encode().as_slice())
+                .map_err(backend)?;
+            let mut index = tx.open_multimap_table(USER_SESSIONS).map_err(backend)?;
+            index
+                .insert(row.user.as_str(), row.id.as_bytes().as_slice())
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn revoke(&self, id: &SessionId, at: UnixNanos) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let found = {
+            let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
+            let existing = match sessions.get(id.as_bytes().as_slice()).map_err(backend)? {
+                Some(value) => Some(SessionRow::decode(*id, value.value())?),
+                None => None,
+            };
+            match existing {
+                Some(mut row) => {
+                    if row.revoked_at.is_none() {
+                        row.revoked_at = Some(at);
+                        sessions
+                            .insert(id.as_bytes().as_slice(), row.encode().as_slice())
+                            .map_err(backend)?;
+                    }
+                    true
+                }
+                None => false,
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(found)
+    }
+
+    fn touch_many(&self, updates: &[(SessionId, UnixNanos)]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write().map_err(backend)?;
+        tx.set_durability(Durability::Eventual);
+        {
+            let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
+            for (id, at) in updates {
+                let existing = match sessions.get(id.as_bytes().as_slice()).map_err(backend)? {
+                    Some(value) => Some(SessionRow::decode(*id, value.value())?),
+                    None => None,
+                };
+                if let Some(mut row) = existing {
+                    if *at > row.last_seen {
+                        row.last_seen = *at;
+                        sessions
+                            .insert(id.as_bytes().as_slice(), row.encode().as_slice())
+                            .map_err(backend)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn get(&self, id: &SessionId) -> Result<Option<SessionRow>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let sessions = tx.open_table(SESSIONS).map_err(backend)?;
+        match sessions.get(id.as_bytes().as_slice()).map_err(backend)? {
+            Some(value) => Ok(Some(SessionRow::decode(*id, value.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list_user(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let index = tx.open_multimap_table(USER_SESSIONS).map_err(backend)?;
+        let mut out = Vec::new();
+        for value in index.get(user.as_str()).map_err(backend)? {
+            out.push(id_of(value.map_err(backend)?.value())?);
+        }
+        Ok(out)
+    }
+
+    fn for_each(&self, visit: &mut dyn FnMut(SessionRow)) -> Result<(), StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let sessions = tx.open_table(SESSIONS).map_err(backend)?;
+        for entry in sessions.iter().map_err(backend)? {
+            let (key, value) = entry.map_err(backend)?;
+            visit(SessionRow::decode(id_of(key.value())?, value.value())?);
+        }
+        Ok(())
+    }
+
+    fn remove_expired(&self, before: UnixNanos) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let removed = {
+            let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
+            let mut expired = Vec::new();
+            for entry in sessions.iter().map_err(backend)? {
+                let (key, value) = entry.map_err(backend)?;
+                let row = SessionRow::decode(id_of(key.value())?, value.value())?;
+                if row.expires_at < before {
+                    expired.push((row.id, row.user));
+                }
+            }
+            let mut index = tx.open_multimap_table(USER_SESSIONS).map_err(backend)?;
+            for (id, user) in &expired {
+                sessions.remove(id.as_bytes().as_slice()).map_err(backend)?;
+                index
+                    .remove(user.as_str(), id.as_bytes().as_slice())
+                    .map_err(backend)?;
+            }
+            expired.len()
+        };
+        tx.commit().map_err(backend)?;
+        Ok(removed)
+    }
+
+    fn insert_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let inserted = {
+            let mut users = tx.open_table(USERS).map_err(backend)?;
+            if users.get(user.as_str()).map_err(backend)?.is_some() {
+                false
+            } else {
+                users
+                    .insert(user.as_str(), record.encode().as_slice())
+                    .map_err(backend)?;
+                true
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(inserted)
+    }
+
+    fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let updated = {
+            let mut users = tx.open_table(USERS).map_err(backend)?;
+            if users.get(user.as_str()).map_err(backend)?.is_some() {
+                users
+                    .insert(user.as_str(), record.encode().as_slice())
+                    .map_err(backend)?;
+                true
+            } else {
+                false
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(updated)
+    }
+
+    fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let users = tx.open_table(USERS).map_err(backend)?;
+        match users.get(user.as_str()).map_err(backend)? {
+            Some(value) => Ok(Some(UserRecord::decode(value.value())?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The hot tier: verified, decoded sessions in a concurrent map.
+//!
+//! Entries enter only after their sealed record opened and their ML-DSA-65
+//! signature verified (or, for a session minted here, after it was signed),
+//! so a hit never re-verifies anything. Each entry keeps its activity time in
+//! an atomic: every resume records activity without taking a lock or writing
+//! to disk, and a periodic flush persists the times that moved.
+//!
+//! Memory: an entry is the decoded context (about 230 bytes plus its claims)
+//! behind an `Arc`, and a 16-byte key in a `DashMap` shard; the signature
+//! (3,309 bytes) is not kept — it was checked, and the sealed record on disk
+//! still carries it. `benches/resume.rs` measures the bytes per session.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use postern_core::context::SessionContext;
+use postern_core::token::SessionId;
+use postern_core::UnixNanos;
+
+/// A verified session held in memory.
+#[derive(Debug)]
+pub struct HotSession {
+    context: SessionContext,
+    last_seen: AtomicU64,
+    persisted_last_seen: AtomicU64,
+    /// 0 while live; the revocation time once revoked (never 0 itself).
+    revoked_at: AtomicU64,
+}
+
+impl HotSession {
+    pub fn new(
+        context: SessionContext,
+        last_seen: UnixNanos,
+        revoked_at: Option<UnixNanos>,
+    ) -> Self {
+        Self {
+            context,
+            last_seen: AtomicU64::new(last_seen),
+            persisted_last_seen: AtomicU64::new(last_seen),
+            revoked_at: AtomicU64::new(revoked_at.map_or(0, |t| t.max(1))),
+        }
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.context
+    }
+
+    pub fn last_seen(&self) -> UnixNanos {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// Records activity; time only moves forward.
+    pub fn touch(&self, now: UnixNanos) {
+        self.last_seen.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub fn revoked_at(&self) -> Option<UnixNanos> {
+        match self.revoked_at.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    pub fn mark_revoked(&self, at: UnixNanos) {
+        let _ = self
+            .revoked_at
+            .compare_exchange(0, at.max(1), Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// If activity moved at least `interval` past what was persisted, marks
+    /// it persisted and returns the time to write.
+    fn take_unpersisted(&self, interval: u64) -> Option<UnixNanos> {
+        let seen = self.last_seen();
+        let persisted = self.persisted_last_seen.load(Ordering::Relaxed);
+        if seen >= persisted.saturating_add(interval) && seen > persisted {
+            self.persisted_last_seen.store(seen, Ordering::Relaxed);
+            Some(seen)
+        } else {
+            None
+        }
+    }
+}
+
+/// What the hot tier holds for a session id.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    Live(Arc<HotSession>),
+    /// The stored record failed to open or verify; presenting this id
+    /// answers `tampered`.
+    Tampered,
+}
+
+/// The concurrent map of verified sessions.
+#[derive(Debug, Default)]
+pub struct HotTier {
+    map: DashMap<SessionId, Slot, foldhash::fast::RandomState>,
+}
+
+impl HotTier {
+    pub fn get(&self, id: &SessionId) -> Option<Slot> {
+        self.map.get(id).map(|e| e.value().clone())
+    }
+
+    pub fn insert(&self, id: SessionId, slot: Slot) {
+        self.map.insert(id, slot);
+    }
+
+    pub fn remove(&self, id: &SessionId) {
+        self.map.remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Live (not revoked, not expired at `now`) sessions.
+    pub fn count_active(&self, now: UnixNanos) -> usize {
+        self.map
+            .iter()
+            .filter(|e| matches!(e.value(), Slot::Live(s) if s.revoked_at().is_none() && s.context.expires_at > now))
+            .count()
+    }
+
+    /// Activity times that moved at least `interval` since last persisted.
+    pub fn unpersisted_activity(&self, interval: u64) -> Vec<(SessionId, UnixNanos)> {
+        self.map
+            .iter()
+            .filter_map(|e| match e.value() {
+                Slot::Live(s) => s.take_unpersisted(interval).map(|t| (*e.key(), t)),
+                Slot::Tampered => None,
+            })
+            .collect()
+    }
+
+    /// Drops sessions that expired before `before`; returns how many.
+    pub fn remove_expired(&self, before: UnixNanos) -> usize {
+        let start = self.map.len();
+        self.map.retain(|_, slot| match slot {
+            Slot::Live(s) => s.context.expires_at >= before,
+            Slot::Tampered => true,
+        });
+        start - self.map.len()
+    }
+}

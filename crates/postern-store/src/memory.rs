@@ -1,0 +1,127 @@
+//! An in-memory [`SessionStore`]: nothing survives the process. For tests and
+//! for deployments that accept losing sessions on restart.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use parking_lot::Mutex;
+use postern_core::context::UserId;
+use postern_core::token::SessionId;
+use postern_core::UnixNanos;
+
+use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
+
+#[derive(Default)]
+struct Inner {
+    sessions: BTreeMap<SessionId, SessionRow>,
+    by_user: HashMap<UserId, BTreeSet<SessionId>>,
+    users: HashMap<UserId, UserRecord>,
+}
+
+/// A [`SessionStore`] held in process memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    // One lock for all maps keeps the session and user-index updates atomic;
+    // no method holds it across anything slower than a map operation.
+    inner: Mutex<Inner>,
+}
+
+impl SessionStore for MemoryStore {
+    fn insert(&self, row: &SessionRow) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        if inner.sessions.contains_key(&row.id) {
+            return Err(StoreError::CorruptRow("duplicate session id"));
+        }
+        inner
+            .by_user
+            .entry(row.user.clone())
+            .or_default()
+            .insert(row.id);
+        inner.sessions.insert(row.id, row.clone());
+        Ok(())
+    }
+
+    fn revoke(&self, id: &SessionId, at: UnixNanos) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(match inner.sessions.get_mut(id) {
+            Some(row) => {
+                row.revoked_at.get_or_insert(at);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn touch_many(&self, updates: &[(SessionId, UnixNanos)]) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        for (id, at) in updates {
+            if let Some(row) = inner.sessions.get_mut(id) {
+                row.last_seen = row.last_seen.max(*at);
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: &SessionId) -> Result<Option<SessionRow>, StoreError> {
+        Ok(self.inner.lock().sessions.get(id).cloned())
+    }
+
+    fn list_user(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .by_user
+            .get(user)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default())
+    }
+
+    fn for_each(&self, visit: &mut dyn FnMut(SessionRow)) -> Result<(), StoreError> {
+        let rows: Vec<SessionRow> = self.inner.lock().sessions.values().cloned().collect();
+        rows.into_iter().for_each(visit);
+        Ok(())
+    }
+
+    fn remove_expired(&self, before: UnixNanos) -> Result<usize, StoreError> {
+        let mut inner = self.inner.lock();
+        let expired: Vec<(SessionId, UserId)> = inner
+            .sessions
+            .values()
+            .filter(|r| r.expires_at < before)
+            .map(|r| (r.id, r.user.clone()))
+            .collect();
+        for (id, user) in &expired {
+            inner.sessions.remove(id);
+            if let Some(set) = inner.by_user.get_mut(user) {
+                set.remove(id);
+                if set.is_empty() {
+                    inner.by_user.remove(user);
+                }
+            }
+        }
+        Ok(expired.len())
+    }
+
+    fn insert_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        if inner.users.contains_key(user) {
+            return Ok(false);
+        }
+        inner.users.insert(user.clone(), record.clone());
+        Ok(true)
+    }
+
+    fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(match inner.users.get_mut(user) {
+            Some(existing) => {
+                *existing = record.clone();
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.inner.lock().users.get(user).cloned())
+    }
+}

@@ -1,0 +1,222 @@
+//! The durable-store contract.
+//!
+//! A [`SessionStore`] persists [`SessionRow`]s — a session's sealed context
+//! plus the few fields needed to index and expire it — and enrolled users.
+//! It never sees a token: rows are keyed by the token's selector, and the
+//! verifier's hash lives inside the sealed, signed context.
+//!
+//! # Contract
+//!
+//! - `insert` and `revoke` are durable when they return `Ok`: a crash right
+//!   after cannot lose the session or resurrect it. The server acknowledges a
+//!   login or a logout only after they return.
+//! - A revocation is permanent: `insert` never overwrites a revoked row, and
+//!   revoked rows are kept (so a presented token keeps answering `revoked`)
+//!   until `remove_expired` drops them after their expiry.
+//! - `touch_many` may be lost in a crash (it records activity, which only
+//!   ever moves forward; losing it makes an idle timeout fire sooner, never
+//!   later).
+//! - Every method is synchronous: callers on an async runtime run them on a
+//!   blocking thread. Implementations must be `Send + Sync`.
+//!
+//! The embedded deployment restores every row into the hot tier at start, so
+//! there a hot-tier miss is an unknown session; a shared store (Redis) will
+//! also fill misses and broadcast revocations.
+
+use postern_core::context::UserId;
+use postern_core::token::SessionId;
+use postern_core::UnixNanos;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored row is corrupt: {0}")]
+    CorruptRow(&'static str),
+    #[error("store is shutting down")]
+    Closed,
+}
+
+impl PartialEq for StoreError {
+    /// Database errors compare by kind only (the cause is kept for logs).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (StoreError::Database(_), StoreError::Database(_))
+            | (StoreError::Closed, StoreError::Closed) => true,
+            (StoreError::CorruptRow(a), StoreError::CorruptRow(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// One persisted session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: SessionId,
+    pub user: UserId,
+    pub expires_at: UnixNanos,
+    pub last_seen: UnixNanos,
+    pub revoked_at: Option<UnixNanos>,
+    /// The AES-256-GCM-sealed, ML-DSA-65-signed session context.
+    pub sealed: Vec<u8>,
+}
+
+const ROW_VERSION: u8 = 1;
+
+impl SessionRow {
+    pub fn encode(&self) -> Vec<u8> {
+        let user = self.user.as_str().as_bytes();
+        let mut out = Vec::with_capacity(26 + user.len() + self.sealed.len());
+        out.push(ROW_VERSION);
+        out.extend_from_slice(&self.expires_at.to_le_bytes());
+        out.extend_from_slice(&self.last_seen.to_le_bytes());
+        out.extend_from_slice(&self.revoked_at.unwrap_or(0).to_le_bytes());
+        // UserId guarantees at most 64 bytes.
+        out.push(user.len() as u8);
+        out.extend_from_slice(user);
+        out.extend_from_slice(&self.sealed);
+        out
+    }
+
+    pub fn decode(id: SessionId, bytes: &[u8]) -> Result<Self, StoreError> {
+        let (&version, rest) = bytes.split_first().ok_or(StoreError::CorruptRow("empty"))?;
+        if version != ROW_VERSION {
+            return Err(StoreError::CorruptRow("version"));
+        }
+        let u64_at = |at: usize| -> Result<u64, StoreError> {
+            rest.get(at..at + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_le_bytes)
+                .ok_or(StoreError::CorruptRow("truncated"))
+        };
+        let expires_at = u64_at(0)?;
+        let last_seen = u64_at(8)?;
+        let revoked = u64_at(16)?;
+        let user_len = usize::from(*rest.get(24).ok_or(StoreError::CorruptRow("truncated"))?);
+        let user = rest
+            .get(25..25 + user_len)
+            .ok_or(StoreError::CorruptRow("truncated"))?;
+        let user = std::str::from_utf8(user)
+            .ok()
+            .and_then(|u| UserId::parse(u).ok())
+            .ok_or(StoreError::CorruptRow("user"))?;
+        let sealed = rest.get(25 + user_len..).unwrap_or_default().to_vec();
+        Ok(Self {
+            id,
+            user,
+            expires_at,
+            last_seen,
+            revoked_at: (revoked != 0).then_some(revoked),
+            sealed,
+        })
+    }
+}
+
+/// An enrolled user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Ristretto255 identity public key.
+    pub identity_key: [u8; 32],
+    pub enrolled_at: UnixNanos,
+    /// When the identity key was revoked, if it was.
+    pub identity_revoked_at: Option<UnixNanos>,
+}
+
+impl UserRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(49);
+        out.push(ROW_VERSION);
+        out.extend_from_slice(&self.identity_key);
+        out.extend_from_slice(&self.enrolled_at.to_le_bytes());
+        out.extend_from_slice(&self.identity_revoked_at.unwrap_or(0).to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        if bytes.len() != 49 || bytes[0] != ROW_VERSION {
+            return Err(StoreError::CorruptRow("user record"));
+        }
+        let mut identity_key = [0u8; 32];
+        identity_key.copy_from_slice(&bytes[1..33]);
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[33..41]);
+        let enrolled_at = u64::from_le_bytes(word);
+        word.copy_from_slice(&bytes[41..49]);
+        let revoked = u64::from_le_bytes(word);
+        Ok(Self {
+            identity_key,
+            enrolled_at,
+            identity_revoked_at: (revoked != 0).then_some(revoked),
+        })
+    }
+}
+
+/// Durable storage of sessions and users. See the module docs for the contract.
+pub trait SessionStore: Send + Sync {
+    /// Persists a new session durably. Refuses to overwrite an existing row.
+    fn insert(&self, row: &SessionRow) -> Result<(), StoreError>;
+    /// Marks a session revoked, durably. `Ok(false)` if no such session.
+    fn revoke(&self, id: &SessionId, at: UnixNanos) -> Result<bool, StoreError>;
+    /// Records activity times. Best effort; see the module docs.
+    fn touch_many(&self, updates: &[(SessionId, UnixNanos)]) -> Result<(), StoreError>;
+    fn get(&self, id: &SessionId) -> Result<Option<SessionRow>, StoreError>;
+    /// The ids of a user's sessions, live or revoked.
+    fn list_user(&self, user: &UserId) -> Result<Vec<SessionId>, StoreError>;
+    /// Visits every row (used to restore the hot tier at start).
+    fn for_each(&self, visit: &mut dyn FnMut(SessionRow)) -> Result<(), StoreError>;
+    /// Drops rows that expired before `before`; returns how many.
+    fn remove_expired(&self, before: UnixNanos) -> Result<usize, StoreError>;
+    /// Enrolls a user. `Ok(false)` if the user already exists (unchanged).
+    fn insert_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError>;
+    /// Replaces an existing user's record. `Ok(false)` if there is none.
+    fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError>;
+    fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_corruption_is_typed() {
+        let row = SessionRow {
+            id: SessionId::from_bytes([1; 16]),
+            user: UserId::parse("alice").unwrap(),
+            expires_at: 10,
+            last_seen: 5,
+            revoked_at: Some(7),
+            sealed: vec![9; 40],
+        };
+        let bytes = row.encode();
+        assert_eq!(SessionRow::decode(row.id, &bytes).unwrap(), row);
+        assert_eq!(
+            SessionRow::decode(row.id, &[]).unwrap_err(),
+            StoreError::CorruptRow("empty")
+        );
+        assert_eq!(
+            SessionRow::decode(row.id, &bytes[..10]).unwrap_err(),
+            StoreError::CorruptRow("truncated")
+        );
+        let mut v = bytes.clone();
+        v[0] = 9;
+        assert_eq!(
+            SessionRow::decode(row.id, &v).unwrap_err(),
+            StoreError::CorruptRow("version")
+        );
+    }
+
+    #[test]
+    fn user_records_round_trip() {
+        let rec = UserRecord {
+            identity_key: [4; 32],
+            enrolled_at: 3,
+            identity_revoked_at: None,
+        };
+        assert_eq!(UserRecord::decode(&rec.encode()).unwrap(), rec);
+        assert_eq!(
+            UserRecord::decode(&[1, 2]).unwrap_err(),
+            StoreError::CorruptRow("user record")
+        );
+    }
+}

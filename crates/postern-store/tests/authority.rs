@@ -1,0 +1,351 @@
+//! The session authority over real keys and a real redb file.
+
+use std::sync::Arc;
+
+use postern_core::context::UserId;
+use postern_core::device::Fingerprint;
+use postern_core::keyring::Keyring;
+use postern_core::policy::{Decision, Reason};
+use postern_core::token::SessionToken;
+use postern_core::SECOND;
+use postern_store::embedded::RedbStore;
+use postern_store::memory::MemoryStore;
+use postern_store::{
+    AuthorityConfig, NewSession, RestoreReport, SessionAuthority, SessionRow, SessionStore,
+};
+
+const T0: u64 = 1_700_000_000 * SECOND;
+const MIN: u64 = 60 * SECOND;
+
+fn alice() -> UserId {
+    UserId::parse("alice").unwrap()
+}
+
+fn laptop() -> Fingerprint {
+    Fingerprint::single("laptop").unwrap()
+}
+
+fn authority(
+    store: Arc<dyn SessionStore>,
+    keyring: Arc<Keyring>,
+    now: u64,
+) -> (SessionAuthority, RestoreReport) {
+    SessionAuthority::restore(keyring, store, AuthorityConfig::default(), now).unwrap()
+}
+
+#[test]
+fn a_minted_session_resumes_on_its_device_only() {
+    let mut rng = rand::thread_rng();
+    let keyring = Arc::new(Keyring::generate(T0, &mut rng));
+    let (auth, _) = authority(Arc::new(MemoryStore::default()), keyring, T0);
+    let minted = auth
+        .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+        .unwrap();
+    let t = &minted.token;
+    assert_eq!(
+        auth.resume(t, Some(&laptop()), None, None, T0 + MIN)
+            .decision,
+        Decision::Resumed
+    );
+    let phone = Fingerprint::single("phone").unwrap();
+    assert_eq!(
+        auth.resume(t, Some(&phone), None, None, T0 + MIN).decision,
+        Decision::FullAuth(Reason::DeviceMismatch)
+    );
+    assert_eq!(
+        auth.resume(t, None, None, None, T0 + MIN).decision,
+        Decision::FullAuth(Reason::DeviceMismatch)
+    );
+    assert_eq!(
+        auth.resume(t, Some(&laptop()), Some("transfer"), None, T0 + MIN)
+            .decision,
+        Decision::StepUp(Reason::SensitiveOperation)
+    );
+}
+
+#[test]
+fn a_wrong_verifier_and_an_unknown_selector_both_answer_unknown() {
+    let mut rng = rand::thread_rng();
+    let keyring = Arc::new(Keyring::generate(T0, &mut rng));
+    let (auth, _) = authority(Arc::new(MemoryStore::default()), keyring, T0);
+    let minted = auth
+        .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+        .unwrap();
+    // Same selector, different verifier.
+    let text = minted.token.expose();
+    let forged = format!("{}{}", &text[..27], "A".repeat(text.len() - 27));
+    let forged = SessionToken::parse(&forged).unwrap();
+    assert_eq!(forged.id(), minted.token.id());
+    let outcome = auth.resume(&forged, Some(&laptop()), None, None, T0);
+    assert_eq!(outcome.decision, Decision::FullAuth(Reason::Unknown));
+    assert!(outcome.session.is_none());
+    let stranger = SessionToken::generate(&mut rng);
+    assert_eq!(
+        auth.resume(&stranger, Some(&laptop()), None, None, T0)
+            .decision,
+        Decision::FullAuth(Reason::Unknown)
+    );
+}
+
+#[test]
+fn every_resume_counts_as_activity_for_the_idle_timeout() {
+    let mut rng = rand::thread_rng();
+    let keyring = Arc::new(Keyring::generate(T0, &mut rng));
+    let (auth, _) = authority(Arc::new(MemoryStore::default()), keyring, T0);
+    let t = auth
+        .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+        .unwrap()
+        .token;
+    // Resume every 20 minutes: never idle for 30.
+    for step in 1..=2 {
+        assert_eq!(
+            auth.resume(&t, Some(&laptop()), None, None, T0 + step * 20 * MIN)
+                .decision,
+            Decision::Resumed
+        );
+    }
+    assert_eq!(
+        auth.resume(&t, Some(&laptop()), None, None, T0 + 40 * MIN + 30 * MIN)
+            .decision,
+        Decision::FullAuth(Reason::ResumeWindowElapsed)
+    );
+    let t2 = auth
+        .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+        .unwrap()
+        .token;
+    assert_eq!(
+        auth.resume(&t2, Some(&laptop()), None, None, T0 + 30 * MIN)
+            .decision,
+        Decision::FullAuth(Reason::IdleTimeout)
+    );
+}
+
+#[test]
+fn sessions_and_revocations_survive_a_restart_and_are_verified_once() {
+    let mut rng = rand::thread_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let keyring = Arc::new(Keyring::generate(T0, &mut rng));
+    let (kept, gone) = {
+        let (auth, _) = authority(
+            Arc::new(RedbStore::open(&path).unwrap()),
+            keyring.clone(),
+            T0,
+        );
+        let kept = auth
+            .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+            .unwrap()
+            .token;
+        let gone = auth
+            .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+            .unwrap()
+            .token;
+        assert!(auth.revoke(&gone.id(), T0 + 1).unwrap());
+        (kept, gone)
+    };
+    let (auth, report) = authority(Arc::new(RedbStore::open(&path).unwrap()), keyring, T0 + MIN);
+    assert_eq!(
+        report,
+        RestoreReport {
+            restored: 2,
+            revoked: 1,
+            expired_skipped: 0,
+            tampered: 0
+        }
+    );
+    assert_eq!(
+        auth.resume(&kept, Some(&laptop()), None, None, T0 + MIN)
+            .decision,
+        Decision::Resumed
+    );
+    assert_eq!(
+        auth.resume(&gone, Some(&laptop()), None, None, T0 + MIN)
+            .decision,
+        Decision::FullAuth(Reason::Revoked)
+    );
+}
+
+#[test]
+fn a_tampered_stored_record_answers_tampered_and_never_resumes() {
+    let mut rng = rand::thread_rng();
+    let store = Arc::new(MemoryStore::default());
+    let keyring = Arc::new(Keyring::generate(T0, &mut rng));
+    let token = {
+        let (auth, _) = authority(store.clone(), keyring.clone(), T0);
+        auth.mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+            .unwrap()
+            .token
+    };
+    // Flip one byte of the sealed record in a fresh copy of the store.
+    let tampered = Arc::new(MemoryStore::default());
+    store
+        .for_each(&mut |mut row: SessionRow| {
+            let last = row.sealed.len() - 1;
+            row.sealed[last] ^= 1;
+            tampered.insert(&row).unwrap();
+        })
+        .unwrap();
+    let (auth, report) = authority(tampered, keyring, T0);
+    assert_eq!(report.tampered, 1);
+    assert_eq!(
+        auth.resume(&token, Some(&laptop()), None, None, T0)
+            .decision,
+        Decision::FullAuth(Reason::Tampered)
+    );
+}
+
+#[test]
+fn a_record_from_another_keyring_is_tampered() {
+    let mut rng = rand::thread_rng();
+    let store = Arc::new(MemoryStore::default());
+    let token = {
+        let (auth, _) = authority(store.clone(), Arc::new(Keyring::generate(T0, &mut rng)), T0);
+        auth.mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+            .unwrap()
+            .token
+    };
+    let (auth, report) = authority(store, Arc::new(Keyring::generate(T0, &mut rng)), T0);
+    assert_eq!(report.tampered, 1);
+    assert_eq!(
+        auth.resume(&token, Some(&laptop()), None, None, T0)
+            .decision,
+        Decision::FullAuth(Reason::Tampered)
+    );
+}
+
+#[test]
+fn sessions_made_before_a_rotation_keep_resuming_after_it() {
+    let mut rng = rand::thread_rng();
+    let store = Arc::new(MemoryStore::default());
+    let mut ring = Keyring::generate(T0, &mut rng);
+    let old = {
+        let (auth, _) = authority(
+            store.clone(),
+            Arc::new(
+                Keyring::unwrap(&ring.wrap(&instance().public_key(), &mut rng), &instance())
+                    .unwrap(),
+            ),
+            T0,
+        );
+        auth.mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+            .unwrap()
+            .token
+    };
+    ring.rotate(T0 + MIN, &mut rng).unwrap();
+    let (auth, report) = authority(store, Arc::new(ring), T0 + MIN);
+    assert_eq!(report.restored, 1);
+    let new = auth
+        .mint(NewSession::verified(alice(), &laptop()), T0 + MIN, &mut rng)
+        .unwrap();
+    assert_eq!(new.session.context().key_id, 2);
+    assert_eq!(
+        auth.resume(&old, Some(&laptop()), None, None, T0 + 2 * MIN)
+            .decision,
+        Decision::Resumed
+    );
+    assert_eq!(
+        auth.resume(&new.token, Some(&laptop()), None, None, T0 + 2 * MIN)
+            .decision,
+        Decision::Resumed
+    );
+}
+
+fn instance() -> postern_core::keyring::InstanceKey {
+    postern_core::keyring::InstanceKey::from_seed(&[4u8; 64])
+}
+
+#[test]
+fn log_out_everywhere_and_credential_revocation_hit_only_what_they_name() {
+    let mut rng = rand::thread_rng();
+    let (auth, _) = authority(
+        Arc::new(MemoryStore::default()),
+        Arc::new(Keyring::generate(T0, &mut rng)),
+        T0,
+    );
+    let mut with_key = NewSession::verified(alice(), &laptop());
+    with_key.credential = [1; 16];
+    let a1 = auth.mint(with_key.clone(), T0, &mut rng).unwrap().token;
+    with_key.credential = [2; 16];
+    let a2 = auth.mint(with_key, T0, &mut rng).unwrap().token;
+    let bob = auth
+        .mint(
+            NewSession::verified(UserId::parse("bob").unwrap(), &laptop()),
+            T0,
+            &mut rng,
+        )
+        .unwrap()
+        .token;
+    assert_eq!(auth.list_user(&alice()).unwrap().len(), 2);
+    assert_eq!(
+        auth.revoke_credential(&alice(), &[1; 16], T0 + 1).unwrap(),
+        1
+    );
+    assert_eq!(
+        auth.resume(&a1, Some(&laptop()), None, None, T0 + 2)
+            .decision,
+        Decision::FullAuth(Reason::Revoked)
+    );
+    assert_eq!(
+        auth.resume(&a2, Some(&laptop()), None, None, T0 + 2)
+            .decision,
+        Decision::Resumed
+    );
+    assert_eq!(auth.revoke_user(&alice(), T0 + 3).unwrap(), 1);
+    assert_eq!(
+        auth.resume(&a2, Some(&laptop()), None, None, T0 + 4)
+            .decision,
+        Decision::FullAuth(Reason::Revoked)
+    );
+    assert_eq!(
+        auth.resume(&bob, Some(&laptop()), None, None, T0 + 4)
+            .decision,
+        Decision::Resumed
+    );
+}
+
+#[test]
+fn activity_is_flushed_at_most_once_per_interval() {
+    let mut rng = rand::thread_rng();
+    let store = Arc::new(MemoryStore::default());
+    let (auth, _) = authority(store.clone(), Arc::new(Keyring::generate(T0, &mut rng)), T0);
+    let minted = auth
+        .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+        .unwrap();
+    auth.resume(&minted.token, Some(&laptop()), None, None, T0 + 10 * SECOND);
+    assert_eq!(
+        auth.flush_activity().unwrap(),
+        0,
+        "10 s of activity is below the 60 s interval"
+    );
+    auth.resume(&minted.token, Some(&laptop()), None, None, T0 + 61 * SECOND);
+    assert_eq!(auth.flush_activity().unwrap(), 1);
+    assert_eq!(
+        store.get(&minted.token.id()).unwrap().unwrap().last_seen,
+        T0 + 61 * SECOND
+    );
+    assert_eq!(auth.flush_activity().unwrap(), 0);
+}
+
+#[test]
+fn sweeping_drops_sessions_only_after_their_retention() {
+    let mut rng = rand::thread_rng();
+    let store = Arc::new(MemoryStore::default());
+    let (auth, _) = authority(store.clone(), Arc::new(Keyring::generate(T0, &mut rng)), T0);
+    let minted = auth
+        .mint(NewSession::verified(alice(), &laptop()), T0, &mut rng)
+        .unwrap();
+    let expiry = minted.session.context().expires_at;
+    let retention = auth.config().expired_retention;
+    assert_eq!(auth.sweep(expiry + retention).unwrap(), 0);
+    assert_eq!(
+        auth.resume(&minted.token, Some(&laptop()), None, None, expiry)
+            .decision,
+        Decision::FullAuth(Reason::Expired)
+    );
+    assert_eq!(auth.sweep(expiry + retention + 1).unwrap(), 1);
+    assert_eq!(
+        auth.resume(&minted.token, Some(&laptop()), None, None, expiry)
+            .decision,
+        Decision::FullAuth(Reason::Unknown)
+    );
+}

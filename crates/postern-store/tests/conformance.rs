@@ -1,0 +1,152 @@
+//! One `SessionStore` conformance suite, run on every backend.
+
+use postern_core::context::UserId;
+use postern_core::token::SessionId;
+use postern_store::embedded::RedbStore;
+use postern_store::memory::MemoryStore;
+use postern_store::{SessionRow, SessionStore, StoreError, UserRecord};
+
+fn row(id: u8, user: &str, expires_at: u64) -> SessionRow {
+    SessionRow {
+        id: SessionId::from_bytes([id; 16]),
+        user: UserId::parse(user).unwrap(),
+        expires_at,
+        last_seen: 1,
+        revoked_at: None,
+        sealed: vec![id; 64],
+    }
+}
+
+fn conformance(store: &dyn SessionStore) {
+    inserted_rows_read_back_exactly(store);
+    a_session_id_is_never_overwritten(store);
+    revocation_is_recorded_once_and_kept(store);
+    activity_only_moves_forward(store);
+    the_user_index_lists_each_users_sessions(store);
+    expired_rows_are_removed_with_their_index_entries(store);
+    users_enroll_once_and_update_in_place(store);
+}
+
+fn inserted_rows_read_back_exactly(store: &dyn SessionStore) {
+    let r = row(1, "alice", 100);
+    store.insert(&r).unwrap();
+    assert_eq!(store.get(&r.id).unwrap(), Some(r));
+    assert_eq!(store.get(&SessionId::from_bytes([99; 16])).unwrap(), None);
+}
+
+fn a_session_id_is_never_overwritten(store: &dyn SessionStore) {
+    let mut r = row(1, "alice", 100);
+    r.sealed = vec![0xEE; 8];
+    assert_eq!(
+        store.insert(&r).unwrap_err(),
+        StoreError::CorruptRow("duplicate session id")
+    );
+    assert_eq!(store.get(&r.id).unwrap().unwrap().sealed, vec![1; 64]);
+}
+
+fn revocation_is_recorded_once_and_kept(store: &dyn SessionStore) {
+    let id = SessionId::from_bytes([1; 16]);
+    assert!(store.revoke(&id, 50).unwrap());
+    assert!(store.revoke(&id, 60).unwrap());
+    assert_eq!(store.get(&id).unwrap().unwrap().revoked_at, Some(50));
+    assert!(!store.revoke(&SessionId::from_bytes([98; 16]), 50).unwrap());
+}
+
+fn activity_only_moves_forward(store: &dyn SessionStore) {
+    let id = SessionId::from_bytes([1; 16]);
+    store.touch_many(&[(id, 40)]).unwrap();
+    store
+        .touch_many(&[(id, 30), (SessionId::from_bytes([97; 16]), 5)])
+        .unwrap();
+    assert_eq!(store.get(&id).unwrap().unwrap().last_seen, 40);
+}
+
+fn the_user_index_lists_each_users_sessions(store: &dyn SessionStore) {
+    store.insert(&row(2, "alice", 200)).unwrap();
+    store.insert(&row(3, "bob", 300)).unwrap();
+    let mut alice = store.list_user(&UserId::parse("alice").unwrap()).unwrap();
+    alice.sort();
+    assert_eq!(
+        alice,
+        vec![
+            SessionId::from_bytes([1; 16]),
+            SessionId::from_bytes([2; 16])
+        ]
+    );
+    assert_eq!(
+        store.list_user(&UserId::parse("bob").unwrap()).unwrap(),
+        vec![SessionId::from_bytes([3; 16])]
+    );
+    assert!(store
+        .list_user(&UserId::parse("carol").unwrap())
+        .unwrap()
+        .is_empty());
+    let mut all = Vec::new();
+    store.for_each(&mut |r| all.push(r.id)).unwrap();
+    assert_eq!(all.len(), 3);
+}
+
+fn expired_rows_are_removed_with_their_index_entries(store: &dyn SessionStore) {
+    assert_eq!(store.remove_expired(200).unwrap(), 1);
+    assert_eq!(store.get(&SessionId::from_bytes([1; 16])).unwrap(), None);
+    assert_eq!(
+        store.list_user(&UserId::parse("alice").unwrap()).unwrap(),
+        vec![SessionId::from_bytes([2; 16])]
+    );
+    assert_eq!(store.remove_expired(200).unwrap(), 0);
+}
+
+fn users_enroll_once_and_update_in_place(store: &dyn SessionStore) {
+    let alice = UserId::parse("alice").unwrap();
+    let rec = UserRecord {
+        identity_key: [5; 32],
+        enrolled_at: 9,
+        identity_revoked_at: None,
+    };
+    assert!(store.insert_user(&alice, &rec).unwrap());
+    let other = UserRecord {
+        identity_key: [6; 32],
+        ..rec.clone()
+    };
+    assert!(!store.insert_user(&alice, &other).unwrap());
+    assert_eq!(store.get_user(&alice).unwrap(), Some(rec.clone()));
+    let revoked = UserRecord {
+        identity_revoked_at: Some(11),
+        ..rec
+    };
+    assert!(store.update_user(&alice, &revoked).unwrap());
+    assert_eq!(store.get_user(&alice).unwrap(), Some(revoked.clone()));
+    assert!(!store
+        .update_user(&UserId::parse("nobody").unwrap(), &revoked)
+        .unwrap());
+    assert_eq!(
+        store.get_user(&UserId::parse("nobody").unwrap()).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn the_memory_store_meets_the_contract() {
+    conformance(&MemoryStore::default());
+}
+
+#[test]
+fn the_redb_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance(&RedbStore::open(&dir.path().join("sessions.redb")).unwrap());
+}
+
+#[test]
+fn the_redb_store_keeps_everything_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        store.insert(&row(7, "alice", 100)).unwrap();
+        store.revoke(&SessionId::from_bytes([7; 16]), 42).unwrap();
+    }
+    let store = RedbStore::open(&path).unwrap();
+    let back = store.get(&SessionId::from_bytes([7; 16])).unwrap().unwrap();
+    assert_eq!(back.revoked_at, Some(42));
+    assert_eq!(back.sealed, vec![7; 64]);
+}
