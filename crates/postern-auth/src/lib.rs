@@ -1,1 +1,45 @@
+//! # postern-auth
+//!
+//! Full authentication — the main gate — as a pipeline of verifier stages.
+//!
+//! # Layout
+//!
+//! - [`challenge`]: one-time server challenges (expire, single use, bounded).
+//! - [`stage`]: the [`Stage`] trait every verifier implements, the request it
+//!   sees and the evidence it contributes.
+//! - [`identity`]: the identity-proof stage (Schnorr over Ristretto255).
+//! - [`pipeline`]: runs the required stages in order, times each, and stops
+//!   at the first failure.
+//!
+//! Adding a factor (passkey, encrypted biometric) is a new [`Stage`]
+//! implementation and one more entry in the deployment's stage list; the
+//! pipeline, the reports and the metrics need no change.
+//!
+//! # Example
+//!
+//! ```
+//! use postern_auth::{challenge::ChallengeBook, identity::IdentityStage, pipeline::Pipeline, stage::{AuthRequest, Factors}};
+//! use postern_core::{context::UserId, device::Fingerprint, identity::{IdentitySecret, Statement}};
+//! use postern_store::UserRecord;
+//!
+//! let mut rng = rand::thread_rng();
+//! let secret = IdentitySecret::generate(&mut rng);
+//! let user = UserId::parse("alice").unwrap();
+//! let record = UserRecord { identity_key: *secret.public_key().as_bytes(), enrolled_at: 0, identity_revoked_at: None };
+//! let device = Fingerprint::single("laptop").unwrap();
+//!
+//! let book = ChallengeBook::new(60_000_000_000, 1_000);
+//! let issued = book.issue(&user, 0, &mut rng).unwrap();
+//! let proof = secret.prove(&Statement { challenge: &issued.challenge, user: "alice", device_hash: &device.hash() }, &mut rng);
+//!
+//! let challenge = book.take(&issued.id, &user, 1).unwrap();
+//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof) } };
+//! let outcome = Pipeline::new(vec![Box::new(IdentityStage)]).run(&request);
+//! assert!(outcome.result.is_ok());
+//! assert_eq!(outcome.reports[0].stage, "identity");
+//! ```
 
+pub mod challenge;
+pub mod identity;
+pub mod pipeline;
+pub mod stage;
