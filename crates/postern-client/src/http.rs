@@ -1,0 +1,208 @@
+//! A typed client for Postern's v1 HTTP API.
+//!
+//! Every call returns either the decoded success body or a
+//! [`ClientError::Api`] carrying the HTTP status and the server's
+//! `{ "error", "message" }` body, so scripts and tests can assert on the
+//! documented error codes. Decisions that are not errors in the protocol
+//! sense (`step_up`, `full_auth_required` on resume) come back as a
+//! [`ResumeResponse`] whatever the status.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use postern_core::identity::Statement;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::device::DeviceInput;
+use crate::identity_file::{IdentityFile, IdentityFileError};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server URL `{0}`")]
+    BadUrl(String),
+    #[error("could not reach the server")]
+    Transport(#[from] reqwest::Error),
+    #[error("server answered {status}: {code}: {message}")]
+    Api { status: u16, code: String, message: String, body: Value },
+    #[error("server sent a response this client does not understand")]
+    BadResponse(#[source] serde_json::Error),
+    #[error("invalid device fingerprint")]
+    Device(#[from] postern_core::device::FingerprintError),
+    #[error(transparent)]
+    Identity(IdentityFileError),
+}
+
+impl ClientError {
+    /// The API error code (`"full_auth_required"`, ...), if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub user: String,
+    pub credential_id: String,
+    pub enrolled_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    pub challenge_id: String,
+    pub challenge: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    pub stage: String,
+    pub outcome: String,
+    pub micros: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub session_id: String,
+    pub user: String,
+    pub expires_at: String,
+    pub resume_until: String,
+    pub stages: Vec<StageReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeResponse {
+    pub decision: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The HTTP status the server answered with.
+    #[serde(skip)]
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutResponse {
+    pub revoked: bool,
+    pub session_id: String,
+}
+
+/// A client bound to one Postern server.
+#[derive(Debug, Clone)]
+pub struct PosternClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl PosternClient {
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::BadUrl(base));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(ClientError::Transport)?;
+        Ok(Self { http, base })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&bytes).map_err(ClientError::BadResponse);
+        }
+        Err(api_error(status, &bytes))
+    }
+
+    /// Enrolls the identity's public key for its user.
+    pub async fn enroll(&self, identity: &IdentityFile) -> Result<EnrollResponse, ClientError> {
+        let body = json!({ "identity_public_key": URL_SAFE_NO_PAD.encode(identity.public_key().as_bytes()) });
+        self.send(self.http.post(self.url(&format!("/v1/users/{}/enroll", identity.user))).json(&body)).await
+    }
+
+    pub async fn challenge(&self, user: &str) -> Result<ChallengeResponse, ClientError> {
+        self.send(self.http.post(self.url("/v1/auth/challenge")).json(&json!({ "user": user }))).await
+    }
+
+    /// Full authentication: fetch a challenge, prove the identity bound to
+    /// it and to the device, and exchange the proof for a session.
+    pub async fn login(&self, identity: &IdentityFile, device: &DeviceInput) -> Result<LoginResponse, ClientError> {
+        let challenge = self.challenge(identity.user.as_str()).await?;
+        let proof = prove(identity, &challenge, device)?;
+        self.full(identity.user.as_str(), &challenge.challenge_id, device, &proof).await
+    }
+
+    /// The second half of [`PosternClient::login`], for callers that build
+    /// their own proof (tests of replay and tampering use it).
+    pub async fn full(&self, user: &str, challenge_id: &str, device: &DeviceInput, proof: &str) -> Result<LoginResponse, ClientError> {
+        let body = json!({ "user": user, "challenge_id": challenge_id, "device": device, "identity_proof": proof });
+        self.send(self.http.post(self.url("/v1/auth/full")).json(&body)).await
+    }
+
+    /// Asks whether the session may continue. Decisions other than
+    /// `resumed` are returned as values, not errors.
+    pub async fn resume(&self, token: &str, device: Option<&DeviceInput>, operation: Option<&str>) -> Result<ResumeResponse, ClientError> {
+        let mut body = json!({ "token": token });
+        if let Some(device) = device {
+            body["device"] = serde_json::to_value(device).map_err(ClientError::BadResponse)?;
+        }
+        if let Some(op) = operation {
+            body["operation"] = json!(op);
+        }
+        let response = self.http.post(self.url("/v1/session/resume")).json(&body).send().await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        match serde_json::from_slice::<ResumeResponse>(&bytes) {
+            Ok(mut decoded) if matches!(status, 200 | 401 | 403) => {
+                decoded.status = status;
+                Ok(decoded)
+            }
+            _ => Err(api_error(status, &bytes)),
+        }
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<LogoutResponse, ClientError> {
+        self.send(self.http.post(self.url("/v1/session/logout")).bearer_auth(token)).await
+    }
+}
+
+/// Computes the identity proof for a challenge, as base64url.
+pub fn prove(identity: &IdentityFile, challenge: &ChallengeResponse, device: &DeviceInput) -> Result<String, ClientError> {
+    let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).map_err(|_| bad_field("challenge"))?;
+    let challenge_bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad_field("challenge"))?;
+    let device_hash = device.fingerprint()?.hash();
+    let statement = Statement { challenge: &challenge_bytes, user: identity.user.as_str(), device_hash: &device_hash };
+    Ok(URL_SAFE_NO_PAD.encode(identity.secret.prove(&statement, &mut rand::rngs::OsRng)))
+}
+
+fn bad_field(field: &str) -> ClientError {
+    ClientError::Api { status: 0, code: "bad_response".into(), message: format!("server sent an invalid `{field}`"), body: Value::Null }
+}
+
+fn api_error(status: u16, bytes: &[u8]) -> ClientError {
+    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+    ClientError::Api { status, code: field("error"), message: field("message"), body }
+}
