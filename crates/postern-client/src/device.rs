@@ -23,7 +23,9 @@ impl DeviceInput {
     pub fn fingerprint(&self) -> Result<Fingerprint, FingerprintError> {
         match self {
             DeviceInput::Id(id) => Fingerprint::single(id),
-            DeviceInput::Components(map) => Fingerprint::canonical(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            DeviceInput::Components(map) => {
+                Fingerprint::canonical(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            }
         }
     }
 }
@@ -35,7 +37,10 @@ mod tests {
     #[test]
     fn both_json_shapes_parse_and_canonicalise() {
         let id: DeviceInput = serde_json::from_str(r#""laptop""#).unwrap();
-        assert_eq!(id.fingerprint().unwrap(), Fingerprint::single("laptop").unwrap());
+        assert_eq!(
+            id.fingerprint().unwrap(),
+            Fingerprint::single("laptop").unwrap()
+        );
         let obj: DeviceInput = serde_json::from_str(r#"{"platform":"linux","UA":"ff"}"#).unwrap();
         assert_eq!(
             obj.fingerprint().unwrap(),

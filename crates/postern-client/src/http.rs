@@ -25,7 +25,12 @@ pub enum ClientError {
     #[error("could not reach the server")]
     Transport(#[from] reqwest::Error),
     #[error("server answered {status}: {code}: {message}")]
-    Api { status: u16, code: String, message: String, body: Value },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        body: Value,
+    },
     #[error("server sent a response this client does not understand")]
     BadResponse(#[source] serde_json::Error),
     #[error("invalid device fingerprint")]
@@ -126,7 +131,10 @@ impl PosternClient {
         format!("{}{}", self.base, path)
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = request.send().await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;
@@ -139,31 +147,63 @@ impl PosternClient {
     /// Enrolls the identity's public key for its user.
     pub async fn enroll(&self, identity: &IdentityFile) -> Result<EnrollResponse, ClientError> {
         let body = json!({ "identity_public_key": URL_SAFE_NO_PAD.encode(identity.public_key().as_bytes()) });
-        self.send(self.http.post(self.url(&format!("/v1/users/{}/enroll", identity.user))).json(&body)).await
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/users/{}/enroll", identity.user)))
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn challenge(&self, user: &str) -> Result<ChallengeResponse, ClientError> {
-        self.send(self.http.post(self.url("/v1/auth/challenge")).json(&json!({ "user": user }))).await
+        self.send(
+            self.http
+                .post(self.url("/v1/auth/challenge"))
+                .json(&json!({ "user": user })),
+        )
+        .await
     }
 
     /// Full authentication: fetch a challenge, prove the identity bound to
     /// it and to the device, and exchange the proof for a session.
-    pub async fn login(&self, identity: &IdentityFile, device: &DeviceInput) -> Result<LoginResponse, ClientError> {
+    pub async fn login(
+        &self,
+        identity: &IdentityFile,
+        device: &DeviceInput,
+    ) -> Result<LoginResponse, ClientError> {
         let challenge = self.challenge(identity.user.as_str()).await?;
         let proof = prove(identity, &challenge, device)?;
-        self.full(identity.user.as_str(), &challenge.challenge_id, device, &proof).await
+        self.full(
+            identity.user.as_str(),
+            &challenge.challenge_id,
+            device,
+            &proof,
+        )
+        .await
     }
 
     /// The second half of [`PosternClient::login`], for callers that build
     /// their own proof (tests of replay and tampering use it).
-    pub async fn full(&self, user: &str, challenge_id: &str, device: &DeviceInput, proof: &str) -> Result<LoginResponse, ClientError> {
+    pub async fn full(
+        &self,
+        user: &str,
+        challenge_id: &str,
+        device: &DeviceInput,
+        proof: &str,
+    ) -> Result<LoginResponse, ClientError> {
         let body = json!({ "user": user, "challenge_id": challenge_id, "device": device, "identity_proof": proof });
-        self.send(self.http.post(self.url("/v1/auth/full")).json(&body)).await
+        self.send(self.http.post(self.url("/v1/auth/full")).json(&body))
+            .await
     }
 
     /// Asks whether the session may continue. Decisions other than
     /// `resumed` are returned as values, not errors.
-    pub async fn resume(&self, token: &str, device: Option<&DeviceInput>, operation: Option<&str>) -> Result<ResumeResponse, ClientError> {
+    pub async fn resume(
+        &self,
+        token: &str,
+        device: Option<&DeviceInput>,
+        operation: Option<&str>,
+    ) -> Result<ResumeResponse, ClientError> {
         let mut body = json!({ "token": token });
         if let Some(device) = device {
             body["device"] = serde_json::to_value(device).map_err(ClientError::BadResponse)?;
@@ -171,7 +211,12 @@ impl PosternClient {
         if let Some(op) = operation {
             body["operation"] = json!(op);
         }
-        let response = self.http.post(self.url("/v1/session/resume")).json(&body).send().await?;
+        let response = self
+            .http
+            .post(self.url("/v1/session/resume"))
+            .json(&body)
+            .send()
+            .await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;
         match serde_json::from_slice::<ResumeResponse>(&bytes) {
@@ -184,25 +229,58 @@ impl PosternClient {
     }
 
     pub async fn logout(&self, token: &str) -> Result<LogoutResponse, ClientError> {
-        self.send(self.http.post(self.url("/v1/session/logout")).bearer_auth(token)).await
+        self.send(
+            self.http
+                .post(self.url("/v1/session/logout"))
+                .bearer_auth(token),
+        )
+        .await
     }
 }
 
 /// Computes the identity proof for a challenge, as base64url.
-pub fn prove(identity: &IdentityFile, challenge: &ChallengeResponse, device: &DeviceInput) -> Result<String, ClientError> {
-    let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).map_err(|_| bad_field("challenge"))?;
-    let challenge_bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad_field("challenge"))?;
+pub fn prove(
+    identity: &IdentityFile,
+    challenge: &ChallengeResponse,
+    device: &DeviceInput,
+) -> Result<String, ClientError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(&challenge.challenge)
+        .map_err(|_| bad_field("challenge"))?;
+    let challenge_bytes: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad_field("challenge"))?;
     let device_hash = device.fingerprint()?.hash();
-    let statement = Statement { challenge: &challenge_bytes, user: identity.user.as_str(), device_hash: &device_hash };
+    let statement = Statement {
+        challenge: &challenge_bytes,
+        user: identity.user.as_str(),
+        device_hash: &device_hash,
+    };
     Ok(URL_SAFE_NO_PAD.encode(identity.secret.prove(&statement, &mut rand::rngs::OsRng)))
 }
 
 fn bad_field(field: &str) -> ClientError {
-    ClientError::Api { status: 0, code: "bad_response".into(), message: format!("server sent an invalid `{field}`"), body: Value::Null }
+    ClientError::Api {
+        status: 0,
+        code: "bad_response".into(),
+        message: format!("server sent an invalid `{field}`"),
+        body: Value::Null,
+    }
 }
 
 fn api_error(status: u16, bytes: &[u8]) -> ClientError {
     let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
-    ClientError::Api { status, code: field("error"), message: field("message"), body }
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    ClientError::Api {
+        status,
+        code: field("error"),
+        message: field("message"),
+        body,
+    }
 }

@@ -18,7 +18,10 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityFileError {
     #[error("identity file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("identity file {0} is not a Postern identity file")]
     Malformed(String),
     #[error(transparent)]
@@ -41,7 +44,10 @@ pub struct IdentityFile {
 
 impl IdentityFile {
     pub fn generate(user: &str) -> Result<Self, IdentityFileError> {
-        Ok(Self { user: UserId::parse(user)?, secret: IdentitySecret::generate(&mut rand::rngs::OsRng) })
+        Ok(Self {
+            user: UserId::parse(user)?,
+            secret: IdentitySecret::generate(&mut rand::rngs::OsRng),
+        })
     }
 
     pub fn public_key(&self) -> IdentityPublicKey {
@@ -50,7 +56,10 @@ impl IdentityFile {
 
     /// Writes the file with mode 0600; refuses to overwrite an existing one.
     pub fn create(&self, path: &Path) -> Result<(), IdentityFileError> {
-        let io = |source| IdentityFileError::Io { path: path.display().to_string(), source };
+        let io = |source| IdentityFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let body = Zeroizing::new(
             serde_json::to_vec(&OnDisk {
                 version: 1,
@@ -70,18 +79,27 @@ impl IdentityFile {
 
     pub fn load(path: &Path) -> Result<Self, IdentityFileError> {
         let malformed = || IdentityFileError::Malformed(path.display().to_string());
-        let bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|source| IdentityFileError::Io { path: path.display().to_string(), source })?,
-        );
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|source| IdentityFileError::Io {
+                path: path.display().to_string(),
+                source,
+            })?);
         let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
         let disk_secret = Zeroizing::new(disk.secret);
         if disk.version != 1 {
             return Err(malformed());
         }
-        let raw = Zeroizing::new(URL_SAFE_NO_PAD.decode(disk_secret.as_bytes()).map_err(|_| malformed())?);
+        let raw = Zeroizing::new(
+            URL_SAFE_NO_PAD
+                .decode(disk_secret.as_bytes())
+                .map_err(|_| malformed())?,
+        );
         let raw: [u8; 32] = raw.as_slice().try_into().map_err(|_| malformed())?;
         let secret = IdentitySecret::from_bytes(&raw).ok_or_else(malformed)?;
-        Ok(Self { user: UserId::parse(&disk.user)?, secret })
+        Ok(Self {
+            user: UserId::parse(&disk.user)?,
+            secret,
+        })
     }
 }
 
@@ -101,7 +119,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 
@@ -109,8 +130,14 @@ mod tests {
     fn an_existing_identity_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("id");
-        IdentityFile::generate("alice").unwrap().create(&path).unwrap();
-        assert!(matches!(IdentityFile::generate("alice").unwrap().create(&path), Err(IdentityFileError::Io { .. })));
+        IdentityFile::generate("alice")
+            .unwrap()
+            .create(&path)
+            .unwrap();
+        assert!(matches!(
+            IdentityFile::generate("alice").unwrap().create(&path),
+            Err(IdentityFileError::Io { .. })
+        ));
     }
 
     #[test]
@@ -118,8 +145,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("id");
         std::fs::write(&path, b"{\"version\":1,\"user\":\"a\",\"secret\":\"AAAA\"}").unwrap();
-        assert!(matches!(IdentityFile::load(&path), Err(IdentityFileError::Malformed(_))));
+        assert!(matches!(
+            IdentityFile::load(&path),
+            Err(IdentityFileError::Malformed(_))
+        ));
         std::fs::write(&path, b"not json").unwrap();
-        assert!(matches!(IdentityFile::load(&path), Err(IdentityFileError::Malformed(_))));
+        assert!(matches!(
+            IdentityFile::load(&path),
+            Err(IdentityFileError::Malformed(_))
+        ));
     }
 }

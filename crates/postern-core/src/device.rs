@@ -8,7 +8,7 @@
 //! concatenation.
 //!
 //! The binding is `HMAC-SHA256(device_key, canonical)`. The seed system uses
-//! HMAC-SHA3-256; on this hardware SHA-256 with SHA-NI is about five times
+//! HMAC-SHA3-256; on this hardware SHA-256 with SHA-NI is about 3.5 times
 //! faster (see `benches/resume.rs` and BENCHMARKS.md), and both are PRFs for
 //! this purpose. The keyed state is computed once per key and cloned per
 //! request, so a binding costs two compression passes over a short input.

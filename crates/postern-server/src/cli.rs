@@ -1,0 +1,424 @@
+//! The `postern` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use postern_client::device::DeviceInput;
+use postern_client::http::{ClientError, PosternClient};
+use postern_client::identity_file::IdentityFile;
+use serde_json::json;
+
+use crate::config::{Config, Overrides};
+use crate::keys::{self, InstanceSource};
+use crate::state::{Clock, SystemClock};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "postern",
+    version,
+    about = "Postern: authenticate once, resume in well under a microsecond.",
+    long_about = "Postern runs full authentication once (identity proof, post-quantum attestation), mints a sealed, signed, \
+device-bound session, and answers every later request from that session: resumed, step_up or full_auth_required, with a reason."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (sessions in ./postern-data by default; keys created on first start).
+    Serve {
+        /// TOML configuration file; environment variables and flags override it.
+        #[arg(long, env = "POSTERN_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Manage the instance key and the keyring.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[arg(long, env = "POSTERN_CONFIG", value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory holding the keyring.
+        #[arg(long = "data", env = "POSTERN_DATA", value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        /// File holding the instance key seed.
+        #[arg(
+            long = "instance-key",
+            env = "POSTERN_INSTANCE_KEY_FILE",
+            value_name = "FILE",
+            global = true
+        )]
+        instance_key_file: Option<PathBuf>,
+    },
+    /// Talk to a Postern server as a user would (prints JSON).
+    Client {
+        #[command(subcommand)]
+        action: ClientAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create the instance key and a keyring with one key generation.
+    Init,
+    /// Add a key generation: new sessions use it, old sessions keep verifying
+    /// until they expire. Restart the server to pick it up.
+    Rotate,
+    /// Print key generations and the instance key fingerprint.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientAction {
+    /// Create (or reuse) an identity key and enroll it for a user.
+    Enroll {
+        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long)]
+        user: String,
+        /// Identity file [default: ~/.config/postern/<user>.identity]
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// Full authentication: prove the identity, print the session token.
+    Login {
+        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long)]
+        user: String,
+        /// Device fingerprint (any stable device id string).
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// Resume a session. Exit status: 0 resumed, 3 step_up, 4 full_auth_required.
+    Resume {
+        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long)]
+        device: String,
+        /// The operation about to be performed (e.g. transfer).
+        #[arg(long)]
+        operation: Option<String>,
+    },
+    /// Revoke the session everywhere.
+    Logout {
+        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+}
+
+/// Entry point used by `main`.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve { config, overrides } => serve(config, overrides).await,
+        Command::Keys {
+            action,
+            config,
+            data_dir,
+            instance_key_file,
+        } => {
+            let overrides = Overrides {
+                data_dir,
+                instance_key_file,
+                ..Default::default()
+            };
+            keys_command(action, config, overrides)
+        }
+        Command::Client { action } => client(action).await,
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("postern: {message}");
+    ExitCode::FAILURE
+}
+
+fn print_json(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+    let _ = out.flush();
+}
+
+async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
+    let config = match Config::from_file(config_path.as_deref()) {
+        Ok(c) => c.apply(&overrides),
+        Err(e) => return fail(e),
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let opened = match crate::server::open(&config, clock) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    match &opened.instance_source {
+        InstanceSource::Created(path) => tracing::warn!(
+            path = %path.display(),
+            "created a new instance key; in production keep it outside the data directory (--instance-key) or use POSTERN_INSTANCE_SECRET"
+        ),
+        InstanceSource::File(path) => tracing::info!(path = %path.display(), "instance key loaded"),
+        InstanceSource::Environment => {
+            tracing::info!("instance key loaded from POSTERN_INSTANCE_SECRET")
+        }
+    }
+    if opened.created_keyring {
+        tracing::info!("created a new keyring (ML-KEM-768-wrapped)");
+    }
+    let r = &opened.restore;
+    tracing::info!(
+        restored = r.restored,
+        revoked = r.revoked,
+        expired_skipped = r.expired_skipped,
+        tampered = r.tampered,
+        key_generation = opened.key_generation,
+        data = %config.data_dir.display(),
+        "sessions restored"
+    );
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot listen on {}: {e}", config.listen)),
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // Tests and scripts read this line to find the port when listening on :0.
+    println!("postern listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    match crate::server::run(
+        listener,
+        opened.state,
+        &config,
+        crate::server::shutdown_signal(),
+    )
+    .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn keys_command(
+    action: KeysAction,
+    config_path: Option<PathBuf>,
+    overrides: Overrides,
+) -> ExitCode {
+    let config = match Config::from_file(config_path.as_deref()) {
+        Ok(c) => c.apply(&overrides),
+        Err(e) => return fail(e),
+    };
+    let now = SystemClock.now();
+    let t = crate::time::rfc3339;
+    let describe = |keyring: &postern_core::keyring::Keyring| -> Vec<serde_json::Value> {
+        keyring
+            .generations()
+            .iter()
+            .map(|g| {
+                json!({
+                    "id": g.id(),
+                    "created_at": t(g.created_at()),
+                    "retired_at": g.retired_at().map(t),
+                    "current": g.id() == keyring.current().id(),
+                })
+            })
+            .collect()
+    };
+    match action {
+        KeysAction::Init => match keys::init(&config, now) {
+            Ok(opened) => {
+                print_json(&json!({
+                    "keyring": keys::keyring_path(&config),
+                    "instance_key": format!("{:?}", opened.instance_source),
+                    "generations": describe(&opened.keyring),
+                }));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        KeysAction::Rotate => match keys::rotate(&config, now) {
+            Ok((keyring, id, pruned)) => {
+                print_json(
+                    &json!({ "current": id, "pruned": pruned, "generations": describe(&keyring),
+                    "note": "restart the server to start minting with the new generation" }),
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        KeysAction::Show => match keys::show(&config) {
+            Ok((keyring, instance, source)) => {
+                let fp: String = instance
+                    .fingerprint()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                print_json(&json!({
+                    "keyring": keys::keyring_path(&config),
+                    "instance_key_source": format!("{source:?}"),
+                    "instance_key_fingerprint": fp,
+                    "generations": describe(&keyring),
+                }));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    }
+}
+
+fn identity_path(user: &str, explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("postern").join(format!("{user}.identity"))
+    })
+}
+
+fn client_error(e: ClientError) -> ExitCode {
+    match &e {
+        ClientError::Api { body, .. } if !body.is_null() => {
+            print_json(body);
+            fail(e)
+        }
+        _ => fail(e),
+    }
+}
+
+async fn client(action: ClientAction) -> ExitCode {
+    match action {
+        ClientAction::Enroll {
+            server,
+            user,
+            identity,
+        } => {
+            let path = identity_path(&user, identity);
+            let identity = if path.exists() {
+                match IdentityFile::load(&path) {
+                    Ok(id) if id.user.as_str() == user => id,
+                    Ok(id) => {
+                        return fail(format!(
+                            "{} holds the identity of `{}`, not `{user}`",
+                            path.display(),
+                            id.user
+                        ))
+                    }
+                    Err(e) => return fail(e),
+                }
+            } else {
+                let id = match IdentityFile::generate(&user) {
+                    Ok(id) => id,
+                    Err(e) => return fail(e),
+                };
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                if let Err(e) = id.create(&path) {
+                    return fail(e);
+                }
+                id
+            };
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client.enroll(&identity).await {
+                Ok(r) => {
+                    print_json(
+                        &json!({ "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at, "identity_file": path }),
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_error(e),
+            }
+        }
+        ClientAction::Login {
+            server,
+            user,
+            device,
+            identity,
+        } => {
+            let path = identity_path(&user, identity);
+            let identity = match IdentityFile::load(&path) {
+                Ok(id) => id,
+                Err(e) => return fail(format!("{e} (run `postern client enroll` first)")),
+            };
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client.login(&identity, &DeviceInput::Id(device)).await {
+                Ok(r) => {
+                    print_json(&serde_json::to_value(&r).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_error(e),
+            }
+        }
+        ClientAction::Resume {
+            server,
+            token,
+            device,
+            operation,
+        } => {
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client
+                .resume(&token, Some(&DeviceInput::Id(device)), operation.as_deref())
+                .await
+            {
+                Ok(r) => {
+                    print_json(
+                        &json!({ "decision": r.decision, "reason": r.reason, "user": r.user, "session_id": r.session_id }),
+                    );
+                    match r.decision.as_str() {
+                        "resumed" => ExitCode::SUCCESS,
+                        "step_up" => ExitCode::from(3),
+                        _ => ExitCode::from(4),
+                    }
+                }
+                Err(e) => client_error(e),
+            }
+        }
+        ClientAction::Logout { server, token } => {
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client.logout(&token).await {
+                Ok(r) => {
+                    print_json(&json!({ "revoked": r.revoked, "session_id": r.session_id }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_error(e),
+            }
+        }
+    }
+}

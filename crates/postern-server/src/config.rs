@@ -1,0 +1,337 @@
+//! Configuration: a TOML file, then environment variables, then flags.
+//!
+//! Every setting has a default, so `postern serve` runs with no file at all.
+//! The file's keys mirror the flags (see `postern serve --help` and the
+//! README); durations are human-readable (`"90s"`, `"15m"`, `"8h"`).
+//! Environment variables (`POSTERN_TTL`, …) and flags are read by clap into
+//! [`Overrides`], and each one that is set replaces the file's value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postern_core::policy::{DeviceBinding, PolicyError, ResumePolicy};
+use postern_store::AuthorityConfig;
+use serde::Deserialize;
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid session policy: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Session settings (`[session]` in the file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub resume_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    pub device_binding: BindingMode,
+    pub risk_threshold: f32,
+    pub sensitive_operations: Vec<String>,
+    /// Activity is persisted at most once per this interval per session.
+    #[serde(with = "humantime_serde")]
+    pub last_seen_interval: Duration,
+    /// Expired and revoked sessions are kept this long after expiry.
+    #[serde(with = "humantime_serde")]
+    pub expired_retention: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        let policy = ResumePolicy::default();
+        let authority = AuthorityConfig::default();
+        Self {
+            ttl: Duration::from_nanos(policy.ttl),
+            resume_window: Duration::from_nanos(policy.resume_window),
+            idle_timeout: Duration::from_nanos(policy.idle_timeout),
+            device_binding: BindingMode::Required,
+            risk_threshold: policy.risk_threshold,
+            sensitive_operations: policy.sensitive_operations,
+            last_seen_interval: Duration::from_nanos(authority.last_seen_interval),
+            expired_retention: Duration::from_nanos(authority.expired_retention),
+        }
+    }
+}
+
+/// Whether resumes must present the bound device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingMode {
+    Required,
+    Off,
+}
+
+/// Full-authentication settings (`[auth]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(with = "humantime_serde")]
+    pub challenge_ttl: Duration,
+    /// Most outstanding challenges; beyond it `/v1/auth/challenge` answers 429.
+    pub max_outstanding_challenges: usize,
+    /// Required stages, in order.
+    pub stages: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            challenge_ttl: Duration::from_secs(120),
+            max_outstanding_challenges: 100_000,
+            stages: vec!["identity".into()],
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where the instance key's 64-byte seed lives (default: inside the data
+    /// directory; put it elsewhere, or use `POSTERN_INSTANCE_SECRET`, so a
+    /// copy of the data directory alone reveals nothing).
+    pub instance_key_file: Option<PathBuf>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    pub session: SessionConfig,
+    pub auth: AuthConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./postern-data"),
+            instance_key_file: None,
+            max_body_bytes: 16 * 1024,
+            session: SessionConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// Values from environment variables and flags; `None` keeps the file's.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "POSTERN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory: sessions database and wrapped keyring.
+    #[arg(long = "data", env = "POSTERN_DATA", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// File holding the instance key seed (created 0600 on first start).
+    #[arg(
+        long = "instance-key",
+        env = "POSTERN_INSTANCE_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub instance_key_file: Option<PathBuf>,
+    /// Absolute session lifetime, e.g. 8h.
+    #[arg(long, env = "POSTERN_TTL", value_parser = humantime::parse_duration)]
+    pub ttl: Option<Duration>,
+    /// How long after full authentication a session may be resumed, e.g. 1h.
+    #[arg(long, env = "POSTERN_RESUME_WINDOW", value_parser = humantime::parse_duration)]
+    pub resume_window: Option<Duration>,
+    /// Longest gap between two resumes, e.g. 30m.
+    #[arg(long, env = "POSTERN_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Whether resumes must present the device the session is bound to.
+    #[arg(long, env = "POSTERN_DEVICE_BINDING", value_enum)]
+    pub device_binding: Option<BindingMode>,
+    /// Risk scores above this (0-1) require full authentication.
+    #[arg(long, env = "POSTERN_RISK_THRESHOLD")]
+    pub risk_threshold: Option<f32>,
+    /// Comma-separated operations that require a step-up.
+    #[arg(long, env = "POSTERN_SENSITIVE_OPERATIONS", value_delimiter = ',')]
+    pub sensitive_operations: Option<Vec<String>>,
+    /// Persist activity at most once per this interval per session.
+    #[arg(long, env = "POSTERN_LAST_SEEN_INTERVAL", value_parser = humantime::parse_duration)]
+    pub last_seen_interval: Option<Duration>,
+    /// How long a challenge for full authentication stays valid.
+    #[arg(long, env = "POSTERN_CHALLENGE_TTL", value_parser = humantime::parse_duration)]
+    pub challenge_ttl: Option<Duration>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "POSTERN_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl Config {
+    /// Reads `path` if given (a missing explicit file is an error).
+    pub fn from_file(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies environment and flag values over the file's.
+    pub fn apply(mut self, o: &Overrides) -> Self {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.listen, &o.listen);
+        set(&mut self.data_dir, &o.data_dir);
+        if o.instance_key_file.is_some() {
+            self.instance_key_file = o.instance_key_file.clone();
+        }
+        set(&mut self.session.ttl, &o.ttl);
+        set(&mut self.session.resume_window, &o.resume_window);
+        set(&mut self.session.idle_timeout, &o.idle_timeout);
+        set(&mut self.session.device_binding, &o.device_binding);
+        set(&mut self.session.risk_threshold, &o.risk_threshold);
+        set(
+            &mut self.session.sensitive_operations,
+            &o.sensitive_operations,
+        );
+        set(&mut self.session.last_seen_interval, &o.last_seen_interval);
+        set(&mut self.auth.challenge_ttl, &o.challenge_ttl);
+        set(&mut self.max_body_bytes, &o.max_body_bytes);
+        self
+    }
+
+    /// The resume policy these settings describe, validated.
+    pub fn policy(&self) -> Result<ResumePolicy, ConfigError> {
+        let policy = ResumePolicy {
+            ttl: nanos(self.session.ttl),
+            resume_window: nanos(self.session.resume_window),
+            idle_timeout: nanos(self.session.idle_timeout),
+            device_binding: match self.session.device_binding {
+                BindingMode::Required => DeviceBinding::Required,
+                BindingMode::Off => DeviceBinding::Off,
+            },
+            risk_threshold: self.session.risk_threshold,
+            sensitive_operations: self.session.sensitive_operations.clone(),
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    pub fn authority(&self) -> Result<AuthorityConfig, ConfigError> {
+        if self.session.last_seen_interval.is_zero() {
+            return Err(ConfigError::Invalid("last_seen_interval must be positive"));
+        }
+        Ok(AuthorityConfig {
+            policy: self.policy()?,
+            last_seen_interval: nanos(self.session.last_seen_interval),
+            expired_retention: nanos(self.session.expired_retention),
+        })
+    }
+
+    /// Checks everything that `serve` relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.authority()?;
+        if self.auth.challenge_ttl.is_zero() {
+            return Err(ConfigError::Invalid("challenge_ttl must be positive"));
+        }
+        if self.max_body_bytes < 256 {
+            return Err(ConfigError::Invalid("max_body_bytes must be at least 256"));
+        }
+        if self.auth.stages.is_empty() {
+            return Err(ConfigError::Invalid(
+                "at least one full-authentication stage is required",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn instance_key_path(&self) -> PathBuf {
+        self.instance_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("instance.key"))
+    }
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_follow_owasp() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.session.idle_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(c.session.ttl, Duration::from_secs(8 * 3600));
+    }
+
+    #[test]
+    fn file_then_env_then_flags_later_ones_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[session]\nttl = \"2h\"\nresume_window = \"10m\"\n",
+        )
+        .unwrap();
+        let file = Config::from_file(Some(&path)).unwrap();
+        assert_eq!(file.session.ttl, Duration::from_secs(7200));
+        let merged = file.apply(&Overrides {
+            ttl: Some(Duration::from_secs(60)),
+            resume_window: Some(Duration::from_secs(30)),
+            ..Default::default()
+        });
+        assert_eq!(merged.session.ttl, Duration::from_secs(60));
+        assert_eq!(merged.listen, "127.0.0.1:9000".parse().unwrap());
+        merged.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_files_and_policies_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[session]\nttl = \"forever\"\n").unwrap();
+        assert!(matches!(
+            Config::from_file(Some(&path)),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, "unknown_key = 1\n").unwrap();
+        assert!(matches!(
+            Config::from_file(Some(&path)),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::from_file(Some(&dir.path().join("missing.toml"))),
+            Err(ConfigError::Read { .. })
+        ));
+        let c = Config::default().apply(&Overrides {
+            resume_window: Some(Duration::from_secs(9 * 3600)),
+            ..Default::default()
+        });
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Policy(PolicyError::BadResumeWindow))
+        ));
+    }
+}

@@ -1,0 +1,168 @@
+//! API errors: one enum, mapped to HTTP once, here.
+//!
+//! Every error response is `{ "error": "<code>", "message": "<text>" }`,
+//! sometimes with documented extra fields (`decision`, `reason`, `stages`).
+//! Messages never contain a token or any secret; the precise internal cause
+//! is logged (without secrets), not sent.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use postern_auth::challenge::ChallengeError;
+use postern_core::policy::Decision;
+use postern_store::StoreError;
+use serde_json::{json, Value};
+
+use crate::routes::auth::StageReportBody;
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("request body is larger than the limit")]
+    TooLarge,
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("full authentication failed")]
+    AuthenticationFailed { stages: Vec<StageReportBody> },
+    #[error("challenge rejected: {0}")]
+    Challenge(ChallengeError),
+    #[error("{}: {}", .0.as_str(), .0.reason().map_or("none", |r| r.as_str()))]
+    Decision(Decision),
+    #[error("this session may not act on that resource")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("user is already enrolled")]
+    AlreadyEnrolled,
+    #[error("too many requests")]
+    RateLimited,
+    #[error("session store unavailable")]
+    StoreUnavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(&'static str),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MissingToken
+            | ApiError::AuthenticationFailed { .. }
+            | ApiError::Challenge(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Decision(Decision::StepUp(_)) => StatusCode::FORBIDDEN,
+            ApiError::Decision(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::AlreadyEnrolled => StatusCode::CONFLICT,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::TooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::MissingToken => "missing_token",
+            ApiError::AuthenticationFailed { .. } => "authentication_failed",
+            ApiError::Challenge(ChallengeError::Expired) => "challenge_expired",
+            ApiError::Challenge(ChallengeError::TooMany) => "rate_limited",
+            ApiError::Challenge(_) => "challenge_invalid",
+            ApiError::Decision(Decision::StepUp(_)) => "step_up_required",
+            ApiError::Decision(_) => "full_auth_required",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::AlreadyEnrolled => "already_enrolled",
+            ApiError::RateLimited => "rate_limited",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::StoreUnavailable(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(ref r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge
+            }
+            JsonRejection::JsonDataError(e) => {
+                ApiError::bad_request("invalid_request", e.body_text())
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::bad_request("invalid_json", "request body is not valid JSON")
+            }
+            other => ApiError::bad_request("invalid_request", other.body_text()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::StoreUnavailable(cause) => {
+                tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "store unavailable")
+            }
+            ApiError::Internal(what) => tracing::error!(what, "internal error"),
+            _ => tracing::debug!(code = self.code(), "request refused"),
+        }
+        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        match &self {
+            ApiError::AuthenticationFailed { stages } => {
+                body["stages"] = serde_json::to_value(stages).unwrap_or(Value::Null);
+            }
+            ApiError::Decision(decision) => {
+                body["decision"] = json!(decision.as_str());
+                body["reason"] = json!(decision.reason().map(|r| r.as_str()));
+            }
+            _ => {}
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = match &self {
+                ApiError::Decision(_) => "Bearer error=\"invalid_token\"",
+                _ => "Bearer",
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+/// `Json<T>` whose rejections are [`ApiError`]s (JSON error shape, right status).
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}

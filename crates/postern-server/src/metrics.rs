@@ -1,0 +1,179 @@
+//! Prometheus metrics, in the text exposition format at `GET /metrics`.
+//!
+//! - `postern_http_requests_total{endpoint,method,status}` and
+//!   `postern_http_request_duration_seconds{endpoint,method}`;
+//! - `postern_resume_decisions_total{decision,reason}` (`reason="none"` for
+//!   `resumed`), counting resumes from `/v1/session/resume` and `/v1/check`;
+//! - `postern_auth_stage_duration_seconds{stage,outcome}` for every
+//!   full-authentication stage, plus `attestation` and `persist`;
+//! - `postern_active_sessions` (live, unexpired, unrevoked), computed at scrape.
+//!
+//! Endpoint labels are route templates (`/v1/users/{user}/sessions`), never
+//! concrete paths, so neither user ids nor anything secret reach a label.
+
+use postern_core::policy::Decision;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    endpoint: String,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+    outcome: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 µs to ~16 s in powers of two: resumes sit at the bottom, full
+    // authentication with a durable commit in the middle.
+    Histogram::new(exponential_buckets(1e-6, 2.0, 25))
+}
+
+/// The registry and its metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    decisions: Family<DecisionLabels, Counter>,
+    stages: Family<StageLabels, Histogram, fn() -> Histogram>,
+    active_sessions: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<LatencyLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let stages = Family::<StageLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let active_sessions = Gauge::default();
+        registry.register(
+            "postern_http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "postern_http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "postern_resume_decisions",
+            "Resume decisions by decision and reason",
+            decisions.clone(),
+        );
+        registry.register(
+            "postern_auth_stage_duration_seconds",
+            "Full-authentication stage time by stage and outcome",
+            stages.clone(),
+        );
+        registry.register(
+            "postern_active_sessions",
+            "Live sessions in the hot tier",
+            active_sessions.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            decisions,
+            stages,
+            active_sessions,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_request(&self, endpoint: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&LatencyLabels {
+                endpoint: endpoint.to_string(),
+                method: method.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn observe_decision(&self, decision: Decision) {
+        let reason = decision.reason().map_or("none", |r| r.as_str());
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                decision: decision.as_str(),
+                reason,
+            })
+            .inc();
+    }
+
+    pub fn observe_stage(&self, stage: &'static str, outcome: &'static str, nanos: u64) {
+        self.stages
+            .get_or_create(&StageLabels { stage, outcome })
+            .observe(nanos as f64 / 1e9);
+    }
+
+    /// Renders the text exposition format with the current active-session count.
+    pub fn render(&self, active_sessions: usize) -> String {
+        self.active_sessions
+            .set(i64::try_from(active_sessions).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_core::policy::Reason;
+
+    #[test]
+    fn metrics_render_in_prometheus_text_format() {
+        let m = Metrics::default();
+        m.observe_request("/v1/session/resume", "POST", 200, 0.000_002);
+        m.observe_decision(Decision::FullAuth(Reason::DeviceMismatch));
+        m.observe_decision(Decision::Resumed);
+        m.observe_stage("identity", "passed", 25_000);
+        let text = m.render(3);
+        assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/session/resume\",method=\"POST\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("postern_resume_decisions_total{decision=\"full_auth_required\",reason=\"device_mismatch\"} 1"));
+        assert!(
+            text.contains("postern_resume_decisions_total{decision=\"resumed\",reason=\"none\"} 1")
+        );
+        assert!(text.contains(
+            "postern_auth_stage_duration_seconds_count{stage=\"identity\",outcome=\"passed\"} 1"
+        ));
+        assert!(text.contains("postern_active_sessions 3"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

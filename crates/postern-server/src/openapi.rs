@@ -1,0 +1,47 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::routes::{auth, enroll, ops, session, users};
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `full_auth_required`.
+    pub error: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// On resume/check refusals: `step_up` or `full_auth_required`.
+    pub decision: Option<String>,
+    /// On resume/check refusals: why (`expired`, `device_mismatch`, ...).
+    pub reason: Option<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Postern",
+        description = "Authentication session layer: full authentication once, then sub-microsecond resume."
+    ),
+    paths(
+        enroll::enroll,
+        auth::challenge,
+        auth::full,
+        session::resume,
+        session::check,
+        session::logout,
+        users::list,
+        users::revoke_one,
+        users::revoke_all,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,198 @@
+//! Full authentication: `POST /v1/auth/challenge` and `POST /v1/auth/full`.
+//!
+//! A challenge is issued for any well-formed user id, enrolled or not, and a
+//! failed full authentication answers the same `401 authentication_failed`
+//! whether the user is unknown or the proof is wrong, so neither endpoint
+//! tells an attacker which users exist.
+
+use axum::extract::State;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use postern_auth::pipeline::{StageOutcome, StageReport};
+use postern_auth::stage::{AuthRequest, Factors, StageFailure};
+use postern_client::device::DeviceInput;
+use postern_core::context::Verdict;
+use postern_store::{NewSession, UserRecord};
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{blocking, user_id};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    pub user: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChallengeResponse {
+    /// Opaque id to send back with the proof (base64url).
+    pub challenge_id: String,
+    /// 32 random bytes the proof must be bound to (base64url).
+    pub challenge: String,
+    pub expires_at: String,
+}
+
+/// Issue a one-time challenge for full authentication.
+#[utoipa::path(post, path = "/v1/auth/challenge", request_body = ChallengeRequest,
+    responses((status = 200, body = ChallengeResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody)))]
+pub async fn challenge(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ChallengeRequest>,
+) -> Result<ApiJson<ChallengeResponse>, ApiError> {
+    let user = user_id(&body.user)?;
+    let issued = state
+        .challenges
+        .issue(&user, state.clock.now(), &mut OsRng)
+        .map_err(ApiError::Challenge)?;
+    Ok(ApiJson(ChallengeResponse {
+        challenge_id: URL_SAFE_NO_PAD.encode(issued.id),
+        challenge: URL_SAFE_NO_PAD.encode(issued.challenge),
+        expires_at: crate::time::rfc3339(issued.expires_at),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FullAuthRequest {
+    pub user: String,
+    pub challenge_id: String,
+    /// A device id string, or an object of named fingerprint components.
+    #[schema(value_type = Object)]
+    pub device: DeviceInput,
+    /// Schnorr identity proof, 64 bytes, base64url.
+    pub identity_proof: Option<String>,
+}
+
+/// One stage's outcome and time, as reported to clients.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StageReportBody {
+    pub stage: &'static str,
+    pub outcome: &'static str,
+    pub micros: f64,
+}
+
+impl StageReportBody {
+    fn of(stage: &'static str, outcome: StageOutcome, nanos: u64) -> Self {
+        Self {
+            stage,
+            outcome: outcome.as_str(),
+            micros: nanos as f64 / 1_000.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token. Keep it secret; Postern never stores or logs it.
+    pub token: String,
+    pub session_id: String,
+    pub user: String,
+    pub expires_at: String,
+    pub resume_until: String,
+    pub stages: Vec<StageReportBody>,
+}
+
+/// Run full authentication and mint a session.
+#[utoipa::path(post, path = "/v1/auth/full", request_body = FullAuthRequest,
+    responses((status = 200, body = LoginResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn full(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FullAuthRequest>,
+) -> Result<ApiJson<LoginResponse>, ApiError> {
+    let user = user_id(&body.user)?;
+    let device = body
+        .device
+        .fingerprint()
+        .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
+    let challenge_id: [u8; 16] = URL_SAFE_NO_PAD
+        .decode(body.challenge_id.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_challenge_id",
+                "challenge_id is not a Postern challenge id",
+            )
+        })?;
+    let proof = match &body.identity_proof {
+        Some(text) => Some(URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| {
+            ApiError::bad_request("invalid_identity_proof", "identity_proof is not base64url")
+        })?),
+        None => None,
+    };
+    // The challenge is consumed now, whatever happens next.
+    let challenge = state
+        .challenges
+        .take(&challenge_id, &user, state.clock.now())
+        .map_err(ApiError::Challenge)?;
+
+    let worker = state.clone();
+    blocking(move || {
+        let state = worker;
+        let record = state.store.get_user(&user)?;
+        // An unknown user runs the pipeline against a placeholder record that
+        // no proof verifies against, so the answer is the same as a bad proof.
+        let known = record.is_some();
+        let record = record.unwrap_or(UserRecord { identity_key: [0; 32], enrolled_at: 0, identity_revoked_at: None });
+        let request = AuthRequest {
+            user: &user,
+            record: &record,
+            device: &device,
+            challenge: &challenge,
+            factors: Factors { identity_proof: proof.as_deref() },
+        };
+        let outcome = state.pipeline.run(&request);
+        let mut stages: Vec<StageReportBody> = Vec::with_capacity(outcome.reports.len() + 2);
+        for report in &outcome.reports {
+            let StageReport { stage, outcome, nanos } = *report;
+            let outcome = if known { outcome } else { StageOutcome::Failed(StageFailure::Rejected) };
+            state.metrics.observe_stage(stage, outcome.as_str(), nanos);
+            stages.push(StageReportBody::of(stage, outcome, nanos));
+        }
+        let evidence = match (outcome.result, known) {
+            (Ok(evidence), true) => evidence,
+            (result, _) => {
+                if let Err((stage, failure)) = result {
+                    tracing::info!(user = %user, stage, failure = failure.as_str(), "full authentication failed");
+                } else {
+                    tracing::info!(user = %user, "full authentication for an unknown user");
+                }
+                return Err(ApiError::AuthenticationFailed { stages });
+            }
+        };
+        let new = NewSession {
+            user: user.clone(),
+            device,
+            verdict: Verdict::new(true, 7),
+            proof_digest: evidence.proof_digest,
+            credential: evidence.credential,
+            batch_slot: evidence.batch_slot,
+            extra_claims: evidence.claims,
+        };
+        let minted = state.authority.mint(new, state.clock.now(), &mut OsRng).map_err(|e| match e {
+            postern_store::authority::MintError::Store(e) => ApiError::StoreUnavailable(e),
+            _ => ApiError::Internal("could not mint the session"),
+        })?;
+        state.metrics.observe_stage("attestation", "passed", minted.attestation_nanos);
+        state.metrics.observe_stage("persist", "passed", minted.persist_nanos);
+        stages.push(StageReportBody::of("attestation", StageOutcome::Passed, minted.attestation_nanos));
+        stages.push(StageReportBody::of("persist", StageOutcome::Passed, minted.persist_nanos));
+        let ctx = minted.session.context();
+        tracing::info!(user = %user, session = %ctx.session_id.to_text(), "session minted");
+        Ok(ApiJson(LoginResponse {
+            token: minted.token.expose(),
+            session_id: ctx.session_id.to_text(),
+            user: user.to_string(),
+            expires_at: crate::time::rfc3339(ctx.expires_at),
+            resume_until: crate::time::rfc3339(ctx.resume_until),
+            stages,
+        }))
+    })
+    .await
+}

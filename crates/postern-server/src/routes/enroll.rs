@@ -1,0 +1,78 @@
+//! `POST /v1/users/{user}/enroll`: register a user's identity public key.
+//!
+//! Enrollment is first come, first served and never overwrites: a second
+//! enrollment of the same user is `409 already_enrolled`. (Deployments that
+//! need gated enrollment put this route behind their admin proxy.)
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use postern_core::identity::IdentityPublicKey;
+use postern_store::UserRecord;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{blocking, user_id};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// Ristretto255 public key, 32 bytes, base64url without padding.
+    pub identity_public_key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollResponse {
+    pub user: String,
+    /// Names the enrolled credential (base64url of 16 bytes).
+    pub credential_id: String,
+    pub enrolled_at: String,
+}
+
+/// Enroll a user's identity key.
+#[utoipa::path(post, path = "/v1/users/{user}/enroll", request_body = EnrollRequest,
+    params(("user" = String, Path, description = "User id: 1-64 of A-Z a-z 0-9 . _ @ -")),
+    responses((status = 201, body = EnrollResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    ApiJson(body): ApiJson<EnrollRequest>,
+) -> Result<(StatusCode, ApiJson<EnrollResponse>), ApiError> {
+    let user = user_id(&user)?;
+    let key_bytes = URL_SAFE_NO_PAD
+        .decode(body.identity_public_key.trim())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_identity_key",
+                "identity_public_key is not base64url",
+            )
+        })?;
+    let key = IdentityPublicKey::from_bytes(&key_bytes)
+        .map_err(|e| ApiError::bad_request("invalid_identity_key", e.to_string()))?;
+    let now = state.clock.now();
+    let record = UserRecord {
+        identity_key: *key.as_bytes(),
+        enrolled_at: now,
+        identity_revoked_at: None,
+    };
+    let store = state.store.clone();
+    let for_store = user.clone();
+    let inserted = blocking(move || Ok(store.insert_user(&for_store, &record)?)).await?;
+    if !inserted {
+        return Err(ApiError::AlreadyEnrolled);
+    }
+    tracing::info!(user = %user, "user enrolled");
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(EnrollResponse {
+            user: user.to_string(),
+            credential_id: URL_SAFE_NO_PAD.encode(key.credential_id()),
+            enrolled_at: crate::time::rfc3339(now),
+        }),
+    ))
+}

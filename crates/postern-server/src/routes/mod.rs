@@ -1,0 +1,101 @@
+//! The v1 HTTP API: one module per group of endpoints.
+
+pub mod auth;
+pub mod enroll;
+pub mod ops;
+pub mod session;
+pub mod users;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use postern_core::token::SessionToken;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Builds the router the server serves.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/users/{user}/enroll", post(enroll::enroll))
+        .route("/v1/auth/challenge", post(auth::challenge))
+        .route("/v1/auth/full", post(auth::full))
+        .route("/v1/session/resume", post(session::resume))
+        .route("/v1/session/logout", post(session::logout))
+        .route("/v1/check", get(session::check))
+        .route(
+            "/v1/users/{user}/sessions",
+            get(users::list).delete(users::revoke_all),
+        )
+        .route(
+            "/v1/users/{user}/sessions/{session}",
+            delete(users::revoke_one),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Counts and times every request by its route template.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        &endpoint,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The bearer token of a request. The token is never logged.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<SessionToken, ApiError> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(ApiError::MissingToken)?;
+    let value = value.to_str().map_err(|_| malformed_token())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(malformed_token)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MissingToken);
+    }
+    SessionToken::parse(token.trim()).map_err(|_| malformed_token())
+}
+
+pub(crate) fn malformed_token() -> ApiError {
+    ApiError::bad_request(
+        "malformed_token",
+        "the token is not a Postern session token",
+    )
+}
+
+pub(crate) fn user_id(text: &str) -> Result<postern_core::context::UserId, ApiError> {
+    postern_core::context::UserId::parse(text)
+        .map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))
+}
+
+/// Runs blocking store work off the async workers.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::Internal("blocking task failed"))?
+}

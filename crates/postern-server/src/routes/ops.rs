@@ -1,0 +1,51 @@
+//! Operations endpoints: health, readiness, metrics, the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use postern_core::context::UserId;
+
+use super::blocking;
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the store answers a read.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    let store = state.store.clone();
+    blocking(move || {
+        // Any valid id works: the read exercises the store, the answer is ignored.
+        let probe = UserId::parse("readiness-probe").map_err(|_| ApiError::Internal("probe id"))?;
+        store.get_user(&probe)?;
+        Ok("ready")
+    })
+    .await
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let active = state.authority.hot().count_active(state.clock.now());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(active),
+    )
+}
+
+/// This API's OpenAPI 3.1 document.
+pub async fn openapi() -> impl IntoResponse {
+    ApiJson(crate::openapi::document())
+}
+
+pub async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, ApiError::NotFound)
+}

@@ -1,0 +1,203 @@
+//! Resume, check and logout.
+//!
+//! `POST /v1/session/resume` answers with the decision in the body and a
+//! status that matches it: 200 `resumed`, 403 `step_up`, 401
+//! `full_auth_required` (with the reason). `GET /v1/check` is the same
+//! decision for a forward-auth proxy (nginx `auth_request`, Traefik
+//! `forwardAuth`): the token comes from `Authorization: Bearer`, the device
+//! from `X-Postern-Device`, the operation from `X-Postern-Operation`, and a
+//! 200 carries `X-Postern-User` and `X-Postern-Session`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use postern_client::device::DeviceInput;
+use postern_core::device::Fingerprint;
+use postern_core::policy::Decision;
+use postern_core::token::SessionToken;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{bearer, blocking, malformed_token};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+pub const DEVICE_HEADER: &str = "x-postern-device";
+pub const OPERATION_HEADER: &str = "x-postern-operation";
+pub const USER_HEADER: &str = "x-postern-user";
+pub const SESSION_HEADER: &str = "x-postern-session";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    pub token: String,
+    /// The device now presenting the session: an id string or components.
+    #[schema(value_type = Option<Object>)]
+    pub device: Option<DeviceInput>,
+    /// The operation about to be performed (sensitive ones need a step-up).
+    pub operation: Option<String>,
+    /// A risk score from 0 to 1 computed by the caller, if any.
+    pub risk_score: Option<f32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResumeResponse {
+    /// `resumed`, `step_up` or `full_auth_required`.
+    pub decision: &'static str,
+    /// Why, when the decision is not `resumed`.
+    pub reason: Option<&'static str>,
+    pub user: String,
+    pub session_id: String,
+    pub expires_at: String,
+}
+
+fn decide(
+    state: &AppState,
+    token: &SessionToken,
+    device: Option<&Fingerprint>,
+    operation: Option<&str>,
+    risk: Option<f32>,
+) -> Result<postern_store::ResumeOutcome, ApiError> {
+    if let Some(score) = risk {
+        if !(0.0..=1.0).contains(&score) {
+            return Err(ApiError::bad_request(
+                "invalid_risk_score",
+                "risk_score must be between 0 and 1",
+            ));
+        }
+    }
+    let outcome = state
+        .authority
+        .resume(token, device, operation, risk, state.clock.now());
+    state.metrics.observe_decision(outcome.decision);
+    Ok(outcome)
+}
+
+/// Resume a session: decide whether this request may proceed on it.
+#[utoipa::path(post, path = "/v1/session/resume", request_body = ResumeRequest,
+    responses((status = 200, body = ResumeResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, description = "full_auth_required, with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "step_up_required, with `decision` and `reason`", body = crate::openapi::ErrorBody)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResumeRequest>,
+) -> Result<ApiJson<ResumeResponse>, ApiError> {
+    let token = SessionToken::parse(body.token.trim()).map_err(|_| malformed_token())?;
+    let device = body
+        .device
+        .as_ref()
+        .map(DeviceInput::fingerprint)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
+    let outcome = decide(
+        &state,
+        &token,
+        device.as_ref(),
+        body.operation.as_deref(),
+        body.risk_score,
+    )?;
+    match (outcome.decision, outcome.session) {
+        (Decision::Resumed, Some(session)) => {
+            let ctx = session.context();
+            Ok(ApiJson(ResumeResponse {
+                decision: "resumed",
+                reason: None,
+                user: ctx.user.to_string(),
+                session_id: ctx.session_id.to_text(),
+                expires_at: crate::time::rfc3339(ctx.expires_at),
+            }))
+        }
+        (decision, _) => Err(ApiError::Decision(decision)),
+    }
+}
+
+/// The device a forward-auth request presents, from `X-Postern-Device`.
+fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, ApiError> {
+    match headers.get(DEVICE_HEADER) {
+        None => Ok(None),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::bad_request("invalid_device", "X-Postern-Device must be visible ASCII")
+            })?;
+            Fingerprint::single(text)
+                .map(Some)
+                .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))
+        }
+    }
+}
+
+/// Checks a bearer request as `/v1/check` does; used by the user endpoints.
+pub(crate) fn authenticated(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<std::sync::Arc<postern_store::hot::HotSession>, ApiError> {
+    let token = bearer(headers)?;
+    let device = header_device(headers)?;
+    let operation = headers.get(OPERATION_HEADER).and_then(|v| v.to_str().ok());
+    let outcome = decide(state, &token, device.as_ref(), operation, None)?;
+    match (outcome.decision, outcome.session) {
+        (Decision::Resumed, Some(session)) => Ok(session),
+        (decision, _) => Err(ApiError::Decision(decision)),
+    }
+}
+
+/// Forward-auth check: is this request authenticated?
+#[utoipa::path(get, path = "/v1/check",
+    params(("Authorization" = String, Header, description = "Bearer <token>"),
+        ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested")),
+    responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody)))]
+pub async fn check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let session = authenticated(&state, &headers)?;
+    let ctx = session.context();
+    let mut response = ApiJson(
+        serde_json::json!({ "user": ctx.user.as_str(), "session_id": ctx.session_id.to_text() }),
+    )
+    .into_response();
+    let headers = response.headers_mut();
+    // User ids are validated to a header-safe alphabet; session ids are base64url.
+    if let Ok(user) = HeaderValue::from_str(ctx.user.as_str()) {
+        headers.insert(HeaderName::from_static(USER_HEADER), user);
+    }
+    if let Ok(id) = HeaderValue::from_str(&ctx.session_id.to_text()) {
+        headers.insert(HeaderName::from_static(SESSION_HEADER), id);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoutResponse {
+    pub revoked: bool,
+    pub session_id: String,
+}
+
+/// Log out: revoke the bearer's session, durably, everywhere.
+#[utoipa::path(post, path = "/v1/session/logout",
+    params(("Authorization" = String, Header, description = "Bearer <token>")),
+    responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<ApiJson<LogoutResponse>, ApiError> {
+    let token = bearer(&headers)?;
+    let session = state
+        .authority
+        .authenticate(&token)
+        .ok_or(ApiError::Decision(Decision::FullAuth(
+            postern_core::policy::Reason::Unknown,
+        )))?;
+    let id = session.context().session_id;
+    let worker = state.clone();
+    blocking(move || Ok(worker.authority.revoke(&id, worker.clock.now())?)).await?;
+    tracing::info!(user = %session.context().user, session = %id.to_text(), "session revoked by logout");
+    Ok(ApiJson(LogoutResponse {
+        revoked: true,
+        session_id: id.to_text(),
+    }))
+}

@@ -1,0 +1,129 @@
+//! A user's sessions: list them, revoke one, or revoke all ("log out
+//! everywhere"). The caller must hold a session of that same user that
+//! passes the same check as `/v1/check` (bearer token, bound device).
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use postern_core::token::SessionId;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::session::authenticated;
+use super::{blocking, user_id};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub auth_time: String,
+    pub expires_at: String,
+    pub resume_until: String,
+    pub last_seen: String,
+    pub revoked_at: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub user: String,
+    pub sessions: Vec<SessionInfo>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokeResponse {
+    pub revoked: usize,
+}
+
+fn same_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+) -> Result<(postern_core::context::UserId, SessionId), ApiError> {
+    let user = user_id(user)?;
+    let session = authenticated(state, headers)?;
+    if session.context().user != user {
+        return Err(ApiError::Forbidden);
+    }
+    Ok((user, session.context().session_id))
+}
+
+/// List a user's sessions.
+#[utoipa::path(get, path = "/v1/users/{user}/sessions", params(("user" = String, Path, description = "User id")),
+    responses((status = 200, body = SessionList), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<ApiJson<SessionList>, ApiError> {
+    let (user, current) = same_user(&state, &headers, &user)?;
+    let worker = state.clone();
+    let for_store = user.clone();
+    let sessions = blocking(move || Ok(worker.authority.list_user(&for_store)?)).await?;
+    let t = crate::time::rfc3339;
+    Ok(ApiJson(SessionList {
+        user: user.to_string(),
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionInfo {
+                session_id: s.id.to_text(),
+                auth_time: t(s.auth_time),
+                expires_at: t(s.expires_at),
+                resume_until: t(s.resume_until),
+                last_seen: t(s.last_seen),
+                revoked_at: s.revoked_at.map(t),
+                current: s.id == current,
+            })
+            .collect(),
+    }))
+}
+
+/// Revoke one of a user's sessions.
+#[utoipa::path(delete, path = "/v1/users/{user}/sessions/{session}",
+    params(("user" = String, Path, description = "User id"), ("session" = String, Path, description = "Session id")),
+    responses((status = 200, body = RevokeResponse), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn revoke_one(
+    State(state): State<AppState>,
+    Path((user, session)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<ApiJson<RevokeResponse>, ApiError> {
+    let (user, _) = same_user(&state, &headers, &user)?;
+    let id = SessionId::parse(&session)
+        .map_err(|_| ApiError::bad_request("invalid_session_id", "not a Postern session id"))?;
+    let target = state
+        .authority
+        .session_of(&user, &id)
+        .ok_or(ApiError::NotFound)?;
+    let was_live = target.revoked_at().is_none();
+    let worker = state.clone();
+    blocking(move || Ok(worker.authority.revoke(&id, worker.clock.now())?)).await?;
+    tracing::info!(user = %user, session = %id.to_text(), "session revoked by its user");
+    Ok(ApiJson(RevokeResponse {
+        revoked: usize::from(was_live),
+    }))
+}
+
+/// Revoke every session of a user ("log out everywhere").
+#[utoipa::path(delete, path = "/v1/users/{user}/sessions", params(("user" = String, Path, description = "User id")),
+    responses((status = 200, body = RevokeResponse), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody)))]
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<ApiJson<RevokeResponse>, ApiError> {
+    let (user, _) = same_user(&state, &headers, &user)?;
+    let worker = state.clone();
+    let for_store = user.clone();
+    let revoked = blocking(move || {
+        Ok(worker
+            .authority
+            .revoke_user(&for_store, worker.clock.now())?)
+    })
+    .await?;
+    tracing::info!(user = %user, revoked, "all sessions revoked");
+    Ok(ApiJson(RevokeResponse { revoked }))
+}

@@ -1,0 +1,189 @@
+//! Building the server from configuration and running it until shutdown.
+//!
+//! [`open`] does everything that can fail before a port is bound: validate
+//! the configuration, open (or create) the keys and the redb database, and
+//! restore every stored session into the hot tier (unsealed, signature
+//! verified once). [`run`] then serves a listener until the `shutdown`
+//! future completes: it stops accepting, lets in-flight requests finish,
+//! stops the maintenance task, and flushes activity to the store.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_auth::challenge::ChallengeBook;
+use postern_auth::identity::IdentityStage;
+use postern_auth::pipeline::Pipeline;
+use postern_auth::stage::Stage;
+use postern_store::embedded::RedbStore;
+use postern_store::{RestoreReport, SessionAuthority, SessionStore, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{nanos, Config, ConfigError};
+use crate::keys::{self, InstanceSource, KeyError};
+use crate::metrics::Metrics;
+use crate::state::{AppState, Clock, Shared};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot open the session database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("unknown full-authentication stage `{0}` (available: identity)")]
+    UnknownStage(String),
+}
+
+/// What opening found, for the startup log.
+#[derive(Debug)]
+pub struct Opened {
+    pub state: AppState,
+    pub restore: RestoreReport,
+    pub instance_source: InstanceSource,
+    pub created_keyring: bool,
+    pub key_generation: u32,
+}
+
+fn stage_named(name: &str) -> Result<Box<dyn Stage>, StartError> {
+    match name {
+        "identity" => Ok(Box::new(IdentityStage)),
+        other => Err(StartError::UnknownStage(other.to_string())),
+    }
+}
+
+/// Opens keys and store and restores sessions.
+pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let now = clock.now();
+    let opened = keys::open_or_init(config, now)?;
+    let store: Arc<dyn SessionStore> =
+        Arc::new(RedbStore::open(&config.data_dir.join("sessions.redb"))?);
+    let key_generation = opened.keyring.current().id();
+    let (authority, restore) = SessionAuthority::restore(
+        Arc::new(opened.keyring),
+        store.clone(),
+        config.authority()?,
+        now,
+    )?;
+    let stages = config
+        .auth
+        .stages
+        .iter()
+        .map(|s| stage_named(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let state = AppState(Arc::new(Shared {
+        authority: Arc::new(authority),
+        store,
+        challenges: ChallengeBook::new(
+            nanos(config.auth.challenge_ttl),
+            config.auth.max_outstanding_challenges,
+        ),
+        pipeline: Pipeline::new(stages),
+        metrics: Metrics::default(),
+        clock,
+    }));
+    Ok(Opened {
+        state,
+        restore,
+        instance_source: opened.instance_source,
+        created_keyring: opened.created_keyring,
+        key_generation,
+    })
+}
+
+/// Serves until `shutdown` completes, then drains and flushes.
+pub async fn run<F>(
+    listener: TcpListener,
+    state: AppState,
+    config: &Config,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let maintenance = tokio::spawn(maintain(
+        state.clone(),
+        config.session.last_seen_interval,
+        stop_rx,
+    ));
+    let app = crate::routes::router(state.clone(), config.max_body_bytes);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("stopped accepting; in-flight requests finished");
+    let _ = stop_tx.send(true);
+    let _ = maintenance.await;
+    let authority = state.authority.clone();
+    match tokio::task::spawn_blocking(move || authority.flush_activity()).await {
+        Ok(Ok(n)) => tracing::info!(sessions = n, "activity flushed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "could not flush activity at shutdown"),
+        Err(_) => tracing::error!("activity flush task failed"),
+    }
+    Ok(())
+}
+
+/// Periodically persists activity and sweeps expired sessions.
+async fn maintain(state: AppState, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval.min(Duration::from_secs(60)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticker.tick() => {}
+        }
+        let worker = state.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let flushed = worker.authority.flush_activity()?;
+            let swept = worker.authority.sweep(worker.clock.now())?;
+            Ok::<_, StoreError>((flushed, swept))
+        })
+        .await;
+        match result {
+            Ok(Ok((flushed, swept))) if flushed + swept > 0 => {
+                tracing::debug!(flushed, swept, "maintenance")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "maintenance failed; will retry"),
+            Err(_) => tracing::warn!("maintenance task failed; will retry"),
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

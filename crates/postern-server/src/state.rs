@@ -1,0 +1,53 @@
+//! Shared handler state and the clock.
+
+use std::sync::Arc;
+
+use postern_auth::challenge::ChallengeBook;
+use postern_auth::pipeline::Pipeline;
+use postern_core::UnixNanos;
+use postern_store::{SessionAuthority, SessionStore};
+
+use crate::metrics::Metrics;
+
+/// The edge owns the clock; everything below takes `now` as a parameter.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> UnixNanos;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixNanos {
+        crate::time::system_now()
+    }
+}
+
+/// What every handler can reach. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+pub struct Shared {
+    pub authority: Arc<SessionAuthority>,
+    pub store: Arc<dyn SessionStore>,
+    pub challenges: ChallengeBook,
+    pub pipeline: Pipeline,
+    pub metrics: Metrics,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("authority", &self.0.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
