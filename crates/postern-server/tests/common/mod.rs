@@ -1,0 +1,112 @@
+//! Black-box harness: the real `postern` binary on a free port, driven over
+//! real HTTP by the real client.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use postern_client::device::DeviceInput;
+use postern_client::http::{LoginResponse, PosternClient};
+use postern_client::identity_file::IdentityFile;
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `postern serve` on 127.0.0.1:0 with `data` and extra flags,
+    /// and waits for its "listening" line.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "error")
+            .env_remove("POSTERN_INSTANCE_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn postern");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start in 30 s");
+        let base = line
+            .strip_prefix("postern listening on ")
+            .expect("listening line")
+            .to_string();
+        Server {
+            child,
+            base,
+            data: data.to_path_buf(),
+        }
+    }
+
+    pub fn client(&self) -> PosternClient {
+        PosternClient::new(&self.base).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGKILL: no shutdown work at all.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not stop within 5 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn device(id: &str) -> DeviceInput {
+    DeviceInput::Id(id.to_string())
+}
+
+/// Enrolls a fresh identity for `user` and logs in from `device_id`.
+pub async fn enroll_and_login(
+    client: &PosternClient,
+    user: &str,
+    device_id: &str,
+) -> (IdentityFile, LoginResponse) {
+    let identity = IdentityFile::generate(user).unwrap();
+    client.enroll(&identity).await.unwrap();
+    let login = client.login(&identity, &device(device_id)).await.unwrap();
+    (identity, login)
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}

@@ -1,0 +1,259 @@
+//! Login, resume, step-up, expiry, logout and restart, against the real
+//! binary over real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{device, enroll_and_login, http, Server};
+use postern_client::http::ResumeResponse;
+
+fn decision(r: &ResumeResponse) -> (&str, Option<&str>, u16) {
+    (r.decision.as_str(), r.reason.as_deref(), r.status)
+}
+
+#[tokio::test]
+async fn login_then_resume_follows_the_device_and_the_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (_, login) = enroll_and_login(&client, "alice", "laptop-1").await;
+    assert_eq!(login.user, "alice");
+    let stages: Vec<&str> = login.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, ["identity", "attestation", "persist"]);
+    assert!(login
+        .stages
+        .iter()
+        .all(|s| s.outcome == "passed" && s.micros > 0.0));
+
+    let ok = client
+        .resume(&login.token, Some(&device("laptop-1")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&ok), ("resumed", None, 200));
+    assert_eq!(ok.user.as_deref(), Some("alice"));
+    assert_eq!(ok.session_id.as_deref(), Some(login.session_id.as_str()));
+
+    let other = client
+        .resume(&login.token, Some(&device("phone-9")), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        decision(&other),
+        ("full_auth_required", Some("device_mismatch"), 401)
+    );
+    let none = client.resume(&login.token, None, None).await.unwrap();
+    assert_eq!(
+        decision(&none),
+        ("full_auth_required", Some("device_mismatch"), 401)
+    );
+
+    let sensitive = client
+        .resume(&login.token, Some(&device("laptop-1")), Some("transfer"))
+        .await
+        .unwrap();
+    assert_eq!(
+        decision(&sensitive),
+        ("step_up", Some("sensitive_operation"), 403)
+    );
+    let ordinary = client
+        .resume(&login.token, Some(&device("laptop-1")), Some("read"))
+        .await
+        .unwrap();
+    assert_eq!(decision(&ordinary), ("resumed", None, 200));
+}
+
+#[tokio::test]
+async fn logout_revokes_at_once_and_the_token_then_answers_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (_, login) = enroll_and_login(&client, "bob", "laptop").await;
+    let out = client.logout(&login.token).await.unwrap();
+    assert!(out.revoked);
+    assert_eq!(out.session_id, login.session_id);
+    let after = client
+        .resume(&login.token, Some(&device("laptop")), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        decision(&after),
+        ("full_auth_required", Some("revoked"), 401)
+    );
+    let check = http()
+        .get(server.url("/v1/check"))
+        .bearer_auth(&login.token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 401);
+}
+
+#[tokio::test]
+async fn idle_timeout_and_expiry_come_back_with_their_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    // ttl = resume window = 2 s, idle 1 s.
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--ttl",
+            "2s",
+            "--resume-window",
+            "2s",
+            "--idle-timeout",
+            "1s",
+        ],
+    );
+    let client = server.client();
+    let identity = postern_client::identity_file::IdentityFile::generate("carol").unwrap();
+    client.enroll(&identity).await.unwrap();
+    let idle = client.login(&identity, &device("d")).await.unwrap();
+    let busy = client.login(&identity, &device("d")).await.unwrap();
+    // Keep `busy` active every 0.5 s; leave `idle` alone.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = client
+            .resume(&busy.token, Some(&device("d")), None)
+            .await
+            .unwrap();
+        assert_eq!(decision(&r), ("resumed", None, 200));
+    }
+    let r = client
+        .resume(&idle.token, Some(&device("d")), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        decision(&r),
+        ("full_auth_required", Some("idle_timeout"), 401)
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = client
+        .resume(&busy.token, Some(&device("d")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r), ("full_auth_required", Some("expired"), 401));
+}
+
+#[tokio::test]
+async fn the_resume_window_closes_before_the_session_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--ttl",
+            "10s",
+            "--resume-window",
+            "1500ms",
+            "--idle-timeout",
+            "1s",
+        ],
+    );
+    let client = server.client();
+    let (_, login) = enroll_and_login(&client, "dave", "d").await;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let r = client
+            .resume(&login.token, Some(&device("d")), None)
+            .await
+            .unwrap();
+        assert_eq!(decision(&r), ("resumed", None, 200));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = client
+        .resume(&login.token, Some(&device("d")), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        decision(&r),
+        ("full_auth_required", Some("resume_window_elapsed"), 401)
+    );
+}
+
+#[tokio::test]
+async fn a_server_killed_with_sigkill_restarts_with_every_acknowledged_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let identity = postern_client::identity_file::IdentityFile::generate("erin").unwrap();
+    client.enroll(&identity).await.unwrap();
+    let mut logins = Vec::new();
+    for i in 0..5 {
+        logins.push(
+            client
+                .login(&identity, &device(&format!("dev-{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    client.logout(&logins[1].token).await.unwrap();
+    client.logout(&logins[3].token).await.unwrap();
+    server.kill();
+
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    for (i, login) in logins.iter().enumerate() {
+        let r = client
+            .resume(&login.token, Some(&device(&format!("dev-{i}"))), None)
+            .await
+            .unwrap();
+        if i == 1 || i == 3 {
+            assert_eq!(
+                decision(&r),
+                ("full_auth_required", Some("revoked"), 401),
+                "session {i}"
+            );
+        } else {
+            assert_eq!(decision(&r), ("resumed", None, 200), "session {i}");
+        }
+    }
+    // The enrolled identity survived too.
+    client.login(&identity, &device("dev-9")).await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully_and_sessions_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (_, login) = enroll_and_login(&client, "frank", "d").await;
+    assert!(server.terminate(), "postern should exit 0 on SIGTERM");
+    let server = Server::start(dir.path(), &[]);
+    let r = server
+        .client()
+        .resume(&login.token, Some(&device("d")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r), ("resumed", None, 200));
+}
+
+#[tokio::test]
+async fn a_tampered_record_on_disk_answers_tampered_after_restart() {
+    use postern_core::token::SessionToken;
+    use postern_store::embedded::RedbStore;
+    use postern_store::{SessionRow, SessionStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (_, login) = enroll_and_login(&server.client(), "grace", "d").await;
+    assert!(server.terminate());
+    {
+        // Rewrite the row with one flipped byte in its sealed record.
+        let db = dir.path().join("sessions.redb");
+        let id = SessionToken::parse(&login.token).unwrap().id();
+        let original = RedbStore::open(&db).unwrap().get(&id).unwrap().unwrap();
+        std::fs::remove_file(&db).unwrap();
+        let store = RedbStore::open(&db).unwrap();
+        let mut tampered: SessionRow = original;
+        let mid = tampered.sealed.len() / 2;
+        tampered.sealed[mid] ^= 0x20;
+        store.insert(&tampered).unwrap();
+    }
+    let server = Server::start(dir.path(), &[]);
+    let r = server
+        .client()
+        .resume(&login.token, Some(&device("d")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r), ("full_auth_required", Some("tampered"), 401));
+}
