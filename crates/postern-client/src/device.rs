@@ -47,6 +47,9 @@ mod tests {
             Fingerprint::canonical([("ua", "ff"), ("platform", "linux")]).unwrap()
         );
         assert!(serde_json::from_str::<DeviceInput>("42").is_err());
-        assert_eq!(DeviceInput::Id(String::new()).fingerprint().is_ok(), true);
+        assert_eq!(
+            DeviceInput::Id("  ".into()).fingerprint(),
+            Err(FingerprintError::Empty)
+        );
     }
 }

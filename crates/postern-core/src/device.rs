@@ -93,6 +93,9 @@ impl Fingerprint {
     /// A fingerprint made of one opaque device string (what the CLI's
     /// `--device` takes), as the single component `id`.
     pub fn single(id: &str) -> Result<Self, FingerprintError> {
+        if id.trim().is_empty() {
+            return Err(FingerprintError::Empty);
+        }
         Self::canonical([("id", id)])
     }
 

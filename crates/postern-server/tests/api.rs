@@ -1,6 +1,9 @@
 //! The HTTP contract: check, user sessions, operations endpoints, and bad
 //! input that must get its documented error and change nothing.
 
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{device, enroll_and_login, http, Server};

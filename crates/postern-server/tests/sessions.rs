@@ -1,6 +1,9 @@
 //! Login, resume, step-up, expiry, logout and restart, against the real
 //! binary over real HTTP.
 
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! The session authority over real keys and a real redb file.
 
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use postern_core::context::UserId;

@@ -1,5 +1,8 @@
 //! One `SessionStore` conformance suite, run on every backend.
 
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_store::embedded::RedbStore;

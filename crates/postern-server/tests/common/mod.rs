@@ -1,7 +1,14 @@
 //! Black-box harness: the real `postern` binary on a free port, driven over
 //! real HTTP by the real client.
 
-#![allow(dead_code, unreachable_pub)]
+// Test helpers: a failed unwrap here is a failed test, which is the point.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
