@@ -14,6 +14,9 @@
 //!   verifying its ML-DSA-65 signature on every resume
 //!   (`SessionContext::decode_verified`), which Postern does once, when the
 //!   session enters the hot tier.
+//! - `resume/miss_unknown_selector` and `resume/miss_wrong_verifier`: the
+//!   two ways a well-formed token fails; they should cost the same, so that
+//!   timing does not reveal whether a selector exists.
 //! - `device_mac/hmac_sha256` (Postern's `DeviceBinder::bind`) against
 //!   `device_mac/hmac_sha3_256` (the seed's MAC), both from a pre-keyed state
 //!   cloned per call, over the same ~120-byte canonical fingerprint.
@@ -164,6 +167,46 @@ fn bench_resume(c: &mut Criterion) {
     });
     group.bench_function("seed_design_verify_every_time", |b| {
         b.iter(|| seed_resume(&f, black_box(&f.token_text)))
+    });
+    // A presented token must not reveal whether its selector exists: an
+    // unknown selector and a known selector with a wrong verifier should
+    // cost the same.
+    let unknown = SessionToken::generate(&mut rand::thread_rng());
+    let wrong_verifier = {
+        let forged = format!(
+            "{}{}",
+            &f.token_text[..27],
+            "A".repeat(f.token_text.len() - 27)
+        );
+        SessionToken::parse(&forged).unwrap()
+    };
+    assert_eq!(wrong_verifier.id(), token.id());
+    for probe in [&unknown, &wrong_verifier] {
+        let d = f
+            .authority
+            .resume(probe, Some(&f.device), None, None, f.now)
+            .decision;
+        assert_eq!(d, Decision::FullAuth(postern_core::policy::Reason::Unknown));
+    }
+    group.bench_function("miss_unknown_selector", |b| {
+        b.iter(|| {
+            f.authority
+                .resume(black_box(&unknown), Some(&f.device), None, None, f.now)
+                .decision
+        })
+    });
+    group.bench_function("miss_wrong_verifier", |b| {
+        b.iter(|| {
+            f.authority
+                .resume(
+                    black_box(&wrong_verifier),
+                    Some(&f.device),
+                    None,
+                    None,
+                    f.now,
+                )
+                .decision
+        })
     });
     group.finish();
 }
