@@ -63,7 +63,7 @@ fn stage_named(name: &str) -> Result<Box<dyn Stage>, StartError> {
 /// Opens keys and store and restores sessions.
 pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
@@ -102,6 +102,19 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         created_keyring: opened.created_keyring,
         key_generation,
     })
+}
+
+/// Creates the data directory with mode 0700 if it does not exist yet (an
+/// existing directory keeps the permissions its owner chose).
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// Serves until `shutdown` completes, then drains and flushes.

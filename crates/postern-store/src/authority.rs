@@ -7,9 +7,9 @@
 //! hot-tier lookup → constant-time verifier check → expiry, window and idle
 //! checks → constant-time device-binding check → risk and sensitivity → decision.
 //!
-//! A lookup miss does the same verifier comparison against a dummy hash, so
-//! that a well-formed token answers `unknown` in the same time whether or not
-//! its selector exists. Minting and revoking write to the store first and
+//! A lookup miss does the same verifier comparison against a dummy hash
+//! ([`HotTier::find`]), so that a well-formed token answers `unknown` in the
+//! same time whether or not its selector exists. Minting and revoking write to the store first and
 //! touch the hot tier only once the store has acknowledged, so a failed
 //! write never leaves a half-made or half-revoked session.
 
@@ -24,11 +24,11 @@ use postern_core::policy::{
     decide_resume, Decision, DeviceCheck, Reason, ResumeFacts, ResumePolicy, SessionTimes,
 };
 use postern_core::seal::{OpenError, SealFailed};
-use postern_core::token::{SessionId, SessionToken, VerifierHash};
+use postern_core::token::{SessionId, SessionToken};
 use postern_core::{UnixNanos, SECOND};
 use rand::{CryptoRng, RngCore};
 
-use crate::hot::{HotSession, HotTier, Slot};
+use crate::hot::{HotSession, HotTier, Lookup, Slot};
 use crate::store::{SessionRow, SessionStore, StoreError};
 
 /// Authority settings beyond the resume policy.
@@ -336,25 +336,17 @@ impl SessionAuthority {
         risk_score: Option<f32>,
         now: UnixNanos,
     ) -> ResumeOutcome {
-        let presented = token.verifier_hash();
-        let session = match self.hot.get(&token.id()) {
-            Some(Slot::Live(session)) => session,
-            Some(Slot::Tampered) => {
+        let session = match self.hot.find(&token.id(), &token.verifier_hash()) {
+            Lookup::Found(session) => session,
+            Lookup::Tampered => {
                 return ResumeOutcome {
                     decision: Decision::FullAuth(Reason::Tampered),
                     session: None,
                 };
             }
-            None => {
-                // Same work as a wrong verifier: no timing difference.
-                let _ = VerifierHash::dummy().matches(&presented);
-                return ResumeOutcome::unknown();
-            }
+            Lookup::Unknown => return ResumeOutcome::unknown(),
         };
         let ctx = session.context();
-        if !ctx.verifier_hash.matches(&presented) {
-            return ResumeOutcome::unknown();
-        }
         let device_check = match (device, self.keyring.generation(ctx.key_id)) {
             (None, _) => DeviceCheck::NotPresented,
             // The generation was pruned: every session it made has expired,
@@ -393,16 +385,9 @@ impl SessionAuthority {
     /// The session a token proves possession of, whatever its state
     /// (revoked, expired, ...). A miss costs the same as a wrong verifier.
     pub fn authenticate(&self, token: &SessionToken) -> Option<Arc<HotSession>> {
-        let presented = token.verifier_hash();
-        match self.hot.get(&token.id()) {
-            Some(Slot::Live(session)) if session.context().verifier_hash.matches(&presented) => {
-                Some(session)
-            }
-            Some(Slot::Live(_)) | Some(Slot::Tampered) => None,
-            None => {
-                let _ = VerifierHash::dummy().matches(&presented);
-                None
-            }
+        match self.hot.find(&token.id(), &token.verifier_hash()) {
+            Lookup::Found(session) => Some(session),
+            Lookup::Tampered | Lookup::Unknown => None,
         }
     }
 

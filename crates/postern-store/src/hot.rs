@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use postern_core::context::SessionContext;
-use postern_core::token::SessionId;
+use postern_core::token::{SessionId, VerifierHash};
 use postern_core::UnixNanos;
 
 /// A verified session held in memory.
@@ -92,6 +92,17 @@ pub enum Slot {
     Tampered,
 }
 
+/// What a token's selector and verifier find in the hot tier.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The verifier matched this session (whatever its state).
+    Found(Arc<HotSession>),
+    /// The selector names a record that failed verification at load.
+    Tampered,
+    /// No session has this selector, or the verifier did not match.
+    Unknown,
+}
+
 /// The concurrent map of verified sessions.
 #[derive(Debug, Default)]
 pub struct HotTier {
@@ -101,6 +112,29 @@ pub struct HotTier {
 impl HotTier {
     pub fn get(&self, id: &SessionId) -> Option<Slot> {
         self.map.get(id).map(|e| e.value().clone())
+    }
+
+    /// Finds the session a token proves possession of. Exactly one
+    /// constant-time verifier comparison runs whether or not the selector
+    /// exists, and the session is cloned out only on a match, so an unknown
+    /// selector and a wrong verifier cost the same (see `benches/resume.rs`).
+    pub fn find(&self, id: &SessionId, presented: &VerifierHash) -> Lookup {
+        match self.map.get(id) {
+            Some(entry) => match entry.value() {
+                Slot::Live(session) => {
+                    if session.context.verifier_hash.matches(presented) {
+                        Lookup::Found(session.clone())
+                    } else {
+                        Lookup::Unknown
+                    }
+                }
+                Slot::Tampered => Lookup::Tampered,
+            },
+            None => {
+                let _ = VerifierHash::dummy().matches(presented);
+                Lookup::Unknown
+            }
+        }
     }
 
     pub fn insert(&self, id: SessionId, slot: Slot) {

@@ -29,12 +29,16 @@ impl Server {
     /// Starts `postern serve` on 127.0.0.1:0 with `data` and extra flags,
     /// and waits for its "listening" line.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
+        Self::start_with_env(data, extra, &[])
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = postern()
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
-            .env("RUST_LOG", "error")
-            .env_remove("POSTERN_INSTANCE_SECRET")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -96,6 +100,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `postern` binary with a clean environment for tests.
+pub fn postern() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_postern"));
+    command.env("RUST_LOG", "error");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("POSTERN_") {
+            command.env_remove(key);
+        }
+    }
+    command
 }
 
 pub fn device(id: &str) -> DeviceInput {
