@@ -295,6 +295,19 @@ impl<V> Cache<V> {
         tag: u64,
         now: u64,
     ) -> Admission {
+        self.insert_arc(key, Arc::new(value), weight, expires_at, tag, now)
+    }
+
+    /// As [`Cache::insert`], for a value the caller already shares.
+    pub fn insert_arc(
+        &self,
+        key: CacheKey,
+        value: Arc<V>,
+        weight: u32,
+        expires_at: u64,
+        tag: u64,
+        now: u64,
+    ) -> Admission {
         if expires_at <= now {
             return Admission::Expired;
         }
@@ -306,7 +319,7 @@ impl<V> Cache<V> {
         let mut data = shard.data.write();
         let slot = Slot {
             key,
-            value: Arc::new(value),
+            value,
             expires_at,
             weight,
             tag,
@@ -656,8 +669,7 @@ mod tests {
             shards: 4,
             eviction_samples: 4,
         });
-        let mut now = 0;
-        for _ in 0..20_000 {
+        for now in 0..20_000u64 {
             let k = key(rng.gen_range(0..200));
             match rng.gen_range(0..4) {
                 0 => {
@@ -680,7 +692,6 @@ mod tests {
                     c.get(k, now);
                 }
             }
-            now += 1;
         }
         let mut entries = 0;
         let mut bytes = 0;

@@ -104,7 +104,8 @@ pub struct ResumeResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogoutResponse {
     pub revoked: bool,
-    pub session_id: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 /// A client bound to one Postern server.

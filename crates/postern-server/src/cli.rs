@@ -36,7 +36,7 @@ enum Command {
         #[arg(long, env = "POSTERN_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        overrides: Overrides,
+        overrides: Box<Overrides>,
     },
     /// Manage the instance key and the keyring.
     Keys {
@@ -134,7 +134,7 @@ pub async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve { config, overrides } => serve(config, overrides).await,
+        Command::Serve { config, overrides } => serve(config, *overrides).await,
         Command::Keys {
             action,
             config,

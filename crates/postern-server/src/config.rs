@@ -101,6 +101,70 @@ impl Default for AuthConfig {
     }
 }
 
+/// A configured secret: redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Gate mode (`[gate]`): validate tokens issued by an existing identity
+/// provider. Exactly one of `upstream_introspection` and `upstream_auth1`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateSettings {
+    /// RFC 7662 introspection endpoint.
+    pub upstream_introspection: Option<String>,
+    /// RFC 7009 revocation endpoint, used on logout.
+    pub upstream_revocation: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Base URL of an Auth1-style session API.
+    pub upstream_auth1: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+    /// Cap on how long any answer is cached.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    /// How long an answer without any expiry is cached.
+    #[serde(with = "humantime_serde")]
+    pub ttl_without_expiry: Duration,
+    pub cache_max_entries: usize,
+    pub cache_max_bytes: usize,
+    pub breaker_threshold: u32,
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        Self {
+            upstream_introspection: None,
+            upstream_revocation: None,
+            client_id: None,
+            client_secret: None,
+            upstream_auth1: None,
+            upstream_timeout: Duration::from_secs(2),
+            max_ttl: Duration::from_secs(15 * 60),
+            ttl_without_expiry: Duration::from_secs(30),
+            cache_max_entries: 1_000_000,
+            cache_max_bytes: 512 << 20,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(5),
+        }
+    }
+}
+
+impl GateSettings {
+    pub fn enabled(&self) -> bool {
+        self.upstream_introspection.is_some() || self.upstream_auth1.is_some()
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -115,6 +179,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub session: SessionConfig,
     pub auth: AuthConfig,
+    pub gate: GateSettings,
 }
 
 impl Default for Config {
@@ -126,6 +191,7 @@ impl Default for Config {
             max_body_bytes: 16 * 1024,
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
+            gate: GateSettings::default(),
         }
     }
 }
@@ -173,6 +239,22 @@ pub struct Overrides {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "POSTERN_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Gate mode: an RFC 7662 token-introspection endpoint to validate
+    /// tokens of an existing identity provider.
+    #[arg(long, env = "POSTERN_UPSTREAM_INTROSPECTION", value_name = "URL")]
+    pub upstream_introspection: Option<String>,
+    /// Gate mode: the RFC 7009 revocation endpoint called on logout.
+    #[arg(long, env = "POSTERN_UPSTREAM_REVOCATION", value_name = "URL")]
+    pub upstream_revocation: Option<String>,
+    /// Gate mode: client id for introspection (HTTP Basic).
+    #[arg(long, env = "POSTERN_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Gate mode: client secret for introspection (HTTP Basic).
+    #[arg(long, env = "POSTERN_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Gate mode: base URL of an Auth1-style session API.
+    #[arg(long, env = "POSTERN_UPSTREAM_AUTH1", value_name = "URL")]
+    pub upstream_auth1: Option<String>,
 }
 
 impl Config {
@@ -215,6 +297,22 @@ impl Config {
         set(&mut self.session.last_seen_interval, &o.last_seen_interval);
         set(&mut self.auth.challenge_ttl, &o.challenge_ttl);
         set(&mut self.max_body_bytes, &o.max_body_bytes);
+        for (slot, value) in [
+            (
+                &mut self.gate.upstream_introspection,
+                &o.upstream_introspection,
+            ),
+            (&mut self.gate.upstream_revocation, &o.upstream_revocation),
+            (&mut self.gate.client_id, &o.client_id),
+            (&mut self.gate.upstream_auth1, &o.upstream_auth1),
+        ] {
+            if value.is_some() {
+                slot.clone_from(value);
+            }
+        }
+        if let Some(secret) = &o.client_secret {
+            self.gate.client_secret = Some(Secret(secret.clone()));
+        }
         self
     }
 

@@ -12,6 +12,7 @@ use axum::Json;
 use postern_auth::challenge::ChallengeError;
 use postern_core::policy::Decision;
 use postern_store::StoreError;
+use postern_tower::GateError;
 use serde_json::{json, Value};
 
 use crate::routes::auth::StageReportBody;
@@ -43,6 +44,8 @@ pub enum ApiError {
     RateLimited,
     #[error("session store unavailable")]
     StoreUnavailable(#[source] StoreError),
+    #[error(transparent)]
+    Gate(#[from] postern_tower::GateError),
     #[error("internal error")]
     Internal(&'static str),
 }
@@ -70,6 +73,9 @@ impl ApiError {
             ApiError::AlreadyEnrolled => StatusCode::CONFLICT,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gate(GateError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
+            ApiError::Gate(GateError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Gate(GateError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +97,9 @@ impl ApiError {
             ApiError::AlreadyEnrolled => "already_enrolled",
             ApiError::RateLimited => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",
+            ApiError::Gate(GateError::Forbidden(_)) => "insufficient_scope",
+            ApiError::Gate(GateError::Unavailable(_)) => "upstream_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -128,6 +137,9 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "store unavailable")
             }
             ApiError::Internal(what) => tracing::error!(what, "internal error"),
+            ApiError::Gate(GateError::Unavailable(why)) => {
+                tracing::warn!(why, "gate: upstream unavailable")
+            }
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
@@ -142,11 +154,17 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            let challenge = match &self {
-                ApiError::Decision(_) => "Bearer error=\"invalid_token\"",
-                _ => "Bearer",
-            };
+        // RFC 6750 §3: 401s carry a Bearer challenge; a 403 for missing
+        // scope says `insufficient_scope`.
+        let challenge = match &self {
+            ApiError::Gate(GateError::Forbidden(_)) => Some("Bearer error=\"insufficient_scope\""),
+            ApiError::Decision(_) | ApiError::Gate(_) if status == StatusCode::UNAUTHORIZED => {
+                Some("Bearer error=\"invalid_token\"")
+            }
+            _ if status == StatusCode::UNAUTHORIZED => Some("Bearer"),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),

@@ -6,7 +6,13 @@
 //!   `resumed`), counting resumes from `/v1/session/resume` and `/v1/check`;
 //! - `postern_auth_stage_duration_seconds{stage,outcome}` for every
 //!   full-authentication stage, plus `attestation` and `persist`;
-//! - `postern_active_sessions` (live, unexpired, unrevoked), computed at scrape.
+//! - `postern_active_sessions` (live, unexpired, unrevoked), computed at scrape;
+//! - gate mode: `postern_gate_cache_*` (hits, misses, admissions rejected,
+//!   evictions, expired reaped, entries, bytes) read at scrape,
+//!   `postern_gate_upstream_duration_seconds{op,outcome}`, and
+//!   `postern_gate_oldest_unapplied_revocation_seconds` (0 on one instance:
+//!   local revocations apply before logout answers; cross-instance
+//!   broadcast arrives with the Redis store).
 //!
 //! Endpoint labels are route templates (`/v1/users/{user}/sessions`), never
 //! concrete paths, so neither user ids nor anything secret reach a label.
@@ -39,6 +45,12 @@ struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    op: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: &'static str,
     outcome: &'static str,
@@ -58,7 +70,29 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     stages: Family<StageLabels, Histogram, fn() -> Histogram>,
     active_sessions: Gauge,
+    upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    gate_cache: [Gauge; 7],
+    oldest_unapplied_revocation: Gauge,
 }
+
+const GATE_CACHE_STATS: [(&str, &str); 7] = [
+    ("postern_gate_cache_hits", "Gate cache hits since start"),
+    ("postern_gate_cache_misses", "Gate cache misses since start"),
+    (
+        "postern_gate_cache_admissions_rejected",
+        "Entries refused by frequency-based admission",
+    ),
+    (
+        "postern_gate_cache_evictions",
+        "Entries evicted for more frequent ones",
+    ),
+    (
+        "postern_gate_cache_expired_reaped",
+        "Expired entries reaped",
+    ),
+    ("postern_gate_cache_entries", "Entries held"),
+    ("postern_gate_cache_bytes", "Bytes of entries held"),
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -97,6 +131,24 @@ impl Default for Metrics {
             "Live sessions in the hot tier",
             active_sessions.clone(),
         );
+        let upstream = Family::<UpstreamLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "postern_gate_upstream_duration_seconds",
+            "Upstream calls by operation and outcome",
+            upstream.clone(),
+        );
+        let gate_cache: [Gauge; 7] = Default::default();
+        for ((name, help), gauge) in GATE_CACHE_STATS.iter().zip(&gate_cache) {
+            registry.register(*name, *help, gauge.clone());
+        }
+        let oldest_unapplied_revocation = Gauge::default();
+        registry.register(
+            "postern_gate_oldest_unapplied_revocation_seconds",
+            "Age of the oldest revocation this instance knows of but has not applied (local revocations apply synchronously)",
+            oldest_unapplied_revocation.clone(),
+        );
         Self {
             registry,
             requests,
@@ -104,6 +156,9 @@ impl Default for Metrics {
             decisions,
             stages,
             active_sessions,
+            upstream,
+            gate_cache,
+            oldest_unapplied_revocation,
         }
     }
 }
@@ -141,14 +196,42 @@ impl Metrics {
             .observe(nanos as f64 / 1e9);
     }
 
-    /// Renders the text exposition format with the current active-session count.
-    pub fn render(&self, active_sessions: usize) -> String {
+    /// Renders the text exposition format with the current active-session
+    /// count and, in gate mode, the gate cache's statistics.
+    pub fn render(
+        &self,
+        active_sessions: usize,
+        gate: Option<postern_cache::CacheStats>,
+    ) -> String {
         self.active_sessions
             .set(i64::try_from(active_sessions).unwrap_or(i64::MAX));
+        if let Some(s) = gate {
+            let values = [
+                s.hits,
+                s.misses,
+                s.admissions_rejected,
+                s.evictions,
+                s.expired_reaped,
+                s.entries,
+                s.bytes,
+            ];
+            for (gauge, value) in self.gate_cache.iter().zip(values) {
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+            self.oldest_unapplied_revocation.set(0);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl postern_tower::GateObserver for Metrics {
+    fn upstream_call(&self, op: &'static str, outcome: &'static str, seconds: f64) {
+        self.upstream
+            .get_or_create(&UpstreamLabels { op, outcome })
+            .observe(seconds);
     }
 }
 
@@ -164,7 +247,7 @@ mod tests {
         m.observe_decision(Decision::FullAuth(Reason::DeviceMismatch));
         m.observe_decision(Decision::Resumed);
         m.observe_stage("identity", "passed", 25_000);
-        let text = m.render(3);
+        let text = m.render(3, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/session/resume\",method=\"POST\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("postern_resume_decisions_total{decision=\"full_auth_required\",reason=\"device_mismatch\"} 1"));
         assert!(

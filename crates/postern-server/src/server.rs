@@ -20,10 +20,14 @@ use postern_store::{RestoreReport, SessionAuthority, SessionStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{nanos, Config, ConfigError};
+use crate::config::{nanos, Config, ConfigError, GateSettings};
 use crate::keys::{self, InstanceSource, KeyError};
 use crate::metrics::Metrics;
 use crate::state::{AppState, Clock, Shared};
+use postern_cache::sweeper::Sweeper;
+use postern_cache::CacheConfig;
+use postern_tower::upstream::Upstream;
+use postern_tower::{Gate, GateConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,8 @@ pub enum StartError {
     },
     #[error("unknown full-authentication stage `{0}` (available: identity)")]
     UnknownStage(String),
+    #[error("invalid gate upstream: {0}")]
+    Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
 }
 
 /// What opening found, for the startup log.
@@ -84,6 +90,18 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         .iter()
         .map(|s| stage_named(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let metrics = Arc::new(Metrics::default());
+    let (gate, sweeper) = match build_gate(&config.gate, metrics.clone())? {
+        Some(gate) => {
+            let sweeper = Sweeper::start(gate.cache().clone(), Duration::from_secs(1), 1_000)
+                .map_err(|source| StartError::DataDir {
+                    path: "gate sweeper thread".into(),
+                    source,
+                })?;
+            (Some(gate), Some(sweeper))
+        }
+        None => (None, None),
+    };
     let state = AppState(Arc::new(Shared {
         authority: Arc::new(authority),
         store,
@@ -92,8 +110,10 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
             config.auth.max_outstanding_challenges,
         ),
         pipeline: Pipeline::new(stages),
-        metrics: Metrics::default(),
+        metrics,
         clock,
+        gate,
+        _sweeper: sweeper,
     }));
     Ok(Opened {
         state,
@@ -102,6 +122,46 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         created_keyring: opened.created_keyring,
         key_generation,
     })
+}
+
+/// Builds the gate when an upstream is configured.
+fn build_gate(
+    settings: &GateSettings,
+    metrics: Arc<Metrics>,
+) -> Result<Option<Arc<Gate>>, StartError> {
+    let upstream = match (&settings.upstream_introspection, &settings.upstream_auth1) {
+        (Some(url), None) => Upstream::introspection(
+            url,
+            settings.upstream_revocation.as_deref(),
+            settings.client_id.as_deref().unwrap_or_default(),
+            settings
+                .client_secret
+                .as_ref()
+                .map(|s| s.0.as_str())
+                .unwrap_or_default(),
+        ),
+        (None, Some(url)) => Upstream::auth1(url),
+        _ => return Ok(None),
+    }
+    .and_then(|u| u.with_timeout(settings.upstream_timeout))?;
+    let config = GateConfig {
+        cache: CacheConfig {
+            max_entries: settings.cache_max_entries,
+            max_bytes: settings.cache_max_bytes,
+            ..CacheConfig::default()
+        },
+        max_ttl: nanos(settings.max_ttl),
+        ttl_without_expiry: nanos(settings.ttl_without_expiry),
+        breaker_threshold: settings.breaker_threshold,
+        breaker_cooldown: nanos(settings.breaker_cooldown),
+    };
+    tracing::info!(
+        upstream = upstream.name(),
+        "gate mode: validating upstream tokens"
+    );
+    Ok(Some(Arc::new(
+        Gate::new(upstream, config).with_observer(metrics),
+    )))
 }
 
 /// Creates the data directory with mode 0700 if it does not exist yet (an

@@ -33,8 +33,12 @@ pub struct Shared {
     pub store: Arc<dyn SessionStore>,
     pub challenges: ChallengeBook,
     pub pipeline: Pipeline,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Gate mode: validation of an upstream identity provider's tokens.
+    pub gate: Option<Arc<postern_tower::Gate>>,
+    /// Keeps the gate cache's sweeper thread alive as long as the state.
+    pub _sweeper: Option<postern_cache::sweeper::Sweeper>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -66,6 +66,11 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
 
 /// The bearer token of a request. The token is never logged.
 pub(crate) fn bearer(headers: &HeaderMap) -> Result<SessionToken, ApiError> {
+    SessionToken::parse(bearer_text(headers)?).map_err(|_| malformed_token())
+}
+
+/// The raw bearer token of a request. The token is never logged.
+pub(crate) fn bearer_text(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or(ApiError::MissingToken)?;
@@ -74,7 +79,13 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<SessionToken, ApiError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::MissingToken);
     }
-    SessionToken::parse(token.trim()).map_err(|_| malformed_token())
+    Ok(token.trim())
+}
+
+/// Whether a bearer token is one of Postern's own (else, in gate mode, it
+/// belongs to the upstream identity provider).
+pub(crate) fn is_postern_token(token: &str) -> bool {
+    token.starts_with("pst1.")
 }
 
 pub(crate) fn malformed_token() -> ApiError {

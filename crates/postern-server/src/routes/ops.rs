@@ -37,7 +37,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(active),
+        state
+            .metrics
+            .render(active, state.gate.as_ref().map(|g| g.stats())),
     )
 }
 

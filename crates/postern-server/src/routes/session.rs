@@ -7,6 +7,14 @@
 //! `forwardAuth`): the token comes from `Authorization: Bearer`, the device
 //! from `X-Postern-Device`, the operation from `X-Postern-Operation`, and a
 //! 200 carries `X-Postern-User` and `X-Postern-Session`.
+//!
+//! In gate mode (`--upstream-introspection` or `--upstream-auth1`), a bearer
+//! token that is not a Postern token is validated through the gate: cached
+//! on a hit, one upstream call on a miss, 401 `invalid_token`, 403
+//! `insufficient_scope` (the scopes in `X-Postern-Required-Scopes` are
+//! checked on every request), or 503 `upstream_unavailable` — never 200 when
+//! the upstream cannot answer. A 200 carries `X-Postern-User`,
+//! `X-Postern-Scopes` and, if the upstream has one, `X-Postern-Session`.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -18,14 +26,18 @@ use postern_core::token::SessionToken;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{bearer, blocking, malformed_token};
+use super::{bearer, bearer_text, blocking, is_postern_token, malformed_token};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
+use postern_tower::{GateError, Requirement};
 
 pub const DEVICE_HEADER: &str = "x-postern-device";
 pub const OPERATION_HEADER: &str = "x-postern-operation";
 pub const USER_HEADER: &str = "x-postern-user";
 pub const SESSION_HEADER: &str = "x-postern-session";
+pub const SCOPES_HEADER: &str = "x-postern-scopes";
+pub const REQUIRED_SCOPES_HEADER: &str = "x-postern-required-scopes";
+pub const REQUIRED_AUDIENCE_HEADER: &str = "x-postern-required-audience";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +165,12 @@ pub async fn check(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(gate) = &state.gate {
+        let token = bearer_text(&headers)?;
+        if !is_postern_token(token) {
+            return gate_check(&state, gate, token, &headers).await;
+        }
+    }
     let session = authenticated(&state, &headers)?;
     let ctx = session.context();
     let mut response = ApiJson(
@@ -170,10 +188,49 @@ pub async fn check(
     Ok(response)
 }
 
+/// Gate mode: validate an upstream identity provider's token, checking the
+/// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` on
+/// every request (hit or miss).
+async fn gate_check(
+    state: &AppState,
+    gate: &std::sync::Arc<postern_tower::Gate>,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut requirement =
+        Requirement::from_scope_list(text(REQUIRED_SCOPES_HEADER).unwrap_or_default());
+    if let Some(audience) = text(REQUIRED_AUDIENCE_HEADER) {
+        requirement = requirement.with_audience(audience.trim());
+    }
+    let session = gate.check(token, &requirement, state.clock.now()).await?;
+    // A subject that cannot travel in a header must not pass silently.
+    let user = HeaderValue::from_str(&session.subject)
+        .map_err(|_| ApiError::Gate(GateError::Unavailable("subject not representable")))?;
+    let mut response = ApiJson(serde_json::json!({
+        "user": session.subject, "scopes": session.scopes, "session_id": session.session_id,
+    }))
+    .into_response();
+    let out = response.headers_mut();
+    out.insert(HeaderName::from_static(USER_HEADER), user);
+    if let Ok(scopes) = HeaderValue::from_str(&session.scopes.join(" ")) {
+        out.insert(HeaderName::from_static(SCOPES_HEADER), scopes);
+    }
+    if let Some(id) = session
+        .session_id
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        out.insert(HeaderName::from_static(SESSION_HEADER), id);
+    }
+    Ok(response)
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogoutResponse {
     pub revoked: bool,
-    pub session_id: String,
+    /// The Postern session id (absent for an upstream token in gate mode).
+    pub session_id: Option<String>,
 }
 
 /// Log out: revoke the bearer's session, durably, everywhere.
@@ -185,6 +242,18 @@ pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<ApiJson<LogoutResponse>, ApiError> {
+    if let Some(gate) = &state.gate {
+        let token = bearer_text(&headers)?;
+        if !is_postern_token(token) {
+            // Refused here at once and purged, then revoked upstream.
+            gate.logout(token, state.clock.now()).await?;
+            tracing::info!("upstream token revoked by logout");
+            return Ok(ApiJson(LogoutResponse {
+                revoked: true,
+                session_id: None,
+            }));
+        }
+    }
     let token = bearer(&headers)?;
     let session = state
         .authority
@@ -198,6 +267,6 @@ pub async fn logout(
     tracing::info!(user = %session.context().user, session = %id.to_text(), "session revoked by logout");
     Ok(ApiJson(LogoutResponse {
         revoked: true,
-        session_id: id.to_text(),
+        session_id: Some(id.to_text()),
     }))
 }

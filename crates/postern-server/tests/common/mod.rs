@@ -114,6 +114,87 @@ pub fn postern() -> Command {
     command
 }
 
+/// The reference identity provider (`postern-demo-idp`) as a separate
+/// process on a free port.
+pub struct Idp {
+    child: Child,
+    pub base: String,
+}
+
+impl Idp {
+    pub fn start(extra: &[&str]) -> Idp {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_postern-demo-idp"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn postern-demo-idp");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines
+            .next()
+            .expect("idp printed nothing")
+            .expect("idp stdout");
+        let base = line
+            .strip_prefix("postern-demo-idp listening on ")
+            .expect("listening line")
+            .to_string();
+        std::thread::spawn(move || for _ in lines {});
+        Idp { child, base }
+    }
+
+    /// Mints a token for `sub` with `scope`, valid for `expires_in` seconds.
+    pub async fn mint(&self, sub: &str, scope: &str, expires_in: u64) -> String {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/admin/tokens", self.base))
+            .json(&serde_json::json!({ "sub": sub, "scope": scope, "expires_in": expires_in }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Calls per endpoint (`introspect`, `revoke`, `session`, `logout`).
+    pub async fn calls(&self, endpoint: &str) -> u64 {
+        let body: serde_json::Value = reqwest::get(format!("{}/stats", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body[endpoint].as_u64().unwrap()
+    }
+
+    /// The flags that point `postern serve` at this IdP's introspection.
+    pub fn introspection_flags(&self) -> Vec<String> {
+        vec![
+            "--upstream-introspection".into(),
+            format!("{}/oauth/introspect", self.base),
+            "--upstream-revocation".into(),
+            format!("{}/oauth/revoke", self.base),
+            "--client-id".into(),
+            "demo".into(),
+            "--client-secret".into(),
+            "demo-secret".into(),
+        ]
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn device(id: &str) -> DeviceInput {
     DeviceInput::Id(id.to_string())
 }

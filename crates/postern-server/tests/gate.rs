@@ -1,0 +1,256 @@
+//! Gate mode against a real upstream identity provider process
+//! (`postern-demo-idp`) over real HTTP.
+
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{http, Idp, Server};
+use serde_json::Value;
+
+fn gate_server(idp: &Idp, dir: &std::path::Path) -> Server {
+    let flags = idp.introspection_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start(dir, &flags)
+}
+
+async fn check(server: &Server, token: &str, scopes: Option<&str>) -> reqwest::Response {
+    let mut request = http().get(server.url("/v1/check")).bearer_auth(token);
+    if let Some(scopes) = scopes {
+        request = request.header("X-Postern-Required-Scopes", scopes);
+    }
+    request.send().await.unwrap()
+}
+
+async fn code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_first_request_calls_upstream_once_and_repeats_hit() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    let token = idp.mint("alice", "read write", 600).await;
+    for _ in 0..6 {
+        let r = check(&server, &token, None).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-postern-user"], "alice");
+        assert_eq!(r.headers()["x-postern-scopes"], "read write");
+        assert!(r.headers().contains_key("x-postern-session"));
+    }
+    assert_eq!(idp.calls("introspect").await, 1);
+    let metrics = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "postern_gate_cache_hits 5",
+        "postern_gate_cache_misses 1",
+        "postern_gate_cache_entries 1",
+        "postern_gate_upstream_duration_seconds_count{op=\"validate\",outcome=\"ok\"} 1",
+        "postern_gate_oldest_unapplied_revocation_seconds 0",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing `{expected}` in\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(&token[..40]),
+        "metrics must not contain the token"
+    );
+}
+
+#[tokio::test]
+async fn required_scopes_are_checked_on_every_hit() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    let token = idp.mint("bob", "read", 600).await;
+    assert_eq!(check(&server, &token, Some("read")).await.status(), 200);
+    let denied = check(&server, &token, Some("read write")).await;
+    assert_eq!(
+        denied.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_scope\""
+    );
+    assert_eq!(code(denied).await, (403, "insufficient_scope".into()));
+    assert_eq!(check(&server, &token, Some("read")).await.status(), 200);
+    assert_eq!(
+        idp.calls("introspect").await,
+        1,
+        "the 403 came from the cached entry"
+    );
+}
+
+#[tokio::test]
+async fn logout_refuses_the_token_at_once_and_revokes_it_upstream() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    let token = idp.mint("carol", "read", 600).await;
+    assert_eq!(check(&server, &token, None).await.status(), 200);
+    let out = http()
+        .post(server.url("/v1/session/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(idp.calls("revoke").await, 1);
+    assert_eq!(
+        code(check(&server, &token, None).await).await,
+        (401, "invalid_token".into())
+    );
+}
+
+#[tokio::test]
+async fn failures_are_never_cached_and_expired_tokens_are_never_served() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    for _ in 0..3 {
+        assert_eq!(
+            code(check(&server, "not-a-token-the-idp-knows", None).await).await,
+            (401, "invalid_token".into())
+        );
+    }
+    assert_eq!(
+        idp.calls("introspect").await,
+        3,
+        "every failure asked upstream again"
+    );
+
+    let short = idp.mint("dave", "read", 2).await;
+    assert_eq!(check(&server, &short, None).await.status(), 200);
+    assert_eq!(check(&server, &short, None).await.status(), 200);
+    assert_eq!(idp.calls("introspect").await, 4);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(
+        code(check(&server, &short, None).await).await,
+        (401, "invalid_token".into())
+    );
+    assert_eq!(
+        idp.calls("introspect").await,
+        5,
+        "the expired entry was not served; upstream was asked"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_upstream_fails_closed_with_503() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    let token = idp.mint("erin", "read", 600).await;
+    idp.kill();
+    for _ in 0..8 {
+        assert_eq!(
+            code(check(&server, &token, None).await).await,
+            (503, "upstream_unavailable".into())
+        );
+    }
+    let metrics = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("postern_gate_upstream_duration_seconds_count{op=\"validate\",outcome=\"unreachable\"} 5"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_first_requests_make_one_upstream_call() {
+    let idp = Idp::start(&["--latency", "300ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    let token = idp.mint("frank", "read", 600).await;
+    let client = http();
+    let requests = (0..100).map(|_| {
+        let client = client.clone();
+        let url = server.url("/v1/check");
+        let token = token.clone();
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let statuses: Vec<u16> = futures_join(requests).await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(idp.calls("introspect").await, 1);
+}
+
+async fn futures_join(handles: impl Iterator<Item = tokio::task::JoinHandle<u16>>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_auth1_session_api_works_as_an_upstream_too() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--upstream-auth1", &idp.base]);
+    let token = idp.mint("grace", "read", 600).await;
+    for _ in 0..3 {
+        let r = check(&server, &token, Some("read")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-postern-user"], "grace");
+    }
+    assert_eq!(idp.calls("session").await, 1);
+    assert_eq!(
+        http()
+            .post(server.url("/v1/session/logout"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(idp.calls("logout").await, 1);
+    assert_eq!(
+        code(check(&server, &token, None).await).await,
+        (401, "invalid_token".into())
+    );
+}
+
+#[tokio::test]
+async fn postern_sessions_still_work_beside_the_gate() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    let (_, login) = common::enroll_and_login(&server.client(), "heidi", "laptop").await;
+    let r = http()
+        .get(server.url("/v1/check"))
+        .bearer_auth(&login.token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-postern-user"], "heidi");
+    assert_eq!(idp.calls("introspect").await, 0);
+}

@@ -1,0 +1,368 @@
+//! The gate: cache in front, upstream behind, never weaker than upstream.
+//!
+//! [`Gate::check`] on a hit runs the route's [`Requirement`] against the
+//! cached session and returns; on a miss it joins (or starts) the one
+//! upstream call for that token, caches a positive answer until the token's
+//! expiry, and never caches a negative one. Upstream failures open a
+//! [`Breaker`] and answer [`GateError::Unavailable`] — the caller must map it
+//! to 503, never to 200 and never to 401.
+//!
+//! Revocation is local and immediate: [`Gate::logout`] records the token's
+//! key in a revoked set (until the token would have expired), purges the
+//! cache entry, then revokes upstream. A fetch that was already in flight
+//! re-checks the revoked set after inserting, so it cannot resurrect a
+//! logged-out token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use parking_lot::Mutex;
+use postern_cache::{Cache, CacheConfig, CacheKey, CacheStats, KeyDeriver};
+use zeroize::Zeroizing;
+
+use crate::breaker::{Breaker, BreakerState};
+use crate::session::{Insufficient, Requirement, Validated};
+use crate::upstream::{peek_jwt, Upstream, UpstreamError};
+
+const SECOND: u64 = 1_000_000_000;
+
+/// Gate settings. Durations in nanoseconds.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    pub cache: CacheConfig,
+    /// Cap on how long any answer is cached, whatever the token's lifetime.
+    pub max_ttl: u64,
+    /// How long to cache an answer that carries no expiry at all.
+    pub ttl_without_expiry: u64,
+    /// Consecutive upstream failures that open the circuit.
+    pub breaker_threshold: u32,
+    /// How long the circuit stays open before one probe.
+    pub breaker_cooldown: u64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            cache: CacheConfig::default(),
+            max_ttl: 15 * 60 * SECOND,
+            ttl_without_expiry: 30 * SECOND,
+            breaker_threshold: 5,
+            breaker_cooldown: 5 * SECOND,
+        }
+    }
+}
+
+/// Why a request did not pass the gate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    /// No valid token: 401.
+    #[error("token is not valid: {0}")]
+    Unauthenticated(&'static str),
+    /// Valid token, but not enough for this route: 403.
+    #[error(transparent)]
+    Forbidden(#[from] Insufficient),
+    /// The upstream could not answer (or the circuit is open): 503.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+impl From<UpstreamError> for GateError {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::Rejected(why) => GateError::Unauthenticated(why),
+            other => GateError::Unavailable(other.label()),
+        }
+    }
+}
+
+/// Receives upstream call timings (e.g. for Prometheus histograms).
+pub trait GateObserver: Send + Sync {
+    /// `op` is `validate` or `revoke`; `outcome` is `ok` or an error label.
+    fn upstream_call(&self, op: &'static str, outcome: &'static str, seconds: f64);
+}
+
+type Fetch = Shared<BoxFuture<'static, Result<Arc<Validated>, UpstreamError>>>;
+
+/// The validation cache and forward-auth gate.
+pub struct Gate {
+    cache: Arc<Cache<Validated>>,
+    keys: KeyDeriver,
+    upstream: Upstream,
+    config: GateConfig,
+    // Held only to look up, insert or remove a pending fetch; never across an await.
+    inflight: Mutex<HashMap<CacheKey, Fetch>>,
+    // Held only for the breaker's state transition.
+    breaker: Mutex<Breaker>,
+    // Key → until when it stays revoked. Revocations are rare; a plain map.
+    revoked: Mutex<HashMap<CacheKey, u64>>,
+    observer: Option<Arc<dyn GateObserver>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("upstream", &self.upstream.name())
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stable 64-bit tag for a JWT `kid` (FNV-1a; 0 means "no kid").
+fn kid_tag(kid: &str) -> u64 {
+    let hash = kid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash.max(1)
+}
+
+impl Gate {
+    pub fn new(upstream: Upstream, config: GateConfig) -> Self {
+        Self {
+            cache: Arc::new(Cache::new(config.cache.clone())),
+            keys: KeyDeriver::random(),
+            breaker: Mutex::new(Breaker::new(
+                config.breaker_threshold,
+                config.breaker_cooldown,
+            )),
+            upstream,
+            config,
+            inflight: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashMap::new()),
+            observer: None,
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn GateObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The cache, e.g. to run a `postern_cache::sweeper::Sweeper` on it.
+    pub fn cache(&self) -> &Arc<Cache<Validated>> {
+        &self.cache
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.lock().state()
+    }
+
+    /// Is `token` valid for `requirement` at `now`? See the module docs.
+    pub async fn check(
+        self: &Arc<Self>,
+        token: &str,
+        requirement: &Requirement,
+        now: u64,
+    ) -> Result<Arc<Validated>, GateError> {
+        let key = self.keys.derive(token.as_bytes());
+        if let Some(hit) = self
+            .cache
+            .get_map(key, now, |v| requirement.check(v).map(|()| Arc::clone(v)))
+        {
+            return hit.map_err(GateError::Forbidden);
+        }
+        if self.is_revoked(key, now) {
+            return Err(GateError::Unauthenticated("revoked"));
+        }
+        let validated = self
+            .fetch_shared(key, token, now)?
+            .await
+            .map_err(GateError::from)?;
+        requirement.check(&validated)?;
+        Ok(validated)
+    }
+
+    fn is_revoked(&self, key: CacheKey, now: u64) -> bool {
+        self.revoked
+            .lock()
+            .get(&key)
+            .is_some_and(|&until| until > now)
+    }
+
+    /// Joins the in-flight fetch for `key`, or starts one.
+    fn fetch_shared(
+        self: &Arc<Self>,
+        key: CacheKey,
+        token: &str,
+        now: u64,
+    ) -> Result<Fetch, GateError> {
+        let mut inflight = self.inflight.lock();
+        if let Some(pending) = inflight.get(&key) {
+            return Ok(pending.clone());
+        }
+        if !self.breaker.lock().allow(now) {
+            return Err(GateError::Unavailable("circuit_open"));
+        }
+        let gate = Arc::clone(self);
+        let token = Zeroizing::new(token.to_string());
+        // The fetch runs as its own task so that it completes (and leaves
+        // the in-flight map) even if every waiting request is cancelled.
+        let task = tokio::spawn(async move {
+            let result = gate.fetch(key, &token, now).await;
+            gate.inflight.lock().remove(&key);
+            result
+        });
+        let pending: Fetch = async move { task.await.unwrap_or(Err(UpstreamError::Unreachable)) }
+            .boxed()
+            .shared();
+        inflight.insert(key, pending.clone());
+        Ok(pending)
+    }
+
+    async fn fetch(
+        &self,
+        key: CacheKey,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<Validated>, UpstreamError> {
+        let started = Instant::now();
+        let result = self.upstream.validate(token, now).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        if let Some(observer) = &self.observer {
+            observer.upstream_call("validate", outcome, started.elapsed().as_secs_f64());
+        }
+        match result {
+            Ok(validated) => {
+                self.breaker.lock().success();
+                self.admit(key, token, validated, now)
+            }
+            Err(e) if e.is_verdict() => {
+                self.breaker.lock().success();
+                Err(e)
+            }
+            Err(e) => {
+                tracing::warn!(upstream = self.upstream.name(), error = %e, "upstream validation failed");
+                self.breaker.lock().failure(now);
+                Err(e)
+            }
+        }
+    }
+
+    /// Bounds the entry's life by every expiry known, then caches it.
+    fn admit(
+        &self,
+        key: CacheKey,
+        token: &str,
+        mut validated: Validated,
+        now: u64,
+    ) -> Result<Arc<Validated>, UpstreamError> {
+        let mut expires_at = match validated.expires_at {
+            0 => now.saturating_add(self.config.ttl_without_expiry),
+            exp => exp,
+        };
+        let mut tag = 0;
+        if let Some((kid, jwt_exp)) = peek_jwt(token) {
+            if let Some(exp) = jwt_exp {
+                expires_at = expires_at.min(exp.saturating_mul(SECOND));
+            }
+            if let Some(kid) = &kid {
+                tag = kid_tag(kid);
+            }
+            validated.key_id = kid;
+        }
+        validated.expires_at = expires_at;
+        if expires_at <= now {
+            return Err(UpstreamError::Rejected("expired"));
+        }
+        let cache_until = expires_at.min(now.saturating_add(self.config.max_ttl));
+        let validated = Arc::new(validated);
+        if self.is_revoked(key, now) {
+            return Err(UpstreamError::Rejected("revoked"));
+        }
+        self.cache.insert_arc(
+            key,
+            Arc::clone(&validated),
+            validated.weight(),
+            cache_until,
+            tag,
+            now,
+        );
+        // A logout may have landed between the check above and the insert.
+        if self.is_revoked(key, now) {
+            self.cache.remove(key);
+            return Err(UpstreamError::Rejected("revoked"));
+        }
+        Ok(validated)
+    }
+
+    /// Logs a token out: refused locally at once, purged from the cache,
+    /// then revoked upstream. A failed upstream revocation is reported, but
+    /// the token stays refused here until it would have expired.
+    pub async fn logout(&self, token: &str, now: u64) -> Result<(), GateError> {
+        let key = self.keys.derive(token.as_bytes());
+        let until = self
+            .cache
+            .expires_at(key)
+            .unwrap_or(0)
+            .max(now.saturating_add(self.config.max_ttl));
+        {
+            let mut revoked = self.revoked.lock();
+            revoked.retain(|_, &mut until| until > now);
+            revoked.insert(key, until);
+        }
+        self.cache.remove(key);
+        let started = Instant::now();
+        let result = self.upstream.revoke(token).await;
+        if let Some(observer) = &self.observer {
+            let outcome = result.as_ref().map_or_else(UpstreamError::label, |()| "ok");
+            observer.upstream_call("revoke", outcome, started.elapsed().as_secs_f64());
+        }
+        result.map_err(GateError::from)
+    }
+
+    /// Drops every cached entry of tokens signed with `kid` (the upstream
+    /// rotated that key out). Returns how many went.
+    pub fn purge_key_id(&self, kid: &str) -> usize {
+        self.cache.remove_tag(kid_tag(kid))
+    }
+
+    /// Drops one token's entry (a revocation learnt from elsewhere).
+    pub fn purge_token(&self, token: &str) -> bool {
+        self.cache.remove(self.keys.derive(token.as_bytes()))
+    }
+
+    /// Requests currently waiting on an upstream call.
+    pub fn inflight(&self) -> usize {
+        self.inflight.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kid_tags_are_stable_and_never_zero() {
+        assert_eq!(kid_tag("k1"), kid_tag("k1"));
+        assert_ne!(kid_tag("k1"), kid_tag("k2"));
+        assert_ne!(kid_tag(""), 0);
+    }
+
+    #[test]
+    fn upstream_errors_map_to_fail_closed_gate_errors() {
+        assert_eq!(
+            GateError::from(UpstreamError::Rejected("inactive")),
+            GateError::Unauthenticated("inactive")
+        );
+        assert_eq!(
+            GateError::from(UpstreamError::Timeout),
+            GateError::Unavailable("timeout")
+        );
+        assert_eq!(
+            GateError::from(UpstreamError::Status(500)),
+            GateError::Unavailable("status")
+        );
+        assert_eq!(
+            GateError::from(UpstreamError::Malformed("x")),
+            GateError::Unavailable("malformed")
+        );
+    }
+}

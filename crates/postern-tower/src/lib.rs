@@ -1,0 +1,61 @@
+//! # postern-tower
+//!
+//! Postern in front of an identity provider you already run: answer "is
+//! this bearer token valid?" from an in-process cache on a hit, ask the
+//! upstream exactly once on a miss, and never be less strict than asking
+//! upstream every time.
+//!
+//! # Layout
+//!
+//! - [`session`]: [`Validated`] — what the upstream said about a token —
+//!   and [`Requirement`], the scopes/audience a route needs, checked on
+//!   every hit, not only when the entry was fetched.
+//! - [`upstream`]: the validators — OAuth 2.0 token introspection (RFC 7662)
+//!   with revocation (RFC 7009), and the "Auth1" session API.
+//! - [`breaker`]: a circuit breaker, as a pure state machine over `now`.
+//! - [`gate`]: [`Gate`] — cache, single-flight misses, fail-closed errors,
+//!   local revocation.
+//! - [`layer`]: [`GateLayer`], a tower `Layer` for any axum/tower service,
+//!   and the [`Authenticated`] extractor handing the handler its session.
+//!
+//! # Security rules, and where they are enforced
+//!
+//! - Failures (401, `active: false`, malformed answers) are never cached
+//!   ([`Gate::check`] inserts only `Ok` answers).
+//! - An entry never outlives the token: its expiry is the earliest of the
+//!   upstream's `exp`/`expires_in`, the JWT's own `exp` when the token is a
+//!   JWT, and the configured cap.
+//! - Upstream errors, timeouts and an open circuit answer `Unavailable`
+//!   (HTTP 503): the gate fails closed, never open.
+//! - Tokens are never logged or stored: the cache holds a keyed PRF of the
+//!   token (see `postern_cache::key`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{routing::get, Router};
+//! use postern_tower::{Authenticated, Gate, GateConfig, GateLayer, Requirement, upstream::Upstream};
+//!
+//! async fn me(Authenticated(session): Authenticated) -> String {
+//!     format!("hello {}", session.subject)
+//! }
+//!
+//! # fn build() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = Upstream::introspection("https://idp.example/oauth/introspect", None, "client", "secret")?;
+//! let gate = Arc::new(Gate::new(upstream, GateConfig::default()));
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .layer(GateLayer::new(gate).with_requirement(Requirement::scopes(["profile"])));
+//! # Ok(()) }
+//! ```
+
+pub mod breaker;
+pub mod gate;
+pub mod layer;
+pub mod session;
+pub mod upstream;
+
+pub use gate::{Gate, GateConfig, GateError, GateObserver};
+pub use layer::{Authenticated, GateLayer, GateService};
+pub use session::{Requirement, Validated};

@@ -1,0 +1,98 @@
+//! The seed's "Auth1" session API.
+//!
+//! `POST {base}/api/auth/session` with `Authorization: Bearer <token>`
+//! answers 200 with `{ "user": { "id", ... }, "session": { "id", ... },
+//! "expires_in": <seconds>, "scopes": [...]? }`, or 401 for a token it does
+//! not accept. Logout is `POST {base}/api/auth/logout` with the same header.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{check_url, http_client, UpstreamConfigError, UpstreamError};
+use crate::session::Validated;
+
+/// An Auth1 session-API client.
+#[derive(Debug, Clone)]
+pub struct Auth1 {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Session {
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SessionResponse {
+    user: User,
+    session: Option<Session>,
+    expires_in: Option<u64>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    audience: Vec<String>,
+}
+
+impl Auth1 {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, UpstreamConfigError> {
+        Ok(Self {
+            http: http_client(timeout)?,
+            base: check_url(base)?,
+        })
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, UpstreamConfigError> {
+        self.http = http_client(timeout)?;
+        Ok(self)
+    }
+
+    pub async fn validate(&self, token: &str, now: u64) -> Result<Validated, UpstreamError> {
+        let response = self
+            .http
+            .post(format!("{}/api/auth/session", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => return Err(UpstreamError::Rejected("unauthorized")),
+            status => return Err(UpstreamError::Status(status)),
+        }
+        let body: SessionResponse = response
+            .json()
+            .await
+            .map_err(|_| UpstreamError::Malformed("session JSON"))?;
+        Ok(Validated {
+            subject: body.user.id,
+            scopes: body.scopes,
+            audience: body.audience,
+            expires_at: body
+                .expires_in
+                .map_or(0, |s| now.saturating_add(s.saturating_mul(1_000_000_000))),
+            session_id: body.session.and_then(|s| s.id),
+            key_id: None,
+        })
+    }
+
+    pub async fn revoke(&self, token: &str) -> Result<(), UpstreamError> {
+        let response = self
+            .http
+            .post(format!("{}/api/auth/logout", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e))?;
+        match response.status().as_u16() {
+            200 | 204 | 401 => Ok(()),
+            status => Err(UpstreamError::Status(status)),
+        }
+    }
+}
