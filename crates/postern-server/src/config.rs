@@ -125,6 +125,10 @@ pub struct GateSettings {
     pub client_secret: Option<Secret>,
     /// Base URL of an Auth1-style session API.
     pub upstream_auth1: Option<String>,
+    /// The upstream's JWKS: keys rotated out of it purge their tokens.
+    pub upstream_jwks: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub jwks_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub upstream_timeout: Duration,
     /// Cap on how long any answer is cached.
@@ -148,6 +152,8 @@ impl Default for GateSettings {
             client_id: None,
             client_secret: None,
             upstream_auth1: None,
+            upstream_jwks: None,
+            jwks_interval: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(2),
             max_ttl: Duration::from_secs(15 * 60),
             ttl_without_expiry: Duration::from_secs(30),
@@ -255,6 +261,13 @@ pub struct Overrides {
     /// Gate mode: base URL of an Auth1-style session API.
     #[arg(long, env = "POSTERN_UPSTREAM_AUTH1", value_name = "URL")]
     pub upstream_auth1: Option<String>,
+    /// Gate mode: the upstream's JWKS URL; tokens of keys rotated out of it
+    /// are purged from the cache at once.
+    #[arg(long, env = "POSTERN_UPSTREAM_JWKS", value_name = "URL")]
+    pub upstream_jwks: Option<String>,
+    /// How often to poll the upstream JWKS.
+    #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration)]
+    pub jwks_interval: Option<Duration>,
 }
 
 impl Config {
@@ -305,11 +318,13 @@ impl Config {
             (&mut self.gate.upstream_revocation, &o.upstream_revocation),
             (&mut self.gate.client_id, &o.client_id),
             (&mut self.gate.upstream_auth1, &o.upstream_auth1),
+            (&mut self.gate.upstream_jwks, &o.upstream_jwks),
         ] {
             if value.is_some() {
                 slot.clone_from(value);
             }
         }
+        set(&mut self.gate.jwks_interval, &o.jwks_interval);
         if let Some(secret) = &o.client_secret {
             self.gate.client_secret = Some(Secret(secret.clone()));
         }

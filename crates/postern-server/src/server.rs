@@ -191,8 +191,17 @@ where
     let maintenance = tokio::spawn(maintain(
         state.clone(),
         config.session.last_seen_interval,
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let jwks = match (&state.gate, &config.gate.upstream_jwks) {
+        (Some(gate), Some(url)) => Some(tokio::spawn(postern_tower::jwks::watch_jwks(
+            gate.clone(),
+            url.clone(),
+            config.gate.jwks_interval,
+            stop_rx,
+        ))),
+        _ => None,
+    };
     let app = crate::routes::router(state.clone(), config.max_body_bytes);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -200,6 +209,9 @@ where
     tracing::info!("stopped accepting; in-flight requests finished");
     let _ = stop_tx.send(true);
     let _ = maintenance.await;
+    if let Some(jwks) = jwks {
+        let _ = jwks.await;
+    }
     let authority = state.authority.clone();
     match tokio::task::spawn_blocking(move || authority.flush_activity()).await {
         Ok(Ok(n)) => tracing::info!(sessions = n, "activity flushed"),

@@ -254,3 +254,46 @@ async fn postern_sessions_still_work_beside_the_gate() {
     assert_eq!(r.headers()["x-postern-user"], "heidi");
     assert_eq!(idp.calls("introspect").await, 0);
 }
+
+#[tokio::test]
+async fn rotating_a_key_out_of_the_upstream_jwks_purges_its_tokens_at_once() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags = idp.introspection_flags();
+    flags.extend([
+        "--upstream-jwks".into(),
+        format!("{}/.well-known/jwks.json", idp.base),
+        "--jwks-interval".into(),
+        "100ms".into(),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(dir.path(), &flags);
+    let token = idp.mint("ivan", "read", 600).await;
+    assert_eq!(check(&server, &token, None).await.status(), 200);
+    assert_eq!(check(&server, &token, None).await.status(), 200);
+    assert_eq!(idp.calls("introspect").await, 1);
+    // The watcher has seen the first JWKS by now; rotate demo-key-1 out.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    http()
+        .post(format!("{}/admin/jwks", idp.base))
+        .json(&serde_json::json!({ "kids": ["demo-key-2"] }))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let metrics = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("postern_gate_cache_entries 0"),
+        "{metrics}"
+    );
+    // The next request asks upstream again (which still vouches for it here).
+    assert_eq!(check(&server, &token, None).await.status(), 200);
+    assert_eq!(idp.calls("introspect").await, 2);
+}

@@ -13,6 +13,7 @@
 //! - [`upstream`]: the validators — OAuth 2.0 token introspection (RFC 7662)
 //!   with revocation (RFC 7009), and the "Auth1" session API.
 //! - [`breaker`]: a circuit breaker, as a pure state machine over `now`.
+//! - [`jwks`]: follows the upstream JWKS and purges tokens of rotated keys.
 //! - [`gate`]: [`Gate`] — cache, single-flight misses, fail-closed errors,
 //!   local revocation.
 //! - [`layer`]: [`GateLayer`], a tower `Layer` for any axum/tower service,
@@ -52,6 +53,7 @@
 
 pub mod breaker;
 pub mod gate;
+pub mod jwks;
 pub mod layer;
 pub mod session;
 pub mod upstream;

@@ -10,7 +10,8 @@
 //!   `POST /api/auth/logout` with `Authorization: Bearer`.
 //!
 //! Admin: `POST /admin/tokens {"sub","scope"?,"aud"?,"expires_in"?,"kid"?}`
-//! mints a token; `GET /stats` counts calls per endpoint. `--latency 20ms`
+//! mints a token; `GET /.well-known/jwks.json` publishes the current key ids
+//! and `POST /admin/jwks {"kids": [...]}` rotates them; `GET /stats` counts calls per endpoint. `--latency 20ms`
 //! makes every validation wait, like the database behind a real IdP.
 
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ struct Counters {
 
 struct Idp {
     args: Args,
+    // The key ids the JWKS currently publishes.
+    kids: Mutex<Vec<String>>,
     // Held for single map operations only.
     tokens: Mutex<HashMap<String, TokenInfo>>,
     counters: Counters,
@@ -231,12 +234,35 @@ async fn stats(State(idp): State<Shared>) -> Response {
     .into_response()
 }
 
+/// Publishes one (placeholder) Ed25519 key per current key id.
+async fn jwks(State(idp): State<Shared>) -> Response {
+    let keys: Vec<_> = idp
+        .kids
+        .lock()
+        .iter()
+        .map(|kid| json!({ "kty": "OKP", "crv": "Ed25519", "use": "sig", "kid": kid, "x": URL_SAFE_NO_PAD.encode([0u8; 32]) }))
+        .collect();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SetJwks {
+    kids: Vec<String>,
+}
+
+/// Rotates the published key ids (tokens already minted stay valid here).
+async fn set_jwks(State(idp): State<Shared>, Json(req): Json<SetJwks>) -> Response {
+    *idp.kids.lock() = req.kids;
+    StatusCode::OK.into_response()
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     let listen = args.listen;
     let idp: Shared = Arc::new(Idp {
         args,
+        kids: Mutex::new(vec!["demo-key-1".into()]),
         tokens: Mutex::new(HashMap::new()),
         counters: Counters::default(),
     });
@@ -247,6 +273,8 @@ async fn main() -> ExitCode {
         .route("/api/auth/session", post(session))
         .route("/api/auth/logout", post(logout))
         .route("/stats", get(stats))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/admin/jwks", post(set_jwks))
         .with_state(idp);
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
