@@ -1,0 +1,196 @@
+//! The tower layer and extractor in an axum app, in front of a real
+//! introspection server on a real port.
+
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use postern_tower::upstream::Upstream;
+use postern_tower::{Authenticated, Gate, GateConfig, GateError, GateLayer, Requirement};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+struct TokenForm {
+    token: String,
+}
+
+struct Upstreamish {
+    calls: AtomicUsize,
+    down: std::sync::atomic::AtomicBool,
+}
+
+async fn introspect(
+    State(up): State<Arc<Upstreamish>>,
+    Form(form): Form<TokenForm>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    up.calls.fetch_add(1, Ordering::SeqCst);
+    if up.down.load(Ordering::SeqCst) {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    match form.token.as_str() {
+        "good" => {
+            Json(json!({ "active": true, "sub": "alice", "scope": "profile email", "exp": exp }))
+                .into_response()
+        }
+        "limited" => Json(json!({ "active": true, "sub": "bob", "scope": "email", "exp": exp }))
+            .into_response(),
+        _ => Json(json!({ "active": false })).into_response(),
+    }
+}
+
+async fn start_upstream() -> (String, Arc<Upstreamish>) {
+    let state = Arc::new(Upstreamish {
+        calls: AtomicUsize::new(0),
+        down: false.into(),
+    });
+    let app = Router::new()
+        .route("/introspect", post(introspect))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/introspect"), state)
+}
+
+async fn me(Authenticated(session): Authenticated) -> Json<Value> {
+    Json(json!({ "user": session.subject }))
+}
+
+async fn start_app(gate: Arc<Gate>) -> String {
+    let app = Router::new()
+        .route("/me", get(me))
+        .layer(GateLayer::new(gate).with_requirement(Requirement::scopes(["profile"])));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_layer_admits_valid_tokens_and_hands_the_handler_its_session() {
+    let (url, upstream) = start_upstream().await;
+    let gate = Arc::new(Gate::new(
+        Upstream::introspection(&url, None, "c", "s").unwrap(),
+        GateConfig::default(),
+    ));
+    let app = start_app(gate.clone()).await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{app}/me"))
+            .bearer_auth("good")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap(), json!({ "user": "alice" }));
+    }
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+
+    let r = client.get(format!("{app}/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = client
+        .get(format!("{app}/me"))
+        .bearer_auth("limited")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "insufficient_scope"
+    );
+    let r = client
+        .get(format!("{app}/me"))
+        .bearer_auth("forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        gate.stats().entries,
+        2,
+        "valid answers cached, the failure not"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_misses_share_one_call_and_errors_fail_closed() {
+    let (url, upstream) = start_upstream().await;
+    let gate = Arc::new(Gate::new(
+        Upstream::introspection(&url, None, "c", "s").unwrap(),
+        GateConfig {
+            breaker_threshold: 3,
+            ..GateConfig::default()
+        },
+    ));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let checks = (0..50).map(|_| {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            gate.check("good", &Requirement::none(), now)
+                .await
+                .map(|s| s.subject.clone())
+        })
+    });
+    for check in checks.collect::<Vec<_>>() {
+        assert_eq!(check.await.unwrap().unwrap(), "alice");
+    }
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(gate.inflight(), 0);
+
+    upstream.down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(
+            gate.check("other", &Requirement::none(), now)
+                .await
+                .unwrap_err(),
+            GateError::Unavailable("status")
+        );
+    }
+    // The breaker is open: no more upstream calls, still 503-class errors.
+    let before = upstream.calls.load(Ordering::SeqCst);
+    assert_eq!(
+        gate.check("other", &Requirement::none(), now)
+            .await
+            .unwrap_err(),
+        GateError::Unavailable("circuit_open")
+    );
+    assert_eq!(upstream.calls.load(Ordering::SeqCst), before);
+    // Cached sessions keep working while the upstream is down.
+    assert_eq!(
+        gate.check("good", &Requirement::none(), now)
+            .await
+            .unwrap()
+            .subject,
+        "alice"
+    );
+}
+
+#[tokio::test]
+async fn the_extractor_fails_closed_without_the_layer() {
+    let app = Router::new().route("/me", get(me));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let r = reqwest::get(format!("http://{addr}/me")).await.unwrap();
+    assert_eq!(r.status(), 401);
+}
