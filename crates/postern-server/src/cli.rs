@@ -183,6 +183,9 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
             "created a new instance key; in production keep it outside the data directory (--instance-key) or use POSTERN_INSTANCE_SECRET"
         ),
         InstanceSource::File(path) => tracing::info!(path = %path.display(), "instance key loaded"),
+        InstanceSource::Passphrase => {
+            tracing::info!("instance key derived from POSTERN_INSTANCE_PASSPHRASE")
+        }
         InstanceSource::Environment => {
             tracing::info!("instance key loaded from POSTERN_INSTANCE_SECRET")
         }

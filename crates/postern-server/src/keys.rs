@@ -2,7 +2,8 @@
 //!
 //! - The **instance key** is a 64-byte seed for the instance's ML-KEM-768
 //!   key pair. It comes from `POSTERN_INSTANCE_SECRET` (base64 of 64 bytes)
-//!   when set, else from the instance key file (`--instance-key`, default
+//!   when set, else from `POSTERN_INSTANCE_PASSPHRASE` through Argon2id,
+//!   else from the instance key file (`--instance-key`, default
 //!   `<data>/instance.key`), which is created with mode 0600 on first start.
 //! - The **keyring** (`<data>/keyring.bin`) holds every key generation,
 //!   each encrypted to the instance key (see `postern_core::keyring`).
@@ -27,6 +28,9 @@ use crate::config::Config;
 
 /// Environment variable carrying the instance seed (base64, 64 bytes).
 pub const INSTANCE_SECRET_ENV: &str = "POSTERN_INSTANCE_SECRET";
+/// Environment variable carrying a passphrase the seed is derived from.
+pub const INSTANCE_PASSPHRASE_ENV: &str = "POSTERN_INSTANCE_PASSPHRASE";
+const SALT_FILE: &str = "instance.salt";
 const KEYRING_FILE: &str = "keyring.bin";
 
 /// Why keys could not be loaded or written.
@@ -39,6 +43,8 @@ pub enum KeyError {
     },
     #[error("{INSTANCE_SECRET_ENV} must be base64 of exactly 64 bytes")]
     BadSecretEnv,
+    #[error("{INSTANCE_PASSPHRASE_ENV} must be at least 12 characters")]
+    WeakPassphrase,
     #[error("instance key file {0} must hold exactly 64 bytes")]
     BadInstanceFile(String),
     #[error("keyring {path}: {source}")]
@@ -81,10 +87,48 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Derives the 64-byte instance seed from a passphrase with Argon2id
+/// (RFC 9106; the crate's defaults: 19 MiB, 2 passes, 1 lane — OWASP's
+/// minimum for Argon2id) and a random 16-byte salt kept, in clear, in
+/// `<data>/instance.salt` (a salt is not a secret; it only defeats
+/// precomputation across deployments).
+fn passphrase_seed(
+    config: &Config,
+    passphrase: &[u8],
+    create: bool,
+) -> Result<Zeroizing<[u8; 64]>, KeyError> {
+    if passphrase.len() < 12 {
+        return Err(KeyError::WeakPassphrase);
+    }
+    let salt_path = config.data_dir.join(SALT_FILE);
+    let salt = match std::fs::read(&salt_path) {
+        Ok(salt) if salt.len() == 16 => salt,
+        Ok(_) => return Err(KeyError::BadInstanceFile(salt_path.display().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let mut salt = vec![0u8; 16];
+            OsRng.fill_bytes(&mut salt);
+            write_private(&salt_path, &salt)?;
+            salt
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyError::MissingInstanceKey(
+                salt_path.display().to_string(),
+            ))
+        }
+        Err(e) => return Err(io(&salt_path)(e)),
+    };
+    let mut seed = Zeroizing::new([0u8; 64]);
+    argon2::Argon2::default()
+        .hash_password_into(passphrase, &salt, &mut seed[..])
+        .map_err(|_| KeyError::WeakPassphrase)?;
+    Ok(seed)
+}
+
 /// Where the instance key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceSource {
     Environment,
+    Passphrase,
     File(PathBuf),
     Created(PathBuf),
 }
@@ -107,6 +151,11 @@ pub fn instance_key(
                 .map_err(|_| KeyError::BadSecretEnv)?,
         );
         return Ok((InstanceKey::from_seed(&seed), InstanceSource::Environment));
+    }
+    if let Ok(passphrase) = std::env::var(INSTANCE_PASSPHRASE_ENV) {
+        let passphrase = Zeroizing::new(passphrase);
+        let seed = passphrase_seed(config, passphrase.as_bytes(), create)?;
+        return Ok((InstanceKey::from_seed(&seed), InstanceSource::Passphrase));
     }
     let path = config.instance_key_path();
     match std::fs::read(&path) {

@@ -183,3 +183,41 @@ fn a_bad_config_file_stops_the_server_with_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_instance_key_can_be_derived_from_a_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let phrase = [(
+        "POSTERN_INSTANCE_PASSPHRASE",
+        "correct horse battery staple",
+    )];
+    let server = Server::start_with_env(dir.path(), &[], &phrase);
+    let (_, login) = enroll_and_login(&server.client(), "alice", "laptop").await;
+    assert!(server.terminate());
+    assert!(!dir.path().join("instance.key").exists());
+    assert_eq!(mode(&dir.path().join("instance.salt")), 0o600);
+
+    let wrong = postern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env("POSTERN_INSTANCE_PASSPHRASE", "a different passphrase")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("different instance key"));
+    let weak = postern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env("POSTERN_INSTANCE_PASSPHRASE", "short")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
+
+    let server = Server::start_with_env(dir.path(), &[], &phrase);
+    let r = server
+        .client()
+        .resume(&login.token, Some(&device("laptop")), None)
+        .await
+        .unwrap();
+    assert_eq!(r.decision, "resumed");
+}
