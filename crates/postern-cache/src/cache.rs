@@ -2,45 +2,60 @@
 //!
 //! # Structure and invariants
 //!
-//! `shards` (a power of two) independent shards, chosen by the key's high 64
-//! bits. Each shard is one `RwLock` over a slab (`Vec` of slots) and an index
-//! (`HashMap` from key to slot, hashed by the key's low 64 bits — the key is
-//! already pseudorandom, so no further hashing is needed). Invariants, held
-//! whenever a shard's lock is released:
+//! Entries live in a [`DashMap`] (the fastest of the maps measured in
+//! `benches/cache.rs`), keyed by the 128-bit [`CacheKey`] and hashed by its
+//! low 64 bits — the key is already pseudorandom, so no further hashing is
+//! needed. Reads take one shard read lock inside the map and nothing else.
 //!
-//! - `index[slot.key] == position of slot` for every slot, and the index has
-//!   exactly one entry per slot;
-//! - a shard holds at most `max_entries / shards` entries and
-//!   `max_bytes / shards` bytes of declared weight;
-//! - the global `entries` and `bytes` counters equal the sums over shards.
+//! Writes are organised by *partition* (the key's high bits pick one of
+//! `shards` partitions, independently of the map's own sharding). Each
+//! partition has a mutex over its accounting: the number of live entries,
+//! their declared bytes, and a *ring* of keys inserted there, used to sample
+//! eviction victims. Every insert, removal and sweep of a key happens under
+//! its partition's mutex, so these invariants hold whenever it is released:
 //!
-//! Reads take the shard's read lock, check expiry against the caller's
-//! `now`, and either clone the `Arc` ([`Cache::get`]) or run a closure on
-//! the value ([`Cache::get_map`]). An expired entry is never returned; it is
-//! reaped by the sweeper or replaced on insert.
+//! - `live` and `bytes` equal the count and summed weight of the map's
+//!   entries whose keys belong to the partition;
+//! - every such key appears in the ring (the ring may also hold stale keys
+//!   of removed entries; they are dropped when sampled or swept);
+//! - a partition holds at most `max_entries / shards` entries and
+//!   `max_bytes / shards` bytes, so the cache holds at most `max_entries`
+//!   entries and `max_bytes` bytes (a full partition may refuse an insert
+//!   before the whole cache is full);
+//! - the global `entries` and `bytes` counters equal the sums over partitions.
+//!
+//! An expired entry is never returned; it is reaped by the sweeper or when
+//! it is sampled for eviction.
 //!
 //! # Admission and eviction
 //!
 //! Every miss and insert counts the key in a [`FrequencySketch`]; hits are
-//! counted one time in four with weight four (a per-thread random
-//! draw), which keeps the hit path
-//! to one read lock and one atomic add while hot keys still accumulate
-//! frequency. When a shard is full, an insert samples `eviction_samples`
-//! random slots: an expired one is reaped outright; otherwise the least
-//! frequent one is the victim, and the candidate is admitted only if the
-//! sketch says it is strictly more frequent (TinyLFU's rule). A flood of
-//! one-off keys therefore cannot push out sessions that are being used.
-//! Departure from W-TinyLFU: there is no LRU window and victims are sampled
-//! (as in Redis' approximated LFU) rather than taken from an SLRU's tail;
-//! sampling needs no per-hit bookkeeping, which is what keeps hits cheap.
+//! counted one time in four with weight four (a per-thread random draw),
+//! which keeps the hit path to the map's read lock plus one uncontended
+//! counter while hot keys still accumulate frequency. When a partition is
+//! full, an insert samples `eviction_samples` ring positions: an expired
+//! entry is reaped outright; otherwise the least frequent one is the victim,
+//! and the candidate is admitted only if the sketch says it is strictly more
+//! frequent (TinyLFU's rule). A flood of one-off keys therefore cannot push
+//! out sessions that are being used. Departure from W-TinyLFU: there is no
+//! LRU window and victims are sampled (as in Redis' approximated LFU) rather
+//! than taken from an SLRU's tail; sampling needs no per-hit bookkeeping,
+//! which is what keeps hits cheap.
+//!
+//! # Statistics
+//!
+//! Hits and misses are counted in 64 cache-line-padded stripes, one chosen
+//! per thread and updated without a locked instruction, so concurrent
+//! readers neither contend nor pay for an atomic add; reading the statistics
+//! sums the stripes (a fixed 64, so O(1) in entries).
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use dashmap::DashMap;
+use parking_lot::Mutex;
 use rand::Rng;
 
 use crate::key::CacheKey;
@@ -53,9 +68,9 @@ pub struct CacheConfig {
     pub max_entries: usize,
     /// Most bytes of declared entry weight held.
     pub max_bytes: usize,
-    /// Number of shards (rounded up to a power of two).
+    /// Number of partitions (rounded up to a power of two).
     pub shards: usize,
-    /// Slots sampled to choose an eviction victim.
+    /// Ring positions sampled to choose an eviction victim.
     pub eviction_samples: usize,
 }
 
@@ -77,11 +92,11 @@ pub enum Admission {
     Admitted,
     /// Replaced the value already stored under the key.
     Replaced,
-    /// Refused: the shard is full of entries more frequent than this one.
+    /// Refused: the partition is full of entries more frequent than this one.
     Rejected,
     /// Refused: already expired at `now` (nothing to cache).
     Expired,
-    /// Refused: heavier than a whole shard's byte budget.
+    /// Refused: heavier than a whole partition's byte budget.
     TooLarge,
 }
 
@@ -98,14 +113,13 @@ pub struct CacheStats {
 }
 
 struct Slot<V> {
-    key: CacheKey,
     value: Arc<V>,
     expires_at: u64,
     weight: u32,
     tag: u64,
 }
 
-/// Hashes a pseudorandom `u128` key by folding it; no mixing needed.
+/// Hashes a pseudorandom `u128` key by taking its low half; no mixing needed.
 #[derive(Clone, Copy, Default)]
 struct KeyHasher(u64);
 
@@ -135,32 +149,12 @@ impl BuildHasher for BuildKeyHasher {
     }
 }
 
-struct ShardData<V> {
-    index: HashMap<CacheKey, u32, BuildKeyHasher>,
-    slots: Vec<Slot<V>>,
+/// A partition's accounting; see the module docs for its invariants.
+#[derive(Default)]
+struct Partition {
+    live: usize,
     bytes: usize,
-}
-
-impl<V> ShardData<V> {
-    /// Removes the slot at `pos`, keeping the index consistent.
-    fn remove_at(&mut self, pos: usize) -> Slot<V> {
-        let removed = self.slots.swap_remove(pos);
-        self.index.remove(&removed.key);
-        if let Some(moved) = self.slots.get(pos) {
-            // Slot positions fit u32: a shard never holds more than u32::MAX entries.
-            self.index.insert(moved.key, pos as u32);
-        }
-        self.bytes -= removed.weight as usize;
-        removed
-    }
-}
-
-// Aligned so two shards' locks and hit counters never share a cache line.
-#[repr(align(128))]
-struct Shard<V> {
-    data: RwLock<ShardData<V>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    ring: Vec<CacheKey>,
 }
 
 #[derive(Default)]
@@ -172,14 +166,83 @@ struct Counters {
     bytes: AtomicU64,
 }
 
+// One counter per cache line, so stripes used by different threads never
+// share a line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe(AtomicU64);
+
+const STRIPES: usize = 64;
+
+struct StripedCounter {
+    stripes: Box<[Stripe]>,
+}
+
+impl StripedCounter {
+    fn new() -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+        }
+    }
+
+    /// Adds without a locked read-modify-write: a stripe is written by the
+    /// threads assigned to it, one thread per stripe until more than 64
+    /// threads count at once; past that, two threads sharing a stripe may
+    /// occasionally lose an increment (statistics, never decisions).
+    fn add(&self, stripe: usize, n: u64) {
+        let stripe = &self.stripes[stripe].0;
+        stripe.store(
+            stripe.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // This thread's stripe and its xorshift state for sampling hits (random
+    // rather than a round-robin tick, so that periodic access patterns
+    // cannot alias with the sampling and leave some hot keys uncounted).
+    // Const-initialised and filled on first use: the hit path pays one
+    // thread-local access and no lazy-initialisation check of the runtime.
+    static LOCAL: Cell<(usize, u64)> = const { Cell::new((usize::MAX, 0)) };
+}
+
+/// This thread's stripe and a fresh pseudorandom draw.
+fn thread_local_draw() -> (usize, u64) {
+    LOCAL.with(|cell| {
+        let (mut stripe, mut x) = cell.get();
+        if stripe == usize::MAX {
+            stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+            x = rand::random::<u64>() | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        cell.set((stripe, x));
+        (stripe, x)
+    })
+}
+
 /// A concurrent cache from [`CacheKey`]s to shared values with expiry.
 pub struct Cache<V> {
-    shards: Box<[Shard<V>]>,
-    shard_mask: usize,
-    max_entries_per_shard: usize,
-    max_bytes_per_shard: usize,
+    map: DashMap<CacheKey, Slot<V>, BuildKeyHasher>,
+    partitions: Box<[Mutex<Partition>]>,
+    partition_mask: usize,
+    max_entries_per_partition: usize,
+    max_bytes_per_partition: usize,
     samples: usize,
     sketch: FrequencySketch,
+    hits: StripedCounter,
+    misses: StripedCounter,
     counters: Counters,
 }
 
@@ -191,60 +254,35 @@ impl<V> std::fmt::Debug for Cache<V> {
     }
 }
 
-thread_local! {
-    // Per-thread xorshift state for sampling hits; random rather than a
-    // round-robin tick so that periodic access patterns cannot alias with
-    // the sampling and leave some hot keys uncounted.
-    static HIT_SAMPLER: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
-}
-
 impl<V> Cache<V> {
     pub fn new(config: CacheConfig) -> Self {
-        let shards = config.shards.max(1).next_power_of_two();
-        let per_shard = config.max_entries.div_ceil(shards).max(1);
+        let partitions = config.shards.max(1).next_power_of_two();
         Self {
-            shards: (0..shards)
-                .map(|_| Shard {
-                    data: RwLock::new(ShardData {
-                        index: HashMap::with_hasher(BuildKeyHasher),
-                        slots: Vec::new(),
-                        bytes: 0,
-                    }),
-                    hits: AtomicU64::new(0),
-                    misses: AtomicU64::new(0),
-                })
+            map: DashMap::with_capacity_and_hasher(0, BuildKeyHasher),
+            partitions: (0..partitions)
+                .map(|_| Mutex::new(Partition::default()))
                 .collect(),
-            shard_mask: shards - 1,
-            max_entries_per_shard: per_shard,
-            max_bytes_per_shard: (config.max_bytes / shards).max(1),
+            partition_mask: partitions - 1,
+            max_entries_per_partition: config.max_entries.div_ceil(partitions).max(1),
+            max_bytes_per_partition: (config.max_bytes / partitions).max(1),
             samples: config.eviction_samples.max(1),
             sketch: FrequencySketch::new(config.max_entries),
+            hits: StripedCounter::new(),
+            misses: StripedCounter::new(),
             counters: Counters::default(),
         }
     }
 
-    fn shard(&self, key: CacheKey) -> &Shard<V> {
-        &self.shards[((key >> 64) as usize) & self.shard_mask]
+    fn partition(&self, key: CacheKey) -> &Mutex<Partition> {
+        &self.partitions[((key >> 64) as usize) & self.partition_mask]
     }
 
-    fn record_hit(&self, shard: &Shard<V>, key: CacheKey) {
-        shard.hits.fetch_add(1, Ordering::Relaxed);
-        let draw = HIT_SAMPLER.with(|state| {
-            let mut x = state.get();
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            state.set(x);
-            x
-        });
+    fn record_hit(&self, key: CacheKey) {
+        let (stripe, draw) = thread_local_draw();
+        self.hits.add(stripe, 1);
         if draw % 4 == 0 {
             self.sketch.increment_by(key, 4);
         }
-    }
-
-    fn record_miss(&self, shard: &Shard<V>, key: CacheKey) {
-        shard.misses.fetch_add(1, Ordering::Relaxed);
-        self.sketch.increment(key);
     }
 
     /// The value under `key` if present and unexpired at `now`.
@@ -253,35 +291,26 @@ impl<V> Cache<V> {
     }
 
     /// Runs `f` on the value under `key` (if present and unexpired) while the
-    /// shard is read-locked, without touching the value's reference count.
-    /// `f` must be short: it delays writers to this shard.
+    /// map's shard is read-locked, without touching the value's reference
+    /// count. `f` must be short: it delays writers to that shard.
     pub fn get_map<R>(&self, key: CacheKey, now: u64, f: impl FnOnce(&Arc<V>) -> R) -> Option<R> {
-        let shard = self.shard(key);
-        let found = {
-            let data = shard.data.read();
-            match data
-                .index
-                .get(&key)
-                .and_then(|&pos| data.slots.get(pos as usize))
-            {
-                Some(slot) if slot.expires_at > now => Some(f(&slot.value)),
-                _ => None,
-            }
+        let found = match self.map.get(&key) {
+            Some(slot) if slot.expires_at > now => Some(f(&slot.value)),
+            _ => None,
         };
         match found {
-            Some(_) => self.record_hit(shard, key),
-            None => self.record_miss(shard, key),
+            Some(_) => self.record_hit(key),
+            None => {
+                self.misses.add(thread_local_draw().0, 1);
+                self.sketch.increment(key);
+            }
         }
         found
     }
 
     /// The expiry time of `key`'s entry, if present (expired or not).
     pub fn expires_at(&self, key: CacheKey) -> Option<u64> {
-        let data = self.shard(key).data.read();
-        data.index
-            .get(&key)
-            .and_then(|&pos| data.slots.get(pos as usize))
-            .map(|s| s.expires_at)
+        self.map.get(&key).map(|slot| slot.expires_at)
     }
 
     /// Stores `value` under `key` until `expires_at` (exclusive), with a
@@ -311,40 +340,45 @@ impl<V> Cache<V> {
         if expires_at <= now {
             return Admission::Expired;
         }
-        if weight as usize > self.max_bytes_per_shard {
+        if weight as usize > self.max_bytes_per_partition {
             return Admission::TooLarge;
         }
         self.sketch.increment(key);
-        let shard = self.shard(key);
-        let mut data = shard.data.write();
-        let slot = Slot {
-            key,
-            value,
-            expires_at,
-            weight,
-            tag,
-        };
-        if let Some(&pos) = data.index.get(&key) {
-            let old_weight = data.slots[pos as usize].weight;
-            data.bytes = data.bytes - old_weight as usize + weight as usize;
-            self.adjust_bytes(old_weight, weight);
-            data.slots[pos as usize] = slot;
+        let mut partition = self.partition(key).lock();
+        if let Some(mut existing) = self.map.get_mut(&key) {
+            let old = existing.weight;
+            partition.bytes = partition.bytes - old as usize + weight as usize;
+            self.adjust_bytes(old, weight);
+            *existing = Slot {
+                value,
+                expires_at,
+                weight,
+                tag,
+            };
             return Admission::Replaced;
         }
-        while data.slots.len() >= self.max_entries_per_shard
-            || data.bytes + weight as usize > self.max_bytes_per_shard
+        while partition.live >= self.max_entries_per_partition
+            || partition.bytes + weight as usize > self.max_bytes_per_partition
         {
-            if !self.make_room(&mut data, key, now) {
+            if !self.make_room(&mut partition, key, now) {
                 self.counters
                     .admissions_rejected
                     .fetch_add(1, Ordering::Relaxed);
                 return Admission::Rejected;
             }
         }
-        let pos = data.slots.len() as u32;
-        data.index.insert(key, pos);
-        data.bytes += weight as usize;
-        data.slots.push(slot);
+        self.map.insert(
+            key,
+            Slot {
+                value,
+                expires_at,
+                weight,
+                tag,
+            },
+        );
+        partition.live += 1;
+        partition.bytes += weight as usize;
+        partition.ring.push(key);
         self.counters.entries.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes
@@ -364,32 +398,51 @@ impl<V> Cache<V> {
         }
     }
 
-    /// Frees one slot for `candidate`: reaps an expired sample, or evicts
-    /// the least frequent sample if the candidate is more frequent.
-    fn make_room(&self, data: &mut ShardData<V>, candidate: CacheKey, now: u64) -> bool {
-        if data.slots.is_empty() {
-            return false;
-        }
+    /// Removes `key` from the map and its partition's accounting. The caller
+    /// holds the partition's lock. Leaves the key's ring position stale.
+    fn remove_locked(&self, partition: &mut Partition, key: CacheKey) -> Option<Slot<V>> {
+        let (_, slot) = self.map.remove(&key)?;
+        partition.live -= 1;
+        partition.bytes -= slot.weight as usize;
+        self.counters.entries.fetch_sub(1, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_sub(u64::from(slot.weight), Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// Frees room for `candidate`: reaps an expired sample, or evicts the
+    /// least frequent sample if the candidate is more frequent. Stale ring
+    /// positions met on the way are dropped.
+    fn make_room(&self, partition: &mut Partition, candidate: CacheKey, now: u64) -> bool {
         let mut rng = rand::thread_rng();
-        let mut victim: Option<(usize, u16)> = None;
-        for _ in 0..self.samples {
-            let pos = rng.gen_range(0..data.slots.len());
-            let slot = &data.slots[pos];
-            if slot.expires_at <= now {
-                let removed = data.remove_at(pos);
-                self.note_removed(&removed);
+        let mut victim: Option<(CacheKey, u16)> = None;
+        let mut sampled = 0;
+        while sampled < self.samples && !partition.ring.is_empty() {
+            let pos = rng.gen_range(0..partition.ring.len());
+            let key = partition.ring[pos];
+            let expires_at = match self.map.get(&key) {
+                Some(slot) => slot.expires_at,
+                None => {
+                    partition.ring.swap_remove(pos);
+                    continue;
+                }
+            };
+            sampled += 1;
+            if expires_at <= now {
+                partition.ring.swap_remove(pos);
+                self.remove_locked(partition, key);
                 self.counters.expired_reaped.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
-            let freq = self.sketch.estimate(slot.key);
+            let freq = self.sketch.estimate(key);
             if victim.is_none_or(|(_, f)| freq < f) {
-                victim = Some((pos, freq));
+                victim = Some((key, freq));
             }
         }
         match victim {
-            Some((pos, freq)) if self.sketch.estimate(candidate) > freq => {
-                let removed = data.remove_at(pos);
-                self.note_removed(&removed);
+            Some((key, freq)) if self.sketch.estimate(candidate) > freq => {
+                self.remove_locked(partition, key);
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 true
             }
@@ -397,91 +450,72 @@ impl<V> Cache<V> {
         }
     }
 
-    fn note_removed(&self, slot: &Slot<V>) {
-        self.counters.entries.fetch_sub(1, Ordering::Relaxed);
-        self.counters
-            .bytes
-            .fetch_sub(u64::from(slot.weight), Ordering::Relaxed);
-    }
-
     /// Removes `key`'s entry (logout, revocation). Returns whether it was there.
     pub fn remove(&self, key: CacheKey) -> bool {
-        let mut data = self.shard(key).data.write();
-        match data.index.get(&key) {
-            Some(&pos) => {
-                let removed = data.remove_at(pos as usize);
-                self.note_removed(&removed);
-                true
-            }
-            None => false,
-        }
+        let mut partition = self.partition(key).lock();
+        self.remove_locked(&mut partition, key).is_some()
     }
 
     /// Removes every entry carrying `tag` (e.g. every token signed with a
-    /// rotated-out key id). Takes each shard's write lock in turn.
+    /// rotated-out key id). Locks one partition at a time.
     pub fn remove_tag(&self, tag: u64) -> usize {
-        self.remove_where(|slot| slot.tag == tag)
+        self.remove_where(usize::MAX, |slot| slot.tag == tag).0
     }
 
     /// Removes every entry.
     pub fn clear(&self) -> usize {
-        self.remove_where(|_| true)
+        self.remove_where(usize::MAX, |_| true).0
     }
 
-    fn remove_where(&self, doomed: impl Fn(&Slot<V>) -> bool) -> usize {
+    /// Walks each partition's ring (compacting stale positions) and removes
+    /// up to `max_per_partition` entries for which `doomed` holds.
+    fn remove_where(
+        &self,
+        max_per_partition: usize,
+        doomed: impl Fn(&Slot<V>) -> bool,
+    ) -> (usize, usize) {
         let mut removed = 0;
-        for shard in self.shards.iter() {
-            let mut data = shard.data.write();
+        let mut visited = 0;
+        for partition in self.partitions.iter() {
+            let mut partition = partition.lock();
+            let mut here = 0;
             let mut pos = 0;
-            while pos < data.slots.len() {
-                if doomed(&data.slots[pos]) {
-                    let slot = data.remove_at(pos);
-                    self.note_removed(&slot);
-                    removed += 1;
-                } else {
-                    pos += 1;
+            while pos < partition.ring.len() {
+                let key = partition.ring[pos];
+                let verdict = self.map.get(&key).map(|slot| doomed(&slot));
+                visited += 1;
+                match verdict {
+                    None => {
+                        partition.ring.swap_remove(pos);
+                    }
+                    Some(true) if here < max_per_partition => {
+                        partition.ring.swap_remove(pos);
+                        self.remove_locked(&mut partition, key);
+                        here += 1;
+                    }
+                    Some(_) => pos += 1,
                 }
             }
+            removed += here;
         }
-        removed
+        (removed, visited)
     }
 
-    /// Reaps expired entries, at most `max_per_shard` per shard, locking one
-    /// shard at a time so readers of the other shards never wait.
+    /// Reaps expired entries, at most `max_per_shard` per partition, locking
+    /// one partition at a time; readers never wait on a partition lock.
     pub fn sweep(&self, now: u64, max_per_shard: usize) -> usize {
-        let mut reaped = 0;
-        for shard in self.shards.iter() {
-            let mut data = shard.data.write();
-            let mut pos = 0;
-            let mut here = 0;
-            while pos < data.slots.len() && here < max_per_shard {
-                if data.slots[pos].expires_at <= now {
-                    let slot = data.remove_at(pos);
-                    self.note_removed(&slot);
-                    here += 1;
-                } else {
-                    pos += 1;
-                }
-            }
-            reaped += here;
-        }
+        let (reaped, _) = self.remove_where(max_per_shard, |slot| slot.expires_at <= now);
         self.counters
             .expired_reaped
             .fetch_add(reaped as u64, Ordering::Relaxed);
         reaped
     }
 
-    /// Counters, summed over a fixed number of shards: O(1) in entries.
+    /// Counters, summed over a fixed number of stripes: O(1) in entries.
     pub fn stats(&self) -> CacheStats {
-        let (hits, misses) = self.shards.iter().fold((0, 0), |(h, m), s| {
-            (
-                h + s.hits.load(Ordering::Relaxed),
-                m + s.misses.load(Ordering::Relaxed),
-            )
-        });
         CacheStats {
-            hits,
-            misses,
+            hits: self.hits.sum(),
+            misses: self.misses.sum(),
             admissions_rejected: self.counters.admissions_rejected.load(Ordering::Relaxed),
             evictions: self.counters.evictions.load(Ordering::Relaxed),
             expired_reaped: self.counters.expired_reaped.load(Ordering::Relaxed),
@@ -695,16 +729,28 @@ mod tests {
         }
         let mut entries = 0;
         let mut bytes = 0;
-        for shard in c.shards.iter() {
-            let data = shard.data.read();
-            assert_eq!(data.index.len(), data.slots.len());
-            for (pos, slot) in data.slots.iter().enumerate() {
-                assert_eq!(data.index[&slot.key] as usize, pos);
-            }
-            assert!(data.slots.len() <= c.max_entries_per_shard);
-            entries += data.slots.len();
-            bytes += data.bytes;
+        for (p, partition) in c.partitions.iter().enumerate() {
+            let partition = partition.lock();
+            let in_map: Vec<(CacheKey, u32)> = c
+                .map
+                .iter()
+                .filter(|e| ((*e.key() >> 64) as usize) & c.partition_mask == p)
+                .map(|e| (*e.key(), e.value().weight))
+                .collect();
+            assert_eq!(partition.live, in_map.len());
+            assert_eq!(
+                partition.bytes,
+                in_map.iter().map(|(_, w)| *w as usize).sum::<usize>()
+            );
+            assert!(
+                in_map.iter().all(|(k, _)| partition.ring.contains(k)),
+                "every live key is in its ring"
+            );
+            assert!(partition.live <= c.max_entries_per_partition);
+            entries += partition.live;
+            bytes += partition.bytes;
         }
+        assert_eq!(c.map.len(), entries);
         assert_eq!(c.stats().entries as usize, entries);
         assert_eq!(c.stats().bytes as usize, bytes);
     }

@@ -6,14 +6,16 @@
 //!   first sighting of every key. Only keys seen at least twice reach the
 //!   counters, so a flood of one-off keys adds no noise to them — the
 //!   paper's defence against "one-hit wonders".
-//! - **Counters**: four rows of 8-bit saturating counters, `width` (a power
-//!   of two, 4 × the cache capacity, at least 4,096) per row. [`FrequencySketch::increment_by`]
+//! - **Counters**: 8-bit saturating counters, 16 × the cache capacity (at
+//!   least 16,384), in 64-byte blocks. A key's four counters lie in one
+//!   block (one per 16-byte quarter), so an update touches one cache line —
+//!   the layout of Caffeine's `FrequencySketch`. [`FrequencySketch::increment_by`]
 //!   adds a weight at once, for callers that sample (the cache counts one
 //!   hit in four, with weight four). Keys are already pseudorandom
-//!   (see [`crate::key`]), so each row indexes with a different 32-bit slice
-//!   of the key instead of rehashing. The estimate is the minimum over the
-//!   rows plus the doorkeeper's bit.
-//! - **Aging**: after `8 × capacity` recorded accesses every counter is halved
+//!   (see [`crate::key`]), so the block and the positions in it are slices of
+//!   the key instead of rehashes. The estimate is the minimum of the four
+//!   counters plus the doorkeeper's bit.
+//! - **Aging**: after `8 × capacity` recorded misses and inserts every counter is halved
 //!   and the doorkeeper cleared (the paper's "reset"), so popularity fades
 //!   unless a key keeps being seen.
 //!
@@ -33,7 +35,7 @@ const ROWS: usize = 4;
 pub struct FrequencySketch {
     counters: Box<[AtomicU8]>,
     doorkeeper: Box<[AtomicU64]>,
-    mask: usize,
+    block_mask: usize,
     door_mask: usize,
     increments: AtomicU64,
     reset_after: u64,
@@ -48,6 +50,7 @@ impl FrequencySketch {
         // with hot ones and look frequent.
         let width = capacity.saturating_mul(4).max(4_096).next_power_of_two();
         let counters = (0..width * ROWS).map(|_| AtomicU8::new(0)).collect();
+        let blocks = width * ROWS / 64;
         // The doorkeeper holds the distinct keys of one aging period (8 ×
         // capacity) at 8 bits per key with two hash bits: ~5% false positives.
         let door_bits = capacity.saturating_mul(64).next_power_of_two();
@@ -55,15 +58,19 @@ impl FrequencySketch {
         Self {
             counters,
             doorkeeper,
-            mask: width - 1,
+            block_mask: blocks - 1,
             door_mask: door_bits - 1,
             increments: AtomicU64::new(0),
             reset_after: 8 * capacity as u64,
         }
     }
 
-    fn column(&self, key: CacheKey, row: usize) -> usize {
-        ((key >> (32 * row)) as u32 as usize) & self.mask
+    /// The index of `key`'s counter for `row`: block from bits 96.., the
+    /// position within the row's 16-byte quarter from bits 32 + 4·row.
+    fn slot(&self, key: CacheKey, row: usize) -> usize {
+        let block = ((key >> 96) as u32 as usize) & self.block_mask;
+        let within = ((key >> (32 + 4 * row)) & 15) as usize;
+        block * 64 + row * 16 + within
     }
 
     fn door_bits(&self, key: CacheKey) -> [(usize, u64); 2] {
@@ -88,18 +95,20 @@ impl FrequencySketch {
             self.count_access();
         } else {
             self.increment_by(key, 1);
+            self.count_access();
         }
     }
 
     /// Records `weight` accesses to a key known to have been seen before
-    /// (a sampled hit): bypasses the doorkeeper, counts as one sample for aging.
+    /// (a sampled hit): bypasses the doorkeeper and, so that the hit path
+    /// touches no shared counter, does not advance the aging clock, which
+    /// runs on misses and inserts — the events that compete for admission.
     pub fn increment_by(&self, key: CacheKey, weight: u8) {
         for row in 0..ROWS {
-            let counter = &self.counters[row * (self.mask + 1) + self.column(key, row)];
+            let counter = &self.counters[self.slot(key, row)];
             let value = counter.load(Ordering::Relaxed);
             counter.store(value.saturating_add(weight), Ordering::Relaxed);
         }
-        self.count_access();
     }
 
     fn count_access(&self) {
@@ -111,9 +120,7 @@ impl FrequencySketch {
     /// The estimated access count of `key` (an upper bound, up to 256).
     pub fn estimate(&self, key: CacheKey) -> u16 {
         let counted = (0..ROWS)
-            .map(|row| {
-                self.counters[row * (self.mask + 1) + self.column(key, row)].load(Ordering::Relaxed)
-            })
+            .map(|row| self.counters[self.slot(key, row)].load(Ordering::Relaxed))
             .min()
             .unwrap_or(0);
         u16::from(counted) + u16::from(self.in_doorkeeper(key))
