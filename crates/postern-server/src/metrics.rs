@@ -27,15 +27,15 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    endpoint: String,
-    method: String,
+    endpoint: &'static str,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
-    endpoint: String,
-    method: String,
+    endpoint: &'static str,
+    method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,19 +164,22 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn observe_request(&self, endpoint: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe_request(
+        &self,
+        endpoint: &'static str,
+        method: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
-                endpoint: endpoint.to_string(),
-                method: method.to_string(),
+                endpoint,
+                method,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&LatencyLabels {
-                endpoint: endpoint.to_string(),
-                method: method.to_string(),
-            })
+            .get_or_create(&LatencyLabels { endpoint, method })
             .observe(seconds);
     }
 

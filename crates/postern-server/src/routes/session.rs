@@ -191,6 +191,14 @@ pub async fn check(
 /// Gate mode: validate an upstream identity provider's token, checking the
 /// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` on
 /// every request (hit or miss).
+/// The body of a gate-mode `200` (borrowed: serialised without copies).
+#[derive(Serialize)]
+struct GateCheckBody<'a> {
+    user: &'a str,
+    scopes: &'a [String],
+    session_id: Option<&'a str>,
+}
+
 async fn gate_check(
     state: &AppState,
     gate: &std::sync::Arc<postern_tower::Gate>,
@@ -207,9 +215,11 @@ async fn gate_check(
     // A subject that cannot travel in a header must not pass silently.
     let user = HeaderValue::from_str(&session.subject)
         .map_err(|_| ApiError::Gate(GateError::Unavailable("subject not representable")))?;
-    let mut response = ApiJson(serde_json::json!({
-        "user": session.subject, "scopes": session.scopes, "session_id": session.session_id,
-    }))
+    let mut response = ApiJson(GateCheckBody {
+        user: &session.subject,
+        scopes: &session.scopes,
+        session_id: session.session_id.as_deref(),
+    })
     .into_response();
     let out = response.headers_mut();
     out.insert(HeaderName::from_static(USER_HEADER), user);

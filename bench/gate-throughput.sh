@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Gate-mode throughput: `GET /v1/check` on a warm cache against a trivial
+# axum server (`GET /` -> 200 "ok") on the same machine, in the same run.
+#
+# It builds the release binaries, starts postern-demo-idp, `postern serve`
+# in gate mode and the trivial server, mints one token, warms the cache with
+# one request, then runs wrk against both and prints both requests/s and
+# their ratio. Every process it started is killed on exit.
+#
+# Usage:  bash bench/gate-throughput.sh
+# Environment:
+#   CARGO_TARGET_DIR  build directory [default: $HOME/.cache/postern/target]
+#   THREADS CONNECTIONS DURATION  wrk settings [default: 2 64 15s]
+#   IDP_LATENCY       postern-demo-idp --latency [default: 20ms]
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/postern/target}"
+THREADS="${THREADS:-2}"
+CONNECTIONS="${CONNECTIONS:-64}"
+DURATION="${DURATION:-15s}"
+IDP_LATENCY="${IDP_LATENCY:-20ms}"
+# postern reads POSTERN_* settings from the environment; start it clean.
+for var in $(compgen -e | grep '^POSTERN_' || true); do unset "$var"; done
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "wrk not found; installing the Debian package" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update
+    $SUDO apt-get install -y wrk
+fi
+
+echo "building release binaries in $CARGO_TARGET_DIR" >&2
+cargo build --release -p postern-server --bins --examples >&2
+BIN="$CARGO_TARGET_DIR/release"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME PREFIX COMMAND...: runs COMMAND in the background and sets BASE
+# to the base URL from its first stdout line "PREFIX http://ADDR". (Not run
+# in a command substitution: the PID must reach PIDS in this shell.)
+start() {
+    local name="$1" prefix="$2"
+    shift 2
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    PIDS+=("$!")
+    local i line
+    for i in $(seq 1 300); do
+        line="$(head -n1 "$WORK/$name.out" 2>/dev/null || true)"
+        if [ -n "$line" ]; then
+            case "$line" in
+                "$prefix "*) BASE="${line#"$prefix "}"; return 0 ;;
+                *) echo "$name: unexpected first line: $line" >&2; return 1 ;;
+            esac
+        fi
+        sleep 0.1
+    done
+    echo "$name did not start in 30 s; stderr:" >&2
+    cat "$WORK/$name.err" >&2
+    return 1
+}
+
+# metric NAME: the value of the unlabelled metric NAME in postern's /metrics.
+metric() {
+    curl -fsS "$POSTERN/metrics" | awk -v name="$1" '$1 == name { print $2; exit }'
+}
+
+introspections() {
+    curl -fsS "$IDP/stats" | jq -r .introspect
+}
+
+# run_wrk NAME URL [wrk args...]: runs wrk, keeps its report in $WORK/NAME.wrk.
+run_wrk() {
+    local name="$1" url="$2"
+    shift 2
+    local shown="$*"
+    echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency ${shown//$TOKEN/<token>} $url" >&2
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" | tee "$WORK/$name.wrk" >&2
+}
+
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$WORK/$1.wrk"; }
+percentile() { awk -v p="$2" '$1 == p { print $2; exit }' "$WORK/$1.wrk"; }
+non2xx() { awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' "$WORK/$1.wrk"; }
+socket_errors() { grep -m1 'Socket errors' "$WORK/$1.wrk" || true; }
+
+start idp "postern-demo-idp listening on" \
+    "$BIN/postern-demo-idp" --listen 127.0.0.1:0 --client-id demo --client-secret demo-secret \
+    --latency "$IDP_LATENCY"
+IDP="$BASE"
+mkdir -m 700 "$WORK/data"
+start postern "postern listening on" \
+    "$BIN/postern" serve --listen 127.0.0.1:0 --data "$WORK/data" \
+    --upstream-introspection "$IDP/oauth/introspect" --client-id demo --client-secret demo-secret
+POSTERN="$BASE"
+start trivial "trivial_server listening on" \
+    "$BIN/examples/trivial_server" --listen 127.0.0.1:0
+TRIVIAL="$BASE"
+
+TOKEN="$(curl -fsS -X POST "$IDP/admin/tokens" -H 'Content-Type: application/json' \
+    -d '{"sub":"bench-user","scope":"read","expires_in":900}' | jq -r .token)"
+status="$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$POSTERN/v1/check")"
+if [ "$status" != 200 ]; then
+    echo "warming request answered $status, not 200" >&2
+    exit 1
+fi
+status="$(curl -sS -o /dev/null -w '%{http_code}' "$TRIVIAL/")"
+if [ "$status" != 200 ]; then
+    echo "trivial server answered $status, not 200" >&2
+    exit 1
+fi
+
+hits_before="$(metric postern_gate_cache_hits)"
+misses_before="$(metric postern_gate_cache_misses)"
+calls_before="$(introspections)"
+run_wrk gate "$POSTERN/v1/check" -H "Authorization: Bearer $TOKEN"
+hits_after="$(metric postern_gate_cache_hits)"
+misses_after="$(metric postern_gate_cache_misses)"
+calls_after="$(introspections)"
+# The same request bytes (the trivial handler ignores the header), so the
+# difference is the gate's work, not a bigger request to parse.
+run_wrk trivial "$TRIVIAL/" -H "Authorization: Bearer $TOKEN"
+
+gate_rps="$(rps gate)"
+trivial_rps="$(rps trivial)"
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+cores="$(nproc)"
+
+echo
+echo "== gate throughput (warm cache, one ${#TOKEN}-byte token) =="
+echo "machine: $cpu, $cores cores shared by postern, the trivial server, postern-demo-idp and wrk"
+echo "         (the load generator competes with the server for the same cores; absolute figures are a floor)"
+echo "wrk: -t$THREADS -c$CONNECTIONS -d$DURATION"
+printf 'GET /v1/check (postern gate)  %12s req/s   p50 %-8s p99 %-8s non-2xx %s\n' \
+    "$gate_rps" "$(percentile gate 50%)" "$(percentile gate 99%)" "$(non2xx gate)"
+printf 'GET / (trivial axum server)   %12s req/s   p50 %-8s p99 %-8s non-2xx %s\n' \
+    "$trivial_rps" "$(percentile trivial 50%)" "$(percentile trivial 99%)" "$(non2xx trivial)"
+socket_errors gate
+socket_errors trivial
+awk -v g="$gate_rps" -v t="$trivial_rps" \
+    'BEGIN { printf "ratio gate / trivial: %.3f (%.1f%% of the trivial server)\n", g / t, 100 * g / t }'
+echo "gate cache during the gate run: hits +$((hits_after - hits_before)), misses +$((misses_after - misses_before)), upstream introspections +$((calls_after - calls_before))"
