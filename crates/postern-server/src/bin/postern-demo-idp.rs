@@ -234,7 +234,7 @@ async fn stats(State(idp): State<Shared>) -> Response {
     .into_response()
 }
 
-/// Publishes one (placeholder) Ed25519 key per current key id.
+/// Publishes one Ed25519 JWK (all-zero `x`: the demo never signs) per current key id.
 async fn jwks(State(idp): State<Shared>) -> Response {
     let keys: Vec<_> = idp
         .kids

@@ -136,7 +136,7 @@ pub async fn full(
     blocking(move || {
         let state = worker;
         let record = state.store.get_user(&user)?;
-        // An unknown user runs the pipeline against a placeholder record that
+        // An unknown user runs the pipeline against a stand-in record that
         // no proof verifies against, so the answer is the same as a bad proof.
         let known = record.is_some();
         let record = record.unwrap_or(UserRecord { identity_key: [0; 32], enrolled_at: 0, identity_revoked_at: None });
