@@ -142,6 +142,10 @@ pub struct GateSettings {
     pub breaker_threshold: u32,
     #[serde(with = "humantime_serde")]
     pub breaker_cooldown: Duration,
+    /// Cache misses allowed per client per second (off when unset).
+    pub miss_rate_per_client: Option<f64>,
+    /// Burst of misses a client may make before the rate applies.
+    pub miss_burst_per_client: f64,
 }
 
 impl Default for GateSettings {
@@ -161,6 +165,8 @@ impl Default for GateSettings {
             cache_max_bytes: 512 << 20,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
+            miss_rate_per_client: None,
+            miss_burst_per_client: 20.0,
         }
     }
 }
@@ -265,6 +271,10 @@ pub struct Overrides {
     /// are purged from the cache at once.
     #[arg(long, env = "POSTERN_UPSTREAM_JWKS", value_name = "URL")]
     pub upstream_jwks: Option<String>,
+    /// Gate mode: cache misses allowed per client per second (a client is
+    /// the last `X-Forwarded-For` hop, else `X-Real-IP`); off when unset.
+    #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
+    pub miss_rate_per_client: Option<f64>,
     /// How often to poll the upstream JWKS.
     #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration)]
     pub jwks_interval: Option<Duration>,
@@ -325,6 +335,9 @@ impl Config {
             }
         }
         set(&mut self.gate.jwks_interval, &o.jwks_interval);
+        if o.miss_rate_per_client.is_some() {
+            self.gate.miss_rate_per_client = o.miss_rate_per_client;
+        }
         if let Some(secret) = &o.client_secret {
             self.gate.client_secret = Some(Secret(secret.clone()));
         }
@@ -371,6 +384,39 @@ impl Config {
         if self.auth.stages.is_empty() {
             return Err(ConfigError::Invalid(
                 "at least one full-authentication stage is required",
+            ));
+        }
+        self.validate_gate()
+    }
+
+    fn validate_gate(&self) -> Result<(), ConfigError> {
+        let g = &self.gate;
+        if g.upstream_introspection.is_some() && g.upstream_auth1.is_some() {
+            return Err(ConfigError::Invalid(
+                "choose one upstream: --upstream-introspection or --upstream-auth1",
+            ));
+        }
+        if g.upstream_introspection.is_some()
+            && (g.client_id.is_none() || g.client_secret.is_none())
+        {
+            return Err(ConfigError::Invalid(
+                "--upstream-introspection needs --client-id and --client-secret",
+            ));
+        }
+        if g.enabled()
+            && (g.max_ttl.is_zero()
+                || g.ttl_without_expiry.is_zero()
+                || g.upstream_timeout.is_zero())
+        {
+            return Err(ConfigError::Invalid("gate durations must be positive"));
+        }
+        if g.miss_rate_per_client
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+            || g.miss_burst_per_client.is_nan()
+            || g.miss_burst_per_client < 1.0
+        {
+            return Err(ConfigError::Invalid(
+                "miss_rate_per_client must be positive and miss_burst_per_client at least 1",
             ));
         }
         Ok(())
@@ -446,5 +492,39 @@ mod tests {
             c.validate(),
             Err(ConfigError::Policy(PolicyError::BadResumeWindow))
         ));
+    }
+
+    #[test]
+    fn gate_settings_are_checked() {
+        let both = Config::default().apply(&Overrides {
+            upstream_introspection: Some("http://a".into()),
+            upstream_auth1: Some("http://b".into()),
+            client_id: Some("c".into()),
+            client_secret: Some("s".into()),
+            ..Default::default()
+        });
+        assert!(
+            matches!(both.validate(), Err(ConfigError::Invalid(m)) if m.contains("choose one upstream"))
+        );
+        let no_secret = Config::default().apply(&Overrides {
+            upstream_introspection: Some("http://a".into()),
+            ..Default::default()
+        });
+        assert!(
+            matches!(no_secret.validate(), Err(ConfigError::Invalid(m)) if m.contains("--client-id"))
+        );
+        let bad_rate = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://b".into()),
+            miss_rate_per_client: Some(-1.0),
+            ..Default::default()
+        });
+        assert!(
+            matches!(bad_rate.validate(), Err(ConfigError::Invalid(m)) if m.contains("miss_rate_per_client"))
+        );
+        let ok = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://b".into()),
+            ..Default::default()
+        });
+        assert_eq!(ok.validate().map_err(|e| e.to_string()), Ok(()));
     }
 }

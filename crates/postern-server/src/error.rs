@@ -76,6 +76,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
             ApiError::Gate(GateError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Gate(GateError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gate(GateError::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +101,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",
             ApiError::Gate(GateError::Forbidden(_)) => "insufficient_scope",
             ApiError::Gate(GateError::Unavailable(_)) => "upstream_unavailable",
+            ApiError::Gate(GateError::RateLimited) => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
     }

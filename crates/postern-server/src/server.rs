@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::state::{AppState, Clock, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
+use postern_tower::ratelimit::MissLimiter;
 use postern_tower::upstream::Upstream;
 use postern_tower::{Gate, GateConfig};
 
@@ -159,9 +160,15 @@ fn build_gate(
         upstream = upstream.name(),
         "gate mode: validating upstream tokens"
     );
-    Ok(Some(Arc::new(
-        Gate::new(upstream, config).with_observer(metrics),
-    )))
+    let mut gate = Gate::new(upstream, config).with_observer(metrics);
+    if let Some(rate) = settings.miss_rate_per_client {
+        gate = gate.with_miss_limiter(MissLimiter::new(
+            rate,
+            settings.miss_burst_per_client,
+            100_000,
+        ));
+    }
+    Ok(Some(Arc::new(gate)))
 }
 
 /// Creates the data directory with mode 0700 if it does not exist yet (an

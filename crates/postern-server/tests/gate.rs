@@ -297,3 +297,55 @@ async fn rotating_a_key_out_of_the_upstream_jwks_purges_its_tokens_at_once() {
     assert_eq!(check(&server, &token, None).await.status(), 200);
     assert_eq!(idp.calls("introspect").await, 2);
 }
+
+#[tokio::test]
+async fn misses_are_rate_limited_per_client_and_hits_never_are() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags = idp.introspection_flags();
+    flags.extend(["--miss-rate-per-client".into(), "0.5".into()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    std::fs::write(
+        dir.path().join("postern.toml"),
+        "[gate]\nmiss_burst_per_client = 3.0\n",
+    )
+    .unwrap();
+    let config = dir.path().join("postern.toml");
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend(flags);
+    let server = Server::start(&dir.path().join("data"), &all);
+    let token = idp.mint("judy", "read", 600).await;
+    let from = |client: &'static str, token: String| {
+        let url = server.url("/v1/check");
+        async move {
+            let r = http()
+                .get(url)
+                .bearer_auth(token)
+                .header("X-Forwarded-For", format!("6.6.6.6, {client}"))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    // The valid token's first request is a miss (1 of the burst of 3).
+    assert_eq!(from("10.0.0.1", token.clone()).await, 200);
+    assert_eq!(from("10.0.0.1", "bogus-1".into()).await, 401);
+    assert_eq!(from("10.0.0.1", "bogus-2".into()).await, 401);
+    assert_eq!(from("10.0.0.1", "bogus-3".into()).await, 429);
+    assert_eq!(
+        from("10.0.0.1", token.clone()).await,
+        200,
+        "hits are never limited"
+    );
+    assert_eq!(
+        from("10.0.0.2", "bogus-4".into()).await,
+        401,
+        "another client has its own bucket"
+    );
+    assert_eq!(
+        idp.calls("introspect").await,
+        4,
+        "the refused miss never reached the upstream"
+    );
+}

@@ -23,6 +23,7 @@ use postern_cache::{Cache, CacheConfig, CacheKey, CacheStats, KeyDeriver};
 use zeroize::Zeroizing;
 
 use crate::breaker::{Breaker, BreakerState};
+use crate::ratelimit::MissLimiter;
 use crate::session::{Insufficient, Requirement, Validated};
 use crate::upstream::{peek_jwt, Upstream, UpstreamError};
 
@@ -66,6 +67,9 @@ pub enum GateError {
     /// The upstream could not answer (or the circuit is open): 503.
     #[error("upstream unavailable: {0}")]
     Unavailable(&'static str),
+    /// This client misses too often (a token flood): 429.
+    #[error("too many cache misses from this client")]
+    RateLimited,
 }
 
 impl From<UpstreamError> for GateError {
@@ -98,6 +102,7 @@ pub struct Gate {
     // Key → until when it stays revoked. Revocations are rare; a plain map.
     revoked: Mutex<HashMap<CacheKey, u64>>,
     observer: Option<Arc<dyn GateObserver>>,
+    miss_limiter: Option<MissLimiter>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -131,7 +136,14 @@ impl Gate {
             inflight: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashMap::new()),
             observer: None,
+            miss_limiter: None,
         }
+    }
+
+    /// Limits each client's cache misses (see [`crate::ratelimit`]).
+    pub fn with_miss_limiter(mut self, limiter: MissLimiter) -> Self {
+        self.miss_limiter = Some(limiter);
+        self
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn GateObserver>) -> Self {
@@ -159,6 +171,18 @@ impl Gate {
         requirement: &Requirement,
         now: u64,
     ) -> Result<Arc<Validated>, GateError> {
+        self.check_from(None, token, requirement, now).await
+    }
+
+    /// As [`Gate::check`], charging a miss to `client` when a miss limiter
+    /// is configured ([`Gate::with_miss_limiter`]). Hits are never limited.
+    pub async fn check_from(
+        self: &Arc<Self>,
+        client: Option<&str>,
+        token: &str,
+        requirement: &Requirement,
+        now: u64,
+    ) -> Result<Arc<Validated>, GateError> {
         let key = self.keys.derive(token.as_bytes());
         if let Some(hit) = self
             .cache
@@ -168,6 +192,11 @@ impl Gate {
         }
         if self.is_revoked(key, now) {
             return Err(GateError::Unauthenticated("revoked"));
+        }
+        if let (Some(limiter), Some(client)) = (&self.miss_limiter, client) {
+            if !limiter.allow(client, now) {
+                return Err(GateError::RateLimited);
+            }
         }
         let validated = self
             .fetch_shared(key, token, now)?

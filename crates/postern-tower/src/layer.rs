@@ -55,6 +55,7 @@ impl IntoResponse for GateError {
             GateError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", "")
             }
+            GateError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", ""),
         };
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();

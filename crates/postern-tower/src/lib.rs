@@ -16,6 +16,7 @@
 //! - [`jwks`]: follows the upstream JWKS and purges tokens of rotated keys.
 //! - [`gate`]: [`Gate`] — cache, single-flight misses, fail-closed errors,
 //!   local revocation.
+//! - [`ratelimit`]: per-client token buckets for cache misses.
 //! - [`layer`]: [`GateLayer`], a tower `Layer` for any axum/tower service,
 //!   and the [`Authenticated`] extractor handing the handler its session.
 //!
@@ -55,6 +56,7 @@ pub mod breaker;
 pub mod gate;
 pub mod jwks;
 pub mod layer;
+pub mod ratelimit;
 pub mod session;
 pub mod upstream;
 

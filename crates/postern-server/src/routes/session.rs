@@ -191,6 +191,27 @@ pub async fn check(
 /// Gate mode: validate an upstream identity provider's token, checking the
 /// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` on
 /// every request (hit or miss).
+/// Who a forward-auth request comes from, for per-client miss limits: the
+/// last `X-Forwarded-For` hop (the one the proxy in front of Postern added;
+/// earlier hops are client-supplied), else `X-Real-IP`, else one shared
+/// bucket for direct callers.
+fn client_of(headers: &HeaderMap) -> &str {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    forwarded
+        .or_else(|| {
+            headers
+                .get("x-real-ip")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .unwrap_or("direct")
+}
+
 /// The body of a gate-mode `200` (borrowed: serialised without copies).
 #[derive(Serialize)]
 struct GateCheckBody<'a> {
@@ -211,7 +232,14 @@ async fn gate_check(
     if let Some(audience) = text(REQUIRED_AUDIENCE_HEADER) {
         requirement = requirement.with_audience(audience.trim());
     }
-    let session = gate.check(token, &requirement, state.clock.now()).await?;
+    let session = gate
+        .check_from(
+            Some(client_of(headers)),
+            token,
+            &requirement,
+            state.clock.now(),
+        )
+        .await?;
     // A subject that cannot travel in a header must not pass silently.
     let user = HeaderValue::from_str(&session.subject)
         .map_err(|_| ApiError::Gate(GateError::Unavailable("subject not representable")))?;
