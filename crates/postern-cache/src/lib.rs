@@ -39,3 +39,4 @@ pub mod sweeper;
 
 pub use cache::{Admission, Cache, CacheConfig, CacheStats};
 pub use key::{CacheKey, KeyDeriver};
+pub use sweeper::unix_now;

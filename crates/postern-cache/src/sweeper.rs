@@ -26,7 +26,9 @@ impl std::fmt::Debug for Sweeper {
     }
 }
 
-fn now_nanos() -> u64 {
+/// Nanoseconds since the Unix epoch from the system clock: the one clock
+/// read the edges (sweeper, tower layer, server) share.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -55,7 +57,7 @@ impl Sweeper {
                     }
                     // Sweep without holding the stop lock.
                     drop(stopped);
-                    cache.sweep(now_nanos(), max_per_shard);
+                    cache.sweep(unix_now(), max_per_shard);
                     stopped = lock.lock();
                 }
             })?;
@@ -85,7 +87,7 @@ mod tests {
     #[test]
     fn the_sweeper_reaps_in_the_background_and_stops_on_drop() {
         let cache = Arc::new(Cache::new(CacheConfig::default()));
-        let now = now_nanos();
+        let now = unix_now();
         cache.insert(1u128 << 70 | 1, "gone", 8, now + 1, 0, now);
         cache.insert(2u128 << 70 | 2, "kept", 8, now + 3_600_000_000_000, 0, now);
         let sweeper = Sweeper::start(cache.clone(), Duration::from_millis(5), 100).unwrap();

@@ -1,6 +1,6 @@
 //! Wall-clock formatting for API responses.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use postern_core::UnixNanos;
 
@@ -10,8 +10,5 @@ pub(crate) fn rfc3339(at: UnixNanos) -> String {
 }
 
 pub(crate) fn system_now() -> UnixNanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    postern_cache::unix_now()
 }

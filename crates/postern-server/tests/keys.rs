@@ -27,6 +27,17 @@ fn run_json(args: &[&str], data: &std::path::Path) -> (bool, Value, String) {
     )
 }
 
+/// Runs `postern serve` on `data` with one environment variable set, for the
+/// cases where it must refuse to start; returns its output.
+fn serve_once(data: &std::path::Path, key: &str, value: &str) -> std::process::Output {
+    postern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env(key, value)
+        .output()
+        .unwrap()
+}
+
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -99,22 +110,12 @@ async fn the_instance_secret_can_live_in_the_environment_and_must_match() {
     );
 
     // The keyring alone is useless: another instance secret cannot open it.
-    let out = postern()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("POSTERN_INSTANCE_SECRET", &other)
-        .output()
-        .unwrap();
+    let out = serve_once(dir.path(), "POSTERN_INSTANCE_SECRET", &other);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("different instance key"), "{err}");
 
-    let bad = postern()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("POSTERN_INSTANCE_SECRET", "too-short")
-        .output()
-        .unwrap();
+    let bad = serve_once(dir.path(), "POSTERN_INSTANCE_SECRET", "too-short");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("POSTERN_INSTANCE_SECRET must be base64"));
 
@@ -197,20 +198,14 @@ async fn the_instance_key_can_be_derived_from_a_passphrase() {
     assert!(!dir.path().join("instance.key").exists());
     assert_eq!(mode(&dir.path().join("instance.salt")), 0o600);
 
-    let wrong = postern()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("POSTERN_INSTANCE_PASSPHRASE", "a different passphrase")
-        .output()
-        .unwrap();
+    let wrong = serve_once(
+        dir.path(),
+        "POSTERN_INSTANCE_PASSPHRASE",
+        "a different passphrase",
+    );
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("different instance key"));
-    let weak = postern()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("POSTERN_INSTANCE_PASSPHRASE", "short")
-        .output()
-        .unwrap();
+    let weak = serve_once(dir.path(), "POSTERN_INSTANCE_PASSPHRASE", "short");
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
 
     let server = Server::start_with_env(dir.path(), &[], &phrase);

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -21,13 +20,6 @@ use tower::{Layer, Service};
 
 use crate::gate::{Gate, GateError};
 use crate::session::{Requirement, Validated};
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 /// The bearer token of a request, if any.
 pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
@@ -142,7 +134,10 @@ where
             let Some(token) = bearer_token(request.headers()).map(str::to_owned) else {
                 return Ok(missing_token());
             };
-            match gate.check(&token, &requirement, now_nanos()).await {
+            match gate
+                .check(&token, &requirement, postern_cache::unix_now())
+                .await
+            {
                 Ok(session) => {
                     request.extensions_mut().insert(session);
                     inner.call(request).await
