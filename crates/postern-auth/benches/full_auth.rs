@@ -6,7 +6,7 @@
 //! - `challenge_issue_take`: `ChallengeBook::issue` then `take` of the same
 //!   challenge (two `OsRng` draws, two map operations under the book's lock).
 //! - `identity_verify`: the identity stage alone, as the server runs it —
-//!   `Pipeline::new(vec![Box::new(IdentityStage)]).run(&request)` with a
+//!   `Pipeline::new(vec![Box::new(IdentityStage::default())]).run(&request)` with a
 //!   valid Schnorr proof (Ristretto255 point decompression, SHA-512
 //!   challenge scalar, double-scalar multiplication, SHA3-256 digests).
 //! - `identity_prove`: the client's `IdentitySecret::prove`, for reference;
@@ -234,7 +234,7 @@ fn bench_full_auth(c: &mut Criterion) {
     let client = Client::new();
     let keyring = Arc::new(Keyring::generate(T0, &mut OsRng));
     let book = ChallengeBook::new(CHALLENGE_TTL, MAX_CHALLENGES);
-    let pipeline = Pipeline::new(vec![Box::new(IdentityStage)]);
+    let pipeline = Pipeline::new(vec![Box::new(IdentityStage::default())]);
 
     // --- checks, outside every timed loop ---
     let issued = book.issue(&client.user, T0, &mut OsRng).unwrap();

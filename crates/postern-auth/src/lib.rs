@@ -8,6 +8,8 @@
 //! - [`stage`]: the [`Stage`] trait every verifier implements, the request it
 //!   sees and the evidence it contributes.
 //! - [`identity`]: the identity-proof stage (Schnorr over Ristretto255).
+//! - [`proof_cache`]: verified proofs by SHA3-256 digest (reuse refused in
+//!   one lookup; forgotten when their identity key is revoked).
 //! - [`pipeline`]: runs the required stages in order, times each, and stops
 //!   at the first failure.
 //!
@@ -34,7 +36,7 @@
 //!
 //! let challenge = book.take(&issued.id, &user, 1).unwrap();
 //! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof) } };
-//! let outcome = Pipeline::new(vec![Box::new(IdentityStage)]).run(&request);
+//! let outcome = Pipeline::new(vec![Box::new(IdentityStage::default())]).run(&request);
 //! assert!(outcome.result.is_ok());
 //! assert_eq!(outcome.reports[0].stage, "identity");
 //! ```
@@ -42,4 +44,5 @@
 pub mod challenge;
 pub mod identity;
 pub mod pipeline;
+pub mod proof_cache;
 pub mod stage;

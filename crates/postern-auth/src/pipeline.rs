@@ -168,7 +168,8 @@ mod tests {
     #[test]
     fn a_valid_proof_passes_and_yields_its_digest_and_credential() {
         let f = fixture();
-        let out = Pipeline::new(vec![Box::new(IdentityStage)]).run(&request(&f, Some(&f.proof)));
+        let out = Pipeline::new(vec![Box::new(IdentityStage::default())])
+            .run(&request(&f, Some(&f.proof)));
         let evidence = out.result.unwrap();
         assert_ne!(evidence.proof_digest, [0; 32]);
         let pk =
@@ -181,7 +182,7 @@ mod tests {
     #[test]
     fn each_identity_failure_has_its_own_outcome() {
         let f = fixture();
-        let p = Pipeline::new(vec![Box::new(IdentityStage)]);
+        let p = Pipeline::new(vec![Box::new(IdentityStage::default())]);
         assert_eq!(
             p.run(&request(&f, None)).result.unwrap_err(),
             ("identity", StageFailure::Missing)
@@ -207,9 +208,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_stage_refuses_a_reused_proof_without_verifying_it_again() {
+        let f = fixture();
+        let cache = std::sync::Arc::new(crate::proof_cache::ProofCache::new(64));
+        let p = Pipeline::new(vec![Box::new(IdentityStage::with_cache(cache.clone()))]);
+        let first = p.run(&request(&f, Some(&f.proof))).result.unwrap();
+        assert!(cache.contains(&first.proof_digest));
+        assert_eq!(
+            p.run(&request(&f, Some(&f.proof))).result.unwrap_err(),
+            ("identity", StageFailure::Replayed)
+        );
+        // A wrong proof is not cached, so it cannot poison a later right one.
+        let mut bad = f.proof;
+        bad[0] ^= 1;
+        assert!(p.run(&request(&f, Some(&bad))).result.is_err());
+        assert_eq!(cache.len(), 1);
+        // Revoking the key forgets its proofs.
+        assert_eq!(cache.forget_credential(&f.user, &first.credential), 1);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
     fn stages_after_a_failure_are_reported_as_skipped() {
         let f = fixture();
-        let p = Pipeline::new(vec![Box::new(AlwaysRefuses), Box::new(IdentityStage)]);
+        let p = Pipeline::new(vec![
+            Box::new(AlwaysRefuses),
+            Box::new(IdentityStage::default()),
+        ]);
         let out = p.run(&request(&f, Some(&f.proof)));
         assert_eq!(out.result.unwrap_err(), ("refuser", StageFailure::Rejected));
         assert_eq!(

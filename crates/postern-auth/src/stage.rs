@@ -45,6 +45,8 @@ pub enum StageFailure {
     Rejected,
     #[error("the enrolled credential for this factor was revoked")]
     CredentialRevoked,
+    #[error("the presented factor was already used")]
+    Replayed,
 }
 
 impl StageFailure {
@@ -54,6 +56,7 @@ impl StageFailure {
             StageFailure::Malformed => "malformed",
             StageFailure::Rejected => "rejected",
             StageFailure::CredentialRevoked => "credential_revoked",
+            StageFailure::Replayed => "replayed",
         }
     }
 }

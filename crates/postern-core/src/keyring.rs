@@ -221,6 +221,20 @@ impl KeyGeneration {
     pub fn verifying(&self) -> &VerifyingKey {
         &self.verifying
     }
+
+    /// A 32-byte key for another purpose (e.g. the JWT signing key), derived
+    /// from this generation's secrets so that it rotates, is wrapped and is
+    /// pruned with them. SHA3-256 over a domain-separated label and the
+    /// uniformly random secrets is a sound KDF (no length extension);
+    /// distinct labels give independent keys.
+    pub fn derive_key(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let mut hash = Sha3_256::new();
+        hash.update(b"postern/keyring/derive/v1");
+        hash.update((label.len() as u64).to_le_bytes());
+        hash.update(label.as_bytes());
+        hash.update(self.secrets.as_slice());
+        Zeroizing::new(hash.finalize().into())
+    }
 }
 
 /// The set of live key generations; the newest unretired one is current.
@@ -458,6 +472,31 @@ mod tests {
         );
         let sealed = ring.seal(b"k", b"v", &mut rand::thread_rng()).unwrap();
         assert_eq!(back.open(b"k", &sealed).unwrap(), b"v");
+    }
+
+    #[test]
+    fn derived_keys_are_stable_per_generation_and_label_and_independent_otherwise() {
+        let mut ring = Keyring::generate(10, &mut rand::thread_rng());
+        let first = ring.current().derive_key("jwt/ed25519");
+        assert_eq!(*first, *ring.current().derive_key("jwt/ed25519"));
+        assert_ne!(*first, *ring.current().derive_key("jwt/ed25519 "));
+        assert_ne!(*first, *ring.current().derive_key("other"));
+        ring.rotate(20, &mut rand::thread_rng()).unwrap();
+        assert_ne!(*first, *ring.current().derive_key("jwt/ed25519"));
+        assert_eq!(
+            *first,
+            *ring.generation(1).unwrap().derive_key("jwt/ed25519")
+        );
+        let inst = instance(1);
+        let back = Keyring::unwrap(
+            &ring.wrap(&inst.public_key(), &mut rand::thread_rng()),
+            &inst,
+        )
+        .unwrap();
+        assert_eq!(
+            *first,
+            *back.generation(1).unwrap().derive_key("jwt/ed25519")
+        );
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum ApiError {
     NotFound,
     #[error("user is already enrolled")]
     AlreadyEnrolled,
+    #[error("this identity key is already revoked")]
+    IdentityAlreadyRevoked,
     #[error("too many requests")]
     RateLimited,
     #[error("session store unavailable")]
@@ -70,7 +72,7 @@ impl ApiError {
             ApiError::Decision(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyEnrolled => StatusCode::CONFLICT,
+            ApiError::AlreadyEnrolled | ApiError::IdentityAlreadyRevoked => StatusCode::CONFLICT,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
@@ -96,6 +98,7 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::AlreadyEnrolled => "already_enrolled",
+            ApiError::IdentityAlreadyRevoked => "identity_already_revoked",
             ApiError::RateLimited => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",

@@ -22,6 +22,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod jwt;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;

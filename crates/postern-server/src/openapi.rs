@@ -34,6 +34,7 @@ pub struct ErrorBody {
         users::list,
         users::revoke_one,
         users::revoke_all,
+        users::revoke_identity,
         ops::healthz,
         ops::readyz,
         ops::metrics,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
 use postern_auth::pipeline::Pipeline;
+use postern_auth::proof_cache::ProofCache;
 use postern_auth::stage::Stage;
 use postern_store::embedded::RedbStore;
 use postern_store::{RestoreReport, SessionAuthority, SessionStore, StoreError};
@@ -60,9 +61,9 @@ pub struct Opened {
     pub key_generation: u32,
 }
 
-fn stage_named(name: &str) -> Result<Box<dyn Stage>, StartError> {
+fn stage_named(name: &str, proofs: &Arc<ProofCache>) -> Result<Box<dyn Stage>, StartError> {
     match name {
-        "identity" => Ok(Box::new(IdentityStage)),
+        "identity" => Ok(Box::new(IdentityStage::with_cache(proofs.clone()))),
         other => Err(StartError::UnknownStage(other.to_string())),
     }
 }
@@ -85,11 +86,14 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         config.authority()?,
         now,
     )?;
+    let proofs = Arc::new(ProofCache::new(
+        config.auth.max_outstanding_challenges.max(1) * 4,
+    ));
     let stages = config
         .auth
         .stages
         .iter()
-        .map(|s| stage_named(s))
+        .map(|s| stage_named(s, &proofs))
         .collect::<Result<Vec<_>, _>>()?;
     let metrics = Arc::new(Metrics::default());
     let (gate, sweeper) = match build_gate(&config.gate, metrics.clone())? {
@@ -111,6 +115,7 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
             config.auth.max_outstanding_challenges,
         ),
         pipeline: Pipeline::new(stages),
+        proofs,
         metrics,
         clock,
         gate,

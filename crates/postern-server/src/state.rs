@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::pipeline::Pipeline;
+use postern_auth::proof_cache::ProofCache;
 use postern_core::UnixNanos;
 use postern_store::{SessionAuthority, SessionStore};
 
@@ -33,6 +34,8 @@ pub struct Shared {
     pub store: Arc<dyn SessionStore>,
     pub challenges: ChallengeBook,
     pub pipeline: Pipeline,
+    /// Verified identity proofs by digest (see `postern_auth::proof_cache`).
+    pub proofs: Arc<ProofCache>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     /// Gate mode: validation of an upstream identity provider's tokens.

@@ -260,3 +260,64 @@ async fn a_tampered_record_on_disk_answers_tampered_after_restart() {
         .unwrap();
     assert_eq!(decision(&r), ("full_auth_required", Some("tampered"), 401));
 }
+
+#[tokio::test]
+async fn revoking_the_identity_key_revokes_every_session_made_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (identity, first) = enroll_and_login(&client, "erin", "laptop").await;
+    let second = client.login(&identity, &device("phone")).await.unwrap();
+
+    let revoke = |token: String, dev: &'static str| {
+        let url = server.url("/v1/users/erin/identity");
+        async move {
+            http()
+                .delete(url)
+                .bearer_auth(token)
+                .header("X-Postern-Device", dev)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let answer = revoke(first.token.clone(), "laptop").await;
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["revoked_sessions"], 2);
+    assert_eq!(body["forgotten_proofs"], 2);
+
+    for (login, dev) in [(&first, "laptop"), (&second, "phone")] {
+        let r = client
+            .resume(&login.token, Some(&device(dev)), None)
+            .await
+            .unwrap();
+        assert_eq!(decision(&r), ("full_auth_required", Some("revoked"), 401));
+    }
+    // The revoked key cannot authenticate again; the refusal names no stage
+    // detail beyond the standard 401.
+    assert!(client.login(&identity, &device("laptop")).await.is_err());
+
+    // Still revoked after a restart: the sessions were revoked in the store.
+    server.kill();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let r = client
+        .resume(&first.token, Some(&device("laptop")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r), ("full_auth_required", Some("revoked"), 401));
+
+    // A new key may replace the revoked one, and then logs in.
+    let fresh = postern_client::identity_file::IdentityFile::generate("erin").unwrap();
+    client.enroll(&fresh).await.unwrap();
+    let again = client.login(&fresh, &device("laptop")).await.unwrap();
+    let r = client
+        .resume(&again.token, Some(&device("laptop")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r), ("resumed", None, 200));
+    // ...while a live key is never overwritten.
+    let intruder = postern_client::identity_file::IdentityFile::generate("erin").unwrap();
+    assert!(client.enroll(&intruder).await.is_err());
+}

@@ -346,6 +346,39 @@ impl SessionAuthority {
             }
             Lookup::Unknown => return ResumeOutcome::unknown(),
         };
+        self.resume_session(session, device, operation, risk_score, now)
+    }
+
+    /// Decides a resume for a session the caller has already authenticated
+    /// by other means (a verified JWT naming its id). No I/O.
+    pub fn resume_by_id(
+        &self,
+        id: &SessionId,
+        device: Option<&Fingerprint>,
+        operation: Option<&str>,
+        risk_score: Option<f32>,
+        now: UnixNanos,
+    ) -> ResumeOutcome {
+        match self.hot.get(id) {
+            Some(Slot::Live(session)) => {
+                self.resume_session(session, device, operation, risk_score, now)
+            }
+            Some(Slot::Tampered) => ResumeOutcome {
+                decision: Decision::FullAuth(Reason::Tampered),
+                session: None,
+            },
+            None => ResumeOutcome::unknown(),
+        }
+    }
+
+    fn resume_session(
+        &self,
+        session: Arc<HotSession>,
+        device: Option<&Fingerprint>,
+        operation: Option<&str>,
+        risk_score: Option<f32>,
+        now: UnixNanos,
+    ) -> ResumeOutcome {
         let ctx = session.context();
         let device_check = match (device, self.keyring.generation(ctx.key_id)) {
             (None, _) => DeviceCheck::NotPresented,

@@ -1,8 +1,10 @@
 //! `POST /v1/users/{user}/enroll`: register a user's identity public key.
 //!
-//! Enrollment is first come, first served and never overwrites: a second
-//! enrollment of the same user is `409 already_enrolled`. (Deployments that
-//! need gated enrollment put this route behind their admin proxy.)
+//! Enrollment is first come, first served and never overwrites a live key: a
+//! second enrollment of the same user is `409 already_enrolled`. A key that
+//! was revoked (`DELETE /v1/users/{user}/identity`) may be replaced by a new
+//! one. (Deployments that need gated enrollment put this route behind their
+//! admin proxy.)
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -62,7 +64,16 @@ pub async fn enroll(
     };
     let store = state.store.clone();
     let for_store = user.clone();
-    let inserted = blocking(move || Ok(store.insert_user(&for_store, &record)?)).await?;
+    let inserted = blocking(move || {
+        if store.insert_user(&for_store, &record)? {
+            return Ok(true);
+        }
+        let replaceable = store
+            .get_user(&for_store)?
+            .is_some_and(|old| old.identity_revoked_at.is_some());
+        Ok(replaceable && store.update_user(&for_store, &record)?)
+    })
+    .await?;
     if !inserted {
         return Err(ApiError::AlreadyEnrolled);
     }

@@ -41,6 +41,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/users/{user}/sessions/{session}",
             delete(users::revoke_one),
         )
+        .route("/v1/users/{user}/identity", delete(users::revoke_identity))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,9 +1,13 @@
-//! A user's sessions: list them, revoke one, or revoke all ("log out
-//! everywhere"). The caller must hold a session of that same user that
-//! passes the same check as `/v1/check` (bearer token, bound device).
+//! A user's sessions and identity key: list sessions, revoke one, revoke all
+//! ("log out everywhere"), or revoke the identity key itself (every session
+//! derived from it then resumes as `revoked`). The caller must hold a session
+//! of that same user that passes the same check as `/v1/check`.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use postern_core::identity::IdentityPublicKey;
 use postern_core::token::SessionId;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -126,4 +130,62 @@ pub async fn revoke_all(
     .await?;
     tracing::info!(user = %user, revoked, "all sessions revoked");
     Ok(ApiJson(RevokeResponse { revoked }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityRevokedResponse {
+    /// The revoked identity key's credential id (base64url).
+    pub credential_id: String,
+    pub revoked_at: String,
+    /// Live sessions minted with that key, now revoked.
+    pub revoked_sessions: usize,
+    /// Verified proofs of that key forgotten from the proof cache.
+    pub forgotten_proofs: usize,
+}
+
+/// Revoke a user's identity key: its proofs are forgotten, every session
+/// derived from it is revoked (and resumes as `revoked`), and full
+/// authentication with it fails until the user enrolls a new key.
+#[utoipa::path(delete, path = "/v1/users/{user}/identity", params(("user" = String, Path, description = "User id")),
+    responses((status = 200, body = IdentityRevokedResponse), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+        (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn revoke_identity(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<ApiJson<IdentityRevokedResponse>, ApiError> {
+    let (user, _) = same_user(&state, &headers, &user)?;
+    let worker = state.clone();
+    let for_store = user.clone();
+    let (credential, revoked_at, revoked_sessions, forgotten_proofs) = blocking(move || {
+        let state = worker;
+        let now = state.clock.now();
+        let mut record = state
+            .store
+            .get_user(&for_store)?
+            .ok_or(ApiError::NotFound)?;
+        if record.identity_revoked_at.is_some() {
+            return Err(ApiError::IdentityAlreadyRevoked);
+        }
+        let credential = IdentityPublicKey::from_bytes(&record.identity_key)
+            .map_err(|_| ApiError::Internal("the enrolled identity key does not decode"))?
+            .credential_id();
+        // Key first: from here on no new session can be minted with it.
+        record.identity_revoked_at = Some(now);
+        state.store.update_user(&for_store, &record)?;
+        let forgotten = state.proofs.forget_credential(&for_store, &credential);
+        let revoked = state
+            .authority
+            .revoke_credential(&for_store, &credential, now)?;
+        Ok((credential, now, revoked, forgotten))
+    })
+    .await?;
+    tracing::info!(user = %user, revoked_sessions, "identity key revoked");
+    Ok(ApiJson(IdentityRevokedResponse {
+        credential_id: URL_SAFE_NO_PAD.encode(credential),
+        revoked_at: crate::time::rfc3339(revoked_at),
+        revoked_sessions,
+        forgotten_proofs,
+    }))
 }
