@@ -18,12 +18,30 @@
 //! | signing key id | 4 |
 //! | ML-DSA-65 signature over all preceding bytes | 3309 |
 //!
+//! Version 2 is the same body (with version byte `2`) attested as one leaf
+//! of a *batch*: when many sessions are decided at once (turbo mode), one
+//! ML-DSA signature covers the root of a SHA3-256 Merkle tree over all their
+//! bodies, and each context carries its leaf index and authentication path
+//! instead of a signature of its own. Signing cost is then paid once per
+//! batch instead of once per user, and each record still verifies alone:
+//!
+//! | field | bytes |
+//! |---|---|
+//! | body, as above, version `2` | … |
+//! | leaf index, tree depth (0..=6) | 1 + 1 |
+//! | authentication path (sibling hashes, leaf upwards) | depth × 32 |
+//! | ML-DSA-65 signature over `"postern/context-batch/v1" ‖ depth ‖ root` | 3309 |
+//!
+//! Leaves and inner nodes are hashed under distinct domain labels, so a
+//! node can never be passed off as a leaf (no second-preimage splicing).
+//!
 //! [`SessionContext::decode_verified`] takes attacker-controlled bytes: it
 //! rejects truncated, oversized, wrong-version and trailing-garbage input
 //! with a typed [`ContextError`], never panics, and returns a context only
 //! after its signature verified under the key its key id names.
 
 use rand::{CryptoRng, RngCore};
+use sha3::{Digest, Sha3_256};
 
 use crate::claims::{self, Claim, ClaimKind, MAX_CLAIMS};
 use crate::device::DeviceMac;
@@ -32,11 +50,23 @@ use crate::token::{SessionId, VerifierHash};
 use crate::wire::{Reader, Truncated};
 use crate::UnixNanos;
 
-/// The current format version.
+/// The format version of a singly signed context.
 pub const VERSION: u8 = 1;
-/// The largest encoded context, signature included.
-pub const MAX_ENCODED_LEN: usize =
-    FIXED_BODY_LEN + MAX_USER_LEN + MAX_CLAIMS * claims::ENCODED_LEN + SIGNATURE_LEN;
+/// The format version of a batch-attested context.
+pub const VERSION_BATCH: u8 = 2;
+/// Most contexts one batch signature covers.
+pub const MAX_BATCH: usize = 1 << MAX_BATCH_DEPTH;
+const MAX_BATCH_DEPTH: usize = 6;
+/// The largest encoded context, signature (and batch path) included.
+pub const MAX_ENCODED_LEN: usize = FIXED_BODY_LEN
+    + MAX_USER_LEN
+    + MAX_CLAIMS * claims::ENCODED_LEN
+    + 2
+    + MAX_BATCH_DEPTH * 32
+    + SIGNATURE_LEN;
+const LEAF_LABEL: &[u8] = b"postern/context-leaf/v1";
+const NODE_LABEL: &[u8] = b"postern/context-node/v1";
+const BATCH_LABEL: &[u8] = b"postern/context-batch/v1";
 const FIXED_BODY_LEN: usize = 1 + 1 + 16 + 32 + 1 + 24 + 32 + 1 + 32 + 16 + 1 + 4;
 /// Longest user id, in bytes.
 pub const MAX_USER_LEN: usize = 64;
@@ -59,6 +89,8 @@ pub enum ContextError {
     UnknownKey(u32),
     #[error("session context signature does not verify")]
     BadSignature,
+    #[error("a batch holds 1 to {MAX_BATCH} contexts signed by one key")]
+    InvalidBatch,
 }
 
 impl From<Truncated> for ContextError {
@@ -155,8 +187,8 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
-    /// The bytes the signature covers.
-    fn encode_body(&self) -> Result<Vec<u8>, ContextError> {
+    /// The bytes the signature covers (a batch leaf hashes them).
+    fn encode_body(&self, version: u8) -> Result<Vec<u8>, ContextError> {
         if self.claims.len() > MAX_CLAIMS {
             return Err(ContextError::InvalidField("claims"));
         }
@@ -165,7 +197,7 @@ impl SessionContext {
         }
         let user = self.user.as_str().as_bytes();
         let mut out = Vec::with_capacity(MAX_ENCODED_LEN);
-        out.push(VERSION);
+        out.push(version);
         out.push(self.verdict.encode());
         out.extend_from_slice(self.session_id.as_bytes());
         out.extend_from_slice(self.verifier_hash.as_bytes());
@@ -196,10 +228,65 @@ impl SessionContext {
         key: &SigningKey,
         rng: &mut R,
     ) -> Result<Vec<u8>, SignError> {
-        let mut out = self.encode_body()?;
+        let mut out = self.encode_body(VERSION)?;
         let signature = key.sign(&out, rng)?;
         out.extend_from_slice(&signature);
         Ok(out)
+    }
+
+    /// Encodes and attests up to [`MAX_BATCH`] contexts with ONE signature
+    /// over the Merkle root of their bodies; returns each one's record, in
+    /// order. All must carry the key id of `key`.
+    pub fn sign_batch<R: RngCore + CryptoRng>(
+        contexts: &[SessionContext],
+        key: &SigningKey,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<u8>>, SignError> {
+        let first_key = contexts.first().map(|c| c.key_id);
+        if contexts.is_empty()
+            || contexts.len() > MAX_BATCH
+            || contexts.iter().any(|c| Some(c.key_id) != first_key)
+        {
+            return Err(ContextError::InvalidBatch.into());
+        }
+        let bodies = contexts
+            .iter()
+            .map(|c| c.encode_body(VERSION_BATCH))
+            .collect::<Result<Vec<_>, _>>()?;
+        let depth = depth_for(contexts.len());
+        // Level 0 padded to a power of two with copies of the last leaf; a
+        // padding leaf is never a record, so it proves nothing by itself.
+        let mut levels: Vec<Vec<[u8; 32]>> = Vec::with_capacity(depth + 1);
+        let mut level: Vec<[u8; 32]> = bodies.iter().map(|b| leaf_hash(b)).collect();
+        while level.len() < (1 << depth) {
+            let last = level[level.len() - 1];
+            level.push(last);
+        }
+        levels.push(level);
+        for d in 0..depth {
+            let next = levels[d]
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+            levels.push(next);
+        }
+        let root = levels[depth][0];
+        let signature = key.sign(&batch_message(depth, &root), rng)?;
+        Ok(bodies
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut out)| {
+                out.push(index as u8);
+                out.push(depth as u8);
+                let mut at = index;
+                for level in levels.iter().take(depth) {
+                    out.extend_from_slice(&level[at ^ 1]);
+                    at >>= 1;
+                }
+                out.extend_from_slice(&signature);
+                out
+            })
+            .collect())
     }
 
     /// Decodes a signed context and verifies its signature with the key
@@ -213,7 +300,7 @@ impl SessionContext {
         }
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_BATCH {
             return Err(ContextError::UnknownVersion(version));
         }
         let verdict = Verdict::decode(r.u8()?)?;
@@ -250,7 +337,28 @@ impl SessionContext {
             });
         }
         let key_id = r.u32()?;
-        let signed_len = r.position();
+        let body_len = r.position();
+        let batch = if version == VERSION_BATCH {
+            let index = usize::from(r.u8()?);
+            let depth = usize::from(r.u8()?);
+            if depth > MAX_BATCH_DEPTH || index >= (1 << depth) {
+                return Err(ContextError::InvalidField("batch path"));
+            }
+            let mut node = leaf_hash(&bytes[..body_len]);
+            let mut at = index;
+            for _ in 0..depth {
+                let sibling: [u8; 32] = r.array()?;
+                node = if at & 1 == 0 {
+                    node_hash(&node, &sibling)
+                } else {
+                    node_hash(&sibling, &node)
+                };
+                at >>= 1;
+            }
+            Some(batch_message(depth, &node))
+        } else {
+            None
+        };
         let signature: [u8; SIGNATURE_LEN] = r.array()?;
         if r.remaining() != 0 {
             return Err(ContextError::TrailingBytes(r.remaining()));
@@ -259,7 +367,8 @@ impl SessionContext {
             return Err(ContextError::InvalidField("times"));
         }
         let key = verifying_key(key_id).ok_or(ContextError::UnknownKey(key_id))?;
-        if !key.verify(&bytes[..signed_len], &signature) {
+        let signed = batch.as_deref().unwrap_or(&bytes[..body_len]);
+        if !key.verify(signed, &signature) {
             return Err(ContextError::BadSignature);
         }
         Ok(Self {
@@ -278,6 +387,34 @@ impl SessionContext {
             key_id,
         })
     }
+}
+
+/// Tree depth for `n` leaves: the smallest `d` with `2^d >= n`.
+fn depth_for(n: usize) -> usize {
+    n.next_power_of_two().trailing_zeros() as usize
+}
+
+fn leaf_hash(body: &[u8]) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(LEAF_LABEL);
+    h.update(body);
+    h.finalize().into()
+}
+
+fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha3_256::new();
+    h.update(NODE_LABEL);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+fn batch_message(depth: usize, root: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(BATCH_LABEL.len() + 33);
+    m.extend_from_slice(BATCH_LABEL);
+    m.push(depth as u8);
+    m.extend_from_slice(root);
+    m
 }
 
 /// Why signing a context failed.
@@ -374,12 +511,87 @@ mod tests {
             decode(&vec![1u8; MAX_ENCODED_LEN + 1]).unwrap_err(),
             ContextError::Oversized
         );
-        let mut v2 = bytes.clone();
-        v2[0] = 2;
-        assert_eq!(decode(&v2).unwrap_err(), ContextError::UnknownVersion(2));
+        let mut v3 = bytes.clone();
+        v3[0] = 3;
+        assert_eq!(decode(&v3).unwrap_err(), ContextError::UnknownVersion(3));
         assert_eq!(
             SessionContext::decode_verified(&bytes, |_| None).unwrap_err(),
             ContextError::UnknownKey(9)
+        );
+    }
+
+    fn batch_of(n: usize) -> Vec<SessionContext> {
+        (0..n)
+            .map(|i| {
+                let mut c = sample();
+                c.session_id = SessionId::from_bytes([i as u8; 16]);
+                c.batch_slot = Some((i % 32) as u8);
+                c
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_member_of_a_batch_verifies_alone_under_one_signature() {
+        for n in [1, 2, 3, 5, 8, 31, 32, MAX_BATCH] {
+            let batch = batch_of(n);
+            let records =
+                SessionContext::sign_batch(&batch, key(), &mut rand::thread_rng()).unwrap();
+            assert_eq!(records.len(), n);
+            let signatures: std::collections::HashSet<&[u8]> = records
+                .iter()
+                .map(|r| &r[r.len() - SIGNATURE_LEN..])
+                .collect();
+            assert_eq!(signatures.len(), 1, "one signature for the batch of {n}");
+            for (record, ctx) in records.iter().zip(&batch) {
+                assert_eq!(record[0], VERSION_BATCH);
+                assert_eq!(&decode(record).unwrap(), ctx);
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_record_with_any_byte_flipped_or_a_path_swapped_is_rejected() {
+        let records =
+            SessionContext::sign_batch(&batch_of(5), key(), &mut rand::thread_rng()).unwrap();
+        let bytes = &records[2];
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            assert!(decode(&bad).is_err(), "flip at byte {i} was accepted");
+        }
+        // Member 3's body with member 2's path and index: wrong root.
+        let body_len = records[3].len() - SIGNATURE_LEN - 2 - 3 * 32;
+        let mut spliced = records[3][..body_len].to_vec();
+        spliced.extend_from_slice(&records[2][body_len..]);
+        assert_eq!(decode(&spliced).unwrap_err(), ContextError::BadSignature);
+        // A batch record relabelled as a single one does not verify either.
+        let mut single = records[0].clone();
+        single[0] = VERSION;
+        assert!(decode(&single).is_err());
+        for len in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..len]).unwrap_err(), ContextError::Truncated);
+        }
+    }
+
+    #[test]
+    fn batches_must_be_non_empty_bounded_and_of_one_key() {
+        let mut rng = rand::thread_rng();
+        let invalid = SignError::Invalid(ContextError::InvalidBatch);
+        assert_eq!(
+            SessionContext::sign_batch(&[], key(), &mut rng).unwrap_err(),
+            invalid
+        );
+        let too_many = batch_of(MAX_BATCH + 1);
+        assert_eq!(
+            SessionContext::sign_batch(&too_many, key(), &mut rng).unwrap_err(),
+            invalid
+        );
+        let mut mixed = batch_of(2);
+        mixed[1].key_id = 10;
+        assert_eq!(
+            SessionContext::sign_batch(&mixed, key(), &mut rng).unwrap_err(),
+            invalid
         );
     }
 
@@ -408,8 +620,13 @@ mod tests {
         ctx.user = UserId::parse(&"u".repeat(MAX_USER_LEN)).unwrap();
         ctx.claims = vec![ctx.claims[0]; MAX_CLAIMS];
         let bytes = ctx.sign(key(), &mut rand::thread_rng()).unwrap();
-        assert_eq!(bytes.len(), MAX_ENCODED_LEN);
+        assert_eq!(bytes.len(), MAX_ENCODED_LEN - 2 - MAX_BATCH_DEPTH * 32);
         assert_eq!(decode(&bytes).unwrap(), ctx);
+        let mut batch = vec![ctx.clone(); MAX_BATCH];
+        batch[0] = ctx.clone();
+        let records = SessionContext::sign_batch(&batch, key(), &mut rand::thread_rng()).unwrap();
+        assert_eq!(records[0].len(), MAX_ENCODED_LEN);
+        assert_eq!(decode(&records[0]).unwrap(), ctx);
     }
 
     fn arb_context() -> impl Strategy<Value = SessionContext> {

@@ -55,23 +55,30 @@ fn id_of(bytes: &[u8]) -> Result<SessionId, StoreError> {
 
 impl SessionStore for RedbStore {
     fn insert(&self, row: &SessionRow) -> Result<(), StoreError> {
+        self.insert_many(std::slice::from_ref(row))
+    }
+
+    fn insert_many(&self, rows: &[SessionRow]) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(backend)?;
         {
             let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
-            if sessions
-                .get(row.id.as_bytes().as_slice())
-                .map_err(backend)?
-                .is_some()
-            {
-                return Err(StoreError::CorruptRow("duplicate session id"));
-            }
-            sessions
-                .insert(row.id.as_bytes().as_slice(), row.encode().as_slice())
-                .map_err(backend)?;
             let mut index = tx.open_multimap_table(USER_SESSIONS).map_err(backend)?;
-            index
-                .insert(row.user.as_str(), row.id.as_bytes().as_slice())
-                .map_err(backend)?;
+            for row in rows {
+                // An early return drops `tx` uncommitted: nothing is written.
+                if sessions
+                    .get(row.id.as_bytes().as_slice())
+                    .map_err(backend)?
+                    .is_some()
+                {
+                    return Err(StoreError::CorruptRow("duplicate session id"));
+                }
+                sessions
+                    .insert(row.id.as_bytes().as_slice(), row.encode().as_slice())
+                    .map_err(backend)?;
+                index
+                    .insert(row.user.as_str(), row.id.as_bytes().as_slice())
+                    .map_err(backend)?;
+            }
         }
         tx.commit().map_err(backend)
     }

@@ -11,6 +11,8 @@
 //! - [`hot`]: the hot tier — verified, decoded sessions in a concurrent map.
 //! - [`authority`]: [`SessionAuthority`], which mints, resumes, revokes and
 //!   restores sessions over a keyring, the hot tier and a store.
+//! - [`batch_mint`]: gathers concurrent mints into batches that share one
+//!   ML-DSA signature (a Merkle root) and one durable write (turbo mode).
 //!
 //! The split keeps the resume path free of I/O: a context read from a store
 //! is unsealed and its ML-DSA-65 signature verified once, when it enters the
@@ -35,6 +37,7 @@
 //! ```
 
 pub mod authority;
+pub mod batch_mint;
 pub mod embedded;
 pub mod hot;
 pub mod memory;

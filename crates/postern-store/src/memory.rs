@@ -1,7 +1,7 @@
 //! An in-memory [`SessionStore`]: nothing survives the process. For tests and
 //! for deployments that accept losing sessions on restart.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use parking_lot::Mutex;
 use postern_core::context::UserId;
@@ -37,6 +37,26 @@ impl SessionStore for MemoryStore {
             .or_default()
             .insert(row.id);
         inner.sessions.insert(row.id, row.clone());
+        Ok(())
+    }
+
+    fn insert_many(&self, rows: &[SessionRow]) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        let mut ids = HashSet::with_capacity(rows.len());
+        if rows
+            .iter()
+            .any(|r| inner.sessions.contains_key(&r.id) || !ids.insert(r.id))
+        {
+            return Err(StoreError::CorruptRow("duplicate session id"));
+        }
+        for row in rows {
+            inner
+                .by_user
+                .entry(row.user.clone())
+                .or_default()
+                .insert(row.id);
+            inner.sessions.insert(row.id, row.clone());
+        }
         Ok(())
     }
 

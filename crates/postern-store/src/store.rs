@@ -156,6 +156,8 @@ impl UserRecord {
 pub trait SessionStore: Send + Sync {
     /// Persists a new session durably. Refuses to overwrite an existing row.
     fn insert(&self, row: &SessionRow) -> Result<(), StoreError>;
+    /// Persists several new sessions in one durable write: all or none.
+    fn insert_many(&self, rows: &[SessionRow]) -> Result<(), StoreError>;
     /// Marks a session revoked, durably. `Ok(false)` if no such session.
     fn revoke(&self, id: &SessionId, at: UnixNanos) -> Result<bool, StoreError>;
     /// Records activity times. Best effort; see the module docs.

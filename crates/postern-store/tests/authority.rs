@@ -352,3 +352,54 @@ fn sweeping_drops_sessions_only_after_their_retention() {
         Decision::FullAuth(Reason::Unknown)
     );
 }
+
+#[test]
+fn a_batch_minted_in_one_signature_resumes_per_user_and_survives_a_restart() {
+    let mut rng = rand::thread_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let keyring = Arc::new(Keyring::generate(T0, &mut rng));
+    let users: Vec<UserId> = (0..32)
+        .map(|i| UserId::parse(&format!("user{i}")).unwrap())
+        .collect();
+    let tokens: Vec<SessionToken> = {
+        let (auth, _) = authority(
+            Arc::new(RedbStore::open(&path).unwrap()),
+            keyring.clone(),
+            T0,
+        );
+        let news = users
+            .iter()
+            .enumerate()
+            .map(|(slot, user)| NewSession {
+                batch_slot: Some(slot as u8),
+                ..NewSession::verified(user.clone(), &laptop())
+            })
+            .collect();
+        let minted = auth.mint_batch(news, T0, &mut rng).unwrap();
+        assert_eq!(minted.len(), 32);
+        for (slot, m) in minted.iter().enumerate() {
+            assert_eq!(m.session.context().batch_slot, Some(slot as u8));
+            assert_eq!(m.session.context().user, users[slot]);
+        }
+        minted.into_iter().map(|m| m.token).collect()
+    };
+    // Every record verifies alone on restore, under the one batch signature.
+    let (auth, report) = authority(Arc::new(RedbStore::open(&path).unwrap()), keyring, T0 + MIN);
+    assert_eq!((report.restored, report.tampered), (32, 0));
+    for token in &tokens {
+        assert_eq!(
+            auth.resume(token, Some(&laptop()), None, None, T0 + MIN)
+                .decision,
+            Decision::Resumed
+        );
+    }
+    assert!(auth
+        .mint_batch(Vec::new(), T0, &mut rng)
+        .unwrap()
+        .is_empty());
+    let too_many = (0..=postern_core::context::MAX_BATCH)
+        .map(|_| NewSession::verified(alice(), &laptop()))
+        .collect();
+    assert!(auth.mint_batch(too_many, T0, &mut rng).is_err());
+}

@@ -28,6 +28,7 @@ fn conformance(store: &dyn SessionStore) {
     the_user_index_lists_each_users_sessions(store);
     expired_rows_are_removed_with_their_index_entries(store);
     users_enroll_once_and_update_in_place(store);
+    a_batch_insert_is_all_or_nothing(store);
 }
 
 fn inserted_rows_read_back_exactly(store: &dyn SessionStore) {
@@ -45,6 +46,36 @@ fn a_session_id_is_never_overwritten(store: &dyn SessionStore) {
         StoreError::CorruptRow("duplicate session id")
     );
     assert_eq!(store.get(&r.id).unwrap().unwrap().sealed, vec![1; 64]);
+}
+
+fn a_batch_insert_is_all_or_nothing(store: &dyn SessionStore) {
+    let batch = [
+        row(60, "dora", 100),
+        row(61, "dora", 100),
+        row(62, "eve", 100),
+    ];
+    store.insert_many(&batch).unwrap();
+    for r in &batch {
+        assert_eq!(store.get(&r.id).unwrap().as_ref(), Some(r));
+    }
+    // One duplicate (with a stored row, or inside the batch) refuses it all.
+    for bad in [
+        vec![row(63, "dora", 100), row(60, "dora", 100)],
+        vec![row(64, "dora", 100), row(64, "dora", 100)],
+    ] {
+        assert_eq!(
+            store.insert_many(&bad).unwrap_err(),
+            StoreError::CorruptRow("duplicate session id")
+        );
+        assert_eq!(store.get(&bad[0].id).unwrap(), None);
+    }
+    assert_eq!(
+        store
+            .list_user(&UserId::parse("dora").unwrap())
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 fn revocation_is_recorded_once_and_kept(store: &dyn SessionStore) {
