@@ -188,6 +188,14 @@ impl JwtKeys {
         Ok(claims)
     }
 
+    /// Whether `token`'s header names one of these keys (no verification).
+    pub fn owns(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .is_some_and(|kid| self.keys.iter().any(|k| k.kid == kid))
+    }
+
     /// The JWKS document: every key that may still have live JWTs.
     pub fn jwks(&self) -> serde_json::Value {
         let keys: Vec<_> = self
