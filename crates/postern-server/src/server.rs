@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
+use postern_auth::passkey::PasskeyStage;
 use postern_auth::pipeline::Pipeline;
+use postern_auth::relying_party::RelyingParty;
 use postern_auth::stage::Stage;
 use postern_store::embedded::RedbStore;
 use postern_store::{RestoreReport, SessionAuthority, SessionStore, StoreError};
@@ -21,9 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{nanos, Config, ConfigError, GateSettings};
+use crate::cookie::SessionCookie;
 use crate::keys::{self, InstanceSource, KeyError};
 use crate::metrics::Metrics;
-use crate::state::{AppState, Clock, Shared};
+use crate::state::{AppState, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
 use postern_tower::ratelimit::MissLimiter;
@@ -46,6 +49,8 @@ pub enum StartError {
     },
     #[error("unknown full-authentication stage `{0}` (available: identity)")]
     UnknownStage(String),
+    #[error(transparent)]
+    Passkeys(#[from] postern_auth::relying_party::PasskeyError),
     #[error("invalid gate upstream: {0}")]
     Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
 }
@@ -91,6 +96,14 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         .iter()
         .map(|s| stage_named(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let relying_party = config.passkeys.relying_party()?;
+    let delivery = Delivery {
+        mode: config.session.mode,
+        cookie: SessionCookie::new(config.session.cookie.clone()),
+        origin: relying_party.origin.origin().ascii_serialization(),
+    };
+    let passkeys = RelyingParty::new(&relying_party)?;
+    let passkey_pipeline = Pipeline::new(vec![Box::new(PasskeyStage::new(&passkeys))]);
     let metrics = Arc::new(Metrics::default());
     let (gate, sweeper) = match build_gate(&config.gate, metrics.clone())? {
         Some(gate) => {
@@ -111,6 +124,9 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
             config.auth.max_outstanding_challenges,
         ),
         pipeline: Pipeline::new(stages),
+        passkeys,
+        passkey_pipeline,
+        delivery,
         metrics,
         clock,
         gate,

@@ -2,7 +2,10 @@
 
 pub mod auth;
 pub mod enroll;
+pub mod issue;
 pub mod ops;
+pub mod page;
+pub mod passkeys;
 pub mod session;
 pub mod users;
 
@@ -20,6 +23,7 @@ use axum::Router;
 use postern_core::token::SessionToken;
 use tower::{Layer, Service};
 
+use crate::config::SessionMode;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -30,6 +34,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/users/{user}/enroll", post(enroll::enroll))
         .route("/v1/auth/challenge", post(auth::challenge))
         .route("/v1/auth/full", post(auth::full))
+        .route(
+            "/v1/passkeys/register/start",
+            post(passkeys::register_start),
+        )
+        .route(
+            "/v1/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route("/v1/passkeys/login/start", post(passkeys::login_start))
+        .route("/v1/passkeys/login/finish", post(passkeys::login_finish))
         .route("/v1/session/resume", post(session::resume))
         .route("/v1/session/logout", post(session::logout))
         .route("/v1/check", get(session::check))
@@ -41,6 +55,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/users/{user}/sessions/{session}",
             delete(users::revoke_one),
         )
+        .route("/", get(page::root))
+        .route("/login", get(page::login))
+        .route("/login.js", get(page::script))
+        .route("/login.css", get(page::style))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -114,10 +132,18 @@ where
 }
 
 /// Every route template the router serves, as metric labels.
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 20] = [
     "/v1/users/{user}/enroll",
     "/v1/auth/challenge",
     "/v1/auth/full",
+    "/v1/passkeys/register/start",
+    "/v1/passkeys/register/finish",
+    "/v1/passkeys/login/start",
+    "/v1/passkeys/login/finish",
+    "/",
+    "/login",
+    "/login.js",
+    "/login.css",
     "/v1/session/resume",
     "/v1/session/logout",
     "/v1/check",
@@ -151,9 +177,55 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// The bearer token of a request. The token is never logged.
-pub(crate) fn bearer(headers: &HeaderMap) -> Result<SessionToken, ApiError> {
-    SessionToken::parse(bearer_text(headers)?).map_err(|_| malformed_token())
+/// Where a request's session token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Header,
+    Cookie,
+}
+
+/// The token a request presents: `Authorization: Bearer` first and, only
+/// when that header is absent, the session cookie (in cookie mode). A
+/// present but bad header is an error, never a fall-through to the cookie.
+/// The token is never logged.
+pub(crate) fn presented<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+) -> Result<(&'h str, Source), ApiError> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Ok((bearer_text(headers)?, Source::Header));
+    }
+    if state.delivery.mode == SessionMode::Cookie {
+        if let Some(token) = state.delivery.cookie.read(headers) {
+            return Ok((token, Source::Cookie));
+        }
+    }
+    Err(ApiError::MissingToken)
+}
+
+/// The Postern session token a request presents (see [`presented`]).
+pub(crate) fn session_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(SessionToken, Source), ApiError> {
+    let (text, source) = presented(state, headers)?;
+    let token = SessionToken::parse(text).map_err(|_| malformed_token())?;
+    Ok((token, source))
+}
+
+/// Cross-site request forgery guard for a cookie-authenticated request
+/// that changes state: browsers send `Origin` on every such request, and
+/// it must be the configured origin. (Browsers never attach a bearer
+/// header on their own, so header-authenticated requests need no guard.)
+pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if origin == Some(state.delivery.origin.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::CrossOrigin)
+    }
 }
 
 /// The raw bearer token of a request. The token is never logged.

@@ -17,7 +17,7 @@
 //! `X-Postern-Scopes` and, if the upstream has one, `X-Postern-Session`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use postern_client::device::DeviceInput;
 use postern_core::device::Fingerprint;
@@ -26,7 +26,10 @@ use postern_core::token::SessionToken;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{bearer, bearer_text, blocking, is_postern_token, malformed_token};
+use super::{
+    blocking, is_postern_token, malformed_token, presented, same_origin, session_token, Source,
+};
+use crate::config::SessionMode;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 use postern_tower::{GateError, Requirement};
@@ -42,7 +45,9 @@ pub const REQUIRED_AUDIENCE_HEADER: &str = "x-postern-required-audience";
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRequest {
-    pub token: String,
+    /// The session token; without it, the `Authorization: Bearer` header,
+    /// then (cookie mode) the session cookie.
+    pub token: Option<String>,
     /// The device now presenting the session: an id string or components.
     #[schema(value_type = Option<Object>)]
     pub device: Option<DeviceInput>,
@@ -92,9 +97,13 @@ fn decide(
         (status = 403, description = "step_up_required, with `decision` and `reason`", body = crate::openapi::ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ResumeRequest>,
 ) -> Result<ApiJson<ResumeResponse>, ApiError> {
-    let token = SessionToken::parse(body.token.trim()).map_err(|_| malformed_token())?;
+    let token = match body.token.as_deref() {
+        Some(text) => SessionToken::parse(text.trim()).map_err(|_| malformed_token())?,
+        None => session_token(&state, &headers)?.0,
+    };
     let device = body
         .device
         .as_ref()
@@ -138,12 +147,26 @@ fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, ApiError> {
     }
 }
 
-/// Checks a bearer request as `/v1/check` does; used by the user endpoints.
+/// What an authenticated request is about to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    Read,
+    /// Changes state: a cookie-authenticated request must then come from
+    /// the configured origin.
+    Change,
+}
+
+/// Checks a request's session (bearer header, then cookie) as `/v1/check`
+/// does; used by the user and passkey endpoints too.
 pub(crate) fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
+    intent: Intent,
 ) -> Result<std::sync::Arc<postern_store::hot::HotSession>, ApiError> {
-    let token = bearer(headers)?;
+    let (token, source) = session_token(state, headers)?;
+    if source == Source::Cookie && intent == Intent::Change {
+        same_origin(state, headers)?;
+    }
     let device = header_device(headers)?;
     let operation = headers.get(OPERATION_HEADER).and_then(|v| v.to_str().ok());
     let outcome = decide(state, &token, device.as_ref(), operation, None)?;
@@ -153,9 +176,11 @@ pub(crate) fn authenticated(
     }
 }
 
-/// Forward-auth check: is this request authenticated?
+/// Forward-auth check: is this request authenticated? The token comes
+/// from `Authorization: Bearer`, or (cookie mode, without that header) the
+/// session cookie.
 #[utoipa::path(get, path = "/v1/check",
-    params(("Authorization" = String, Header, description = "Bearer <token>"),
+    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
         ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
         ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested")),
     responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
@@ -166,12 +191,12 @@ pub async fn check(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(gate) = &state.gate {
-        let token = bearer_text(&headers)?;
+        let (token, _) = presented(&state, &headers)?;
         if !is_postern_token(token) {
             return gate_check(&state, gate, token, &headers).await;
         }
     }
-    let session = authenticated(&state, &headers)?;
+    let session = authenticated(&state, &headers, Intent::Read)?;
     let ctx = session.context();
     let mut response = ApiJson(
         serde_json::json!({ "user": ctx.user.as_str(), "session_id": ctx.session_id.to_text() }),
@@ -271,20 +296,39 @@ pub struct LogoutResponse {
     pub session_id: Option<String>,
 }
 
-/// Log out: revoke the bearer's session, durably, everywhere.
+/// Log out: revoke the session (bearer header, then cookie), durably,
+/// everywhere. In cookie mode the answer also clears the cookie, unless the
+/// request was refused as cross-origin.
 #[utoipa::path(post, path = "/v1/session/logout",
-    params(("Authorization" = String, Header, description = "Bearer <token>")),
+    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)")),
     responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
-pub async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result = revoke_presented(&state, &headers).await;
+    let clear =
+        state.delivery.mode == SessionMode::Cookie && !matches!(result, Err(ApiError::CrossOrigin));
+    let mut response = result.into_response();
+    if clear {
+        if let Some(cookie) = state.delivery.cookie.clear() {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
+
+async fn revoke_presented(
+    state: &AppState,
+    headers: &HeaderMap,
 ) -> Result<ApiJson<LogoutResponse>, ApiError> {
+    let (text, source) = presented(state, headers)?;
+    if source == Source::Cookie {
+        same_origin(state, headers)?;
+    }
     if let Some(gate) = &state.gate {
-        let token = bearer_text(&headers)?;
-        if !is_postern_token(token) {
+        if !is_postern_token(text) {
             // Refused here at once and purged, then revoked upstream.
-            gate.logout(token, state.clock.now()).await?;
+            gate.logout(text, state.clock.now()).await?;
             tracing::info!("upstream token revoked by logout");
             return Ok(ApiJson(LogoutResponse {
                 revoked: true,
@@ -292,7 +336,7 @@ pub async fn logout(
             }));
         }
     }
-    let token = bearer(&headers)?;
+    let token = SessionToken::parse(text).map_err(|_| malformed_token())?;
     let session = state
         .authority
         .authenticate(&token)
