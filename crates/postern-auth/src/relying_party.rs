@@ -329,3 +329,74 @@ pub(crate) fn record_of(
         last_used_at: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_store::memory::MemoryStore;
+
+    fn config(rp_id: &str, origin: &str) -> RelyingPartyConfig {
+        RelyingPartyConfig {
+            rp_id: rp_id.into(),
+            origin: Url::parse(origin).unwrap(),
+            rp_name: "Postern".into(),
+            ceremony_ttl: 100,
+            max_ceremonies: 10,
+        }
+    }
+
+    #[test]
+    fn the_rp_id_must_be_the_origins_domain_or_a_parent_of_it() {
+        assert!(RelyingParty::new(&config("example.com", "https://login.example.com")).is_ok());
+        assert!(matches!(
+            RelyingParty::new(&config("example.com", "https://login.example.org")),
+            Err(PasskeyError::Configuration(_))
+        ));
+    }
+
+    #[test]
+    fn registration_asks_for_a_discoverable_credential_under_a_stable_user_handle() {
+        let rp = RelyingParty::new(&config("localhost", "http://localhost:8080")).unwrap();
+        let store = MemoryStore::default();
+        let alice = UserId::parse("alice").unwrap();
+        let mut rng = rand::thread_rng();
+        let first = rp
+            .start_registration(&store, &alice, Enrolment::NewAccount, 0, &mut rng)
+            .unwrap();
+        let second = rp
+            .start_registration(&store, &alice, Enrolment::NewAccount, 0, &mut rng)
+            .unwrap();
+        let options = &first.options.public_key;
+        assert_eq!(
+            options
+                .authenticator_selection
+                .as_ref()
+                .and_then(|s| s.resident_key),
+            Some(ResidentKeyRequirement::Preferred)
+        );
+        assert_eq!(options.user.id, second.options.public_key.user.id);
+        assert_ne!(first.ceremony_id, second.ceremony_id);
+        assert_eq!(first.expires_at, 100);
+    }
+
+    #[test]
+    fn login_ceremonies_are_modal_single_use_and_remember_the_user() {
+        let rp = RelyingParty::new(&config("localhost", "http://localhost:8080")).unwrap();
+        let store = MemoryStore::default();
+        let alice = UserId::parse("alice").unwrap();
+        let mut rng = rand::thread_rng();
+        let started = rp.start_login(&store, Some(&alice), 0, &mut rng).unwrap();
+        assert!(started.options.mediation.is_none());
+        assert!(started.options.public_key.allow_credentials.is_empty());
+        let pending = rp.take_login(&started.ceremony_id, 1).unwrap();
+        assert_eq!(pending.user(), Some(&alice));
+        assert_eq!(
+            pending.challenge().as_slice(),
+            started.options.public_key.challenge.as_slice()
+        );
+        assert!(matches!(
+            rp.take_login(&started.ceremony_id, 1),
+            Err(PasskeyError::Ceremony(CeremonyError::Unknown))
+        ));
+    }
+}

@@ -699,6 +699,90 @@ mod tests {
     }
 
     #[test]
+    fn session_mode_cookie_and_passkey_settings_layer_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(
+            &path,
+            "[session]\nmode = \"cookie\"\n[session.cookie]\nsame_site = \"strict\"\nmax_age = \"10m\"\n\
+             [passkeys]\nrp_id = \"example.com\"\norigin = \"https://login.example.com\"\n",
+        )
+        .unwrap();
+        let file = Config::from_file(Some(&path)).unwrap();
+        assert_eq!(file.session.mode, SessionMode::Cookie);
+        assert_eq!(file.session.cookie.same_site, SameSite::Strict);
+        assert_eq!(file.session.cookie.max_age, Some(Duration::from_secs(600)));
+        assert_eq!(file.session.cookie.name, "__Host-postern");
+        file.validate().unwrap();
+        let merged = file.apply(&Overrides {
+            session_mode: Some(SessionMode::Bearer),
+            cookie_name: Some("sid".into()),
+            origin: Some("http://localhost:9999".into()),
+            rp_id: Some("localhost".into()),
+            ..Default::default()
+        });
+        assert_eq!(merged.session.mode, SessionMode::Bearer);
+        assert_eq!(merged.session.cookie.name, "sid");
+        let rp = merged.passkeys.relying_party().unwrap();
+        assert_eq!(rp.origin.as_str(), "http://localhost:9999/");
+        assert_eq!(rp.rp_id, "localhost");
+
+        let invalid = |cookie: CookieConfig| {
+            let mut c = Config::default();
+            c.session.cookie = cookie;
+            match c.validate() {
+                Err(ConfigError::Invalid(m)) => m,
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        };
+        let host = CookieConfig::default();
+        assert!(invalid(CookieConfig {
+            secure: false,
+            ..host.clone()
+        })
+        .contains("__Host-"));
+        assert!(invalid(CookieConfig {
+            path: "/app".into(),
+            ..host.clone()
+        })
+        .contains("__Host-"));
+        assert!(invalid(CookieConfig {
+            name: "bad name".into(),
+            ..host.clone()
+        })
+        .contains("token"));
+        let plain = CookieConfig {
+            name: "sid".into(),
+            secure: false,
+            ..host
+        };
+        assert!(invalid(CookieConfig {
+            same_site: SameSite::None,
+            ..plain.clone()
+        })
+        .contains("SameSite=None"));
+        assert!(invalid(CookieConfig {
+            path: "/a;b".into(),
+            ..plain.clone()
+        })
+        .contains("path"));
+        let mut ok = Config::default();
+        ok.session.cookie = plain;
+        ok.validate().unwrap();
+
+        for origin in ["localhost:8080", "ftp://localhost", "http://localhost/path"] {
+            let c = Config::default().apply(&Overrides {
+                origin: Some(origin.into()),
+                ..Default::default()
+            });
+            assert!(
+                matches!(c.validate(), Err(ConfigError::Invalid(m)) if m.contains("origin")),
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
     fn gate_settings_are_checked() {
         let both = Config::default().apply(&Overrides {
             upstream_introspection: Some("http://a".into()),

@@ -125,12 +125,18 @@ fn a_browser_registers_a_passkey_logs_in_with_a_cookie_and_survives_a_restart() 
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = script.kill();
-                panic!("the browser script was silent for 120 s:\n{}", output.join("\n"));
+                panic!(
+                    "the browser script was silent for 120 s:\n{}",
+                    output.join("\n")
+                );
             }
         };
         println!("{line}");
         if line == "restart" {
-            assert!(server.take().unwrap().terminate(), "server stops on SIGTERM");
+            assert!(
+                server.take().unwrap().terminate(),
+                "server stops on SIGTERM"
+            );
             server = Some(Server::start_on(&listen, dir.path(), &flags, &[]));
             writeln!(stdin, "continue").unwrap();
         }

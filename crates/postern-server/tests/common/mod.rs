@@ -10,6 +10,8 @@
     clippy::panic
 )]
 
+pub mod soft_passkey;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
