@@ -631,6 +631,14 @@ async fn adding_a_passkey_to_an_existing_account_needs_a_session_of_that_account
         200
     );
 
+    // Nor can anyone enroll an identity key for a passkey account.
+    let takeover = postern_client::identity_file::IdentityFile::generate("alice").unwrap();
+    let err = server.client().enroll(&takeover).await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some("already_enrolled"))
+    );
+
     // The same credential cannot be registered twice.
     let start: Value = register_start(&server, "carol", None)
         .await

@@ -1,7 +1,10 @@
 //! `POST /v1/users/{user}/enroll`: register a user's identity public key.
 //!
 //! Enrollment is first come, first served and never overwrites: a second
-//! enrollment of the same user is `409 already_enrolled`. (Deployments that
+//! enrollment of the same user is `409 already_enrolled`, and so is the
+//! enrollment of a user who already registered a passkey (an identity key
+//! would otherwise be a second way into that account, open to whoever
+//! enrolls first). (Deployments that
 //! need gated enrollment put this route behind their admin proxy.)
 
 use axum::extract::{Path, State};
@@ -62,7 +65,13 @@ pub async fn enroll(
     };
     let store = state.store.clone();
     let for_store = user.clone();
-    let inserted = blocking(move || Ok(store.insert_user(&for_store, &record)?)).await?;
+    let inserted = blocking(move || {
+        if !store.list_passkeys(&for_store)?.is_empty() {
+            return Ok(false);
+        }
+        Ok(store.insert_user(&for_store, &record)?)
+    })
+    .await?;
     if !inserted {
         return Err(ApiError::AlreadyEnrolled);
     }

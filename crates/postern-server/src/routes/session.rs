@@ -8,6 +8,13 @@
 //! from `X-Postern-Device`, the operation from `X-Postern-Operation`, and a
 //! 200 carries `X-Postern-User` and `X-Postern-Session`.
 //!
+//! Every endpoint here reads the session token from `Authorization:
+//! Bearer` first and, only when that header is absent and the deployment
+//! delivers sessions in a cookie, from the session cookie (resume also
+//! takes it in the body, which wins). Logout in cookie mode clears the
+//! cookie as well as revoking the session; a cookie-authenticated logout
+//! must come from the configured origin (`403 cross_origin` otherwise).
+//!
 //! In gate mode (`--upstream-introspection` or `--upstream-auth1`), a bearer
 //! token that is not a Postern token is validated through the gate: cached
 //! on a hit, one upstream call on a miss, 401 `invalid_token`, 403
