@@ -118,6 +118,17 @@ async function main() {
     await expectAct(page, "check", "ok", /signed in as alice/);
     ok("GET /v1/check with the cookie answers 200 with the user");
 
+    // Signed in, alice may add a second passkey: another tab of the same
+    // browser (same cookie) with another authenticator.
+    const extra = await pageWithAuthenticator(context);
+    await extra.page.goto(`${base}/login`);
+    await extra.page.fill("#user", "alice");
+    await expectAct(extra.page, "register", "ok", /passkey registered for alice/);
+    const added = await extra.credentials();
+    expect(added.length === 1, `the second authenticator should hold one passkey, got ${added.length}`);
+    await extra.page.close();
+    ok("a signed-in user adds a second passkey through the cookie session");
+
     await expectAct(page, "logout", "ok", /signed out/);
     expect((await sessionCookie(context)) === undefined, "logout clears the cookie");
     await expectAct(page, "check", "error", /^401 missing_token/);

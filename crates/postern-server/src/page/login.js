@@ -30,7 +30,9 @@ function deviceId() {
 async function api(path, body) {
   const response = await fetch(path, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    // The device header lets a signed-in user add a passkey (the session
+    // is bound to this browser's device id).
+    headers: { "content-type": "application/json", "x-postern-device": deviceId() },
     body: JSON.stringify(body),
   });
   const json = await response.json().catch(() => ({}));
@@ -107,7 +109,10 @@ async function check() {
 }
 
 async function logout() {
-  const response = await fetch("/v1/session/logout", { method: "POST" });
+  const response = await fetch("/v1/session/logout", {
+    method: "POST",
+    headers: { "x-postern-device": deviceId() },
+  });
   const json = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(`${response.status} ${json.error || "error"}: ${json.message || ""}`);
   return "signed out";
