@@ -125,6 +125,7 @@ impl Client {
             challenge,
             factors: Factors {
                 identity_proof: Some(proof),
+                ..Factors::default()
             },
         }
     }
@@ -208,6 +209,7 @@ fn verify_and_mint(
         challenge: &challenge,
         factors: Factors {
             identity_proof: Some(proof),
+            ..Factors::default()
         },
     };
     let evidence = pipeline.run(&request).result.expect("identity passes");

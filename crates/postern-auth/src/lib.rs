@@ -10,10 +10,15 @@
 //! - [`identity`]: the identity-proof stage (Schnorr over Ristretto255).
 //! - [`proof_cache`]: verified proofs by SHA3-256 digest (reuse refused in
 //!   one lookup; forgotten when their identity key is revoked).
+//! - [`ceremony`]: outstanding WebAuthn ceremonies (single use, expiring,
+//!   bounded), generic over their server-side state.
+//! - [`relying_party`]: the WebAuthn relying party (`webauthn-rs`): passkey
+//!   registration, and the start of passkey login.
+//! - [`passkey`]: the passkey stage, which verifies a login's assertion.
 //! - [`pipeline`]: runs the required stages in order, times each, and stops
 //!   at the first failure.
 //!
-//! Adding a factor (passkey, encrypted biometric) is a new [`Stage`]
+//! Adding a factor (such as the encrypted biometric) is a new [`Stage`]
 //! implementation and one more entry in the deployment's stage list; the
 //! pipeline, the reports and the metrics need no change.
 //!
@@ -35,14 +40,17 @@
 //! let proof = secret.prove(&Statement { challenge: &issued.challenge, user: "alice", device_hash: &device.hash() }, &mut rng);
 //!
 //! let challenge = book.take(&issued.id, &user, 1).unwrap();
-//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof) } };
+//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof), passkey: None } };
 //! let outcome = Pipeline::new(vec![Box::new(IdentityStage::default())]).run(&request);
 //! assert!(outcome.result.is_ok());
 //! assert_eq!(outcome.reports[0].stage, "identity");
 //! ```
 
+pub mod ceremony;
 pub mod challenge;
 pub mod identity;
+pub mod passkey;
 pub mod pipeline;
 pub mod proof_cache;
+pub mod relying_party;
 pub mod stage;

@@ -151,6 +151,7 @@ mod tests {
             challenge: &f.challenge,
             factors: Factors {
                 identity_proof: proof,
+                passkey: None,
             },
         }
     }

@@ -3,13 +3,17 @@
 use postern_core::claims::Claim;
 use postern_core::context::UserId;
 use postern_core::device::Fingerprint;
-use postern_store::UserRecord;
+use postern_store::{PasskeyRecord, UserRecord};
+
+use crate::passkey::PasskeyFactor;
 
 /// The factors a client presented. Each stage reads the one it verifies.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Factors<'a> {
     /// A Schnorr identity proof (64 bytes).
     pub identity_proof: Option<&'a [u8]>,
+    /// A WebAuthn assertion with the ceremony it answers.
+    pub passkey: Option<PasskeyFactor<'a>>,
 }
 
 /// Everything a stage may look at. All of it is attacker-influenced except
@@ -32,6 +36,9 @@ pub struct Evidence {
     pub credential: [u8; 16],
     pub batch_slot: Option<u8>,
     pub claims: Vec<Claim>,
+    /// The passkey as updated by an accepted assertion (signature counter,
+    /// backup flags); the caller persists it before minting.
+    pub passkey: Option<PasskeyRecord>,
 }
 
 /// Why a stage refused. The wire code goes into responses and metrics.

@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use postern_auth::relying_party::RelyingPartyConfig;
 use postern_core::policy::{DeviceBinding, PolicyError, ResumePolicy};
 use postern_store::AuthorityConfig;
 use serde::Deserialize;
+use webauthn_rs::prelude::Url;
 
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,147 @@ pub struct SessionConfig {
     /// Expired and revoked sessions are kept this long after expiry.
     #[serde(with = "humantime_serde")]
     pub expired_retention: Duration,
+    /// How a minted session reaches the client.
+    pub mode: SessionMode,
+    /// The session cookie, in cookie mode.
+    pub cookie: CookieConfig,
+    /// Session JWTs, in JWT mode.
+    pub jwt: JwtConfig,
+}
+
+/// Session JWTs (`[session.jwt]`): short-lived Ed25519 JWTs that name a
+/// live server-side session; refreshed with `POST /v1/session/refresh`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Lifetime of each JWT (never past its session's expiry). Offline
+    /// verifiers learn of a logout only when the JWT expires, so keep it short.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// The `iss` claim, and the only issuer accepted back.
+    pub issuer: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(15 * 60),
+            issuer: "postern".into(),
+        }
+    }
+}
+
+/// How a minted session is handed to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// The token in the JSON response; clients send `Authorization: Bearer`.
+    Bearer,
+    /// The token in an `HttpOnly` cookie; the JSON response omits it.
+    Cookie,
+    /// A signed, short-lived JWT (Ed25519) in the JSON response, verifiable
+    /// offline with `/.well-known/jwks.json`; accepted only while its
+    /// session is live.
+    Jwt,
+}
+
+/// The session cookie's name and attributes (`[session.cookie]`). The
+/// defaults follow the OWASP Session Management Cheat Sheet: a `__Host-`
+/// name (so no subdomain can set or shadow it), `Secure`, `HttpOnly`,
+/// `SameSite=Lax`, `Path=/`, and a lifetime equal to the session's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieConfig {
+    pub name: String,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: SameSite,
+    pub path: String,
+    /// `Domain=`; unset (host-only) by default, and required unset for a
+    /// `__Host-` name.
+    pub domain: Option<String>,
+    /// `Max-Age=`; by default the session's remaining lifetime.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "__Host-postern".into(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            path: "/".into(),
+            domain: None,
+            max_age: None,
+        }
+    }
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+impl CookieConfig {
+    /// The rules browsers enforce on cookie names and attributes
+    /// (RFC 6265bis §4.1.3 on the `__Secure-` and `__Host-` prefixes), so a
+    /// misconfiguration fails at start instead of silently in browsers.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+        if self.name.is_empty() || !self.name.chars().all(token) {
+            return Err(ConfigError::Invalid(
+                "cookie name must be a non-empty HTTP token",
+            ));
+        }
+        let attribute = |v: &str| v.chars().all(|c| c.is_ascii_graphic() && c != ';');
+        if !self.path.starts_with('/') || !attribute(&self.path) {
+            return Err(ConfigError::Invalid(
+                "cookie path must start with / and hold no ; or spaces",
+            ));
+        }
+        if self
+            .domain
+            .as_deref()
+            .is_some_and(|d| d.is_empty() || !attribute(d))
+        {
+            return Err(ConfigError::Invalid("cookie domain is not a valid domain"));
+        }
+        if self.name.starts_with("__Host-")
+            && (!self.secure || self.path != "/" || self.domain.is_some())
+        {
+            return Err(ConfigError::Invalid(
+                "a __Host- cookie needs secure = true, path = \"/\" and no domain",
+            ));
+        }
+        if self.name.starts_with("__Secure-") && !self.secure {
+            return Err(ConfigError::Invalid(
+                "a __Secure- cookie needs secure = true",
+            ));
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::Invalid("SameSite=None needs secure = true"));
+        }
+        if self.max_age.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::Invalid("cookie max_age must be positive"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for SessionConfig {
@@ -67,6 +210,9 @@ impl Default for SessionConfig {
             sensitive_operations: policy.sensitive_operations,
             last_seen_interval: Duration::from_nanos(authority.last_seen_interval),
             expired_retention: Duration::from_nanos(authority.expired_retention),
+            mode: SessionMode::Bearer,
+            cookie: CookieConfig::default(),
+            jwt: JwtConfig::default(),
         }
     }
 }
@@ -98,6 +244,63 @@ impl Default for AuthConfig {
             max_outstanding_challenges: 100_000,
             stages: vec!["identity".into()],
         }
+    }
+}
+
+/// Passkeys (`[passkeys]`): where WebAuthn credentials are valid.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasskeySettings {
+    /// The relying-party id: the origin's host or a parent domain of it.
+    pub rp_id: String,
+    /// The origin browsers use the passkeys from, e.g. `https://login.example.com`.
+    pub origin: String,
+    /// The name authenticators show.
+    pub rp_name: String,
+    /// How long a registration or login ceremony may take.
+    #[serde(with = "humantime_serde")]
+    pub ceremony_ttl: Duration,
+    /// Most outstanding ceremonies of each kind; beyond it, 429.
+    pub max_outstanding_ceremonies: usize,
+}
+
+impl Default for PasskeySettings {
+    fn default() -> Self {
+        Self {
+            rp_id: "localhost".into(),
+            origin: "http://localhost:8080".into(),
+            rp_name: "Postern".into(),
+            // WebAuthn's recommended client timeout (and webauthn-rs's) is
+            // 300 s; a ceremony must outlive the browser's prompt.
+            ceremony_ttl: Duration::from_secs(300),
+            max_outstanding_ceremonies: 10_000,
+        }
+    }
+}
+
+impl PasskeySettings {
+    /// The relying-party configuration these settings describe. The rp id
+    /// is checked against the origin when the relying party is built.
+    pub fn relying_party(&self) -> Result<RelyingPartyConfig, ConfigError> {
+        let origin = Url::parse(&self.origin)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .filter(|u| u.path() == "/" && u.query().is_none() && u.fragment().is_none())
+            .ok_or(ConfigError::Invalid(
+                "passkey origin must be an http(s) origin such as https://login.example.com",
+            ))?;
+        if self.ceremony_ttl.is_zero() || self.max_outstanding_ceremonies == 0 {
+            return Err(ConfigError::Invalid(
+                "ceremony_ttl and max_outstanding_ceremonies must be positive",
+            ));
+        }
+        Ok(RelyingPartyConfig {
+            rp_id: self.rp_id.clone(),
+            origin,
+            rp_name: self.rp_name.clone(),
+            ceremony_ttl: nanos(self.ceremony_ttl),
+            max_ceremonies: self.max_outstanding_ceremonies,
+        })
     }
 }
 
@@ -191,6 +394,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub session: SessionConfig,
     pub auth: AuthConfig,
+    pub passkeys: PasskeySettings,
     pub gate: GateSettings,
 }
 
@@ -203,6 +407,7 @@ impl Default for Config {
             max_body_bytes: 16 * 1024,
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
+            passkeys: PasskeySettings::default(),
             gate: GateSettings::default(),
         }
     }
@@ -275,6 +480,32 @@ pub struct Overrides {
     /// the last `X-Forwarded-For` hop, else `X-Real-IP`); off when unset.
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
+    /// How sessions reach clients: a bearer token in the JSON response, an
+    /// HttpOnly cookie, or a signed JWT.
+    #[arg(long, env = "POSTERN_SESSION_MODE", value_enum)]
+    pub session_mode: Option<SessionMode>,
+    /// JWT mode: lifetime of each JWT (refresh before it ends).
+    #[arg(long, env = "POSTERN_JWT_TTL", value_parser = humantime::parse_duration)]
+    pub jwt_ttl: Option<Duration>,
+    /// JWT mode: the `iss` claim.
+    #[arg(long, env = "POSTERN_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Name of the session cookie (cookie mode).
+    #[arg(long, env = "POSTERN_COOKIE_NAME")]
+    pub cookie_name: Option<String>,
+    /// SameSite attribute of the session cookie.
+    #[arg(long, env = "POSTERN_COOKIE_SAME_SITE", value_enum)]
+    pub cookie_same_site: Option<SameSite>,
+    /// Passkeys: the WebAuthn relying-party id (the origin's host or a
+    /// parent domain of it).
+    #[arg(long, env = "POSTERN_RP_ID")]
+    pub rp_id: Option<String>,
+    /// Passkeys: the origin browsers use them from, e.g. http://localhost:8080.
+    #[arg(long, env = "POSTERN_ORIGIN", value_name = "URL")]
+    pub origin: Option<String>,
+    /// Passkeys: how long a registration or login ceremony may take.
+    #[arg(long, env = "POSTERN_CEREMONY_TTL", value_parser = humantime::parse_duration)]
+    pub ceremony_ttl: Option<Duration>,
     /// How often to poll the upstream JWKS.
     #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration)]
     pub jwks_interval: Option<Duration>,
@@ -320,6 +551,14 @@ impl Config {
         set(&mut self.session.last_seen_interval, &o.last_seen_interval);
         set(&mut self.auth.challenge_ttl, &o.challenge_ttl);
         set(&mut self.max_body_bytes, &o.max_body_bytes);
+        set(&mut self.session.mode, &o.session_mode);
+        set(&mut self.session.jwt.ttl, &o.jwt_ttl);
+        set(&mut self.session.jwt.issuer, &o.jwt_issuer);
+        set(&mut self.session.cookie.name, &o.cookie_name);
+        set(&mut self.session.cookie.same_site, &o.cookie_same_site);
+        set(&mut self.passkeys.rp_id, &o.rp_id);
+        set(&mut self.passkeys.origin, &o.origin);
+        set(&mut self.passkeys.ceremony_ttl, &o.ceremony_ttl);
         for (slot, value) in [
             (
                 &mut self.gate.upstream_introspection,
@@ -386,6 +625,13 @@ impl Config {
                 "at least one full-authentication stage is required",
             ));
         }
+        self.session.cookie.validate()?;
+        if self.session.jwt.ttl.is_zero() || self.session.jwt.issuer.trim().is_empty() {
+            return Err(ConfigError::Invalid(
+                "session.jwt needs a positive ttl and a non-empty issuer",
+            ));
+        }
+        self.passkeys.relying_party()?;
         self.validate_gate()
     }
 
@@ -492,6 +738,90 @@ mod tests {
             c.validate(),
             Err(ConfigError::Policy(PolicyError::BadResumeWindow))
         ));
+    }
+
+    #[test]
+    fn session_mode_cookie_and_passkey_settings_layer_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(
+            &path,
+            "[session]\nmode = \"cookie\"\n[session.cookie]\nsame_site = \"strict\"\nmax_age = \"10m\"\n\
+             [passkeys]\nrp_id = \"example.com\"\norigin = \"https://login.example.com\"\n",
+        )
+        .unwrap();
+        let file = Config::from_file(Some(&path)).unwrap();
+        assert_eq!(file.session.mode, SessionMode::Cookie);
+        assert_eq!(file.session.cookie.same_site, SameSite::Strict);
+        assert_eq!(file.session.cookie.max_age, Some(Duration::from_secs(600)));
+        assert_eq!(file.session.cookie.name, "__Host-postern");
+        file.validate().unwrap();
+        let merged = file.apply(&Overrides {
+            session_mode: Some(SessionMode::Bearer),
+            cookie_name: Some("sid".into()),
+            origin: Some("http://localhost:9999".into()),
+            rp_id: Some("localhost".into()),
+            ..Default::default()
+        });
+        assert_eq!(merged.session.mode, SessionMode::Bearer);
+        assert_eq!(merged.session.cookie.name, "sid");
+        let rp = merged.passkeys.relying_party().unwrap();
+        assert_eq!(rp.origin.as_str(), "http://localhost:9999/");
+        assert_eq!(rp.rp_id, "localhost");
+
+        let invalid = |cookie: CookieConfig| {
+            let mut c = Config::default();
+            c.session.cookie = cookie;
+            match c.validate() {
+                Err(ConfigError::Invalid(m)) => m,
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        };
+        let host = CookieConfig::default();
+        assert!(invalid(CookieConfig {
+            secure: false,
+            ..host.clone()
+        })
+        .contains("__Host-"));
+        assert!(invalid(CookieConfig {
+            path: "/app".into(),
+            ..host.clone()
+        })
+        .contains("__Host-"));
+        assert!(invalid(CookieConfig {
+            name: "bad name".into(),
+            ..host.clone()
+        })
+        .contains("token"));
+        let plain = CookieConfig {
+            name: "sid".into(),
+            secure: false,
+            ..host
+        };
+        assert!(invalid(CookieConfig {
+            same_site: SameSite::None,
+            ..plain.clone()
+        })
+        .contains("SameSite=None"));
+        assert!(invalid(CookieConfig {
+            path: "/a;b".into(),
+            ..plain.clone()
+        })
+        .contains("path"));
+        let mut ok = Config::default();
+        ok.session.cookie = plain;
+        ok.validate().unwrap();
+
+        for origin in ["localhost:8080", "ftp://localhost", "http://localhost/path"] {
+            let c = Config::default().apply(&Overrides {
+                origin: Some(origin.into()),
+                ..Default::default()
+            });
+            assert!(
+                matches!(c.validate(), Err(ConfigError::Invalid(m)) if m.contains("origin")),
+                "{origin}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use postern_auth::ceremony::CeremonyError;
 use postern_auth::challenge::ChallengeError;
+use postern_auth::relying_party::PasskeyError;
 use postern_core::policy::Decision;
 use postern_store::StoreError;
 use postern_tower::GateError;
@@ -36,12 +38,20 @@ pub enum ApiError {
     Decision(Decision),
     #[error("this session may not act on that resource")]
     Forbidden,
+    #[error(
+        "a cookie-authenticated request that changes state must come from the configured origin"
+    )]
+    CrossOrigin,
+    #[error("{0}")]
+    Passkey(PasskeyError),
     #[error("not found")]
     NotFound,
     #[error("user is already enrolled")]
     AlreadyEnrolled,
     #[error("this identity key is already revoked")]
     IdentityAlreadyRevoked,
+    #[error("invalid session JWT: {0}")]
+    InvalidJwt(crate::jwt::JwtError),
     #[error("too many requests")]
     RateLimited,
     #[error("session store unavailable")]
@@ -67,10 +77,23 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MissingToken
             | ApiError::AuthenticationFailed { .. }
+            | ApiError::InvalidJwt(_)
             | ApiError::Challenge(_) => StatusCode::UNAUTHORIZED,
             ApiError::Decision(Decision::StepUp(_)) => StatusCode::FORBIDDEN,
             ApiError::Decision(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::CrossOrigin => StatusCode::FORBIDDEN,
+            ApiError::Passkey(e) => match e {
+                PasskeyError::Ceremony(CeremonyError::TooMany) => StatusCode::TOO_MANY_REQUESTS,
+                PasskeyError::Ceremony(_) => StatusCode::UNAUTHORIZED,
+                PasskeyError::Verification(_) => StatusCode::BAD_REQUEST,
+                PasskeyError::AlreadyRegistered | PasskeyError::AccountClaimed => {
+                    StatusCode::CONFLICT
+                }
+                PasskeyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                PasskeyError::Configuration(_) | PasskeyError::Encoding(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::AlreadyEnrolled | ApiError::IdentityAlreadyRevoked => StatusCode::CONFLICT,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -96,9 +119,21 @@ impl ApiError {
             ApiError::Decision(Decision::StepUp(_)) => "step_up_required",
             ApiError::Decision(_) => "full_auth_required",
             ApiError::Forbidden => "forbidden",
+            ApiError::CrossOrigin => "cross_origin",
+            ApiError::Passkey(e) => match e {
+                PasskeyError::Ceremony(CeremonyError::TooMany) => "rate_limited",
+                PasskeyError::Ceremony(CeremonyError::Expired) => "ceremony_expired",
+                PasskeyError::Ceremony(CeremonyError::Unknown) => "ceremony_invalid",
+                PasskeyError::Verification(_) => "passkey_rejected",
+                PasskeyError::AlreadyRegistered => "already_registered",
+                PasskeyError::AccountClaimed => "already_enrolled",
+                PasskeyError::Store(_) => "store_unavailable",
+                PasskeyError::Configuration(_) | PasskeyError::Encoding(_) => "internal",
+            },
             ApiError::NotFound => "not_found",
             ApiError::AlreadyEnrolled => "already_enrolled",
             ApiError::IdentityAlreadyRevoked => "identity_already_revoked",
+            ApiError::InvalidJwt(_) => "invalid_token",
             ApiError::RateLimited => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",
@@ -113,6 +148,12 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::StoreUnavailable(e)
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    fn from(e: PasskeyError) -> Self {
+        ApiError::Passkey(e)
     }
 }
 
@@ -142,6 +183,14 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "store unavailable")
             }
             ApiError::Internal(what) => tracing::error!(what, "internal error"),
+            ApiError::Passkey(
+                e @ (PasskeyError::Store(_)
+                | PasskeyError::Configuration(_)
+                | PasskeyError::Encoding(_)),
+            ) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(e), "passkey operation failed")
+            }
+            ApiError::Passkey(e) => tracing::info!(error = %e, "passkey refused"),
             ApiError::Gate(GateError::Unavailable(why)) => {
                 tracing::warn!(why, "gate: upstream unavailable")
             }

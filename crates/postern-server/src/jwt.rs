@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 const KEY_LABEL: &str = "jwt/ed25519";
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
-const LEEWAY_SECS: u64 = 5;
+const LEEWAY_SECS: u64 = 1;
 
 /// Why a JWT was refused, or could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,6 +10,7 @@
 //! - [`keys`]: the instance key, the wrapped keyring file, `keys
 //!   init|rotate|show`.
 //! - [`state`]: what handlers share ([`state::AppState`]) and the clock.
+//! - [`cookie`]: the session cookie (cookie mode): set, clear, read.
 //! - [`error`]: the one mapping from failures to HTTP statuses and the JSON
 //!   error shape `{ "error", "message" }`.
 //! - [`routes`]: one module per group of endpoints of the v1 API.
@@ -21,6 +22,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cookie;
 pub mod error;
 pub mod jwt;
 pub mod keys;

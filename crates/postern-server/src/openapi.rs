@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::routes::{auth, enroll, ops, session, users};
+use crate::routes::{auth, enroll, jwt, ops, passkeys, session, users};
 
 /// The JSON body of every error.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,6 +28,10 @@ pub struct ErrorBody {
         enroll::enroll,
         auth::challenge,
         auth::full,
+        passkeys::register_start,
+        passkeys::register_finish,
+        passkeys::login_start,
+        passkeys::login_finish,
         session::resume,
         session::check,
         session::logout,
@@ -35,6 +39,8 @@ pub struct ErrorBody {
         users::revoke_one,
         users::revoke_all,
         users::revoke_identity,
+        jwt::refresh,
+        jwt::jwks,
         ops::healthz,
         ops::readyz,
         ops::metrics,

@@ -13,18 +13,24 @@ use std::time::Duration;
 
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
+use postern_auth::passkey::PasskeyStage;
 use postern_auth::pipeline::Pipeline;
 use postern_auth::proof_cache::ProofCache;
+use postern_auth::relying_party::RelyingParty;
 use postern_auth::stage::Stage;
 use postern_store::embedded::RedbStore;
 use postern_store::{RestoreReport, SessionAuthority, SessionStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::SessionMode;
 use crate::config::{nanos, Config, ConfigError, GateSettings};
+use crate::cookie::SessionCookie;
+use crate::jwt::JwtKeys;
 use crate::keys::{self, InstanceSource, KeyError};
 use crate::metrics::Metrics;
-use crate::state::{AppState, Clock, Shared};
+use crate::routes::jwt::JwtDelivery;
+use crate::state::{AppState, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
 use postern_tower::ratelimit::MissLimiter;
@@ -47,8 +53,12 @@ pub enum StartError {
     },
     #[error("unknown full-authentication stage `{0}` (available: identity)")]
     UnknownStage(String),
+    #[error(transparent)]
+    Passkeys(#[from] postern_auth::relying_party::PasskeyError),
     #[error("invalid gate upstream: {0}")]
     Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
+    #[error("cannot make the JWT signing keys: {0}")]
+    Jwt(#[from] crate::jwt::JwtError),
 }
 
 /// What opening found, for the startup log.
@@ -95,6 +105,21 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         .iter()
         .map(|s| stage_named(s, &proofs))
         .collect::<Result<Vec<_>, _>>()?;
+    let relying_party = config.passkeys.relying_party()?;
+    let delivery = Delivery {
+        mode: config.session.mode,
+        cookie: SessionCookie::new(config.session.cookie.clone()),
+        origin: relying_party.origin.origin().ascii_serialization(),
+    };
+    let passkeys = RelyingParty::new(&relying_party)?;
+    let passkey_pipeline = Pipeline::new(vec![Box::new(PasskeyStage::new(&passkeys))]);
+    let jwt = match config.session.mode {
+        SessionMode::Jwt => Some(JwtDelivery {
+            keys: JwtKeys::from_keyring(authority.keyring(), &config.session.jwt.issuer)?,
+            ttl: config.session.jwt.ttl,
+        }),
+        _ => None,
+    };
     let metrics = Arc::new(Metrics::default());
     let (gate, sweeper) = match build_gate(&config.gate, metrics.clone())? {
         Some(gate) => {
@@ -116,6 +141,10 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         ),
         pipeline: Pipeline::new(stages),
         proofs,
+        passkeys,
+        passkey_pipeline,
+        delivery,
+        jwt,
         metrics,
         clock,
         gate,

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::pipeline::Pipeline;
 use postern_auth::proof_cache::ProofCache;
+use postern_auth::relying_party::RelyingParty;
 use postern_core::UnixNanos;
 use postern_store::{SessionAuthority, SessionStore};
 
+use crate::config::SessionMode;
+use crate::cookie::SessionCookie;
 use crate::metrics::Metrics;
 
 /// The edge owns the clock; everything below takes `now` as a parameter.
@@ -36,12 +39,30 @@ pub struct Shared {
     pub pipeline: Pipeline,
     /// Verified identity proofs by digest (see `postern_auth::proof_cache`).
     pub proofs: Arc<ProofCache>,
+    /// The WebAuthn relying party and its outstanding ceremonies.
+    pub passkeys: RelyingParty,
+    /// The stages a passkey login runs (the passkey stage).
+    pub passkey_pipeline: Pipeline,
+    pub delivery: Delivery,
+    /// JWT mode's keys and lifetime (`None` in the other modes).
+    pub jwt: Option<crate::routes::jwt::JwtDelivery>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     /// Gate mode: validation of an upstream identity provider's tokens.
     pub gate: Option<Arc<postern_tower::Gate>>,
     /// Keeps the gate cache's sweeper thread alive as long as the state.
     pub _sweeper: Option<postern_cache::sweeper::Sweeper>,
+}
+
+/// How sessions reach clients, and which browser origin may use them.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub mode: SessionMode,
+    pub cookie: SessionCookie,
+    /// The configured passkey origin, as browsers send it in `Origin`
+    /// (`http://localhost:8080`): cookie-authenticated requests that change
+    /// state must come from it.
+    pub origin: String,
 }
 
 impl std::fmt::Debug for AppState {

@@ -8,7 +8,11 @@
 //!
 //! Tables: `sessions` (selector → encoded [`SessionRow`]), `user_sessions`
 //! (user → selectors, a multimap: the per-user index), `users` (user →
-//! encoded [`UserRecord`]).
+//! encoded [`UserRecord`]), `passkeys` (credential id → encoded
+//! [`PasskeyRecord`]), `user_passkeys` (user → credential ids, a multimap)
+//! and `passkey_handles` (user → WebAuthn user handle). Passkey writes are
+//! `Durability::Immediate`: a registration or a counter update acknowledged
+//! to a client survives a crash.
 
 use std::path::Path;
 
@@ -17,12 +21,17 @@ use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 use redb::{Database, Durability, MultimapTableDefinition, ReadableTable, TableDefinition};
 
+use crate::passkey::PasskeyRecord;
 use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
 
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 const USER_SESSIONS: MultimapTableDefinition<&str, &[u8]> =
     MultimapTableDefinition::new("user_sessions");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const PASSKEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("passkeys");
+const USER_PASSKEYS: MultimapTableDefinition<&str, &[u8]> =
+    MultimapTableDefinition::new("user_passkeys");
+const PASSKEY_HANDLES: TableDefinition<&str, &[u8]> = TableDefinition::new("passkey_handles");
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     StoreError::Database(Box::new(e))
@@ -41,6 +50,9 @@ impl RedbStore {
         tx.open_table(SESSIONS).map_err(backend)?;
         tx.open_multimap_table(USER_SESSIONS).map_err(backend)?;
         tx.open_table(USERS).map_err(backend)?;
+        tx.open_table(PASSKEYS).map_err(backend)?;
+        tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
+        tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(Self { db })
     }
@@ -229,5 +241,99 @@ impl SessionStore for RedbStore {
             Some(value) => Ok(Some(UserRecord::decode(value.value())?)),
             None => Ok(None),
         }
+    }
+
+    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError> {
+        // redb serialises write transactions, so the read-then-insert below
+        // is atomic: concurrent first registrations agree on one handle.
+        let tx = self.db.begin_write().map_err(backend)?;
+        let handle = {
+            let mut handles = tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
+            let existing = match handles.get(user.as_str()).map_err(backend)? {
+                Some(value) => Some(
+                    <[u8; 16]>::try_from(value.value())
+                        .map_err(|_| StoreError::CorruptRow("passkey user handle"))?,
+                ),
+                None => None,
+            };
+            match existing {
+                Some(handle) => handle,
+                None => {
+                    handles
+                        .insert(user.as_str(), fresh.as_slice())
+                        .map_err(backend)?;
+                    fresh
+                }
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(handle)
+    }
+
+    fn insert_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let inserted = {
+            let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
+            let id = record.credential_id.as_slice();
+            if passkeys.get(id).map_err(backend)?.is_some() {
+                false
+            } else {
+                passkeys
+                    .insert(id, record.encode().as_slice())
+                    .map_err(backend)?;
+                let mut index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
+                index.insert(record.user.as_str(), id).map_err(backend)?;
+                true
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(inserted)
+    }
+
+    fn update_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let updated = {
+            let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
+            let id = record.credential_id.as_slice();
+            let stored = match passkeys.get(id).map_err(backend)? {
+                Some(value) => Some(PasskeyRecord::decode(id, value.value())?),
+                None => None,
+            };
+            match stored {
+                Some(stored) => {
+                    passkeys
+                        .insert(id, stored.merged_with(record).encode().as_slice())
+                        .map_err(backend)?;
+                    true
+                }
+                None => false,
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(updated)
+    }
+
+    fn get_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
+        match passkeys.get(credential_id).map_err(backend)? {
+            Some(value) => Ok(Some(PasskeyRecord::decode(credential_id, value.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
+        let passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
+        let mut out = Vec::new();
+        for id in index.get(user.as_str()).map_err(backend)? {
+            let id = id.map_err(backend)?;
+            let id = id.value();
+            if let Some(value) = passkeys.get(id).map_err(backend)? {
+                out.push(PasskeyRecord::decode(id, value.value())?);
+            }
+        }
+        Ok(out)
     }
 }

@@ -6,6 +6,8 @@
 //!
 //! - [`store`]: the [`SessionStore`] contract every durable backend meets,
 //!   and the row format it persists (sealed records only, never tokens).
+//! - [`passkey`]: registered passkeys as the store keeps them (the
+//!   credential opaque, its counter and backup flags in the clear).
 //! - [`memory`]: an in-memory [`SessionStore`], for tests and ephemeral runs.
 //! - [`embedded`]: the default durable backend, an embedded redb database.
 //! - [`hot`]: the hot tier — verified, decoded sessions in a concurrent map.
@@ -41,10 +43,12 @@ pub mod batch_mint;
 pub mod embedded;
 pub mod hot;
 pub mod memory;
+pub mod passkey;
 pub mod store;
 
 pub use authority::{
     AuthorityConfig, Minted, NewSession, RestoreReport, ResumeOutcome, SessionAuthority,
     SessionSummary,
 };
+pub use passkey::PasskeyRecord;
 pub use store::{SessionRow, SessionStore, StoreError, UserRecord};

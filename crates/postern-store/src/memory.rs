@@ -8,6 +8,7 @@ use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 
+use crate::passkey::PasskeyRecord;
 use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
 
 #[derive(Default)]
@@ -15,6 +16,9 @@ struct Inner {
     sessions: BTreeMap<SessionId, SessionRow>,
     by_user: HashMap<UserId, BTreeSet<SessionId>>,
     users: HashMap<UserId, UserRecord>,
+    passkeys: BTreeMap<Vec<u8>, PasskeyRecord>,
+    passkeys_by_user: HashMap<UserId, BTreeSet<Vec<u8>>>,
+    handles: HashMap<UserId, [u8; 16]>,
 }
 
 /// A [`SessionStore`] held in process memory.
@@ -143,5 +147,58 @@ impl SessionStore for MemoryStore {
 
     fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.inner.lock().users.get(user).cloned())
+    }
+
+    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError> {
+        Ok(*self
+            .inner
+            .lock()
+            .handles
+            .entry(user.clone())
+            .or_insert(fresh))
+    }
+
+    fn insert_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        if inner.passkeys.contains_key(&record.credential_id) {
+            return Ok(false);
+        }
+        inner
+            .passkeys_by_user
+            .entry(record.user.clone())
+            .or_default()
+            .insert(record.credential_id.clone());
+        inner
+            .passkeys
+            .insert(record.credential_id.clone(), record.clone());
+        Ok(true)
+    }
+
+    fn update_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(match inner.passkeys.get_mut(&record.credential_id) {
+            Some(stored) => {
+                *stored = stored.merged_with(record);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn get_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError> {
+        Ok(self.inner.lock().passkeys.get(credential_id).cloned())
+    }
+
+    fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .passkeys_by_user
+            .get(user)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| inner.passkeys.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }

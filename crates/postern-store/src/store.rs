@@ -16,6 +16,13 @@
 //! - `touch_many` may be lost in a crash (it records activity, which only
 //!   ever moves forward; losing it makes an idle timeout fire sooner, never
 //!   later).
+//! - Passkeys: `insert_passkey` and `update_passkey` are durable when they
+//!   return `Ok`. A credential id is registered to at most one user, ever
+//!   (`insert_passkey` never overwrites). `update_passkey` records a use: it
+//!   never moves the signature counter backwards and never changes the
+//!   owner, the user handle or the creation time (see
+//!   [`PasskeyRecord::merged_with`]). A user's WebAuthn user handle is
+//!   chosen once (`passkey_user_handle`) and never changes.
 //! - Every method is synchronous: callers on an async runtime run them on a
 //!   blocking thread. Implementations must be `Send + Sync`.
 //!
@@ -26,6 +33,8 @@
 use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
+
+use crate::passkey::PasskeyRecord;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +183,20 @@ pub trait SessionStore: Send + Sync {
     /// Replaces an existing user's record. `Ok(false)` if there is none.
     fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError>;
     fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError>;
+    /// The user's WebAuthn user handle. If the user has none yet, `fresh`
+    /// becomes it, durably; concurrent callers all get the one stored.
+    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError>;
+    /// Registers a passkey, durably. `Ok(false)` if its credential id is
+    /// already registered (to anyone); nothing changes then.
+    fn insert_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError>;
+    /// Records an accepted use of a registered passkey, durably (see the
+    /// module docs for what may change). `Ok(false)` if there is no such
+    /// credential.
+    fn update_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError>;
+    /// The passkey registered under `credential_id`, whoever owns it.
+    fn get_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError>;
+    /// A user's passkeys, in credential-id order.
+    fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError>;
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_store::embedded::RedbStore;
 use postern_store::memory::MemoryStore;
-use postern_store::{SessionRow, SessionStore, StoreError, UserRecord};
+use postern_store::{PasskeyRecord, SessionRow, SessionStore, StoreError, UserRecord};
 
 fn row(id: u8, user: &str, expires_at: u64) -> SessionRow {
     SessionRow {
@@ -29,6 +29,97 @@ fn conformance(store: &dyn SessionStore) {
     expired_rows_are_removed_with_their_index_entries(store);
     users_enroll_once_and_update_in_place(store);
     a_batch_insert_is_all_or_nothing(store);
+    a_user_handle_is_chosen_once(store);
+    a_credential_id_is_registered_once(store);
+    passkeys_are_found_by_credential_id_and_listed_by_user(store);
+    a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store);
+}
+
+fn passkey(id: u8, user: &str, counter: u32) -> PasskeyRecord {
+    PasskeyRecord {
+        credential_id: vec![id; 20],
+        user: UserId::parse(user).unwrap(),
+        user_handle: [id; 16],
+        credential: format!("credential-{id}").into_bytes(),
+        counter,
+        backup_eligible: false,
+        backup_state: false,
+        created_at: 100,
+        last_used_at: None,
+    }
+}
+
+fn a_user_handle_is_chosen_once(store: &dyn SessionStore) {
+    let alice = UserId::parse("alice").unwrap();
+    assert_eq!(store.passkey_user_handle(&alice, [1; 16]).unwrap(), [1; 16]);
+    assert_eq!(store.passkey_user_handle(&alice, [2; 16]).unwrap(), [1; 16]);
+    let bob = UserId::parse("bob").unwrap();
+    assert_eq!(store.passkey_user_handle(&bob, [2; 16]).unwrap(), [2; 16]);
+}
+
+fn a_credential_id_is_registered_once(store: &dyn SessionStore) {
+    assert!(store.insert_passkey(&passkey(10, "alice", 0)).unwrap());
+    let mut stolen = passkey(10, "mallory", 0);
+    stolen.credential = b"mallory's key".to_vec();
+    assert!(!store.insert_passkey(&stolen).unwrap());
+    assert_eq!(
+        store.get_passkey(&[10; 20]).unwrap(),
+        Some(passkey(10, "alice", 0))
+    );
+    assert!(store
+        .list_passkeys(&UserId::parse("mallory").unwrap())
+        .unwrap()
+        .is_empty());
+}
+
+fn passkeys_are_found_by_credential_id_and_listed_by_user(store: &dyn SessionStore) {
+    assert!(store.insert_passkey(&passkey(11, "alice", 3)).unwrap());
+    assert!(store.insert_passkey(&passkey(12, "bob", 0)).unwrap());
+    let ids: Vec<Vec<u8>> = store
+        .list_passkeys(&UserId::parse("alice").unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|p| p.credential_id)
+        .collect();
+    assert_eq!(ids, vec![vec![10; 20], vec![11; 20]]);
+    assert_eq!(
+        store.get_passkey(&[12; 20]).unwrap().unwrap().user.as_str(),
+        "bob"
+    );
+    assert_eq!(store.get_passkey(&[13; 20]).unwrap(), None);
+}
+
+fn a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store: &dyn SessionStore) {
+    let used = PasskeyRecord {
+        counter: 9,
+        backup_eligible: true,
+        backup_state: true,
+        last_used_at: Some(200),
+        credential: b"updated".to_vec(),
+        ..passkey(11, "mallory", 0)
+    };
+    assert!(store.update_passkey(&used).unwrap());
+    let stored = store.get_passkey(&[11; 20]).unwrap().unwrap();
+    assert_eq!(
+        stored,
+        PasskeyRecord {
+            counter: 9,
+            backup_eligible: true,
+            backup_state: true,
+            last_used_at: Some(200),
+            credential: b"updated".to_vec(),
+            ..passkey(11, "alice", 3)
+        }
+    );
+    let replayed = PasskeyRecord {
+        counter: 4,
+        last_used_at: Some(300),
+        ..stored.clone()
+    };
+    assert!(store.update_passkey(&replayed).unwrap());
+    assert_eq!(store.get_passkey(&[11; 20]).unwrap().unwrap().counter, 9);
+    assert!(!store.update_passkey(&passkey(14, "alice", 1)).unwrap());
+    assert_eq!(store.get_passkey(&[14; 20]).unwrap(), None);
 }
 
 fn inserted_rows_read_back_exactly(store: &dyn SessionStore) {
@@ -178,9 +269,33 @@ fn the_redb_store_keeps_everything_across_reopen() {
         let store = RedbStore::open(&path).unwrap();
         store.insert(&row(7, "alice", 100)).unwrap();
         store.revoke(&SessionId::from_bytes([7; 16]), 42).unwrap();
+        store.insert_passkey(&passkey(7, "alice", 1)).unwrap();
+        store
+            .update_passkey(&PasskeyRecord {
+                counter: 5,
+                backup_state: true,
+                last_used_at: Some(50),
+                ..passkey(7, "alice", 1)
+            })
+            .unwrap();
+        store
+            .passkey_user_handle(&UserId::parse("alice").unwrap(), [8; 16])
+            .unwrap();
     }
     let store = RedbStore::open(&path).unwrap();
     let back = store.get(&SessionId::from_bytes([7; 16])).unwrap().unwrap();
     assert_eq!(back.revoked_at, Some(42));
     assert_eq!(back.sealed, vec![7; 64]);
+    let alice = UserId::parse("alice").unwrap();
+    let passkeys = store.list_passkeys(&alice).unwrap();
+    assert_eq!(passkeys.len(), 1);
+    assert_eq!(
+        (
+            passkeys[0].counter,
+            passkeys[0].backup_state,
+            passkeys[0].last_used_at
+        ),
+        (5, true, Some(50))
+    );
+    assert_eq!(store.passkey_user_handle(&alice, [9; 16]).unwrap(), [8; 16]);
 }

@@ -6,17 +6,18 @@
 //! tells an attacker which users exist.
 
 use axum::extract::State;
+use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use postern_auth::pipeline::{StageOutcome, StageReport};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
-use postern_core::context::Verdict;
-use postern_store::{NewSession, UserRecord};
+use postern_store::UserRecord;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::issue::{issue_session, LoginResponse};
 use super::{blocking, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -77,7 +78,7 @@ pub struct StageReportBody {
 }
 
 impl StageReportBody {
-    fn of(stage: &'static str, outcome: StageOutcome, nanos: u64) -> Self {
+    pub(crate) fn of(stage: &'static str, outcome: StageOutcome, nanos: u64) -> Self {
         Self {
             stage,
             outcome: outcome.as_str(),
@@ -86,25 +87,15 @@ impl StageReportBody {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LoginResponse {
-    /// The bearer token. Keep it secret; Postern never stores or logs it.
-    pub token: String,
-    pub session_id: String,
-    pub user: String,
-    pub expires_at: String,
-    pub resume_until: String,
-    pub stages: Vec<StageReportBody>,
-}
-
-/// Run full authentication and mint a session.
+/// Run full authentication and mint a session (delivered as the
+/// deployment's session mode says: see `issue_session`).
 #[utoipa::path(post, path = "/v1/auth/full", request_body = FullAuthRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn full(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FullAuthRequest>,
-) -> Result<ApiJson<LoginResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = user_id(&body.user)?;
     let device = body
         .device
@@ -145,7 +136,7 @@ pub async fn full(
             record: &record,
             device: &device,
             challenge: &challenge,
-            factors: Factors { identity_proof: proof.as_deref() },
+            factors: Factors { identity_proof: proof.as_deref(), ..Factors::default() },
         };
         let outcome = state.pipeline.run(&request);
         let mut stages: Vec<StageReportBody> = Vec::with_capacity(outcome.reports.len() + 2);
@@ -166,33 +157,7 @@ pub async fn full(
                 return Err(ApiError::AuthenticationFailed { stages });
             }
         };
-        let new = NewSession {
-            user: user.clone(),
-            device,
-            verdict: Verdict::new(true, 7),
-            proof_digest: evidence.proof_digest,
-            credential: evidence.credential,
-            batch_slot: evidence.batch_slot,
-            extra_claims: evidence.claims,
-        };
-        let minted = state.authority.mint(new, state.clock.now(), &mut OsRng).map_err(|e| match e {
-            postern_store::authority::MintError::Store(e) => ApiError::StoreUnavailable(e),
-            _ => ApiError::Internal("could not mint the session"),
-        })?;
-        state.metrics.observe_stage("attestation", "passed", minted.attestation_nanos);
-        state.metrics.observe_stage("persist", "passed", minted.persist_nanos);
-        stages.push(StageReportBody::of("attestation", StageOutcome::Passed, minted.attestation_nanos));
-        stages.push(StageReportBody::of("persist", StageOutcome::Passed, minted.persist_nanos));
-        let ctx = minted.session.context();
-        tracing::info!(user = %user, session = %ctx.session_id.to_text(), "session minted");
-        Ok(ApiJson(LoginResponse {
-            token: minted.token.expose(),
-            session_id: ctx.session_id.to_text(),
-            user: user.to_string(),
-            expires_at: crate::time::rfc3339(ctx.expires_at),
-            resume_until: crate::time::rfc3339(ctx.resume_until),
-            stages,
-        }))
+        issue_session(&state, user, device, evidence, stages)
     })
     .await
 }

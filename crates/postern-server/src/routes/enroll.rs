@@ -1,10 +1,12 @@
 //! `POST /v1/users/{user}/enroll`: register a user's identity public key.
 //!
 //! Enrollment is first come, first served and never overwrites a live key: a
-//! second enrollment of the same user is `409 already_enrolled`. A key that
-//! was revoked (`DELETE /v1/users/{user}/identity`) may be replaced by a new
-//! one. (Deployments that need gated enrollment put this route behind their
-//! admin proxy.)
+//! second enrollment of the same user is `409 already_enrolled`, and so is
+//! the enrollment of a user who already registered a passkey (an identity
+//! key would otherwise be a second way into that account, open to whoever
+//! enrolls first). A key that was revoked (`DELETE /v1/users/{user}/identity`)
+//! may be replaced by a new one. (Deployments that need gated enrollment put
+//! this route behind their admin proxy.)
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -65,6 +67,9 @@ pub async fn enroll(
     let store = state.store.clone();
     let for_store = user.clone();
     let inserted = blocking(move || {
+        if !store.list_passkeys(&for_store)?.is_empty() {
+            return Ok(false);
+        }
         if store.insert_user(&for_store, &record)? {
             return Ok(true);
         }

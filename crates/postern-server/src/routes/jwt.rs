@@ -11,11 +11,14 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use postern_core::context::SessionContext;
+use std::sync::Arc;
+
+use postern_core::context::{SessionContext, UserId};
 use postern_core::device::Fingerprint;
 use postern_core::policy::Decision;
 use postern_core::token::SessionId;
 use postern_core::{UnixNanos, SECOND};
+use postern_store::hot::HotSession;
 use postern_store::ResumeOutcome;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -102,8 +105,23 @@ pub(crate) fn resume_jwt(
             return Err(ApiError::InvalidJwt(crate::jwt::JwtError::Malformed));
         }
     }
-    state.metrics.observe_decision(outcome.decision);
     Ok(outcome)
+}
+
+/// The session a presented JWT names, whatever its state (for logout):
+/// the JWT must verify; `None` if the session is unknown here.
+pub(crate) fn session_of_jwt(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<Arc<HotSession>>, ApiError> {
+    let jwt = delivery(state)?;
+    let claims = jwt
+        .keys
+        .verify(token, state.clock.now() / SECOND)
+        .map_err(ApiError::InvalidJwt)?;
+    let id = SessionId::parse(&claims.sid).map_err(|_| malformed_token())?;
+    let user = UserId::parse(&claims.sub).map_err(|_| malformed_token())?;
+    Ok(state.authority.session_of(&user, &id))
 }
 
 /// The JSON Web Key Set that verifies this server's session JWTs: the
@@ -139,12 +157,16 @@ pub struct RefreshResponse {
     responses((status = 200, body = RefreshResponse), (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
         (status = 404, description = "JWT mode is off", body = crate::openapi::ErrorBody)))]
-pub async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let jwt = delivery(&state)?;
     let token = bearer_text(&headers)?;
     let device = header_device(&headers)?;
     let operation = headers.get(OPERATION_HEADER).and_then(|v| v.to_str().ok());
     let outcome = resume_jwt(&state, token, device.as_ref(), operation, None)?;
+    state.metrics.observe_decision(outcome.decision);
     let session = match (outcome.decision, outcome.session) {
         (Decision::Resumed, Some(session)) => session,
         (decision, _) => return Err(ApiError::Decision(decision)),

@@ -2,7 +2,11 @@
 
 pub mod auth;
 pub mod enroll;
+pub mod issue;
+pub mod jwt;
 pub mod ops;
+pub mod page;
+pub mod passkeys;
 pub mod session;
 pub mod users;
 
@@ -17,9 +21,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use postern_core::token::SessionToken;
 use tower::{Layer, Service};
 
+use crate::config::SessionMode;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -30,6 +34,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/users/{user}/enroll", post(enroll::enroll))
         .route("/v1/auth/challenge", post(auth::challenge))
         .route("/v1/auth/full", post(auth::full))
+        .route(
+            "/v1/passkeys/register/start",
+            post(passkeys::register_start),
+        )
+        .route(
+            "/v1/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .route("/v1/passkeys/login/start", post(passkeys::login_start))
+        .route("/v1/passkeys/login/finish", post(passkeys::login_finish))
         .route("/v1/session/resume", post(session::resume))
         .route("/v1/session/logout", post(session::logout))
         .route("/v1/check", get(session::check))
@@ -42,6 +56,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             delete(users::revoke_one),
         )
         .route("/v1/users/{user}/identity", delete(users::revoke_identity))
+        .route("/v1/session/refresh", post(jwt::refresh))
+        .route("/.well-known/jwks.json", get(jwt::jwks))
+        .route("/", get(page::root))
+        .route("/login", get(page::login))
+        .route("/login.js", get(page::script))
+        .route("/login.css", get(page::style))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -115,15 +135,26 @@ where
 }
 
 /// Every route template the router serves, as metric labels.
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 23] = [
     "/v1/users/{user}/enroll",
     "/v1/auth/challenge",
     "/v1/auth/full",
+    "/v1/passkeys/register/start",
+    "/v1/passkeys/register/finish",
+    "/v1/passkeys/login/start",
+    "/v1/passkeys/login/finish",
+    "/",
+    "/login",
+    "/login.js",
+    "/login.css",
     "/v1/session/resume",
     "/v1/session/logout",
     "/v1/check",
     "/v1/users/{user}/sessions",
     "/v1/users/{user}/sessions/{session}",
+    "/v1/users/{user}/identity",
+    "/v1/session/refresh",
+    "/.well-known/jwks.json",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -152,9 +183,45 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// The bearer token of a request. The token is never logged.
-pub(crate) fn bearer(headers: &HeaderMap) -> Result<SessionToken, ApiError> {
-    SessionToken::parse(bearer_text(headers)?).map_err(|_| malformed_token())
+/// Where a request's session token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Header,
+    Cookie,
+}
+
+/// The token a request presents: `Authorization: Bearer` first and, only
+/// when that header is absent, the session cookie (in cookie mode). A
+/// present but bad header is an error, never a fall-through to the cookie.
+/// The token is never logged.
+pub(crate) fn presented<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+) -> Result<(&'h str, Source), ApiError> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Ok((bearer_text(headers)?, Source::Header));
+    }
+    if state.delivery.mode == SessionMode::Cookie {
+        if let Some(token) = state.delivery.cookie.read(headers) {
+            return Ok((token, Source::Cookie));
+        }
+    }
+    Err(ApiError::MissingToken)
+}
+
+/// Cross-site request forgery guard for a cookie-authenticated request
+/// that changes state: browsers send `Origin` on every such request, and
+/// it must be the configured origin. (Browsers never attach a bearer
+/// header on their own, so header-authenticated requests need no guard.)
+pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if origin == Some(state.delivery.origin.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::CrossOrigin)
+    }
 }
 
 /// The raw bearer token of a request. The token is never logged.

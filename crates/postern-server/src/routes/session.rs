@@ -8,6 +8,13 @@
 //! from `X-Postern-Device`, the operation from `X-Postern-Operation`, and a
 //! 200 carries `X-Postern-User` and `X-Postern-Session`.
 //!
+//! Every endpoint here reads the session token from `Authorization:
+//! Bearer` first and, only when that header is absent and the deployment
+//! delivers sessions in a cookie, from the session cookie (resume also
+//! takes it in the body, which wins). Logout in cookie mode clears the
+//! cookie as well as revoking the session; a cookie-authenticated logout
+//! must come from the configured origin (`403 cross_origin` otherwise).
+//!
 //! In gate mode (`--upstream-introspection` or `--upstream-auth1`), a bearer
 //! token that is not a Postern token is validated through the gate: cached
 //! on a hit, one upstream call on a miss, 401 `invalid_token`, 403
@@ -17,7 +24,7 @@
 //! `X-Postern-Scopes` and, if the upstream has one, `X-Postern-Session`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use postern_client::device::DeviceInput;
 use postern_core::device::Fingerprint;
@@ -26,7 +33,9 @@ use postern_core::token::SessionToken;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{bearer, bearer_text, blocking, is_postern_token, malformed_token};
+use super::jwt::is_own_jwt;
+use super::{blocking, is_postern_token, malformed_token, presented, same_origin, Source};
+use crate::config::SessionMode;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 use postern_tower::{GateError, Requirement};
@@ -42,7 +51,9 @@ pub const REQUIRED_AUDIENCE_HEADER: &str = "x-postern-required-audience";
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRequest {
-    pub token: String,
+    /// The session token; without it, the `Authorization: Bearer` header,
+    /// then (cookie mode) the session cookie.
+    pub token: Option<String>,
     /// The device now presenting the session: an id string or components.
     #[schema(value_type = Option<Object>)]
     pub device: Option<DeviceInput>,
@@ -63,9 +74,27 @@ pub struct ResumeResponse {
     pub expires_at: String,
 }
 
+/// A presented session credential: an opaque Postern token or, in JWT
+/// mode, a session JWT (which names its session; see `routes::jwt`).
+pub(crate) enum Credential<'a> {
+    Opaque(SessionToken),
+    Jwt(&'a str),
+}
+
+/// Classifies a presented token. In JWT mode anything shaped like a JWT is
+/// taken as ours, so an unknown or pruned key answers 401 `invalid_token`.
+pub(crate) fn credential<'a>(state: &AppState, text: &'a str) -> Result<Credential<'a>, ApiError> {
+    if state.jwt.is_some() && crate::jwt::looks_like_jwt(text) {
+        return Ok(Credential::Jwt(text));
+    }
+    SessionToken::parse(text)
+        .map(Credential::Opaque)
+        .map_err(|_| malformed_token())
+}
+
 fn decide(
     state: &AppState,
-    token: &SessionToken,
+    credential: &Credential<'_>,
     device: Option<&Fingerprint>,
     operation: Option<&str>,
     risk: Option<f32>,
@@ -78,9 +107,14 @@ fn decide(
             ));
         }
     }
-    let outcome = state
-        .authority
-        .resume(token, device, operation, risk, state.clock.now());
+    let outcome = match credential {
+        Credential::Opaque(token) => {
+            state
+                .authority
+                .resume(token, device, operation, risk, state.clock.now())
+        }
+        Credential::Jwt(jwt) => super::jwt::resume_jwt(state, jwt, device, operation, risk)?,
+    };
     state.metrics.observe_decision(outcome.decision);
     Ok(outcome)
 }
@@ -92,9 +126,14 @@ fn decide(
         (status = 403, description = "step_up_required, with `decision` and `reason`", body = crate::openapi::ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ResumeRequest>,
 ) -> Result<ApiJson<ResumeResponse>, ApiError> {
-    let token = SessionToken::parse(body.token.trim()).map_err(|_| malformed_token())?;
+    let text = match body.token.as_deref() {
+        Some(text) => text.trim(),
+        None => presented(&state, &headers)?.0,
+    };
+    let token = credential(&state, text)?;
     let device = body
         .device
         .as_ref()
@@ -124,7 +163,7 @@ pub async fn resume(
 }
 
 /// The device a forward-auth request presents, from `X-Postern-Device`.
-fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, ApiError> {
+pub(crate) fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, ApiError> {
     match headers.get(DEVICE_HEADER) {
         None => Ok(None),
         Some(value) => {
@@ -138,12 +177,27 @@ fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, ApiError> {
     }
 }
 
-/// Checks a bearer request as `/v1/check` does; used by the user endpoints.
+/// What an authenticated request is about to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    Read,
+    /// Changes state: a cookie-authenticated request must then come from
+    /// the configured origin.
+    Change,
+}
+
+/// Checks a request's session (bearer header, then cookie) as `/v1/check`
+/// does; used by the user and passkey endpoints too.
 pub(crate) fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
+    intent: Intent,
 ) -> Result<std::sync::Arc<postern_store::hot::HotSession>, ApiError> {
-    let token = bearer(headers)?;
+    let (text, source) = presented(state, headers)?;
+    let token = credential(state, text)?;
+    if source == Source::Cookie && intent == Intent::Change {
+        same_origin(state, headers)?;
+    }
     let device = header_device(headers)?;
     let operation = headers.get(OPERATION_HEADER).and_then(|v| v.to_str().ok());
     let outcome = decide(state, &token, device.as_ref(), operation, None)?;
@@ -153,9 +207,11 @@ pub(crate) fn authenticated(
     }
 }
 
-/// Forward-auth check: is this request authenticated?
+/// Forward-auth check: is this request authenticated? The token comes
+/// from `Authorization: Bearer`, or (cookie mode, without that header) the
+/// session cookie.
 #[utoipa::path(get, path = "/v1/check",
-    params(("Authorization" = String, Header, description = "Bearer <token>"),
+    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
         ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
         ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested")),
     responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
@@ -166,12 +222,12 @@ pub async fn check(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(gate) = &state.gate {
-        let token = bearer_text(&headers)?;
-        if !is_postern_token(token) {
+        let (token, _) = presented(&state, &headers)?;
+        if !is_postern_token(token) && !is_own_jwt(&state, token) {
             return gate_check(&state, gate, token, &headers).await;
         }
     }
-    let session = authenticated(&state, &headers)?;
+    let session = authenticated(&state, &headers, Intent::Read)?;
     let ctx = session.context();
     let mut response = ApiJson(
         serde_json::json!({ "user": ctx.user.as_str(), "session_id": ctx.session_id.to_text() }),
@@ -271,20 +327,39 @@ pub struct LogoutResponse {
     pub session_id: Option<String>,
 }
 
-/// Log out: revoke the bearer's session, durably, everywhere.
+/// Log out: revoke the session (bearer header, then cookie), durably,
+/// everywhere. In cookie mode the answer also clears the cookie, unless the
+/// request was refused as cross-origin.
 #[utoipa::path(post, path = "/v1/session/logout",
-    params(("Authorization" = String, Header, description = "Bearer <token>")),
+    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)")),
     responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
-pub async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result = revoke_presented(&state, &headers).await;
+    let clear =
+        state.delivery.mode == SessionMode::Cookie && !matches!(result, Err(ApiError::CrossOrigin));
+    let mut response = result.into_response();
+    if clear {
+        if let Some(cookie) = state.delivery.cookie.clear() {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
+
+async fn revoke_presented(
+    state: &AppState,
+    headers: &HeaderMap,
 ) -> Result<ApiJson<LogoutResponse>, ApiError> {
+    let (text, source) = presented(state, headers)?;
+    if source == Source::Cookie {
+        same_origin(state, headers)?;
+    }
     if let Some(gate) = &state.gate {
-        let token = bearer_text(&headers)?;
-        if !is_postern_token(token) {
+        if !is_postern_token(text) && !is_own_jwt(state, text) {
             // Refused here at once and purged, then revoked upstream.
-            gate.logout(token, state.clock.now()).await?;
+            gate.logout(text, state.clock.now()).await?;
             tracing::info!("upstream token revoked by logout");
             return Ok(ApiJson(LogoutResponse {
                 revoked: true,
@@ -292,13 +367,11 @@ pub async fn logout(
             }));
         }
     }
-    let token = bearer(&headers)?;
-    let session = state
-        .authority
-        .authenticate(&token)
-        .ok_or(ApiError::Decision(Decision::FullAuth(
-            postern_core::policy::Reason::Unknown,
-        )))?;
+    let unknown = ApiError::Decision(Decision::FullAuth(postern_core::policy::Reason::Unknown));
+    let session = match credential(state, text)? {
+        Credential::Opaque(token) => state.authority.authenticate(&token).ok_or(unknown)?,
+        Credential::Jwt(jwt) => super::jwt::session_of_jwt(state, jwt)?.ok_or(unknown)?,
+    };
     let id = session.context().session_id;
     let worker = state.clone();
     blocking(move || Ok(worker.authority.revoke(&id, worker.clock.now())?)).await?;

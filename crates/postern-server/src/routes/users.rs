@@ -12,7 +12,7 @@ use postern_core::token::SessionId;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::session::authenticated;
+use super::session::{authenticated, Intent};
 use super::{blocking, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -44,9 +44,10 @@ fn same_user(
     state: &AppState,
     headers: &HeaderMap,
     user: &str,
+    intent: Intent,
 ) -> Result<(postern_core::context::UserId, SessionId), ApiError> {
     let user = user_id(user)?;
-    let session = authenticated(state, headers)?;
+    let session = authenticated(state, headers, intent)?;
     if session.context().user != user {
         return Err(ApiError::Forbidden);
     }
@@ -62,7 +63,7 @@ pub async fn list(
     Path(user): Path<String>,
     headers: HeaderMap,
 ) -> Result<ApiJson<SessionList>, ApiError> {
-    let (user, current) = same_user(&state, &headers, &user)?;
+    let (user, current) = same_user(&state, &headers, &user, Intent::Read)?;
     let worker = state.clone();
     let for_store = user.clone();
     let sessions = blocking(move || Ok(worker.authority.list_user(&for_store)?)).await?;
@@ -94,7 +95,7 @@ pub async fn revoke_one(
     Path((user, session)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<ApiJson<RevokeResponse>, ApiError> {
-    let (user, _) = same_user(&state, &headers, &user)?;
+    let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
     let id = SessionId::parse(&session)
         .map_err(|_| ApiError::bad_request("invalid_session_id", "not a Postern session id"))?;
     let target = state
@@ -119,7 +120,7 @@ pub async fn revoke_all(
     Path(user): Path<String>,
     headers: HeaderMap,
 ) -> Result<ApiJson<RevokeResponse>, ApiError> {
-    let (user, _) = same_user(&state, &headers, &user)?;
+    let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
     let worker = state.clone();
     let for_store = user.clone();
     let revoked = blocking(move || {
@@ -155,7 +156,7 @@ pub async fn revoke_identity(
     Path(user): Path<String>,
     headers: HeaderMap,
 ) -> Result<ApiJson<IdentityRevokedResponse>, ApiError> {
-    let (user, _) = same_user(&state, &headers, &user)?;
+    let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
     let worker = state.clone();
     let for_store = user.clone();
     let (credential, revoked_at, revoked_sessions, forgotten_proofs) = blocking(move || {

@@ -10,6 +10,8 @@
     clippy::panic
 )]
 
+pub mod soft_passkey;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,8 +36,14 @@ impl Server {
 
     /// As [`Server::start`], with extra environment variables.
     pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_on("127.0.0.1:0", data, extra, env)
+    }
+
+    /// As [`Server::start_with_env`], listening on `listen` (for tests that
+    /// need the port before the server starts, or the same port again).
+    pub fn start_on(listen: &str, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = postern()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
             .envs(env.iter().copied())
@@ -213,4 +221,14 @@ pub async fn enroll_and_login(
 
 pub fn http() -> reqwest::Client {
     reqwest::Client::new()
+}
+
+/// A free TCP port on 127.0.0.1 (free when this returns; tests that need
+/// a known port before starting the server use it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,0 +1,130 @@
+//! Issuing a session once full authentication has passed.
+//!
+//! Every route that authenticates a user (`POST /v1/auth/full`, `POST
+//! /v1/passkeys/login/finish`) ends here, so a session is minted, reported
+//! and delivered one way whatever the factor. Delivery follows the
+//! configured [`SessionMode`]: in bearer mode the JSON body carries the
+//! token; in JWT mode it carries a signed session JWT instead; in cookie
+//! mode the token goes only into the session cookie and the body omits it.
+//! Either way the response is `Cache-Control: no-store`.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use postern_auth::pipeline::StageOutcome;
+use postern_auth::stage::Evidence;
+use postern_core::context::{UserId, Verdict};
+use postern_core::device::Fingerprint;
+use postern_store::authority::MintError;
+use postern_store::NewSession;
+use rand::rngs::OsRng;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::StageReportBody;
+use crate::config::SessionMode;
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token (bearer mode). Keep it secret; Postern never
+    /// stores or logs it. Absent in cookie mode, where the token is in the
+    /// session cookie only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub session_id: String,
+    pub user: String,
+    /// When the session expires.
+    pub expires_at: String,
+    /// JWT mode: when this JWT expires (refresh it with
+    /// `POST /v1/session/refresh` before then; never after `expires_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+    pub resume_until: String,
+    pub stages: Vec<StageReportBody>,
+}
+
+/// Mints a session for `user` on `device` from what the pipeline's stages
+/// established, and answers with it as the deployment delivers sessions.
+/// `stages` are the pipeline's reports; attestation and persistence are
+/// added here.
+///
+/// Blocking (the mint is durable before it returns): call it from
+/// [`super::blocking`].
+pub(crate) fn issue_session(
+    state: &AppState,
+    user: UserId,
+    device: Fingerprint,
+    evidence: Evidence,
+    mut stages: Vec<StageReportBody>,
+) -> Result<Response, ApiError> {
+    let new = NewSession {
+        user: user.clone(),
+        device,
+        verdict: Verdict::new(true, 7),
+        proof_digest: evidence.proof_digest,
+        credential: evidence.credential,
+        batch_slot: evidence.batch_slot,
+        extra_claims: evidence.claims,
+    };
+    let now = state.clock.now();
+    let minted = state
+        .authority
+        .mint(new, now, &mut OsRng)
+        .map_err(|e| match e {
+            MintError::Store(e) => ApiError::StoreUnavailable(e),
+            _ => ApiError::Internal("could not mint the session"),
+        })?;
+    for (stage, nanos) in [
+        ("attestation", minted.attestation_nanos),
+        ("persist", minted.persist_nanos),
+    ] {
+        state.metrics.observe_stage(stage, "passed", nanos);
+        stages.push(StageReportBody::of(stage, StageOutcome::Passed, nanos));
+    }
+    let ctx = minted.session.context();
+    tracing::info!(user = %user, session = %ctx.session_id.to_text(), "session minted");
+    let mut body = LoginResponse {
+        token: None,
+        session_id: ctx.session_id.to_text(),
+        user: user.to_string(),
+        expires_at: crate::time::rfc3339(ctx.expires_at),
+        token_expires_at: None,
+        resume_until: crate::time::rfc3339(ctx.resume_until),
+        stages,
+    };
+    let cookie = match state.delivery.mode {
+        SessionMode::Bearer => {
+            body.token = Some(minted.token.expose());
+            None
+        }
+        SessionMode::Jwt => {
+            let jwt = state
+                .jwt
+                .as_ref()
+                .ok_or(ApiError::Internal("JWT mode without JWT keys"))?;
+            let (token, expires) = super::jwt::issue_jwt(jwt, ctx, now)?;
+            body.token = Some(token);
+            body.token_expires_at = Some(crate::time::rfc3339(expires));
+            None
+        }
+        SessionMode::Cookie => {
+            let remaining = Duration::from_nanos(ctx.expires_at.saturating_sub(now));
+            let cookie = state
+                .delivery
+                .cookie
+                .issue(&minted.token.expose(), remaining)
+                .ok_or(ApiError::Internal("session cookie is not a header value"))?;
+            Some(cookie)
+        }
+    };
+    let mut response = ApiJson(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cookie) = cookie {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}

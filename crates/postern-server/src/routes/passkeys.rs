@@ -1,0 +1,313 @@
+//! Passkeys (WebAuthn): `POST /v1/passkeys/register/start|finish` and
+//! `POST /v1/passkeys/login/start|finish`.
+//!
+//! Each ceremony is two calls: `start` answers with the options for the
+//! browser's `navigator.credentials.create()` / `.get()` (under
+//! `options.publicKey`, binary fields base64url) and a `ceremony_id`;
+//! `finish` takes that id back with the browser's credential. A ceremony is
+//! single-use and expires (`ceremony_invalid`, `ceremony_expired`).
+//!
+//! Who may register: a user with no credential at all, first come first
+//! served (like identity enrollment); a user who already has one needs a
+//! session of that user (bearer header or cookie). A passkey login runs the
+//! passkey stage through the pipeline and mints the session through the
+//! same [`issue_session`] as `/v1/auth/full`. Login with a `user` offers
+//! that user's passkeys; without one it is usernameless (the authenticator
+//! offers a discoverable credential). Any failure of the assertion answers
+//! the same `401 authentication_failed`, whether the credential is unknown,
+//! foreign or forged.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use postern_auth::ceremony::CeremonyId;
+use postern_auth::passkey::PasskeyFactor;
+use postern_auth::pipeline::{StageOutcome, StageReport};
+use postern_auth::relying_party::{has_credentials, Enrolment};
+use postern_auth::stage::{AuthRequest, Factors, StageFailure};
+use postern_client::device::DeviceInput;
+use postern_store::UserRecord;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
+
+use super::auth::StageReportBody;
+use super::issue::{issue_session, LoginResponse};
+use super::session::{authenticated, Intent};
+use super::{blocking, user_id};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterStartRequest {
+    pub user: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterStartResponse {
+    /// Send back with the credential (base64url).
+    pub ceremony_id: String,
+    pub expires_at: String,
+    /// `{ "publicKey": PublicKeyCredentialCreationOptions }`, binary fields base64url.
+    #[schema(value_type = Object)]
+    pub options: CreationChallengeResponse,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFinishRequest {
+    pub ceremony_id: String,
+    /// The browser's `PublicKeyCredential` from `navigator.credentials.create()`,
+    /// binary fields base64url.
+    #[schema(value_type = Object)]
+    pub credential: RegisterPublicKeyCredential,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterFinishResponse {
+    pub user: String,
+    /// The registered credential id (base64url).
+    pub credential_id: String,
+    pub created_at: String,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginStartRequest {
+    /// The user to log in; omit for a usernameless login.
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginStartResponse {
+    pub ceremony_id: String,
+    pub expires_at: String,
+    /// `{ "publicKey": PublicKeyCredentialRequestOptions }`, binary fields base64url.
+    #[schema(value_type = Object)]
+    pub options: RequestChallengeResponse,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginFinishRequest {
+    pub ceremony_id: String,
+    /// The browser's `PublicKeyCredential` from `navigator.credentials.get()`,
+    /// binary fields base64url.
+    #[schema(value_type = Object)]
+    pub credential: PublicKeyCredential,
+    /// The device the session is bound to: an id string or named components.
+    #[schema(value_type = Object)]
+    pub device: DeviceInput,
+}
+
+fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(CeremonyId)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_ceremony_id",
+                "ceremony_id is not a Postern ceremony id",
+            )
+        })
+}
+
+/// Start registering a passkey.
+#[utoipa::path(post, path = "/v1/passkeys/register/start", request_body = RegisterStartRequest,
+    params(("Authorization" = Option<String>, Header, description = "A session of the user, when the user already has a credential (or the session cookie)")),
+    responses((status = 200, body = RegisterStartResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn register_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RegisterStartRequest>,
+) -> Result<ApiJson<RegisterStartResponse>, ApiError> {
+    let user = user_id(&body.user)?;
+    let worker = state.clone();
+    let for_store = user.clone();
+    let claimed = blocking(move || Ok(has_credentials(worker.store.as_ref(), &for_store)?)).await?;
+    let enrolment = if claimed {
+        let session = authenticated(&state, &headers, Intent::Change)?;
+        if session.context().user != user {
+            return Err(ApiError::Forbidden);
+        }
+        Enrolment::ExistingAccount
+    } else {
+        Enrolment::NewAccount
+    };
+    let worker = state.clone();
+    let started = blocking(move || {
+        let now = worker.clock.now();
+        Ok(worker.passkeys.start_registration(
+            worker.store.as_ref(),
+            &user,
+            enrolment,
+            now,
+            &mut OsRng,
+        )?)
+    })
+    .await?;
+    Ok(ApiJson(RegisterStartResponse {
+        ceremony_id: URL_SAFE_NO_PAD.encode(started.ceremony_id.0),
+        expires_at: crate::time::rfc3339(started.expires_at),
+        options: started.options,
+    }))
+}
+
+/// Finish registering a passkey: verify the attestation, store the credential.
+#[utoipa::path(post, path = "/v1/passkeys/register/finish", request_body = RegisterFinishRequest,
+    responses((status = 201, body = RegisterFinishResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, description = "ceremony_invalid or ceremony_expired", body = crate::openapi::ErrorBody),
+        (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn register_finish(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterFinishRequest>,
+) -> Result<(StatusCode, ApiJson<RegisterFinishResponse>), ApiError> {
+    let id = ceremony_id(&body.ceremony_id)?;
+    let worker = state.clone();
+    let record = blocking(move || {
+        let now = worker.clock.now();
+        Ok(worker.passkeys.finish_registration(
+            worker.store.as_ref(),
+            &id,
+            &body.credential,
+            now,
+        )?)
+    })
+    .await?;
+    tracing::info!(user = %record.user, "passkey registered");
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(RegisterFinishResponse {
+            user: record.user.to_string(),
+            credential_id: URL_SAFE_NO_PAD.encode(&record.credential_id),
+            created_at: crate::time::rfc3339(record.created_at),
+            backup_eligible: record.backup_eligible,
+            backup_state: record.backup_state,
+        }),
+    ))
+}
+
+/// Start a passkey login (with a user, or usernameless).
+#[utoipa::path(post, path = "/v1/passkeys/login/start", request_body = LoginStartRequest,
+    responses((status = 200, body = LoginStartResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn login_start(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginStartRequest>,
+) -> Result<ApiJson<LoginStartResponse>, ApiError> {
+    let user = body.user.as_deref().map(user_id).transpose()?;
+    let worker = state.clone();
+    let started = blocking(move || {
+        let now = worker.clock.now();
+        Ok(worker
+            .passkeys
+            .start_login(worker.store.as_ref(), user.as_ref(), now, &mut OsRng)?)
+    })
+    .await?;
+    Ok(ApiJson(LoginStartResponse {
+        ceremony_id: URL_SAFE_NO_PAD.encode(started.ceremony_id.0),
+        expires_at: crate::time::rfc3339(started.expires_at),
+        options: started.options,
+    }))
+}
+
+/// Finish a passkey login: verify the assertion and mint a session.
+#[utoipa::path(post, path = "/v1/passkeys/login/finish", request_body = LoginFinishRequest,
+    responses((status = 200, description = "The session; in cookie mode also `Set-Cookie`, and no `token` in the body", body = LoginResponse),
+        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, description = "authentication_failed, ceremony_invalid or ceremony_expired", body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn login_finish(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginFinishRequest>,
+) -> Result<Response, ApiError> {
+    let id = ceremony_id(&body.ceremony_id)?;
+    let device = body
+        .device
+        .fingerprint()
+        .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
+    // The ceremony is consumed now, whatever happens next.
+    let ceremony = state.passkeys.take_login(&id, state.clock.now())?;
+    let worker = state.clone();
+    blocking(move || {
+        let state = worker;
+        let assertion = body.credential;
+        let stored = state.store.get_passkey(&assertion.raw_id)?;
+        // The user is the one named at start or, usernameless, the owner of
+        // the credential; with neither there is nobody to authenticate.
+        let Some(user) = ceremony
+            .user()
+            .cloned()
+            .or_else(|| stored.as_ref().map(|s| s.user.clone()))
+        else {
+            tracing::info!("passkey login with an unknown credential");
+            return Err(refused("passkey", StageFailure::Rejected));
+        };
+        // The passkey stage does not read the identity record; a user with
+        // passkeys only has none.
+        let record = state.store.get_user(&user)?.unwrap_or(UserRecord {
+            identity_key: [0; 32],
+            enrolled_at: 0,
+            identity_revoked_at: None,
+        });
+        let request = AuthRequest {
+            user: &user,
+            record: &record,
+            device: &device,
+            challenge: ceremony.challenge(),
+            factors: Factors {
+                passkey: Some(PasskeyFactor {
+                    ceremony: &ceremony,
+                    assertion: &assertion,
+                    stored: stored.as_ref(),
+                }),
+                ..Factors::default()
+            },
+        };
+        let outcome = state.passkey_pipeline.run(&request);
+        let mut stages = Vec::with_capacity(outcome.reports.len() + 2);
+        for report in &outcome.reports {
+            let StageReport {
+                stage,
+                outcome,
+                nanos,
+            } = *report;
+            state.metrics.observe_stage(stage, outcome.as_str(), nanos);
+            stages.push(StageReportBody::of(stage, outcome, nanos));
+        }
+        let mut evidence = match outcome.result {
+            Ok(evidence) => evidence,
+            Err((stage, failure)) => {
+                tracing::info!(user = %user, stage, failure = failure.as_str(), "passkey login failed");
+                return Err(ApiError::AuthenticationFailed { stages });
+            }
+        };
+        // The new counter is durable before any session exists, so a
+        // replayed assertion cannot mint a second one after a crash.
+        if let Some(mut used) = evidence.passkey.take() {
+            used.last_used_at = Some(state.clock.now());
+            state.store.update_passkey(&used)?;
+        }
+        issue_session(&state, user, device, evidence, stages)
+    })
+    .await
+}
+
+fn refused(stage: &'static str, failure: StageFailure) -> ApiError {
+    ApiError::AuthenticationFailed {
+        stages: vec![StageReportBody::of(stage, StageOutcome::Failed(failure), 0)],
+    }
+}

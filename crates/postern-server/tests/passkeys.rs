@@ -1,0 +1,686 @@
+//! Passkey ceremonies and session delivery over real HTTP, against the
+//! real binary, with a software authenticator standing in for the browser
+//! (the browser itself is `browser.rs`): bearer and cookie modes, cookie
+//! attributes, bearer-before-cookie, logout, single-use and expiring
+//! ceremonies, malformed and forged responses, restart.
+
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::soft_passkey::SoftPasskey;
+use common::{device, enroll_and_login, http, Server};
+use serde_json::{json, Value};
+
+/// The server's default passkey origin and rp id.
+const ORIGIN: &str = "http://localhost:8080";
+const COOKIE: &str = "__Host-postern";
+
+fn authenticator() -> SoftPasskey {
+    SoftPasskey::new(ORIGIN, "localhost")
+}
+
+async fn post(server: &Server, path: &str, body: Value) -> reqwest::Response {
+    http()
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    (status, body["error"].as_str().unwrap().to_string())
+}
+
+/// Starts a registration for `user`, optionally with a session token.
+async fn register_start(server: &Server, user: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = http()
+        .post(server.url("/v1/passkeys/register/start"))
+        .json(&json!({ "user": user }));
+    if let Some(token) = token {
+        request = request
+            .bearer_auth(token)
+            .header("X-Postern-Device", "laptop");
+    }
+    request.send().await.unwrap()
+}
+
+/// A whole registration of `passkey` for a user who has no credential yet.
+async fn register(server: &Server, passkey: &mut SoftPasskey, user: &str) -> Value {
+    let start: Value = register_start(server, user, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = passkey.register(&start["options"]);
+    let done = post(
+        server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": credential }),
+    )
+    .await;
+    assert_eq!(done.status(), 201);
+    done.json().await.unwrap()
+}
+
+async fn login_start(server: &Server, user: Option<&str>) -> Value {
+    let body = user.map_or(json!({}), |u| json!({ "user": u }));
+    let start = post(server, "/v1/passkeys/login/start", body).await;
+    assert_eq!(start.status(), 200);
+    start.json().await.unwrap()
+}
+
+async fn login_finish(server: &Server, start: &Value, credential: Value) -> reqwest::Response {
+    post(
+        server,
+        "/v1/passkeys/login/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": credential, "device": "laptop" }),
+    )
+    .await
+}
+
+/// A whole login; returns the response.
+async fn login(
+    server: &Server,
+    passkey: &mut SoftPasskey,
+    user: Option<&str>,
+) -> reqwest::Response {
+    let start = login_start(server, user).await;
+    let credential = passkey.assert(&start["options"]);
+    login_finish(server, &start, credential).await
+}
+
+fn set_cookie(response: &reqwest::Response) -> String {
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The session token inside a `Set-Cookie` value.
+fn cookie_token(set_cookie: &str) -> String {
+    set_cookie
+        .strip_prefix(&format!("{COOKIE}="))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .to_string()
+}
+
+async fn check(server: &Server, bearer: Option<&str>, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = http()
+        .get(server.url("/v1/check"))
+        .header("X-Postern-Device", "laptop");
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if let Some(token) = cookie {
+        request = request.header("Cookie", format!("theme=dark; {COOKIE}={token}"));
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn in_bearer_mode_a_passkey_login_answers_with_the_token_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut passkey = authenticator();
+    let registered = register(&server, &mut passkey, "alice").await;
+    assert_eq!(registered["user"], "alice");
+    assert_eq!(registered["backup_eligible"], false);
+
+    let response = login(&server, &mut passkey, Some("alice")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.headers().get("set-cookie").is_none());
+    let body: Value = response.json().await.unwrap();
+    let stages: Vec<&str> = body["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["passkey", "attestation", "persist"]);
+    let token = body["token"].as_str().unwrap();
+    let ok = check(&server, Some(token), None).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-postern-user"], "alice");
+    let r = server
+        .client()
+        .resume(token, Some(&device("laptop")), None)
+        .await
+        .unwrap();
+    assert_eq!(r.decision, "resumed");
+    // Bearer mode never reads a cookie.
+    let cookie_only = check(&server, None, Some(token)).await;
+    assert_eq!(error_of(cookie_only).await, (401, "missing_token".into()));
+}
+
+#[tokio::test]
+async fn in_cookie_mode_login_sets_the_host_cookie_and_the_json_has_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--session-mode", "cookie"]);
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+    let response = login(&server, &mut passkey, Some("alice")).await;
+    assert_eq!(response.status(), 200);
+    let cookie = set_cookie(&response);
+    let token = cookie_token(&cookie);
+    assert!(token.starts_with("pst1."), "{cookie}");
+    assert_eq!(
+        cookie,
+        format!("{COOKIE}={token}; Path=/; Max-Age=28800; HttpOnly; Secure; SameSite=Lax")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("token").is_none(), "{body}");
+    assert!(!body.to_string().contains(&token[5..]));
+    assert_eq!(body["user"], "alice");
+
+    let ok = check(&server, None, Some(&token)).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-postern-user"], "alice");
+    let resumed: Value = http()
+        .post(server.url("/v1/session/resume"))
+        .header("Cookie", format!("{COOKIE}={token}"))
+        .json(&json!({ "device": "laptop" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resumed["decision"], "resumed");
+}
+
+#[tokio::test]
+async fn cookie_name_same_site_and_lifetime_follow_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("postern.toml");
+    std::fs::write(
+        &config,
+        "[session]\nttl = \"2h\"\nresume_window = \"1h\"\n[session.cookie]\nhttp_only = true\nmax_age = \"30m\"\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--session-mode",
+            "cookie",
+            "--cookie-name",
+            "__Secure-sid",
+            "--cookie-same-site",
+            "strict",
+        ],
+    );
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+    let response = login(&server, &mut passkey, Some("alice")).await;
+    let cookie = set_cookie(&response);
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("__Secure-sid=")
+        .unwrap();
+    assert_eq!(
+        cookie,
+        format!("__Secure-sid={token}; Path=/; Max-Age=1800; HttpOnly; Secure; SameSite=Strict")
+    );
+
+    // A __Host- cookie with a Domain is refused at start, with a reason.
+    std::fs::write(
+        &config,
+        "[session]\nmode = \"cookie\"\n[session.cookie]\ndomain = \"example.com\"\n",
+    )
+    .unwrap();
+    let out = common::postern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("__Host- cookie"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_bearer_header_wins_over_the_cookie_and_never_falls_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--session-mode", "cookie"]);
+    let mut alice = authenticator();
+    let mut bob = authenticator();
+    register(&server, &mut alice, "alice").await;
+    register(&server, &mut bob, "bob").await;
+    let alice_token = cookie_token(&set_cookie(
+        &login(&server, &mut alice, Some("alice")).await,
+    ));
+    let bob_token = cookie_token(&set_cookie(&login(&server, &mut bob, Some("bob")).await));
+
+    let both = check(&server, Some(&bob_token), Some(&alice_token)).await;
+    assert_eq!(both.status(), 200);
+    assert_eq!(both.headers()["x-postern-user"], "bob");
+
+    let garbage = check(&server, Some("garbage"), Some(&alice_token)).await;
+    assert_eq!(error_of(garbage).await, (400, "malformed_token".into()));
+    let stranger = postern_core::token::SessionToken::generate(&mut rand::thread_rng()).expose();
+    let unknown = check(&server, Some(&stranger), Some(&alice_token)).await;
+    assert_eq!(error_of(unknown).await, (401, "full_auth_required".into()));
+    let cookie_only = check(&server, None, Some(&alice_token)).await;
+    assert_eq!(cookie_only.headers()["x-postern-user"], "alice");
+}
+
+#[tokio::test]
+async fn logout_by_cookie_revokes_the_session_and_clears_the_cookie_for_its_own_origin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--session-mode", "cookie"]);
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+    let token = cookie_token(&set_cookie(
+        &login(&server, &mut passkey, Some("alice")).await,
+    ));
+    let logout = |origin: Option<&'static str>| {
+        let mut request = http()
+            .post(server.url("/v1/session/logout"))
+            .header("Cookie", format!("{COOKIE}={token}"));
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        request.send()
+    };
+
+    for origin in [None, Some("http://evil.example")] {
+        let refused = logout(origin).await.unwrap();
+        assert!(refused.headers().get("set-cookie").is_none());
+        assert_eq!(error_of(refused).await, (403, "cross_origin".into()));
+    }
+    assert_eq!(check(&server, None, Some(&token)).await.status(), 200);
+
+    let out = logout(Some(ORIGIN)).await.unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(
+        set_cookie(&out),
+        format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
+    );
+    let body: Value = out.json().await.unwrap();
+    assert_eq!(body["revoked"], true);
+    let after: Value = check(&server, None, Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (after["error"].as_str(), after["reason"].as_str()),
+        (Some("full_auth_required"), Some("revoked"))
+    );
+
+    // A cookie that is no session is cleared too.
+    let garbage = http()
+        .post(server.url("/v1/session/logout"))
+        .header("Cookie", format!("{COOKIE}=garbage"))
+        .header("Origin", ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(set_cookie(&garbage).contains("Max-Age=0"));
+    assert_eq!(error_of(garbage).await, (400, "malformed_token".into()));
+}
+
+#[tokio::test]
+async fn ceremonies_are_single_use_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--ceremony-ttl", "300ms"]);
+    let mut passkey = authenticator();
+
+    let start: Value = register_start(&server, "alice", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = passkey.register(&start["options"]);
+    let body = json!({ "ceremony_id": start["ceremony_id"], "credential": credential });
+    assert_eq!(
+        post(&server, "/v1/passkeys/register/finish", body.clone())
+            .await
+            .status(),
+        201
+    );
+    let replay = post(&server, "/v1/passkeys/register/finish", body).await;
+    assert_eq!(error_of(replay).await, (401, "ceremony_invalid".into()));
+
+    let start = login_start(&server, Some("alice")).await;
+    let credential = passkey.assert(&start["options"]);
+    let first = login_finish(&server, &start, credential.clone()).await;
+    assert_eq!(first.status(), 200);
+    let token = first.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let replay = login_finish(&server, &start, credential).await;
+    assert_eq!(error_of(replay).await, (401, "ceremony_invalid".into()));
+
+    let late = login_start(&server, Some("alice")).await;
+    let credential = passkey.assert(&late["options"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let expired = login_finish(&server, &late, credential.clone()).await;
+    assert_eq!(error_of(expired).await, (401, "ceremony_expired".into()));
+    let gone = login_finish(&server, &late, credential).await;
+    assert_eq!(error_of(gone).await, (401, "ceremony_invalid".into()));
+
+    let late = register_start(&server, "bob", None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let credential = authenticator().register(&late["options"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let expired = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": late["ceremony_id"], "credential": credential }),
+    )
+    .await;
+    assert_eq!(error_of(expired).await, (401, "ceremony_expired".into()));
+
+    // One session came out of all that.
+    let list: Value = http()
+        .get(server.url("/v1/users/alice/sessions"))
+        .bearer_auth(&token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn malformed_forged_and_foreign_responses_are_refused_and_mint_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+    let finish = "/v1/passkeys/login/finish";
+
+    let r = http()
+        .post(server.url(finish))
+        .header("content-type", "application/json")
+        .body("{\"ceremony_id\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (400, "invalid_json".into()));
+    let start = login_start(&server, Some("alice")).await;
+    let good = passkey.assert(&start["options"]);
+    let r = post(
+        &server,
+        finish,
+        json!({ "ceremony_id": start["ceremony_id"], "device": "laptop" }),
+    )
+    .await;
+    assert_eq!(error_of(r).await, (400, "invalid_request".into()));
+    let mut bad_base64 = good.clone();
+    bad_base64["response"]["signature"] = json!("!!not base64!!");
+    let r = login_finish(&server, &start, bad_base64).await;
+    assert_eq!(error_of(r).await, (400, "invalid_request".into()));
+    let r = post(
+        &server,
+        finish,
+        json!({ "ceremony_id": "!!", "credential": good, "device": "laptop" }),
+    )
+    .await;
+    assert_eq!(error_of(r).await, (400, "invalid_ceremony_id".into()));
+    let r = post(&server, finish, json!({ "ceremony_id": start["ceremony_id"], "credential": good, "device": "laptop", "admin": true })).await;
+    assert_eq!(error_of(r).await, (400, "invalid_request".into()));
+    // None of the malformed bodies reached the ceremony: it still finishes.
+    assert_eq!(login_finish(&server, &start, good).await.status(), 200);
+
+    let refused = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (
+            status,
+            body["error"].as_str().unwrap().to_string(),
+            body["stages"][0]["outcome"].as_str().map(String::from),
+        )
+    };
+
+    // A forged signature.
+    let start = login_start(&server, Some("alice")).await;
+    let mut forged = passkey.assert(&start["options"]);
+    let mut signature = base64_decode(forged["response"]["signature"].as_str().unwrap());
+    let last = signature.len() - 1;
+    signature[last] ^= 1;
+    forged["response"]["signature"] = json!(base64_encode(&signature));
+    assert_eq!(
+        refused(login_finish(&server, &start, forged).await).await,
+        (401, "authentication_failed".into(), Some("rejected".into()))
+    );
+
+    // Another origin (a phishing page relaying the ceremony).
+    let start = login_start(&server, Some("alice")).await;
+    passkey.origin = "http://localhost.evil.example".into();
+    let phished = passkey.assert(&start["options"]);
+    passkey.origin = ORIGIN.into();
+    assert_eq!(
+        refused(login_finish(&server, &start, phished).await).await,
+        (401, "authentication_failed".into(), Some("rejected".into()))
+    );
+    let start: Value = register_start(&server, "mallory", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut phisher = SoftPasskey::new("https://evil.example", "localhost");
+    let r = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": phisher.register(&start["options"]) }),
+    )
+    .await;
+    assert_eq!(error_of(r).await, (400, "passkey_rejected".into()));
+
+    // A cloned authenticator: its signature counter went backwards.
+    // The stored counter is 2 (registration 1, the good login 2).
+    let start = login_start(&server, Some("alice")).await;
+    passkey.counter = 1;
+    let cloned = passkey.assert(&start["options"]);
+    assert_eq!(
+        refused(login_finish(&server, &start, cloned).await).await,
+        (401, "authentication_failed".into(), Some("rejected".into()))
+    );
+
+    // Someone else's passkey, and a passkey nobody registered.
+    let mut bob = authenticator();
+    register(&server, &mut bob, "bob").await;
+    let start = login_start(&server, Some("alice")).await;
+    let foreign = bob.assert(&start["options"]);
+    assert_eq!(
+        refused(login_finish(&server, &start, foreign).await).await,
+        (401, "authentication_failed".into(), Some("rejected".into()))
+    );
+    let start = login_start(&server, None).await;
+    let unknown = authenticator().assert(&start["options"]);
+    assert_eq!(
+        refused(login_finish(&server, &start, unknown).await)
+            .await
+            .0,
+        401
+    );
+
+    // Only the one good login minted a session.
+    let metrics = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("postern_active_sessions 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "postern_auth_stage_duration_seconds_count{stage=\"passkey\",outcome=\"rejected\"} 4"
+        ),
+        "{metrics}"
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn a_usernameless_login_finds_the_user_by_credential_and_checks_the_user_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+
+    let start = login_start(&server, None).await;
+    assert_eq!(start["options"]["publicKey"]["allowCredentials"], json!([]));
+    assert!(start["options"].get("mediation").is_none());
+    let credential = passkey.assert(&start["options"]);
+    let response = login_finish(&server, &start, credential).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["user"], "alice");
+
+    let start = login_start(&server, None).await;
+    let real_handle = std::mem::replace(&mut passkey.user_handle, vec![9; 16]);
+    let lying = passkey.assert(&start["options"]);
+    passkey.user_handle = real_handle;
+    assert_eq!(login_finish(&server, &start, lying).await.status(), 401);
+
+    // A user without passkeys gets a ceremony that no other user's
+    // credential can finish.
+    let start = login_start(&server, Some("nobody")).await;
+    assert_eq!(start["options"]["publicKey"]["allowCredentials"], json!([]));
+    let credential = passkey.assert(&start["options"]);
+    assert_eq!(
+        login_finish(&server, &start, credential).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn adding_a_passkey_to_an_existing_account_needs_a_session_of_that_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut first = authenticator();
+    register(&server, &mut first, "alice").await;
+    let alice: Value = login(&server, &mut first, Some("alice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let alice_token = alice["token"].as_str().unwrap();
+    let (_, bob) = enroll_and_login(&server.client(), "bob", "laptop").await;
+
+    let anonymous = register_start(&server, "alice", None).await;
+    assert_eq!(error_of(anonymous).await, (401, "missing_token".into()));
+    let foreign = register_start(&server, "alice", Some(&bob.token)).await;
+    assert_eq!(error_of(foreign).await, (403, "forbidden".into()));
+    // An identity-enrolled user is an existing account too.
+    let anonymous = register_start(&server, "bob", None).await;
+    assert_eq!(error_of(anonymous).await, (401, "missing_token".into()));
+
+    let own = register_start(&server, "alice", Some(alice_token)).await;
+    assert_eq!(own.status(), 200);
+    let start: Value = own.json().await.unwrap();
+    let excluded = start["options"]["publicKey"]["excludeCredentials"]
+        .as_array()
+        .unwrap();
+    assert_eq!(excluded.len(), 1, "the existing passkey is excluded");
+    let mut second = authenticator();
+    let credential = second.register(&start["options"]);
+    let done = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": credential }),
+    )
+    .await;
+    assert_eq!(done.status(), 201);
+    assert_eq!(
+        login(&server, &mut second, Some("alice")).await.status(),
+        200
+    );
+    assert_eq!(
+        login(&server, &mut first, Some("alice")).await.status(),
+        200
+    );
+
+    // Nor can anyone enroll an identity key for a passkey account.
+    let takeover = postern_client::identity_file::IdentityFile::generate("alice").unwrap();
+    let err = server.client().enroll(&takeover).await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some("already_enrolled"))
+    );
+
+    // The same credential cannot be registered twice.
+    let start: Value = register_start(&server, "carol", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut copy = authenticator();
+    copy.credential_id = second.credential_id.clone();
+    let again = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": copy.register(&start["options"]) }),
+    )
+    .await;
+    assert_eq!(error_of(again).await, (409, "already_registered".into()));
+}
+
+#[tokio::test]
+async fn passkeys_and_their_counters_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+    assert_eq!(
+        login(&server, &mut passkey, Some("alice")).await.status(),
+        200
+    );
+    assert_eq!(
+        login(&server, &mut passkey, Some("alice")).await.status(),
+        200
+    );
+    server.kill();
+
+    let server = Server::start(dir.path(), &[]);
+    // The stored counter (3) survived: an assertion at 3 is a clone.
+    let start = login_start(&server, Some("alice")).await;
+    passkey.counter = 2;
+    let stale = passkey.assert(&start["options"]);
+    assert_eq!(login_finish(&server, &start, stale).await.status(), 401);
+    assert_eq!(
+        login(&server, &mut passkey, Some("alice")).await.status(),
+        200
+    );
+    assert_eq!(login(&server, &mut passkey, None).await.status(), 200);
+}

@@ -1,0 +1,212 @@
+//! Registered passkeys (WebAuthn credentials) as the store keeps them.
+//!
+//! The store does not understand WebAuthn: the credential itself (public
+//! key, algorithm, registration policy) is an opaque blob that the passkey
+//! stage serialises and verifies. What the store does know is what it must
+//! index and keep current: the credential id (for usernameless login, where
+//! the assertion names only the credential), the owner and the owner's
+//! WebAuthn user handle, the signature counter and the backup flags.
+//!
+//! A record holds no secret: a passkey's private key never leaves the
+//! authenticator.
+
+use postern_core::context::UserId;
+use postern_core::UnixNanos;
+
+use crate::store::StoreError;
+
+/// The longest credential id WebAuthn allows (Level 3, §5.1: "at most 1023
+/// bytes").
+pub const MAX_CREDENTIAL_ID_LEN: usize = 1023;
+
+/// One registered passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRecord {
+    /// The authenticator-chosen credential id (1 to 1023 bytes).
+    pub credential_id: Vec<u8>,
+    pub user: UserId,
+    /// The owner's WebAuthn user handle, as registered with the credential.
+    pub user_handle: [u8; 16],
+    /// The credential as the passkey stage serialised it (opaque here).
+    pub credential: Vec<u8>,
+    /// The authenticator's signature counter at the last accepted use.
+    pub counter: u32,
+    /// The credential may be backed up (synced) to other devices.
+    pub backup_eligible: bool,
+    /// The credential is backed up, as of the last accepted use.
+    pub backup_state: bool,
+    pub created_at: UnixNanos,
+    pub last_used_at: Option<UnixNanos>,
+}
+
+const RECORD_VERSION: u8 = 1;
+const BACKUP_ELIGIBLE: u8 = 1;
+const BACKUP_STATE: u8 = 2;
+/// version, handle, counter, flags, created, last used, user length.
+const FIXED_LEN: usize = 1 + 16 + 4 + 1 + 8 + 8 + 1;
+
+impl PasskeyRecord {
+    /// Encodes everything but the credential id (the key it is stored under).
+    pub fn encode(&self) -> Vec<u8> {
+        let user = self.user.as_str().as_bytes();
+        let mut out = Vec::with_capacity(FIXED_LEN + user.len() + self.credential.len());
+        out.push(RECORD_VERSION);
+        out.extend_from_slice(&self.user_handle);
+        out.extend_from_slice(&self.counter.to_le_bytes());
+        let mut flags = 0;
+        if self.backup_eligible {
+            flags |= BACKUP_ELIGIBLE;
+        }
+        if self.backup_state {
+            flags |= BACKUP_STATE;
+        }
+        out.push(flags);
+        out.extend_from_slice(&self.created_at.to_le_bytes());
+        out.extend_from_slice(&self.last_used_at.unwrap_or(0).to_le_bytes());
+        // UserId guarantees at most 64 bytes.
+        out.push(user.len() as u8);
+        out.extend_from_slice(user);
+        out.extend_from_slice(&self.credential);
+        out
+    }
+
+    /// Decodes a record stored under `credential_id`. Corrupt input is a
+    /// typed error, never a panic.
+    pub fn decode(credential_id: &[u8], bytes: &[u8]) -> Result<Self, StoreError> {
+        if credential_id.is_empty() || credential_id.len() > MAX_CREDENTIAL_ID_LEN {
+            return Err(StoreError::CorruptRow("passkey credential id"));
+        }
+        if bytes.len() < FIXED_LEN {
+            return Err(StoreError::CorruptRow("truncated"));
+        }
+        if bytes[0] != RECORD_VERSION {
+            return Err(StoreError::CorruptRow("version"));
+        }
+        let mut user_handle = [0u8; 16];
+        user_handle.copy_from_slice(&bytes[1..17]);
+        let mut word = [0u8; 4];
+        word.copy_from_slice(&bytes[17..21]);
+        let counter = u32::from_le_bytes(word);
+        let flags = bytes[21];
+        if flags & !(BACKUP_ELIGIBLE | BACKUP_STATE) != 0 {
+            return Err(StoreError::CorruptRow("passkey flags"));
+        }
+        let mut long = [0u8; 8];
+        long.copy_from_slice(&bytes[22..30]);
+        let created_at = u64::from_le_bytes(long);
+        long.copy_from_slice(&bytes[30..38]);
+        let last_used = u64::from_le_bytes(long);
+        let user_len = usize::from(bytes[38]);
+        let user = bytes
+            .get(FIXED_LEN..FIXED_LEN + user_len)
+            .ok_or(StoreError::CorruptRow("truncated"))?;
+        let user = std::str::from_utf8(user)
+            .ok()
+            .and_then(|u| UserId::parse(u).ok())
+            .ok_or(StoreError::CorruptRow("user"))?;
+        let credential = bytes[FIXED_LEN + user_len..].to_vec();
+        if credential.is_empty() {
+            return Err(StoreError::CorruptRow("passkey credential"));
+        }
+        Ok(Self {
+            credential_id: credential_id.to_vec(),
+            user,
+            user_handle,
+            credential,
+            counter,
+            backup_eligible: flags & BACKUP_ELIGIBLE != 0,
+            backup_state: flags & BACKUP_STATE != 0,
+            created_at,
+            last_used_at: (last_used != 0).then_some(last_used),
+        })
+    }
+
+    /// This record after an accepted use described by `used`: the counter
+    /// never moves backwards, and the owner, handle and creation time never
+    /// change. The contract of [`crate::SessionStore::update_passkey`].
+    pub fn merged_with(&self, used: &PasskeyRecord) -> PasskeyRecord {
+        PasskeyRecord {
+            credential_id: self.credential_id.clone(),
+            user: self.user.clone(),
+            user_handle: self.user_handle,
+            credential: used.credential.clone(),
+            counter: self.counter.max(used.counter),
+            backup_eligible: used.backup_eligible,
+            backup_state: used.backup_state,
+            created_at: self.created_at,
+            last_used_at: used.last_used_at.or(self.last_used_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> PasskeyRecord {
+        PasskeyRecord {
+            credential_id: vec![7; 32],
+            user: UserId::parse("alice").unwrap(),
+            user_handle: [3; 16],
+            credential: b"{\"cred\":1}".to_vec(),
+            counter: 41,
+            backup_eligible: true,
+            backup_state: false,
+            created_at: 10,
+            last_used_at: Some(12),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_corruption_is_typed() {
+        let r = record();
+        let bytes = r.encode();
+        assert_eq!(PasskeyRecord::decode(&r.credential_id, &bytes).unwrap(), r);
+        assert_eq!(
+            PasskeyRecord::decode(&r.credential_id, &bytes[..20]).unwrap_err(),
+            StoreError::CorruptRow("truncated")
+        );
+        assert_eq!(
+            PasskeyRecord::decode(&[], &bytes).unwrap_err(),
+            StoreError::CorruptRow("passkey credential id")
+        );
+        let mut bad = bytes.clone();
+        bad[0] = 2;
+        assert_eq!(
+            PasskeyRecord::decode(&r.credential_id, &bad).unwrap_err(),
+            StoreError::CorruptRow("version")
+        );
+        let mut bad = bytes.clone();
+        bad[21] = 0x80;
+        assert_eq!(
+            PasskeyRecord::decode(&r.credential_id, &bad).unwrap_err(),
+            StoreError::CorruptRow("passkey flags")
+        );
+        let header_only = &bytes[..FIXED_LEN + 5];
+        assert_eq!(
+            PasskeyRecord::decode(&r.credential_id, header_only).unwrap_err(),
+            StoreError::CorruptRow("passkey credential")
+        );
+    }
+
+    #[test]
+    fn a_use_moves_the_counter_forward_only_and_keeps_the_owner() {
+        let stored = record();
+        let used = PasskeyRecord {
+            user: UserId::parse("mallory").unwrap(),
+            user_handle: [9; 16],
+            counter: 5,
+            backup_state: true,
+            last_used_at: Some(99),
+            created_at: 0,
+            ..record()
+        };
+        let merged = stored.merged_with(&used);
+        assert_eq!(merged.user.as_str(), "alice");
+        assert_eq!(merged.user_handle, [3; 16]);
+        assert_eq!(merged.counter, 41);
+        assert!(merged.backup_state);
+        assert_eq!(merged.last_used_at, Some(99));
+        assert_eq!(merged.created_at, 10);
+    }
+}
