@@ -101,6 +101,10 @@ impl InstanceKey {
     pub fn fingerprint(&self) -> [u8; 32] {
         self.public_key().fingerprint()
     }
+
+    pub(crate) fn decapsulate(&self, ct: &MlKem768Ciphertext) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(mlkem768::decapsulate(self.pair.private_key(), ct))
+    }
 }
 
 /// An instance's ML-KEM-768 public key: what generations are wrapped to.
@@ -130,6 +134,10 @@ impl InstancePublicKey {
 
     pub fn fingerprint(&self) -> [u8; 32] {
         Sha3_256::digest(self.0.as_slice()).into()
+    }
+
+    pub(crate) fn inner(&self) -> &MlKem768PublicKey {
+        &self.0
     }
 }
 

@@ -17,6 +17,8 @@
 //! - [`signing`]: ML-DSA-65 keys (libcrux, chosen by benchmark).
 //! - [`seal`]: AES-256-GCM sealing of records at rest.
 //! - [`keyring`]: key generations, rotation, and ML-KEM-768 wrapping.
+//! - [`wrapped_secret`]: one long-lived secret (the biometric key holder's
+//!   seed) wrapped to the instance key, outside the rotating keyring.
 //! - [`identity`]: the non-interactive Schnorr identity proof (Ristretto255).
 //! - [`policy`]: the resume decision.
 //!
@@ -42,6 +44,7 @@ pub mod seal;
 pub mod signing;
 pub mod token;
 mod wire;
+pub mod wrapped_secret;
 
 /// Nanoseconds since the Unix epoch. All times in Postern are carried as this.
 pub type UnixNanos = u64;
