@@ -98,6 +98,7 @@ impl Client {
                 identity_key: *secret.public_key().as_bytes(),
                 enrolled_at: T0,
                 identity_revoked_at: None,
+                biometric_template: None,
             },
             device_hash: device.hash(),
             secret,
@@ -125,6 +126,7 @@ impl Client {
             challenge,
             factors: Factors {
                 identity_proof: Some(proof),
+                biometric_probe: None,
             },
         }
     }
@@ -208,6 +210,7 @@ fn verify_and_mint(
         challenge: &challenge,
         factors: Factors {
             identity_proof: Some(proof),
+            biometric_probe: None,
         },
     };
     let evidence = pipeline.run(&request).result.expect("identity passes");

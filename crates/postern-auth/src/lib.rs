@@ -11,7 +11,10 @@
 //! - [`pipeline`]: runs the required stages in order, times each, and stops
 //!   at the first failure.
 //!
-//! Adding a factor (passkey, encrypted biometric) is a new [`Stage`]
+//! - [`biometric`]: the encrypted biometric match (BFV): client encryption,
+//!   the key holder, `standard` and `turbo` evaluation, and its stage.
+//!
+//! Adding a factor (passkey, ...) is a new [`Stage`]
 //! implementation and one more entry in the deployment's stage list; the
 //! pipeline, the reports and the metrics need no change.
 //!
@@ -25,7 +28,7 @@
 //! let mut rng = rand::thread_rng();
 //! let secret = IdentitySecret::generate(&mut rng);
 //! let user = UserId::parse("alice").unwrap();
-//! let record = UserRecord { identity_key: *secret.public_key().as_bytes(), enrolled_at: 0, identity_revoked_at: None };
+//! let record = UserRecord { identity_key: *secret.public_key().as_bytes(), enrolled_at: 0, identity_revoked_at: None, biometric_template: None };
 //! let device = Fingerprint::single("laptop").unwrap();
 //!
 //! let book = ChallengeBook::new(60_000_000_000, 1_000);
@@ -33,12 +36,13 @@
 //! let proof = secret.prove(&Statement { challenge: &issued.challenge, user: "alice", device_hash: &device.hash() }, &mut rng);
 //!
 //! let challenge = book.take(&issued.id, &user, 1).unwrap();
-//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof) } };
+//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof), biometric_probe: None } };
 //! let outcome = Pipeline::new(vec![Box::new(IdentityStage)]).run(&request);
 //! assert!(outcome.result.is_ok());
 //! assert_eq!(outcome.reports[0].stage, "identity");
 //! ```
 
+pub mod biometric;
 pub mod challenge;
 pub mod identity;
 pub mod pipeline;

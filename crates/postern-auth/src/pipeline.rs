@@ -136,6 +136,7 @@ mod tests {
                 identity_key: *secret.public_key().as_bytes(),
                 enrolled_at: 0,
                 identity_revoked_at: None,
+                biometric_template: None,
             },
             device,
             challenge,
@@ -151,6 +152,7 @@ mod tests {
             challenge: &f.challenge,
             factors: Factors {
                 identity_proof: proof,
+                biometric_probe: None,
             },
         }
     }

@@ -10,6 +10,8 @@ use postern_store::UserRecord;
 pub struct Factors<'a> {
     /// A Schnorr identity proof (64 bytes).
     pub identity_proof: Option<&'a [u8]>,
+    /// An encrypted biometric probe (`biometric::wire`, 111,618 bytes).
+    pub biometric_probe: Option<&'a [u8]>,
 }
 
 /// Everything a stage may look at. All of it is attacker-influenced except
