@@ -46,7 +46,7 @@ pub use encrypt::Encryptor;
 pub use eval::{Evaluator, Product};
 pub use keyholder::{EncryptedScores, KeyHolder, LocalKeyHolder};
 pub use params::{Params, DIMENSIONS, LANES};
-pub use quantise::{threshold_for_cosine, Quantised};
+pub use quantise::{threshold_for_cosine, Quantised, MAX_GENUINE_SCORE};
 pub use stage::{BiometricMode, BiometricStage};
 pub use wire::{EncryptedVector, VectorKind, CIPHERTEXT_BYTES};
 

@@ -62,6 +62,12 @@ impl Quantised {
     }
 }
 
+/// The largest score two genuine quantised unit vectors can reach: rounding
+/// moves each component by at most 1/2, so a quantised vector's norm is at
+/// most 64 + sqrt(128)/2 = 69.66, and by Cauchy-Schwarz a score at most
+/// 69.66^2 < 4853. A larger score cannot come from a well-formed probe.
+pub const MAX_GENUINE_SCORE: i64 = 4853;
+
 /// The integer threshold matching a cosine-similarity threshold.
 pub fn threshold_for_cosine(cosine: f32) -> i64 {
     (cosine * QUANT_SCALE * QUANT_SCALE).round() as i64
@@ -106,6 +112,18 @@ mod tests {
         );
         assert!(Quantised::from_components([32; DIMENSIONS]).is_err());
         assert!(Quantised::from_components([-31; DIMENSIONS]).is_ok());
+    }
+
+    #[test]
+    fn no_genuine_score_exceeds_the_bound() {
+        // The worst case for rounding: every component just below a half step.
+        let e: Vec<f32> = (0..DIMENSIONS)
+            .map(|i| if i % 3 == 0 { 0.1 } else { -0.07 })
+            .collect();
+        let q = Quantised::from_embedding(&e).unwrap();
+        assert!(q.score(&q) <= MAX_GENUINE_SCORE);
+        let norm_bound = 64.0 + (DIMENSIONS as f64).sqrt() / 2.0;
+        assert!((norm_bound * norm_bound) < MAX_GENUINE_SCORE as f64);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::batch::Batcher;
 use super::eval::Evaluator;
 use super::keyholder::KeyHolder;
+use super::quantise::MAX_GENUINE_SCORE;
 use crate::stage::{AuthRequest, Evidence, Stage, StageFailure};
 
 /// How the stage evaluates.
@@ -95,7 +96,11 @@ impl Stage for BiometricStage {
                 (outcome.score, Some(outcome.slot))
             }
         };
-        if score < self.threshold {
+        // A malformed probe (components outside [-31, 31], or not a quantised
+        // unit vector) cannot be detected in the ciphertext; it decrypts to a
+        // score spread over all of Z_t. Refusing scores no genuine pair can
+        // reach cuts such a blind guess to about 0.6% (see BIOMETRIC.md).
+        if score < self.threshold || score > MAX_GENUINE_SCORE {
             return Err(StageFailure::Rejected);
         }
         evidence.batch_slot = slot;
