@@ -48,14 +48,13 @@ use std::sync::Arc;
 use fhe::bfv::Ciphertext;
 use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
 use fhe_traits::{DeserializeParametrized, Serialize};
-use ndarray::Array2;
+use num_bigint::BigUint;
 use prost::Message;
 use rand09::Rng;
+use zeroize::Zeroizing;
 
 use super::keyholder::{EncryptedScores, KeyHolder};
-use super::params::{
-    Params, DEGREE, DIMENSIONS, FLOOD_BITS, LANES, MODULI, PLAINTEXT_MODULUS, VARIANCE,
-};
+use super::params::{Params, DEGREE, DIMENSIONS, FLOOD_BITS, LANES, PLAINTEXT_MODULUS, VARIANCE};
 use super::wire::{decode_public_key, EncryptedVector, VectorKind};
 use super::BiometricError;
 
@@ -228,35 +227,52 @@ impl Evaluator {
     }
 }
 
-/// R + t E (see the module docs) as an NTT polynomial.
+/// R + t E (see the module docs) as an NTT polynomial. E is drawn as
+/// e_hi 2^44 + e_lo (e_hi uniform in [-2^43, 2^43), e_lo in [0, 2^44)), which
+/// is uniform in [-2^87, 2^87) and keeps every step in fast i64 reduction.
 fn mask_and_flood(
     params: &Params,
     lanes: usize,
     flood: bool,
     rng: &mut impl Rng,
 ) -> Result<Poly, BiometricError> {
-    let t = i128::from(PLAINTEXT_MODULUS);
-    let mut rows = Array2::<u64>::zeros((MODULI.len(), DEGREE));
-    for k in 0..DEGREE {
+    const LOW_BITS: u32 = FLOOD_BITS - 43;
+    const HIGH_BITS: u32 = 44;
+    let t = PLAINTEXT_MODULUS;
+    let mut random = Zeroizing::new(vec![0u64; 2 * DEGREE]);
+    rng.fill(random.as_mut_slice());
+    let mut low = Zeroizing::new(vec![0i64; DEGREE]);
+    let mut high = Zeroizing::new(vec![0i64; DEGREE]);
+    for (k, (pair, (low, high))) in random
+        .chunks_exact(2)
+        .zip(low.iter_mut().zip(high.iter_mut()))
+        .enumerate()
+    {
         let is_score = k % DIMENSIONS == DIMENSIONS - 1 && k / DIMENSIONS < lanes;
+        // t is a power of two: the low 18 bits are uniform modulo t.
         let r = if is_score {
             0
         } else {
-            i128::from(rng.random_range(0..PLAINTEXT_MODULUS))
+            (pair[0] & (t - 1)) as i64
         };
-        let e = if flood {
-            (rng.random::<u128>() >> (127 - FLOOD_BITS)) as i128 - (1i128 << FLOOD_BITS)
+        if flood {
+            let e_low = (pair[0] >> (64 - LOW_BITS)) as i64;
+            // r + t e_low < 2^18 + 2^62: no overflow.
+            *low = r + t as i64 * e_low;
+            *high = (pair[1] >> (64 - HIGH_BITS)) as i64 - (1i64 << (HIGH_BITS - 1));
         } else {
-            0
-        };
-        let w = r + t * e;
-        for (i, q) in MODULI.iter().enumerate() {
-            // rem_euclid by a 37-bit modulus: fits a u64.
-            rows[[i, k]] = w.rem_euclid(i128::from(*q)) as u64;
+            *low = r;
         }
     }
-    let mut p = Poly::try_convert_from(rows, &params.ctx, false, Representation::PowerBasis)
+    let ctx = &params.ctx;
+    let mut p = Poly::try_convert_from(low.as_slice(), ctx, false, Representation::PowerBasis)
         .map_err(fhe_error)?;
+    if flood {
+        let mut h = Poly::try_convert_from(high.as_slice(), ctx, false, Representation::PowerBasis)
+            .map_err(fhe_error)?;
+        h *= &(BigUint::from(t) << LOW_BITS);
+        p += &h;
+    }
     p.change_representation(Representation::Ntt);
     Ok(p)
 }

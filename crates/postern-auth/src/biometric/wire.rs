@@ -149,23 +149,23 @@ pub(crate) fn decode_poly(params: &Params, bytes: &[u8]) -> Result<Poly, Biometr
                 got: bytes.len(),
             })?;
         at += row_bytes;
-        let mask = (1u128 << bits) - 1;
-        let mut acc: u128 = 0;
-        let mut filled = 0u32;
-        let mut input = chunk.iter();
-        for slot in row.iter_mut() {
-            while filled < bits {
-                let byte = input.next().ok_or(BiometricError::WrongLength {
-                    expected: POLY_BYTES,
-                    got: bytes.len(),
-                })?;
-                acc |= u128::from(*byte) << filled;
-                filled += 8;
-            }
-            // Masked to at most 37 bits: fits a u64.
-            let v = (acc & mask) as u64;
-            acc >>= bits;
-            filled -= bits;
+        let mask = (1u64 << bits) - 1;
+        for (k, slot) in row.iter_mut().enumerate() {
+            // Residue k starts at bit k * bits; eight bytes from its first
+            // byte hold all of it (at most 37 bits after a shift of at most 7).
+            let bit = k * bits as usize;
+            let first = bit / 8;
+            let word = match chunk.get(first..first + 8) {
+                Some(eight) => <[u8; 8]>::try_from(eight).unwrap_or_default(),
+                // The last residues of a row: fewer than eight bytes remain.
+                None => {
+                    let rest = chunk.get(first..).unwrap_or_default();
+                    let mut word = [0u8; 8];
+                    word[..rest.len().min(8)].copy_from_slice(&rest[..rest.len().min(8)]);
+                    word
+                }
+            };
+            let v = (u64::from_le_bytes(word) >> (bit % 8)) & mask;
             if v >= modulus {
                 return Err(BiometricError::CoefficientOutOfRange);
             }
