@@ -193,9 +193,8 @@ impl Evaluator {
         for c in [&mut c0, &mut c1, &mut c2] {
             *c *= &self.params.t_squared;
         }
-        let ctx = &self.params.ctx;
-        let u = Poly::small(ctx, Representation::Ntt, VARIANCE, &mut rng).map_err(fhe_error)?;
-        let e2 = Poly::small(ctx, Representation::Ntt, VARIANCE, &mut rng).map_err(fhe_error)?;
+        let u = small(&self.params, &mut rng)?;
+        let e2 = small(&self.params, &mut rng)?;
         let mut z0 = &u * &self.pk0;
         z0 *= &self.t_constant;
         let mut z1 = &u * &self.pk1;
@@ -225,6 +224,33 @@ impl Evaluator {
             .copied()
             .ok_or(BiometricError::KeyHolder("no score"))
     }
+}
+
+/// A polynomial with centred binomial coefficients of variance 10 (the
+/// distribution fhe.rs uses), in NTT form: each coefficient is the
+/// difference of the popcounts of two 20-bit random words.
+fn small(params: &Params, rng: &mut impl Rng) -> Result<Poly, BiometricError> {
+    const HALF: u32 = 2 * VARIANCE as u32;
+    let mut random = Zeroizing::new(vec![0u64; DEGREE]);
+    rng.fill(random.as_mut_slice());
+    let mask = (1u64 << HALF) - 1;
+    let coefficients: Zeroizing<Vec<i64>> = Zeroizing::new(
+        random
+            .iter()
+            .map(|r| {
+                i64::from((r & mask).count_ones()) - i64::from((r >> HALF & mask).count_ones())
+            })
+            .collect(),
+    );
+    let mut p = Poly::try_convert_from(
+        coefficients.as_slice(),
+        &params.ctx,
+        false,
+        Representation::PowerBasis,
+    )
+    .map_err(fhe_error)?;
+    p.change_representation(Representation::Ntt);
+    Ok(p)
 }
 
 /// R + t E (see the module docs) as an NTT polynomial. E is drawn as
