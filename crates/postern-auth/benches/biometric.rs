@@ -9,6 +9,8 @@
 //!   ciphertext.
 //! - `product_lane0` / `product_shifted`: one user's tensor product
 //!   (Karatsuba, NTT domain), without and with the move to a turbo lane.
+//! - `prepare_template` / `product_prepared_shifted`: turning a template
+//!   into Shoup form once, and a lane product with it.
 //! - `seal`: t^2 scaling, re-randomisation, mask and noise flood (once per
 //!   evaluation).
 //! - `keyholder_decrypt_1` / `keyholder_decrypt_32`: the key holder's
@@ -27,6 +29,9 @@
 //! - `turbo_batch_32`: the server work for 32 users of one turbo batch:
 //!   32 x (decode both ciphertexts, shifted product, accumulate), then one
 //!   seal and one decryption of 32 scores. Divide by 32 for per user.
+//! - `turbo_batch_32_prepared`: the same with templates kept prepared
+//!   (`Evaluator::prepare_template`, Shoup form) across authentications:
+//!   per user only the probe is decoded.
 //! - `naive_simd_batch_32`: the straightforward design for the same 32 users
 //!   (fhe.rs, t = 8,380,417, SIMD slots): ct x ct multiply, relinearise,
 //!   7 rotate-and-add, decrypt.
@@ -304,6 +309,24 @@ fn bench_biometric(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    let prepared: Vec<_> = templates
+        .iter()
+        .map(|t| evaluator.prepare_template(t).unwrap())
+        .collect();
+    group.bench_function("prepare_template", |b| {
+        b.iter(|| {
+            evaluator
+                .prepare_template(black_box(&templates[0]))
+                .unwrap()
+        })
+    });
+    group.bench_function("product_prepared_shifted", |b| {
+        b.iter(|| {
+            evaluator
+                .product_prepared(black_box(&prepared[0]), black_box(&probes[0]), 5)
+                .unwrap()
+        })
+    });
     let one = evaluator.product(&templates[0], &probes[0], 0).unwrap();
     group.bench_function("seal", |b| {
         b.iter(|| evaluator.seal(black_box(one.clone()), 1).unwrap())
@@ -353,6 +376,22 @@ fn bench_biometric(c: &mut Criterion) {
         })
     });
     group.bench_function("turbo_batch_32", |b| b.iter(turbo_batch));
+    let turbo_prepared = || {
+        let mut acc = None;
+        for (lane, (u, template)) in batch.iter().zip(&prepared).enumerate() {
+            let p = evaluator.decode_probe(&u.probe).unwrap();
+            let product = evaluator.product_prepared(template, &p, lane).unwrap();
+            match &mut acc {
+                None => acc = Some(product),
+                Some(acc) => acc.add(&product),
+            }
+        }
+        key_holder
+            .decrypt_scores(&evaluator.seal(acc.unwrap(), LANES).unwrap())
+            .unwrap()
+    };
+    assert_eq!(turbo_prepared(), expected);
+    group.bench_function("turbo_batch_32_prepared", |b| b.iter(turbo_prepared));
     group.bench_function("naive_simd_batch_32", |b| b.iter(naive));
     group.bench_function("end_to_end_standard", |b| {
         b.iter_custom(|iters| {

@@ -241,8 +241,15 @@ fn turbo_gives_thirty_two_concurrent_callers_their_own_scores_and_slots() {
                 let p = ev
                     .decode_probe(&encryptor.encrypt(VectorKind::Probe, &b).unwrap())
                     .unwrap();
+                // Half the callers bring a prepared template.
+                let prepared = ev.prepare_template(&t).unwrap();
                 barrier.wait();
-                (batcher.submit(&t, &p).unwrap(), a.score(&b))
+                let outcome = if i % 2 == 0 {
+                    batcher.submit(&t, &p)
+                } else {
+                    batcher.submit_prepared(&prepared, &p)
+                };
+                (outcome.unwrap(), a.score(&b))
             })
         })
         .collect();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::eval::{Evaluator, Product};
+use super::eval::{Evaluator, PreparedTemplate, Product};
 use super::keyholder::KeyHolder;
 use super::params::LANES;
 use super::wire::EncryptedVector;
@@ -113,8 +113,24 @@ impl Batcher {
         template: &EncryptedVector,
         probe: &EncryptedVector,
     ) -> Result<BatchOutcome, BiometricError> {
+        self.submit_with(|lane| self.evaluator.product(template, probe, lane))
+    }
+
+    /// [`submit`](Self::submit) with a prepared template.
+    pub fn submit_prepared(
+        &self,
+        template: &PreparedTemplate,
+        probe: &EncryptedVector,
+    ) -> Result<BatchOutcome, BiometricError> {
+        self.submit_with(|lane| self.evaluator.product_prepared(template, probe, lane))
+    }
+
+    fn submit_with(
+        &self,
+        product: impl FnOnce(usize) -> Result<Product, BiometricError>,
+    ) -> Result<BatchOutcome, BiometricError> {
         let (batch, lane) = self.join();
-        let product = self.evaluator.product(template, probe, lane);
+        let product = product(lane);
         let mut state = batch.state.lock();
         state.added += 1;
         // A failed product leaves its lane empty (that coefficient decrypts

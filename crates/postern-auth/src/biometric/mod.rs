@@ -43,7 +43,7 @@ pub mod wire;
 
 pub use batch::{BatchOutcome, Batcher, BatcherConfig};
 pub use encrypt::Encryptor;
-pub use eval::{Evaluator, Product};
+pub use eval::{Evaluator, PreparedTemplate, Product};
 pub use keyholder::{EncryptedScores, KeyHolder, LocalKeyHolder};
 pub use params::{Params, DIMENSIONS, LANES};
 pub use quantise::{threshold_for_cosine, Quantised, MAX_GENUINE_SCORE};
