@@ -218,6 +218,12 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_the_documented_ones() {
+        assert_eq!(CIPHERTEXT_BYTES, 111_618);
+        assert_eq!(RESULT_BYTES, 167_425);
+    }
+
+    #[test]
     fn a_residue_at_or_above_its_modulus_is_refused() {
         let params = Params::shared().unwrap();
         // All ones: every 36-bit residue is 2^36 - 1 >= q0.
