@@ -158,12 +158,8 @@ impl Evaluator {
         probe: &EncryptedVector,
         lane: usize,
     ) -> Result<Product, BiometricError> {
-        if template.kind != VectorKind::Template || probe.kind != VectorKind::Probe {
-            return Err(BiometricError::WrongKind {
-                expected: VectorKind::Probe,
-                got: 0,
-            });
-        }
+        check_kind(template, VectorKind::Template)?;
+        check_kind(probe, VectorKind::Probe)?;
         let shift = self
             .params
             .shifts
@@ -189,12 +185,7 @@ impl Evaluator {
         &self,
         template: &EncryptedVector,
     ) -> Result<PreparedTemplate, BiometricError> {
-        if template.kind != VectorKind::Template {
-            return Err(BiometricError::WrongKind {
-                expected: VectorKind::Template,
-                got: 0,
-            });
-        }
+        check_kind(template, VectorKind::Template)?;
         let [a0, a1] = &template.c;
         let sum = a0 + a1;
         let [a0, a1, sum] = [a0.clone(), a1.clone(), sum].map(|mut p| {
@@ -211,12 +202,7 @@ impl Evaluator {
         probe: &EncryptedVector,
         lane: usize,
     ) -> Result<Product, BiometricError> {
-        if probe.kind != VectorKind::Probe {
-            return Err(BiometricError::WrongKind {
-                expected: VectorKind::Probe,
-                got: 0,
-            });
-        }
+        check_kind(probe, VectorKind::Probe)?;
         let shift = self
             .params
             .shifts
@@ -286,6 +272,17 @@ impl Evaluator {
             .first()
             .copied()
             .ok_or(BiometricError::KeyHolder("no score"))
+    }
+}
+
+fn check_kind(vector: &EncryptedVector, expected: VectorKind) -> Result<(), BiometricError> {
+    if vector.kind == expected {
+        Ok(())
+    } else {
+        Err(BiometricError::WrongKind {
+            expected,
+            got: vector.kind.code(),
+        })
     }
 }
 

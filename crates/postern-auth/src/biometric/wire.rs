@@ -55,7 +55,8 @@ pub enum VectorKind {
 }
 
 impl VectorKind {
-    fn code(self) -> u8 {
+    /// The kind byte on the wire.
+    pub fn code(self) -> u8 {
         match self {
             VectorKind::Template => 1,
             VectorKind::Probe => 2,
