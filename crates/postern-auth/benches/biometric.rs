@@ -323,7 +323,7 @@ fn bench_biometric(c: &mut Criterion) {
     group.bench_function("product_prepared_shifted", |b| {
         b.iter(|| {
             evaluator
-                .product_prepared(black_box(&prepared[0]), black_box(&probes[0]), 5)
+                .product_prepared(black_box(&prepared[0]), black_box(probes[0].clone()), 5)
                 .unwrap()
         })
     });
@@ -380,7 +380,7 @@ fn bench_biometric(c: &mut Criterion) {
         let mut acc = None;
         for (lane, (u, template)) in batch.iter().zip(&prepared).enumerate() {
             let p = evaluator.decode_probe(&u.probe).unwrap();
-            let product = evaluator.product_prepared(template, &p, lane).unwrap();
+            let product = evaluator.product_prepared(template, p, lane).unwrap();
             match &mut acc {
                 None => acc = Some(product),
                 Some(acc) => acc.add(&product),

@@ -247,7 +247,7 @@ fn turbo_gives_thirty_two_concurrent_callers_their_own_scores_and_slots() {
                 let outcome = if i % 2 == 0 {
                     batcher.submit(&t, &p)
                 } else {
-                    batcher.submit_prepared(&prepared, &p)
+                    batcher.submit_prepared(&prepared, p)
                 };
                 (outcome.unwrap(), a.score(&b))
             })

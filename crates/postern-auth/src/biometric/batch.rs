@@ -120,7 +120,7 @@ impl Batcher {
     pub fn submit_prepared(
         &self,
         template: &PreparedTemplate,
-        probe: &EncryptedVector,
+        probe: EncryptedVector,
     ) -> Result<BatchOutcome, BiometricError> {
         self.submit_with(|lane| self.evaluator.product_prepared(template, probe, lane))
     }

@@ -195,31 +195,32 @@ impl Evaluator {
         Ok(PreparedTemplate { a0, a1, sum })
     }
 
-    /// [`product`](Self::product) with a prepared template.
+    /// [`product`](Self::product) with a prepared template, consuming the
+    /// probe so the products happen in place.
     pub fn product_prepared(
         &self,
         template: &PreparedTemplate,
-        probe: &EncryptedVector,
+        probe: EncryptedVector,
         lane: usize,
     ) -> Result<Product, BiometricError> {
-        check_kind(probe, VectorKind::Probe)?;
+        check_kind(&probe, VectorKind::Probe)?;
         let shift = self
             .params
             .shifts
             .get(lane)
             .ok_or(BiometricError::Lane(lane))?;
-        let [b0, b1] = if lane == 0 {
-            probe.c.clone()
-        } else {
-            [&probe.c[0] * shift, &probe.c[1] * shift]
-        };
+        let [mut b0, mut b1] = probe.c;
+        if lane != 0 {
+            b0 *= shift;
+            b1 *= shift;
+        }
         let mut d1 = &b0 + &b1;
         d1 *= &template.sum;
-        let d0 = &b0 * &template.a0;
-        let d2 = &b1 * &template.a1;
-        d1 -= &d0;
-        d1 -= &d2;
-        Ok(Product { c: [d0, d1, d2] })
+        b0 *= &template.a0;
+        b1 *= &template.a1;
+        d1 -= &b0;
+        d1 -= &b1;
+        Ok(Product { c: [b0, d1, b1] })
     }
 
     /// Scales a batch's product to BGV form and sanitises it for the key
@@ -442,7 +443,7 @@ mod tests {
         let prepared = ev.prepare_template(&t).unwrap();
         for lane in [0, 7] {
             let plain = ev.product(&t, &p, lane).unwrap();
-            let fast = ev.product_prepared(&prepared, &p, lane).unwrap();
+            let fast = ev.product_prepared(&prepared, p.clone(), lane).unwrap();
             assert_eq!(plain.c, fast.c);
         }
         assert!(ev.prepare_template(&p).is_err());
