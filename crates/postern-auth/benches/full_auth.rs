@@ -98,6 +98,7 @@ impl Client {
                 identity_key: *secret.public_key().as_bytes(),
                 enrolled_at: T0,
                 identity_revoked_at: None,
+                biometric_template: None,
             },
             device_hash: device.hash(),
             secret,

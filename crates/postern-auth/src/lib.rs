@@ -18,7 +18,10 @@
 //! - [`pipeline`]: runs the required stages in order, times each, and stops
 //!   at the first failure.
 //!
-//! Adding a factor (such as the encrypted biometric) is a new [`Stage`]
+//! - [`biometric`]: the encrypted biometric match (BFV): client encryption,
+//!   the key holder, `standard` and `turbo` evaluation, and its stage.
+//!
+//! Adding a factor (such as the passkey or the encrypted biometric) is a new [`Stage`]
 //! implementation and one more entry in the deployment's stage list; the
 //! pipeline, the reports and the metrics need no change.
 //!
@@ -32,7 +35,7 @@
 //! let mut rng = rand::thread_rng();
 //! let secret = IdentitySecret::generate(&mut rng);
 //! let user = UserId::parse("alice").unwrap();
-//! let record = UserRecord { identity_key: *secret.public_key().as_bytes(), enrolled_at: 0, identity_revoked_at: None };
+//! let record = UserRecord { identity_key: *secret.public_key().as_bytes(), enrolled_at: 0, identity_revoked_at: None, biometric_template: None };
 //! let device = Fingerprint::single("laptop").unwrap();
 //!
 //! let book = ChallengeBook::new(60_000_000_000, 1_000);
@@ -40,12 +43,13 @@
 //! let proof = secret.prove(&Statement { challenge: &issued.challenge, user: "alice", device_hash: &device.hash() }, &mut rng);
 //!
 //! let challenge = book.take(&issued.id, &user, 1).unwrap();
-//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof), passkey: None } };
+//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof), passkey: None, biometric_probe: None } };
 //! let outcome = Pipeline::new(vec![Box::new(IdentityStage::default())]).run(&request);
 //! assert!(outcome.result.is_ok());
 //! assert_eq!(outcome.reports[0].stage, "identity");
 //! ```
 
+pub mod biometric;
 pub mod ceremony;
 pub mod challenge;
 pub mod identity;

@@ -136,6 +136,7 @@ mod tests {
                 identity_key: *secret.public_key().as_bytes(),
                 enrolled_at: 0,
                 identity_revoked_at: None,
+                biometric_template: None,
             },
             device,
             challenge,
@@ -152,6 +153,7 @@ mod tests {
             factors: Factors {
                 identity_proof: proof,
                 passkey: None,
+                biometric_probe: None,
             },
         }
     }

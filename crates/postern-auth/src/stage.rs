@@ -14,6 +14,8 @@ pub struct Factors<'a> {
     pub identity_proof: Option<&'a [u8]>,
     /// A WebAuthn assertion with the ceremony it answers.
     pub passkey: Option<PasskeyFactor<'a>>,
+    /// An encrypted biometric probe (`biometric::wire`, 111,618 bytes).
+    pub biometric_probe: Option<&'a [u8]>,
 }
 
 /// Everything a stage may look at. All of it is attacker-influenced except

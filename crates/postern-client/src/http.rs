@@ -33,6 +33,8 @@ pub enum ClientError {
     },
     #[error("server sent a response this client does not understand")]
     BadResponse(#[source] serde_json::Error),
+    #[error("server sent a response this client does not understand: {0}")]
+    Protocol(String),
     #[error("invalid device fingerprint")]
     Device(#[from] postern_core::device::FingerprintError),
     #[error(transparent)]
@@ -85,6 +87,9 @@ pub struct LoginResponse {
     pub expires_at: String,
     pub resume_until: String,
     pub stages: Vec<StageReport>,
+    /// The session's biometric batch slot (turbo mode).
+    #[serde(default)]
+    pub batch_slot: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +152,20 @@ impl PosternClient {
 
     /// Enrolls the identity's public key for its user.
     pub async fn enroll(&self, identity: &IdentityFile) -> Result<EnrollResponse, ClientError> {
-        let body = json!({ "identity_public_key": URL_SAFE_NO_PAD.encode(identity.public_key().as_bytes()) });
+        self.enroll_with_template(identity, None).await
+    }
+
+    /// Enrolls the identity key and, optionally, an encrypted biometric
+    /// template (see [`crate::biometric::BiometricClient::template`]).
+    pub async fn enroll_with_template(
+        &self,
+        identity: &IdentityFile,
+        template: Option<&[u8]>,
+    ) -> Result<EnrollResponse, ClientError> {
+        let mut body = json!({ "identity_public_key": URL_SAFE_NO_PAD.encode(identity.public_key().as_bytes()) });
+        if let Some(template) = template {
+            body["biometric_template"] = json!(URL_SAFE_NO_PAD.encode(template));
+        }
         self.send(
             self.http
                 .post(self.url(&format!("/v1/users/{}/enroll", identity.user)))
@@ -172,15 +190,37 @@ impl PosternClient {
         identity: &IdentityFile,
         device: &DeviceInput,
     ) -> Result<LoginResponse, ClientError> {
+        self.login_with_probe(identity, device, None).await
+    }
+
+    /// [`PosternClient::login`] with an encrypted biometric probe (see
+    /// [`crate::biometric::BiometricClient::probe`]).
+    pub async fn login_with_probe(
+        &self,
+        identity: &IdentityFile,
+        device: &DeviceInput,
+        probe: Option<&[u8]>,
+    ) -> Result<LoginResponse, ClientError> {
         let challenge = self.challenge(identity.user.as_str()).await?;
         let proof = prove(identity, &challenge, device)?;
-        self.full(
-            identity.user.as_str(),
-            &challenge.challenge_id,
-            device,
-            &proof,
-        )
-        .await
+        let mut body = json!({ "user": identity.user.as_str(), "challenge_id": challenge.challenge_id, "device": device, "identity_proof": proof });
+        if let Some(probe) = probe {
+            body["biometric_probe"] = json!(URL_SAFE_NO_PAD.encode(probe));
+        }
+        self.send(self.http.post(self.url("/v1/auth/full")).json(&body))
+            .await
+    }
+
+    /// The biometric key holder's public key bundle, which clients encrypt
+    /// templates and probes under (`GET /v1/biometric/public-key`).
+    pub async fn biometric_public_key(&self) -> Result<Vec<u8>, ClientError> {
+        let body: serde_json::Value = self
+            .send(self.http.get(self.url("/v1/biometric/public-key")))
+            .await?;
+        body["public_key"]
+            .as_str()
+            .and_then(|text| URL_SAFE_NO_PAD.decode(text).ok())
+            .ok_or_else(|| ClientError::Protocol("public_key is not base64url".into()))
     }
 
     /// The second half of [`PosternClient::login`], for callers that build

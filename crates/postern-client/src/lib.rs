@@ -7,6 +7,8 @@
 //!
 //! - [`identity_file`]: creates, stores (mode 0600) and loads the user's
 //!   Ristretto255 identity secret.
+//! - [`biometric`]: quantises and encrypts a biometric template or probe
+//!   under the key holder's BFV public key; deterministic test embeddings.
 //! - [`device`]: turns what a caller knows about its device into the
 //!   canonical fingerprint the server binds sessions to.
 //! - [`http`]: a typed client for the v1 HTTP API: enroll, challenge and
@@ -29,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod biometric;
 pub mod device;
 pub mod http;
 pub mod identity_file;

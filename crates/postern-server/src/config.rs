@@ -233,8 +233,46 @@ pub struct AuthConfig {
     pub challenge_ttl: Duration,
     /// Most outstanding challenges; beyond it `/v1/auth/challenge` answers 429.
     pub max_outstanding_challenges: usize,
-    /// Required stages, in order.
+    /// Required stages of `/v1/auth/full`, in order: `identity`, `biometric`.
     pub stages: Vec<String>,
+    /// The encrypted biometric stage.
+    pub biometric: BiometricSettings,
+}
+
+/// The biometric stage (`[auth.biometric]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BiometricSettings {
+    /// `standard`: one user per evaluation (lowest latency); `turbo`: up to
+    /// 32 concurrent users share one evaluation, one attestation signature
+    /// and one durable write (highest throughput).
+    pub mode: BiometricModeName,
+    /// Cosine similarity a probe must reach against the enrolled template.
+    pub threshold: f32,
+    /// Turbo: longest a batch waits for company after its first user.
+    #[serde(with = "humantime_serde")]
+    pub turbo_deadline: Duration,
+    /// Turbo: users per batch (1 to 32).
+    pub turbo_batch: usize,
+}
+
+impl Default for BiometricSettings {
+    fn default() -> Self {
+        Self {
+            mode: BiometricModeName::Standard,
+            threshold: 0.8,
+            turbo_deadline: Duration::from_millis(3),
+            turbo_batch: 32,
+        }
+    }
+}
+
+/// The biometric evaluation mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BiometricModeName {
+    Standard,
+    Turbo,
 }
 
 impl Default for AuthConfig {
@@ -243,6 +281,7 @@ impl Default for AuthConfig {
             challenge_ttl: Duration::from_secs(120),
             max_outstanding_challenges: 100_000,
             stages: vec!["identity".into()],
+            biometric: BiometricSettings::default(),
         }
     }
 }
@@ -480,6 +519,19 @@ pub struct Overrides {
     /// the last `X-Forwarded-For` hop, else `X-Real-IP`); off when unset.
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
+    /// Required full-authentication stages, in order (identity, biometric).
+    #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',')]
+    pub stages: Option<Vec<String>>,
+    /// Biometric stage: standard (one user per evaluation) or turbo (up to
+    /// 32 users per evaluation).
+    #[arg(long, env = "POSTERN_BIOMETRIC_MODE", value_enum)]
+    pub biometric_mode: Option<BiometricModeName>,
+    /// Biometric stage: cosine similarity a probe must reach (0 to 1).
+    #[arg(long, env = "POSTERN_BIOMETRIC_THRESHOLD")]
+    pub biometric_threshold: Option<f32>,
+    /// Turbo: longest a batch waits to fill after its first user.
+    #[arg(long, env = "POSTERN_TURBO_DEADLINE", value_parser = humantime::parse_duration)]
+    pub turbo_deadline: Option<Duration>,
     /// How sessions reach clients: a bearer token in the JSON response, an
     /// HttpOnly cookie, or a signed JWT.
     #[arg(long, env = "POSTERN_SESSION_MODE", value_enum)]
@@ -552,6 +604,10 @@ impl Config {
         set(&mut self.auth.challenge_ttl, &o.challenge_ttl);
         set(&mut self.max_body_bytes, &o.max_body_bytes);
         set(&mut self.session.mode, &o.session_mode);
+        set(&mut self.auth.stages, &o.stages);
+        set(&mut self.auth.biometric.mode, &o.biometric_mode);
+        set(&mut self.auth.biometric.threshold, &o.biometric_threshold);
+        set(&mut self.auth.biometric.turbo_deadline, &o.turbo_deadline);
         set(&mut self.session.jwt.ttl, &o.jwt_ttl);
         set(&mut self.session.jwt.issuer, &o.jwt_issuer);
         set(&mut self.session.cookie.name, &o.cookie_name);
@@ -626,6 +682,17 @@ impl Config {
             ));
         }
         self.session.cookie.validate()?;
+        let b = &self.auth.biometric;
+        if !(b.threshold > 0.0 && b.threshold <= 1.0) {
+            return Err(ConfigError::Invalid(
+                "auth.biometric.threshold is a cosine similarity in (0, 1]",
+            ));
+        }
+        if b.turbo_batch == 0 || b.turbo_batch > 32 || b.turbo_deadline > Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "auth.biometric: turbo_batch is 1 to 32 and turbo_deadline at most 1 s",
+            ));
+        }
         if self.session.jwt.ttl.is_zero() || self.session.jwt.issuer.trim().is_empty() {
             return Err(ConfigError::Invalid(
                 "session.jwt needs a positive ttl and a non-empty issuer",

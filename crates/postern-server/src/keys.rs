@@ -32,6 +32,8 @@ pub const INSTANCE_SECRET_ENV: &str = "POSTERN_INSTANCE_SECRET";
 pub const INSTANCE_PASSPHRASE_ENV: &str = "POSTERN_INSTANCE_PASSPHRASE";
 const SALT_FILE: &str = "instance.salt";
 const KEYRING_FILE: &str = "keyring.bin";
+const BIOMETRIC_FILE: &str = "biometric.key";
+const BIOMETRIC_LABEL: &str = "postern/biometric-key-holder/v1";
 
 /// Why keys could not be loaded or written.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,41 @@ pub enum KeyError {
     NotInitialised(String),
     #[error("instance key is missing: set {INSTANCE_SECRET_ENV} or provide {0}")]
     MissingInstanceKey(String),
+    #[error("biometric key holder seed {path}: {source}")]
+    BiometricSeed {
+        path: String,
+        source: postern_core::wrapped_secret::WrappedSecretError,
+    },
+}
+
+/// The biometric key holder's seed (`<data>/biometric.key`, wrapped to the
+/// instance key), created on first use. Every enrolled template is
+/// encrypted under the key it determines, so unlike the keyring it never
+/// rotates; losing it means re-enrolling every biometric.
+pub fn biometric_seed(
+    config: &Config,
+    instance: &InstanceKey,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, KeyError> {
+    let path = config.data_dir.join(BIOMETRIC_FILE);
+    if path.exists() {
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        return postern_core::wrapped_secret::unwrap(BIOMETRIC_LABEL, &bytes, instance).map_err(
+            |source| KeyError::BiometricSeed {
+                path: path.display().to_string(),
+                source,
+            },
+        );
+    }
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rand::RngCore::fill_bytes(&mut OsRng, &mut *seed);
+    let wrapped = postern_core::wrapped_secret::wrap(
+        BIOMETRIC_LABEL,
+        &seed,
+        &instance.public_key(),
+        &mut OsRng,
+    );
+    write_private(&path, &wrapped)?;
+    Ok(seed)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::routes::{auth, enroll, jwt, ops, passkeys, session, users};
+use crate::routes::{auth, biometric, enroll, jwt, ops, passkeys, session, users};
 
 /// The JSON body of every error.
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,6 +41,7 @@ pub struct ErrorBody {
         users::revoke_identity,
         jwt::refresh,
         jwt::jwks,
+        biometric::public_key,
         ops::healthz,
         ops::readyz,
         ops::metrics,

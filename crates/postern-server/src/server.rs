@@ -11,6 +11,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_auth::biometric::{
+    threshold_for_cosine, Batcher, BatcherConfig, BiometricMode, BiometricStage, Evaluator,
+    KeyHolder, LocalKeyHolder,
+};
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
 use postern_auth::passkey::PasskeyStage;
@@ -18,19 +22,21 @@ use postern_auth::pipeline::Pipeline;
 use postern_auth::proof_cache::ProofCache;
 use postern_auth::relying_party::RelyingParty;
 use postern_auth::stage::Stage;
+use postern_core::keyring::InstanceKey;
+use postern_store::batch_mint::{BatchConfig as MintBatchConfig, MintBatcher};
 use postern_store::embedded::RedbStore;
 use postern_store::{RestoreReport, SessionAuthority, SessionStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::SessionMode;
 use crate::config::{nanos, Config, ConfigError, GateSettings};
+use crate::config::{BiometricModeName, SessionMode};
 use crate::cookie::SessionCookie;
 use crate::jwt::JwtKeys;
 use crate::keys::{self, InstanceSource, KeyError};
 use crate::metrics::Metrics;
 use crate::routes::jwt::JwtDelivery;
-use crate::state::{AppState, Clock, Delivery, Shared};
+use crate::state::{AppState, Biometric, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
 use postern_tower::ratelimit::MissLimiter;
@@ -51,12 +57,16 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("unknown full-authentication stage `{0}` (available: identity)")]
+    #[error("unknown full-authentication stage `{0}` (available: identity, biometric)")]
     UnknownStage(String),
     #[error(transparent)]
     Passkeys(#[from] postern_auth::relying_party::PasskeyError),
     #[error("invalid gate upstream: {0}")]
     Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
+    #[error("cannot start the biometric stage: {0}")]
+    Biometric(#[from] postern_auth::biometric::BiometricError),
+    #[error("cannot start the mint batcher: {0}")]
+    Thread(std::io::Error),
     #[error("cannot make the JWT signing keys: {0}")]
     Jwt(#[from] crate::jwt::JwtError),
 }
@@ -71,11 +81,63 @@ pub struct Opened {
     pub key_generation: u32,
 }
 
-fn stage_named(name: &str, proofs: &Arc<ProofCache>) -> Result<Box<dyn Stage>, StartError> {
-    match name {
-        "identity" => Ok(Box::new(IdentityStage::with_cache(proofs.clone()))),
-        other => Err(StartError::UnknownStage(other.to_string())),
+fn stage_named(
+    name: &str,
+    proofs: &Arc<ProofCache>,
+    biometric: Option<&BiometricStage>,
+) -> Result<Box<dyn Stage>, StartError> {
+    match (name, biometric) {
+        ("identity", _) => Ok(Box::new(IdentityStage::with_cache(proofs.clone()))),
+        ("biometric", Some(stage)) => Ok(Box::new(stage.clone())),
+        (other, _) => Err(StartError::UnknownStage(other.to_string())),
     }
+}
+
+/// The biometric stage and what the HTTP layer needs of it.
+struct BuiltBiometric {
+    stage: BiometricStage,
+    public: Biometric,
+    turbo: bool,
+}
+
+/// The key holder (in-process, from the wrapped seed), the evaluator and
+/// the stage in the configured mode.
+fn build_biometric(config: &Config, instance: &InstanceKey) -> Result<BuiltBiometric, StartError> {
+    let settings = &config.auth.biometric;
+    let seed = keys::biometric_seed(config, instance)?;
+    let key_holder: Arc<dyn KeyHolder> = Arc::new(LocalKeyHolder::from_seed(&seed)?);
+    let public_key = key_holder.public_key().to_vec();
+    let evaluator = Arc::new(Evaluator::new(&public_key)?);
+    let public = Biometric {
+        public_key,
+        evaluator: evaluator.clone(),
+    };
+    let threshold = threshold_for_cosine(settings.threshold);
+    let (mode, turbo) = match settings.mode {
+        BiometricModeName::Standard => (
+            BiometricMode::Standard {
+                evaluator,
+                key_holder,
+            },
+            false,
+        ),
+        BiometricModeName::Turbo => {
+            let batcher = Batcher::new(
+                evaluator,
+                key_holder,
+                BatcherConfig {
+                    max_lanes: settings.turbo_batch,
+                    deadline: settings.turbo_deadline,
+                },
+            )?;
+            (BiometricMode::Turbo(Arc::new(batcher)), true)
+        }
+    };
+    Ok(BuiltBiometric {
+        stage: BiometricStage::new(mode, threshold),
+        public,
+        turbo,
+    })
 }
 
 /// Opens keys and store and restores sessions.
@@ -99,11 +161,16 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
     let proofs = Arc::new(ProofCache::new(
         config.auth.max_outstanding_challenges.max(1) * 4,
     ));
+    let biometric = if config.auth.stages.iter().any(|s| s == "biometric") {
+        Some(build_biometric(config, &opened.instance)?)
+    } else {
+        None
+    };
     let stages = config
         .auth
         .stages
         .iter()
-        .map(|s| stage_named(s, &proofs))
+        .map(|s| stage_named(s, &proofs, biometric.as_ref().map(|b| &b.stage)))
         .collect::<Result<Vec<_>, _>>()?;
     let relying_party = config.passkeys.relying_party()?;
     let delivery = Delivery {
@@ -132,8 +199,30 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         }
         None => (None, None),
     };
+    let authority = Arc::new(authority);
+    // Turbo decides users in batches; their sessions then share one
+    // attestation signature and one durable write.
+    let mint_batcher = match &biometric {
+        Some(b) if b.turbo => {
+            let clock = clock.clone();
+            Some(
+                MintBatcher::start(
+                    authority.clone(),
+                    MintBatchConfig {
+                        max: config.auth.biometric.turbo_batch,
+                        deadline: config.auth.biometric.turbo_deadline,
+                    },
+                    Arc::new(move || clock.now()),
+                )
+                .map_err(StartError::Thread)?,
+            )
+        }
+        _ => None,
+    };
     let state = AppState(Arc::new(Shared {
-        authority: Arc::new(authority),
+        authority,
+        biometric: biometric.map(|b| b.public),
+        mint_batcher,
         store,
         challenges: ChallengeBook::new(
             nanos(config.auth.challenge_ttl),

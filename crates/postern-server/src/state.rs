@@ -34,6 +34,10 @@ pub struct AppState(pub Arc<Shared>);
 
 pub struct Shared {
     pub authority: Arc<SessionAuthority>,
+    /// The biometric stage's public side, when that stage is on.
+    pub biometric: Option<Biometric>,
+    /// Turbo mode: concurrent mints share one signature and one write.
+    pub mint_batcher: Option<postern_store::batch_mint::MintBatcher>,
     pub store: Arc<dyn SessionStore>,
     pub challenges: ChallengeBook,
     pub pipeline: Pipeline,
@@ -52,6 +56,14 @@ pub struct Shared {
     pub gate: Option<Arc<postern_tower::Gate>>,
     /// Keeps the gate cache's sweeper thread alive as long as the state.
     pub _sweeper: Option<postern_cache::sweeper::Sweeper>,
+}
+
+/// What the HTTP layer needs of the biometric stage: the key holder's
+/// public key (clients encrypt under it) and an evaluator to check that an
+/// enrolled template is a well-formed ciphertext before it is stored.
+pub struct Biometric {
+    pub public_key: Vec<u8>,
+    pub evaluator: Arc<postern_auth::biometric::Evaluator>,
 }
 
 /// How sessions reach clients, and which browser origin may use them.

@@ -106,7 +106,7 @@ fn main() {
             Slot::Live(Arc::new(HotSession::new(context, last_seen, None))),
         );
         inserted += 1;
-        if inserted % PROGRESS_EVERY == 0 {
+        if inserted.is_multiple_of(PROGRESS_EVERY) {
             let rss = rss_bytes().unwrap_or(0);
             println!(
                 "{inserted:>9} inserted, {:>9} in tier, RSS {:.1} MiB",

@@ -130,22 +130,57 @@ pub struct UserRecord {
     pub enrolled_at: UnixNanos,
     /// When the identity key was revoked, if it was.
     pub identity_revoked_at: Option<UnixNanos>,
+    /// The encrypted biometric template, if one was enrolled: a BFV
+    /// ciphertext only the key holder can decrypt (opaque bytes here).
+    pub biometric_template: Option<Vec<u8>>,
 }
+
+/// A user row with a biometric template: the version 1 fields, then the
+/// template's length (u32, little-endian) and bytes. Rows without a
+/// template keep the 49-byte version 1 layout.
+const USER_ROW_WITH_TEMPLATE: u8 = 2;
+/// Length of a version 1 user row.
+const USER_ROW_V1_LEN: usize = 49;
+/// Largest template a row may hold (an encrypted template is 111,618 bytes).
+pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
 
 impl UserRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(49);
-        out.push(ROW_VERSION);
+        let template = self.biometric_template.as_deref();
+        let mut out = Vec::with_capacity(USER_ROW_V1_LEN + template.map_or(0, |t| 4 + t.len()));
+        out.push(match template {
+            Some(_) => USER_ROW_WITH_TEMPLATE,
+            None => ROW_VERSION,
+        });
         out.extend_from_slice(&self.identity_key);
         out.extend_from_slice(&self.enrolled_at.to_le_bytes());
         out.extend_from_slice(&self.identity_revoked_at.unwrap_or(0).to_le_bytes());
+        if let Some(template) = template {
+            // Enrollment bounds templates by MAX_TEMPLATE_BYTES.
+            out.extend_from_slice(&(template.len() as u32).to_le_bytes());
+            out.extend_from_slice(template);
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        if bytes.len() != 49 || bytes[0] != ROW_VERSION {
-            return Err(StoreError::CorruptRow("user record"));
-        }
+        let corrupt = || StoreError::CorruptRow("user record");
+        let biometric_template = match bytes.first() {
+            Some(&ROW_VERSION) if bytes.len() == USER_ROW_V1_LEN => None,
+            Some(&USER_ROW_WITH_TEMPLATE) => {
+                let len = bytes
+                    .get(USER_ROW_V1_LEN..USER_ROW_V1_LEN + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                    .ok_or_else(corrupt)?;
+                let template = &bytes[USER_ROW_V1_LEN + 4..];
+                if template.len() != len as usize || template.len() > MAX_TEMPLATE_BYTES {
+                    return Err(corrupt());
+                }
+                Some(template.to_vec())
+            }
+            _ => return Err(corrupt()),
+        };
         let mut identity_key = [0u8; 32];
         identity_key.copy_from_slice(&bytes[1..33]);
         let mut word = [0u8; 8];
@@ -157,6 +192,7 @@ impl UserRecord {
             identity_key,
             enrolled_at,
             identity_revoked_at: (revoked != 0).then_some(revoked),
+            biometric_template,
         })
     }
 }
@@ -237,11 +273,51 @@ mod tests {
             identity_key: [4; 32],
             enrolled_at: 3,
             identity_revoked_at: None,
+            biometric_template: None,
         };
+        assert_eq!(rec.encode().len(), 49);
         assert_eq!(UserRecord::decode(&rec.encode()).unwrap(), rec);
         assert_eq!(
             UserRecord::decode(&[1, 2]).unwrap_err(),
             StoreError::CorruptRow("user record")
         );
+        let with = UserRecord {
+            biometric_template: Some(vec![5; 1000]),
+            identity_revoked_at: Some(9),
+            ..rec.clone()
+        };
+        let bytes = with.encode();
+        assert_eq!(UserRecord::decode(&bytes).unwrap(), with);
+        for cut in [49, 52, 53, bytes.len() - 1] {
+            assert_eq!(
+                UserRecord::decode(&bytes[..cut]).unwrap_err(),
+                StoreError::CorruptRow("user record")
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(UserRecord::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn rows_written_before_templates_existed_still_decode() {
+        // A version 1 row exactly as the previous encoder wrote it.
+        let mut row = vec![1u8];
+        row.extend_from_slice(&[7u8; 32]);
+        row.extend_from_slice(&11u64.to_le_bytes());
+        row.extend_from_slice(&0u64.to_le_bytes());
+        assert_eq!(row.len(), 49);
+        assert_eq!(
+            UserRecord::decode(&row).unwrap(),
+            UserRecord {
+                identity_key: [7; 32],
+                enrolled_at: 11,
+                identity_revoked_at: None,
+                biometric_template: None,
+            }
+        );
+        let mut long_v1 = row.clone();
+        long_v1.push(0);
+        assert!(UserRecord::decode(&long_v1).is_err());
     }
 }

@@ -227,6 +227,7 @@ fn users_enroll_once_and_update_in_place(store: &dyn SessionStore) {
         identity_key: [5; 32],
         enrolled_at: 9,
         identity_revoked_at: None,
+        biometric_template: None,
     };
     assert!(store.insert_user(&alice, &rec).unwrap());
     let other = UserRecord {
@@ -237,6 +238,7 @@ fn users_enroll_once_and_update_in_place(store: &dyn SessionStore) {
     assert_eq!(store.get_user(&alice).unwrap(), Some(rec.clone()));
     let revoked = UserRecord {
         identity_revoked_at: Some(11),
+        biometric_template: Some(vec![3; 2000]),
         ..rec
     };
     assert!(store.update_user(&alice, &revoked).unwrap());

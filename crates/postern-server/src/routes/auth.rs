@@ -67,6 +67,9 @@ pub struct FullAuthRequest {
     pub device: DeviceInput,
     /// Schnorr identity proof, 64 bytes, base64url.
     pub identity_proof: Option<String>,
+    /// Encrypted biometric probe (BFV ciphertext, 111,618 bytes), base64url,
+    /// when the `biometric` stage is required.
+    pub biometric_probe: Option<String>,
 }
 
 /// One stage's outcome and time, as reported to clients.
@@ -117,6 +120,15 @@ pub async fn full(
         })?),
         None => None,
     };
+    let probe = match &body.biometric_probe {
+        Some(text) => Some(URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_biometric_probe",
+                "biometric_probe is not base64url",
+            )
+        })?),
+        None => None,
+    };
     // The challenge is consumed now, whatever happens next.
     let challenge = state
         .challenges
@@ -130,13 +142,13 @@ pub async fn full(
         // An unknown user runs the pipeline against a stand-in record that
         // no proof verifies against, so the answer is the same as a bad proof.
         let known = record.is_some();
-        let record = record.unwrap_or(UserRecord { identity_key: [0; 32], enrolled_at: 0, identity_revoked_at: None });
+        let record = record.unwrap_or(UserRecord { identity_key: [0; 32], enrolled_at: 0, identity_revoked_at: None, biometric_template: None });
         let request = AuthRequest {
             user: &user,
             record: &record,
             device: &device,
             challenge: &challenge,
-            factors: Factors { identity_proof: proof.as_deref(), ..Factors::default() },
+            factors: Factors { identity_proof: proof.as_deref(), biometric_probe: probe.as_deref(), ..Factors::default() },
         };
         let outcome = state.pipeline.run(&request);
         let mut stages: Vec<StageReportBody> = Vec::with_capacity(outcome.reports.len() + 2);

@@ -26,6 +26,10 @@ use crate::state::AppState;
 pub struct EnrollRequest {
     /// Ristretto255 public key, 32 bytes, base64url without padding.
     pub identity_public_key: String,
+    /// The user's biometric template, encrypted by the client under the
+    /// key holder's public key (`GET /v1/biometric/public-key`), base64url.
+    /// Postern stores only this ciphertext.
+    pub biometric_template: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,11 +62,34 @@ pub async fn enroll(
         })?;
     let key = IdentityPublicKey::from_bytes(&key_bytes)
         .map_err(|e| ApiError::bad_request("invalid_identity_key", e.to_string()))?;
+    let biometric_template = match &body.biometric_template {
+        None => None,
+        Some(text) => {
+            let biometric = state.biometric.as_ref().ok_or_else(|| {
+                ApiError::bad_request(
+                    "biometric_not_enabled",
+                    "this server does not run the biometric stage",
+                )
+            })?;
+            let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_biometric_template",
+                    "biometric_template is not base64url",
+                )
+            })?;
+            biometric
+                .evaluator
+                .decode_template(&bytes)
+                .map_err(|e| ApiError::bad_request("invalid_biometric_template", e.to_string()))?;
+            Some(bytes)
+        }
+    };
     let now = state.clock.now();
     let record = UserRecord {
         identity_key: *key.as_bytes(),
         enrolled_at: now,
         identity_revoked_at: None,
+        biometric_template,
     };
     let store = state.store.clone();
     let for_store = user.clone();

@@ -17,7 +17,9 @@ use postern_auth::stage::Evidence;
 use postern_core::context::{UserId, Verdict};
 use postern_core::device::Fingerprint;
 use postern_store::authority::MintError;
+use postern_store::batch_mint::BatchMintError;
 use postern_store::NewSession;
+use postern_store::StoreError;
 use rand::rngs::OsRng;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -38,6 +40,9 @@ pub struct LoginResponse {
     pub user: String,
     /// When the session expires.
     pub expires_at: String,
+    /// The biometric batch slot this session was decided in (turbo mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_slot: Option<u8>,
     /// JWT mode: when this JWT expires (refresh it with
     /// `POST /v1/session/refresh` before then; never after `expires_at`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,13 +75,19 @@ pub(crate) fn issue_session(
         extra_claims: evidence.claims,
     };
     let now = state.clock.now();
-    let minted = state
-        .authority
-        .mint(new, now, &mut OsRng)
-        .map_err(|e| match e {
-            MintError::Store(e) => ApiError::StoreUnavailable(e),
+    let minted = match &state.mint_batcher {
+        Some(batcher) => batcher.mint(new).map_err(|e| match e {
+            BatchMintError::StoreUnavailable => ApiError::StoreUnavailable(StoreError::Closed),
             _ => ApiError::Internal("could not mint the session"),
-        })?;
+        })?,
+        None => state
+            .authority
+            .mint(new, now, &mut OsRng)
+            .map_err(|e| match e {
+                MintError::Store(e) => ApiError::StoreUnavailable(e),
+                _ => ApiError::Internal("could not mint the session"),
+            })?,
+    };
     for (stage, nanos) in [
         ("attestation", minted.attestation_nanos),
         ("persist", minted.persist_nanos),
@@ -92,6 +103,7 @@ pub(crate) fn issue_session(
         user: user.to_string(),
         expires_at: crate::time::rfc3339(ctx.expires_at),
         token_expires_at: None,
+        batch_slot: ctx.batch_slot,
         resume_until: crate::time::rfc3339(ctx.resume_until),
         stages,
     };

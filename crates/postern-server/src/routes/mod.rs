@@ -1,6 +1,7 @@
 //! The v1 HTTP API: one module per group of endpoints.
 
 pub mod auth;
+pub mod biometric;
 pub mod enroll;
 pub mod issue;
 pub mod jwt;
@@ -31,9 +32,20 @@ use crate::state::AppState;
 /// Builds the router the server serves.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/v1/users/{user}/enroll", post(enroll::enroll))
+        .route(
+            "/v1/users/{user}/enroll",
+            post(enroll::enroll).layer(DefaultBodyLimit::max(
+                max_body_bytes.max(biometric::CIPHERTEXT_BODY_BYTES),
+            )),
+        )
+        .route("/v1/biometric/public-key", get(biometric::public_key))
         .route("/v1/auth/challenge", post(auth::challenge))
-        .route("/v1/auth/full", post(auth::full))
+        .route(
+            "/v1/auth/full",
+            post(auth::full).layer(DefaultBodyLimit::max(
+                max_body_bytes.max(biometric::CIPHERTEXT_BODY_BYTES),
+            )),
+        )
         .route(
             "/v1/passkeys/register/start",
             post(passkeys::register_start),
@@ -135,8 +147,9 @@ where
 }
 
 /// Every route template the router serves, as metric labels.
-const ROUTES: [&str; 23] = [
+const ROUTES: [&str; 24] = [
     "/v1/users/{user}/enroll",
+    "/v1/biometric/public-key",
     "/v1/auth/challenge",
     "/v1/auth/full",
     "/v1/passkeys/register/start",

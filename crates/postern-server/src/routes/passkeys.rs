@@ -262,6 +262,7 @@ pub async fn login_finish(
             identity_key: [0; 32],
             enrolled_at: 0,
             identity_revoked_at: None,
+            biometric_template: None,
         });
         let request = AuthRequest {
             user: &user,
