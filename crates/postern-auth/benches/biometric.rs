@@ -41,6 +41,9 @@
 //! - `end_to_end_turbo_32`: the same for 32 users whose biometric stages are
 //!   decided in one batch (computed as the batcher does, on one thread):
 //!   32 x (take, lookup, identity), one batch, 32 x mint.
+//! - `end_to_end_turbo_32_batch_attested`: the same with one
+//!   `SessionAuthority::mint_batch` (one ML-DSA-65 signature over the
+//!   Merkle root of the 32 contexts), as the server mints in turbo mode.
 //!
 //! Client work (proofs, encryption) is prepared outside the timed loops.
 //! Run: `cargo bench -p postern-auth --bench biometric -- --warm-up-time 1
@@ -421,59 +424,71 @@ fn bench_biometric(c: &mut Criterion) {
             total
         })
     });
-    group.bench_function("end_to_end_turbo_32", |b| {
-        b.iter_custom(|iters| {
-            let mut total = std::time::Duration::ZERO;
-            for _ in 0..iters {
-                let issued: Vec<_> = batch
-                    .iter()
-                    .map(|u| book.issue(&u.id, T0, &mut OsRng).unwrap())
-                    .collect();
-                let proofs: Vec<_> = batch
-                    .iter()
-                    .zip(&issued)
-                    .map(|(u, i)| prove(u, &i.challenge))
-                    .collect();
-                let started = std::time::Instant::now();
-                let mut evidences = Vec::with_capacity(LANES);
-                let mut acc = None;
-                for (lane, ((u, issued), proof)) in
-                    batch.iter().zip(&issued).zip(&proofs).enumerate()
-                {
-                    let challenge = book.take(&issued.id, &u.id, T1).unwrap();
-                    let record = store.get_user(&u.id).unwrap().unwrap();
-                    let mut evidence = identity_only
-                        .run(&request(u, &record, &challenge, proof))
-                        .result
-                        .unwrap();
-                    let t = evaluator
-                        .decode_template(record.biometric_template.as_deref().unwrap())
-                        .unwrap();
-                    let p = evaluator.decode_probe(&u.probe).unwrap();
-                    let product = evaluator.product(&t, &p, lane).unwrap();
-                    match &mut acc {
-                        None => acc = Some(product),
-                        Some(acc) => acc.add(&product),
+    for batch_attested in [false, true] {
+        let name = if batch_attested {
+            "end_to_end_turbo_32_batch_attested"
+        } else {
+            "end_to_end_turbo_32"
+        };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    let issued: Vec<_> = batch
+                        .iter()
+                        .map(|u| book.issue(&u.id, T0, &mut OsRng).unwrap())
+                        .collect();
+                    let proofs: Vec<_> = batch
+                        .iter()
+                        .zip(&issued)
+                        .map(|(u, i)| prove(u, &i.challenge))
+                        .collect();
+                    let started = std::time::Instant::now();
+                    let mut evidences = Vec::with_capacity(LANES);
+                    let mut acc = None;
+                    for (lane, ((u, issued), proof)) in
+                        batch.iter().zip(&issued).zip(&proofs).enumerate()
+                    {
+                        let challenge = book.take(&issued.id, &u.id, T1).unwrap();
+                        let record = store.get_user(&u.id).unwrap().unwrap();
+                        let mut evidence = identity_only
+                            .run(&request(u, &record, &challenge, proof))
+                            .result
+                            .unwrap();
+                        let t = evaluator
+                            .decode_template(record.biometric_template.as_deref().unwrap())
+                            .unwrap();
+                        let p = evaluator.decode_probe(&u.probe).unwrap();
+                        let product = evaluator.product(&t, &p, lane).unwrap();
+                        match &mut acc {
+                            None => acc = Some(product),
+                            Some(acc) => acc.add(&product),
+                        }
+                        evidence.batch_slot = Some(lane as u8);
+                        evidences.push(evidence);
                     }
-                    evidence.batch_slot = Some(lane as u8);
-                    evidences.push(evidence);
+                    let scores = key_holder
+                        .decrypt_scores(&evaluator.seal(acc.unwrap(), LANES).unwrap())
+                        .unwrap();
+                    let mut news = Vec::with_capacity(LANES);
+                    for ((u, evidence), score) in batch.iter().zip(evidences).zip(scores) {
+                        assert!(score >= threshold);
+                        news.push(session(u, evidence));
+                    }
+                    if batch_attested {
+                        // One ML-DSA signature over the batch's Merkle root.
+                        black_box(authority.mint_batch(news, T1, &mut OsRng).unwrap());
+                    } else {
+                        for new in news {
+                            black_box(authority.mint(new, T1, &mut OsRng).unwrap());
+                        }
+                    }
+                    total += started.elapsed();
                 }
-                let scores = key_holder
-                    .decrypt_scores(&evaluator.seal(acc.unwrap(), LANES).unwrap())
-                    .unwrap();
-                for ((u, evidence), score) in batch.iter().zip(evidences).zip(scores) {
-                    assert!(score >= threshold);
-                    black_box(
-                        authority
-                            .mint(session(u, evidence), T1, &mut OsRng)
-                            .unwrap(),
-                    );
-                }
-                total += started.elapsed();
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+    }
     group.finish();
 }
 

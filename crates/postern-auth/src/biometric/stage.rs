@@ -99,7 +99,7 @@ impl Stage for BiometricStage {
         // A malformed probe (components outside [-31, 31], or not a quantised
         // unit vector) cannot be detected in the ciphertext; it decrypts to a
         // score spread over all of Z_t. Refusing scores no genuine pair can
-        // reach cuts such a blind guess to about 0.6% (see BIOMETRIC.md).
+        // reach cuts such a blind guess to about 0.6% (see docs/biometric.md).
         if score < self.threshold || score > MAX_GENUINE_SCORE {
             return Err(StageFailure::Rejected);
         }
