@@ -33,6 +33,16 @@ async fn check(server: &Server, token: &str) -> (u16, Value, Option<String>) {
     (status, response.json().await.unwrap(), user)
 }
 
+async fn refresh(server: &Server, token: &str) -> reqwest::Response {
+    http()
+        .post(server.url("/v1/session/refresh"))
+        .bearer_auth(token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn jwks(server: &Server) -> Value {
     let response = http()
         .get(server.url("/.well-known/jwks.json"))
@@ -99,13 +109,7 @@ async fn a_session_jwt_verifies_offline_and_lives_exactly_as_long_as_its_session
 
     // Refresh: a new JWT for the same session, later expiry.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let refreshed = http()
-        .post(server.url("/v1/session/refresh"))
-        .bearer_auth(&token)
-        .header("X-Postern-Device", "laptop")
-        .send()
-        .await
-        .unwrap();
+    let refreshed = refresh(&server, &token).await;
     assert_eq!(refreshed.status(), 200);
     assert_eq!(refreshed.headers()["cache-control"], "no-store");
     let refreshed: Value = refreshed.json().await.unwrap();
@@ -135,13 +139,7 @@ async fn a_session_jwt_verifies_offline_and_lives_exactly_as_long_as_its_session
             .unwrap();
         assert_eq!(r.reason.as_deref(), Some("revoked"));
     }
-    let refused = http()
-        .post(server.url("/v1/session/refresh"))
-        .bearer_auth(&token)
-        .header("X-Postern-Device", "laptop")
-        .send()
-        .await
-        .unwrap();
+    let refused = refresh(&server, &token).await;
     assert_eq!(refused.status(), 401);
 }
 
@@ -203,14 +201,7 @@ async fn forged_confused_expired_and_foreign_jwts_are_refused() {
         (401, Some("invalid_token")),
         "{body}"
     );
-    let refresh = http()
-        .post(server.url("/v1/session/refresh"))
-        .bearer_auth(&token)
-        .header("X-Postern-Device", "laptop")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refresh.status(), 401);
+    assert_eq!(refresh(&server, &token).await.status(), 401);
 }
 
 #[tokio::test]

@@ -31,17 +31,7 @@ pub struct MemoryStore {
 
 impl SessionStore for MemoryStore {
     fn insert(&self, row: &SessionRow) -> Result<(), StoreError> {
-        let mut inner = self.inner.lock();
-        if inner.sessions.contains_key(&row.id) {
-            return Err(StoreError::CorruptRow("duplicate session id"));
-        }
-        inner
-            .by_user
-            .entry(row.user.clone())
-            .or_default()
-            .insert(row.id);
-        inner.sessions.insert(row.id, row.clone());
-        Ok(())
+        self.insert_many(std::slice::from_ref(row))
     }
 
     fn insert_many(&self, rows: &[SessionRow]) -> Result<(), StoreError> {
