@@ -301,6 +301,10 @@ pub struct PasskeySettings {
     pub ceremony_ttl: Duration,
     /// Most outstanding ceremonies of each kind; beyond it, 429.
     pub max_outstanding_ceremonies: usize,
+    /// Required stages of a passkey login, in order; `passkey` must be one
+    /// of them, and `identity` / `biometric` add the factors
+    /// `/v1/passkeys/login/finish` then requires.
+    pub stages: Vec<String>,
 }
 
 impl Default for PasskeySettings {
@@ -309,6 +313,7 @@ impl Default for PasskeySettings {
             rp_id: "localhost".into(),
             origin: "http://localhost:8080".into(),
             rp_name: "Postern".into(),
+            stages: vec!["passkey".into()],
             // WebAuthn's recommended client timeout (and webauthn-rs's) is
             // 300 s; a ceremony must outlive the browser's prompt.
             ceremony_ttl: Duration::from_secs(300),
@@ -522,6 +527,10 @@ pub struct Overrides {
     /// Required full-authentication stages, in order (identity, biometric).
     #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',')]
     pub stages: Option<Vec<String>>,
+    /// Required stages of a passkey login, in order (passkey, and
+    /// optionally identity, biometric).
+    #[arg(long, env = "POSTERN_PASSKEY_STAGES", value_delimiter = ',')]
+    pub passkey_stages: Option<Vec<String>>,
     /// Biometric stage: standard (one user per evaluation) or turbo (up to
     /// 32 users per evaluation).
     #[arg(long, env = "POSTERN_BIOMETRIC_MODE", value_enum)]
@@ -605,6 +614,7 @@ impl Config {
         set(&mut self.max_body_bytes, &o.max_body_bytes);
         set(&mut self.session.mode, &o.session_mode);
         set(&mut self.auth.stages, &o.stages);
+        set(&mut self.passkeys.stages, &o.passkey_stages);
         set(&mut self.auth.biometric.mode, &o.biometric_mode);
         set(&mut self.auth.biometric.threshold, &o.biometric_threshold);
         set(&mut self.auth.biometric.turbo_deadline, &o.turbo_deadline);
@@ -682,6 +692,16 @@ impl Config {
             ));
         }
         self.session.cookie.validate()?;
+        if !self.passkeys.stages.iter().any(|s| s == "passkey") {
+            return Err(ConfigError::Invalid(
+                "passkeys.stages must include the passkey stage",
+            ));
+        }
+        if self.auth.stages.iter().any(|s| s == "passkey") {
+            return Err(ConfigError::Invalid(
+                "the passkey stage runs in passkey logins (passkeys.stages), not in auth.stages",
+            ));
+        }
         let b = &self.auth.biometric;
         if !(b.threshold > 0.0 && b.threshold <= 1.0) {
             return Err(ConfigError::Invalid(
@@ -923,5 +943,44 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(ok.validate().map_err(|e| e.to_string()), Ok(()));
+    }
+
+    #[test]
+    fn stage_lists_jwt_and_biometric_settings_are_checked() {
+        assert!(Config::default().validate().is_ok());
+        let mut c = Config::default();
+        c.passkeys.stages = vec!["biometric".into()];
+        assert!(
+            c.validate().is_err(),
+            "a passkey login needs the passkey stage"
+        );
+        let mut c = Config::default();
+        c.auth.stages.push("passkey".into());
+        assert!(
+            c.validate().is_err(),
+            "the passkey stage is not a full-auth stage"
+        );
+        let mut c = Config::default();
+        c.session.jwt.ttl = Duration::ZERO;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.auth.biometric.threshold = 1.5;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.auth.biometric.turbo_batch = 33;
+        assert!(c.validate().is_err());
+        let o = Overrides {
+            stages: Some(vec!["identity".into(), "biometric".into()]),
+            passkey_stages: Some(vec!["passkey".into(), "biometric".into()]),
+            biometric_mode: Some(BiometricModeName::Turbo),
+            jwt_ttl: Some(Duration::from_secs(60)),
+            ..Overrides::default()
+        };
+        let merged = Config::default().apply(&o);
+        assert_eq!(merged.auth.stages, ["identity", "biometric"]);
+        assert_eq!(merged.passkeys.stages, ["passkey", "biometric"]);
+        assert_eq!(merged.auth.biometric.mode, BiometricModeName::Turbo);
+        assert_eq!(merged.session.jwt.ttl, Duration::from_secs(60));
+        assert!(merged.validate().is_ok());
     }
 }

@@ -57,7 +57,7 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("unknown full-authentication stage `{0}` (available: identity, biometric)")]
+    #[error("unknown stage `{0}` (full authentication: identity, biometric; passkey logins: passkey, identity, biometric)")]
     UnknownStage(String),
     #[error(transparent)]
     Passkeys(#[from] postern_auth::relying_party::PasskeyError),
@@ -81,15 +81,19 @@ pub struct Opened {
     pub key_generation: u32,
 }
 
-fn stage_named(
-    name: &str,
-    proofs: &Arc<ProofCache>,
-    biometric: Option<&BiometricStage>,
-) -> Result<Box<dyn Stage>, StartError> {
-    match (name, biometric) {
-        ("identity", _) => Ok(Box::new(IdentityStage::with_cache(proofs.clone()))),
-        ("biometric", Some(stage)) => Ok(Box::new(stage.clone())),
-        (other, _) => Err(StartError::UnknownStage(other.to_string())),
+/// What a stage name in the configuration can be built from.
+struct StageParts<'a> {
+    proofs: &'a Arc<ProofCache>,
+    biometric: Option<&'a BiometricStage>,
+    passkeys: Option<&'a RelyingParty>,
+}
+
+fn stage_named(name: &str, parts: &StageParts<'_>) -> Result<Box<dyn Stage>, StartError> {
+    match (name, parts.biometric, parts.passkeys) {
+        ("identity", _, _) => Ok(Box::new(IdentityStage::with_cache(parts.proofs.clone()))),
+        ("biometric", Some(stage), _) => Ok(Box::new(stage.clone())),
+        ("passkey", _, Some(passkeys)) => Ok(Box::new(PasskeyStage::new(passkeys))),
+        (other, _, _) => Err(StartError::UnknownStage(other.to_string())),
     }
 }
 
@@ -161,7 +165,13 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
     let proofs = Arc::new(ProofCache::new(
         config.auth.max_outstanding_challenges.max(1) * 4,
     ));
-    let biometric = if config.auth.stages.iter().any(|s| s == "biometric") {
+    let biometric = if config
+        .auth
+        .stages
+        .iter()
+        .chain(&config.passkeys.stages)
+        .any(|s| s == "biometric")
+    {
         Some(build_biometric(config, &opened.instance)?)
     } else {
         None
@@ -170,7 +180,14 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         .auth
         .stages
         .iter()
-        .map(|s| stage_named(s, &proofs, biometric.as_ref().map(|b| &b.stage)))
+        .map(|s| {
+            let parts = StageParts {
+                proofs: &proofs,
+                biometric: biometric.as_ref().map(|b| &b.stage),
+                passkeys: None,
+            };
+            stage_named(s, &parts)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let relying_party = config.passkeys.relying_party()?;
     let delivery = Delivery {
@@ -179,7 +196,19 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         origin: relying_party.origin.origin().ascii_serialization(),
     };
     let passkeys = RelyingParty::new(&relying_party)?;
-    let passkey_pipeline = Pipeline::new(vec![Box::new(PasskeyStage::new(&passkeys))]);
+    let passkey_parts = StageParts {
+        proofs: &proofs,
+        biometric: biometric.as_ref().map(|b| &b.stage),
+        passkeys: Some(&passkeys),
+    };
+    let passkey_pipeline = Pipeline::new(
+        config
+            .passkeys
+            .stages
+            .iter()
+            .map(|s| stage_named(s, &passkey_parts))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
     let jwt = match config.session.mode {
         SessionMode::Jwt => Some(JwtDelivery {
             keys: JwtKeys::from_keyring(authority.keyring(), &config.session.jwt.issuer)?,

@@ -684,3 +684,82 @@ async fn passkeys_and_their_counters_survive_a_restart() {
     );
     assert_eq!(login(&server, &mut passkey, None).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_passkey_login_can_require_the_biometric_stage_too() {
+    use postern_client::biometric::{BiometricClient, TestPerson};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--stages",
+            "identity,biometric",
+            "--passkey-stages",
+            "passkey,biometric",
+        ],
+    );
+    let client = server.client();
+    let bio = BiometricClient::new(&client.biometric_public_key().await.unwrap()).unwrap();
+    let dana = TestPerson::new(42);
+    // Enroll identity + template, log in with both, then add a passkey.
+    let identity = postern_client::identity_file::IdentityFile::generate("dana").unwrap();
+    let template = bio.template(&dana.embedding()).unwrap();
+    client
+        .enroll_with_template(&identity, Some(&template))
+        .await
+        .unwrap();
+    let probe = bio.probe(&dana.capture(0.2, 1)).unwrap();
+    let session = client
+        .login_with_probe(&identity, &device("laptop"), Some(&probe))
+        .await
+        .unwrap();
+    let start: Value = register_start(&server, "dana", Some(&session.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut passkey = authenticator();
+    let credential = passkey.register(&start["options"]);
+    let done = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": credential }),
+    )
+    .await;
+    assert_eq!(done.status(), 201);
+
+    // The passkey alone is no longer enough.
+    let without = login(&server, &mut passkey, Some("dana")).await;
+    assert_eq!(without.status(), 401);
+    let body: Value = without.json().await.unwrap();
+    let stages: Vec<(&str, &str)> = body["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stages, [("passkey", "passed"), ("biometric", "missing")]);
+
+    // With a probe of the same person, the login passes both stages.
+    let start = login_start(&server, Some("dana")).await;
+    let credential = passkey.assert(&start["options"]);
+    let probe = bio.probe(&dana.capture(0.2, 2)).unwrap();
+    let with = post(
+        &server,
+        "/v1/passkeys/login/finish",
+        json!({
+            "ceremony_id": start["ceremony_id"], "credential": credential, "device": "laptop",
+            "biometric_probe": base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &probe),
+        }),
+    )
+    .await;
+    assert_eq!(with.status(), 200);
+    let body: Value = with.json().await.unwrap();
+    let stages: Vec<&str> = body["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["passkey", "biometric", "attestation", "persist"]);
+}

@@ -55,7 +55,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(passkeys::register_finish),
         )
         .route("/v1/passkeys/login/start", post(passkeys::login_start))
-        .route("/v1/passkeys/login/finish", post(passkeys::login_finish))
+        .route(
+            "/v1/passkeys/login/finish",
+            post(passkeys::login_finish).layer(DefaultBodyLimit::max(
+                max_body_bytes.max(biometric::CIPHERTEXT_BODY_BYTES),
+            )),
+        )
         .route("/v1/session/resume", post(session::resume))
         .route("/v1/session/logout", post(session::logout))
         .route("/v1/check", get(session::check))

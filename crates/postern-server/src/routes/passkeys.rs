@@ -107,6 +107,12 @@ pub struct LoginFinishRequest {
     /// The device the session is bound to: an id string or named components.
     #[schema(value_type = Object)]
     pub device: DeviceInput,
+    /// When passkey logins also require the identity stage: a Schnorr proof
+    /// bound to this ceremony's challenge, base64url.
+    pub identity_proof: Option<String>,
+    /// When passkey logins also require the biometric stage: an encrypted
+    /// probe, base64url.
+    pub biometric_probe: Option<String>,
 }
 
 fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
@@ -239,6 +245,18 @@ pub async fn login_finish(
         .device
         .fingerprint()
         .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
+    let decode = |field: &Option<String>, code: &'static str| {
+        field
+            .as_deref()
+            .map(|text| {
+                URL_SAFE_NO_PAD
+                    .decode(text.trim())
+                    .map_err(|_| ApiError::bad_request(code, format!("{code} is not base64url")))
+            })
+            .transpose()
+    };
+    let proof = decode(&body.identity_proof, "invalid_identity_proof")?;
+    let probe = decode(&body.biometric_probe, "invalid_biometric_probe")?;
     // The ceremony is consumed now, whatever happens next.
     let ceremony = state.passkeys.take_login(&id, state.clock.now())?;
     let worker = state.clone();
@@ -275,7 +293,8 @@ pub async fn login_finish(
                     assertion: &assertion,
                     stored: stored.as_ref(),
                 }),
-                ..Factors::default()
+                identity_proof: proof.as_deref(),
+                biometric_probe: probe.as_deref(),
             },
         };
         let outcome = state.passkey_pipeline.run(&request);
