@@ -225,11 +225,12 @@ impl RelyingParty {
         Ok(record)
     }
 
-    /// Starts a login. With a user, the user's passkeys are offered; a user
-    /// with none gets a discoverable ceremony that only that user's
-    /// credential can finish (so the answer does not depend on whether the
-    /// user exists). Without a user it is a usernameless login: the
-    /// authenticator picks a discoverable credential.
+    /// Starts a login. With a user, the user's passkeys are offered
+    /// (`allowCredentials`); a user with none, known or not, gets a
+    /// discoverable ceremony that only that user's credential can finish.
+    /// Like every username-first WebAuthn login, the offered list shows
+    /// whether a user has passkeys; a usernameless login shows nothing.
+    /// Without a user the authenticator picks a discoverable credential.
     pub fn start_login<R: RngCore + CryptoRng>(
         &self,
         store: &dyn SessionStore,
