@@ -4,8 +4,9 @@
 //! second enrollment of the same user is `409 already_enrolled`, and so is
 //! the enrollment of a user who already registered a passkey (an identity
 //! key would otherwise be a second way into that account, open to whoever
-//! enrolls first). A key that was revoked (`DELETE /v1/users/{user}/identity`)
-//! may be replaced by a new one. (Deployments that need gated enrollment put
+//! enrolls first). A revoked key is never replaced here either: this route
+//! is unauthenticated, so replacing it would hand the account to whoever
+//! enrolls first after the revocation. (Deployments that need gated enrollment put
 //! this route behind their admin proxy.)
 
 use axum::extract::{Path, State};
@@ -97,13 +98,7 @@ pub async fn enroll(
         if !store.list_passkeys(&for_store)?.is_empty() {
             return Ok(false);
         }
-        if store.insert_user(&for_store, &record)? {
-            return Ok(true);
-        }
-        let replaceable = store
-            .get_user(&for_store)?
-            .is_some_and(|old| old.identity_revoked_at.is_some());
-        Ok(replaceable && store.update_user(&for_store, &record)?)
+        Ok(store.insert_user(&for_store, &record)?)
     })
     .await?;
     if !inserted {
