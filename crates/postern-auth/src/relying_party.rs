@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use postern_core::context::UserId;
 use postern_core::UnixNanos;
-use postern_store::{PasskeyRecord, SessionStore, StoreError};
+use postern_store::{AccountClaim, PasskeyInsert, PasskeyRecord, SessionStore, StoreError};
 use rand::{CryptoRng, RngCore};
 use serde::Deserialize;
 use webauthn_rs::prelude::{
@@ -68,7 +68,8 @@ pub enum PasskeyError {
 pub enum Enrolment {
     /// A user with no credential at all (no identity key, no passkey):
     /// first come, first served, like identity enrollment. Finishing
-    /// re-checks that the account is still unclaimed.
+    /// re-checks that the account is still unclaimed, in the same store
+    /// write that registers the passkey.
     NewAccount,
     /// A user who already has credentials; the caller has authenticated
     /// a session of that user.
@@ -215,14 +216,16 @@ impl RelyingParty {
             .webauthn
             .finish_passkey_registration(response, &pending.state)
             .map_err(PasskeyError::Verification)?;
-        if pending.enrolment == Enrolment::NewAccount && has_credentials(store, &pending.user)? {
-            return Err(PasskeyError::AccountClaimed);
-        }
+        let claim = match pending.enrolment {
+            Enrolment::NewAccount => AccountClaim::NewAccount,
+            Enrolment::ExistingAccount => AccountClaim::ExistingAccount,
+        };
         let record = record_of(&passkey, pending.user, pending.handle, now)?;
-        if !store.insert_passkey(&record)? {
-            return Err(PasskeyError::AlreadyRegistered);
+        match store.insert_passkey(&record, claim)? {
+            PasskeyInsert::Inserted => Ok(record),
+            PasskeyInsert::CredentialTaken => Err(PasskeyError::AlreadyRegistered),
+            PasskeyInsert::AccountClaimed => Err(PasskeyError::AccountClaimed),
         }
-        Ok(record)
     }
 
     /// Starts a login. With a user, the user's passkeys are offered

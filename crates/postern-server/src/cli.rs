@@ -199,6 +199,7 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
         revoked = r.revoked,
         expired_skipped = r.expired_skipped,
         tampered = r.tampered,
+        identity_revoked = r.identity_revoked,
         key_generation = opened.key_generation,
         data = %config.data_dir.display(),
         "sessions restored"

@@ -48,8 +48,10 @@ pub enum ApiError {
     NotFound,
     #[error("user is already enrolled")]
     AlreadyEnrolled,
-    #[error("this identity key is already revoked")]
-    IdentityAlreadyRevoked,
+    /// A component the request needs is down (not the store, not an
+    /// upstream): a retry may succeed, so 503, never 500.
+    #[error("{0} is unavailable")]
+    Unavailable(&'static str),
     #[error("invalid session JWT: {0}")]
     InvalidJwt(crate::jwt::JwtError),
     #[error("too many requests")]
@@ -95,7 +97,8 @@ impl ApiError {
                 }
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyEnrolled | ApiError::IdentityAlreadyRevoked => StatusCode::CONFLICT,
+            ApiError::AlreadyEnrolled => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
@@ -132,7 +135,7 @@ impl ApiError {
             },
             ApiError::NotFound => "not_found",
             ApiError::AlreadyEnrolled => "already_enrolled",
-            ApiError::IdentityAlreadyRevoked => "identity_already_revoked",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::InvalidJwt(_) => "invalid_token",
             ApiError::RateLimited => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
@@ -183,6 +186,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "store unavailable")
             }
             ApiError::Internal(what) => tracing::error!(what, "internal error"),
+            ApiError::Unavailable(what) => tracing::error!(what, "component unavailable"),
             ApiError::Passkey(
                 e @ (PasskeyError::Store(_)
                 | PasskeyError::Configuration(_)

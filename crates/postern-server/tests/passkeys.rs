@@ -763,3 +763,89 @@ async fn a_passkey_login_can_require_the_biometric_stage_too() {
         .collect();
     assert_eq!(stages, ["passkey", "biometric", "attestation", "persist"]);
 }
+
+#[tokio::test]
+async fn a_cloned_authenticator_racing_the_real_one_gets_at_most_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+    for _ in 0..5 {
+        // Two ceremonies answered with the same counter, as a clone of the
+        // authenticator would, finished at the same time: both verify
+        // against the same stored counter, only one may record its use.
+        let (first, second) = tokio::join!(
+            login_start(&server, Some("alice")),
+            login_start(&server, Some("alice"))
+        );
+        let counter = passkey.counter;
+        let real = passkey.assert(&first["options"]);
+        passkey.counter = counter;
+        let clone = passkey.assert(&second["options"]);
+        let (a, b) = tokio::join!(
+            login_finish(&server, &first, real),
+            login_finish(&server, &second, clone)
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 401]);
+    }
+    assert_eq!(
+        login(&server, &mut passkey, Some("alice")).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (_, by_identity) = enroll_and_login(&client, "bob", "laptop").await;
+    let start: Value = register_start(&server, "bob", Some(&by_identity.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut passkey = authenticator();
+    let done = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": passkey.register(&start["options"]) }),
+    )
+    .await;
+    assert_eq!(done.status(), 201);
+    let by_passkey: Value = login(&server, &mut passkey, Some("bob"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let by_passkey = by_passkey["token"].as_str().unwrap().to_string();
+
+    let revoke = || async {
+        let answer = http()
+            .delete(server.url("/v1/users/bob/identity"))
+            .bearer_auth(&by_passkey)
+            .header("X-Postern-Device", "laptop")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.json::<Value>().await.unwrap()
+    };
+    let first = revoke().await;
+    assert_eq!(first["revoked_sessions"], 1);
+    let again = revoke().await;
+    assert_eq!(again["revoked_sessions"], 0);
+    assert_eq!(again["revoked_at"], first["revoked_at"]);
+    assert_eq!(again["credential_id"], first["credential_id"]);
+
+    // The identity session is refused, the passkey session is not.
+    assert_eq!(
+        check(&server, Some(&by_identity.token), None)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 200);
+}

@@ -313,3 +313,44 @@ async fn revoking_the_identity_key_revokes_every_session_made_with_it() {
     let intruder = postern_client::identity_file::IdentityFile::generate("erin").unwrap();
     assert!(client.enroll(&intruder).await.is_err());
 }
+
+/// Logins that read the identity key before a revocation and mint after
+/// it must not survive it: after the revocation answers and the logins
+/// finish, every session they got resumes as `revoked`.
+#[tokio::test]
+async fn no_login_in_flight_during_an_identity_revocation_survives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (identity, first) = enroll_and_login(&client, "erin", "laptop").await;
+    let identity = std::sync::Arc::new(identity);
+    let mut logins = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (client, identity) = (client.clone(), identity.clone());
+        logins.spawn(async move {
+            client
+                .login(&identity, &device(&format!("dev-{i}")))
+                .await
+                .ok()
+                .map(|login| (login, format!("dev-{i}")))
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let answer = http()
+        .delete(server.url("/v1/users/erin/identity"))
+        .bearer_auth(&first.token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    while let Some(outcome) = logins.join_next().await {
+        if let Some((login, dev)) = outcome.unwrap() {
+            let r = client
+                .resume(&login.token, Some(&device(&dev)), None)
+                .await
+                .unwrap();
+            assert_eq!(decision(&r), ("full_auth_required", Some("revoked"), 401));
+        }
+    }
+}

@@ -19,6 +19,7 @@ use std::time::Instant;
 use postern_core::claims::{Claim, ClaimKind};
 use postern_core::context::{ContextError, SessionContext, SignError, UserId, Verdict, MAX_BATCH};
 use postern_core::device::Fingerprint;
+use postern_core::identity::IdentityPublicKey;
 use postern_core::keyring::Keyring;
 use postern_core::policy::{
     decide_resume, Decision, DeviceCheck, Reason, ResumeFacts, ResumePolicy, SessionTimes,
@@ -133,6 +134,18 @@ pub struct RestoreReport {
     pub revoked: usize,
     pub expired_skipped: usize,
     pub tampered: usize,
+    /// Live sessions revoked at restore because their user's identity key,
+    /// which minted them, is revoked (a revocation sweep cut short earlier).
+    pub identity_revoked: usize,
+}
+
+/// Which matching sessions a revocation sweep writes to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// Only those still live in memory.
+    LiveOnly,
+    /// Also those already refused in memory (a retried sweep).
+    AllMatching,
 }
 
 /// A session as listed to its user.
@@ -203,6 +216,7 @@ impl SessionAuthority {
             config,
         };
         let mut report = RestoreReport::default();
+        let mut users = std::collections::HashSet::new();
         authority.store.for_each(&mut |row| {
             if row.expires_at.saturating_add(authority.config.expired_retention) < now {
                 report.expired_skipped += 1;
@@ -212,6 +226,9 @@ impl SessionAuthority {
                 Ok(context) => {
                     if row.revoked_at.is_some() {
                         report.revoked += 1;
+                    }
+                    if row.revoked_at.is_none() {
+                        users.insert(row.user.clone());
                     }
                     let session = HotSession::new(context, row.last_seen, row.revoked_at);
                     authority.hot.insert(row.id, Slot::Live(Arc::new(session)));
@@ -224,7 +241,33 @@ impl SessionAuthority {
                 }
             }
         })?;
+        report.identity_revoked = authority.finish_identity_revocations(users, now)?;
         Ok((authority, report))
+    }
+
+    /// Revokes the live sessions minted with identity keys that were
+    /// revoked: a revocation whose sweep was cut short (a store error, a
+    /// crash) finishes here, at the latest on the next start.
+    fn finish_identity_revocations(
+        &self,
+        users: std::collections::HashSet<UserId>,
+        now: UnixNanos,
+    ) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for user in users {
+            let Some(record) = self.store.get_user(&user)? else {
+                continue;
+            };
+            if record.identity_revoked_at.is_none() {
+                continue;
+            }
+            let Ok(key) = IdentityPublicKey::from_bytes(&record.identity_key) else {
+                tracing::warn!(user = %user, "a revoked identity key does not decode");
+                continue;
+            };
+            revoked += self.revoke_credential(&user, &key.credential_id(), now)?;
+        }
+        Ok(revoked)
     }
 
     fn verify_row(&self, row: &SessionRow) -> Result<SessionContext, RowError> {
@@ -490,37 +533,66 @@ impl SessionAuthority {
     /// Revokes every session of `user` ("log out everywhere"); returns how
     /// many were live.
     pub fn revoke_user(&self, user: &UserId, now: UnixNanos) -> Result<usize, StoreError> {
-        self.revoke_matching(user, now, |_| true)
+        self.revoke_matching(user, now, Rewrite::LiveOnly, |_| true)
     }
 
     /// Revokes every session of `user` made with the credential `credential`
-    /// (an identity key): used when that key is revoked.
+    /// (an identity key): used when that key is revoked. Returns how many
+    /// were live. Sessions already refused in memory are written to the
+    /// store again, so calling it again finishes a sweep that a store error
+    /// cut short.
     pub fn revoke_credential(
         &self,
         user: &UserId,
         credential: &[u8; 16],
         now: UnixNanos,
     ) -> Result<usize, StoreError> {
-        self.revoke_matching(user, now, |s| &s.context().credential == credential)
+        self.revoke_matching(user, now, Rewrite::AllMatching, |s| {
+            &s.context().credential == credential
+        })
     }
 
     fn revoke_matching(
         &self,
         user: &UserId,
         now: UnixNanos,
+        rewrite: Rewrite,
         keep: impl Fn(&HotSession) -> bool,
     ) -> Result<usize, StoreError> {
-        let mut revoked = 0;
-        for id in self.store.list_user(user)? {
-            if let Some(Slot::Live(session)) = self.hot.get(&id) {
-                if session.revoked_at().is_none() && keep(&session) {
-                    self.store.revoke(&id, now)?;
-                    session.mark_revoked(now);
-                    revoked += 1;
+        // Every match is refused in memory first, so resumes stop at once
+        // even if a store write below fails; the store writes are then
+        // attempted for all of them, and the first failure is reported.
+        let matching: Vec<(SessionId, Arc<HotSession>)> = self
+            .store
+            .list_user(user)?
+            .into_iter()
+            .filter_map(|id| match self.hot.get(&id) {
+                Some(Slot::Live(session))
+                    if keep(&session)
+                        && (rewrite == Rewrite::AllMatching || session.revoked_at().is_none()) =>
+                {
+                    Some((id, session))
                 }
+                _ => None,
+            })
+            .collect();
+        let mut newly = 0;
+        for (_, session) in &matching {
+            if session.revoked_at().is_none() {
+                newly += 1;
+            }
+            session.mark_revoked(now);
+        }
+        let mut failure = None;
+        for (id, _) in &matching {
+            if let Err(e) = self.store.revoke(id, now) {
+                failure.get_or_insert(e);
             }
         }
-        Ok(revoked)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(newly),
+        }
     }
 
     /// A user's sessions, newest first.

@@ -103,6 +103,13 @@ impl MintBatcher {
     }
 }
 
+impl MintBatcher {
+    /// Whether the worker is still taking mints (readiness).
+    pub fn is_running(&self) -> bool {
+        self.jobs.lock().is_some() && self.worker.as_ref().is_some_and(|w| !w.is_finished())
+    }
+}
+
 impl Drop for MintBatcher {
     fn drop(&mut self) {
         self.jobs.lock().take();
@@ -210,6 +217,28 @@ mod tests {
             let out = auth.resume(&m.token, Some(&laptop), None, None, T0 + 1);
             assert_eq!(out.decision, Decision::Resumed);
         }
+    }
+
+    #[test]
+    #[allow(clippy::panic)]
+    fn a_dead_worker_answers_stopped_and_is_not_running() {
+        let batcher = MintBatcher::start(
+            authority(),
+            BatchConfig {
+                max: 4,
+                deadline: Duration::from_millis(1),
+            },
+            Arc::new(|| panic!("the clock failed")),
+        )
+        .unwrap();
+        assert!(batcher.is_running());
+        assert_eq!(batcher.mint(new(1)).unwrap_err(), BatchMintError::Stopped);
+        let started = Instant::now();
+        while batcher.is_running() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!batcher.is_running());
+        assert_eq!(batcher.mint(new(2)).unwrap_err(), BatchMintError::Stopped);
     }
 
     #[test]

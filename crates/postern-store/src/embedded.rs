@@ -19,9 +19,12 @@ use std::path::Path;
 use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
-use redb::{Database, Durability, MultimapTableDefinition, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, MultimapTableDefinition, ReadableMultimapTable, ReadableTable,
+    TableDefinition, WriteTransaction,
+};
 
-use crate::passkey::PasskeyRecord;
+use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse};
 use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
 
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
@@ -56,6 +59,20 @@ impl RedbStore {
         tx.commit().map_err(backend)?;
         Ok(Self { db })
     }
+}
+
+/// Whether `user` has an identity record, read inside the write `tx`.
+fn has_user(tx: &WriteTransaction, user: &UserId) -> Result<bool, StoreError> {
+    let users = tx.open_table(USERS).map_err(backend)?;
+    let found = users.get(user.as_str()).map_err(backend)?.is_some();
+    Ok(found)
+}
+
+/// Whether `user` has a passkey, read inside the write `tx`.
+fn has_passkeys(tx: &WriteTransaction, user: &UserId) -> Result<bool, StoreError> {
+    let index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
+    let found = !index.get(user.as_str()).map_err(backend)?.is_empty();
+    Ok(found)
 }
 
 fn id_of(bytes: &[u8]) -> Result<SessionId, StoreError> {
@@ -204,7 +221,7 @@ impl SessionStore for RedbStore {
         let tx = self.db.begin_write().map_err(backend)?;
         let inserted = {
             let mut users = tx.open_table(USERS).map_err(backend)?;
-            if users.get(user.as_str()).map_err(backend)?.is_some() {
+            if users.get(user.as_str()).map_err(backend)?.is_some() || has_passkeys(&tx, user)? {
                 false
             } else {
                 users
@@ -270,47 +287,67 @@ impl SessionStore for RedbStore {
         Ok(handle)
     }
 
-    fn insert_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+    fn insert_passkey(
+        &self,
+        record: &PasskeyRecord,
+        claim: AccountClaim,
+    ) -> Result<PasskeyInsert, StoreError> {
+        // redb serialises write transactions: the checks and the insert
+        // below are one atomic step.
         let tx = self.db.begin_write().map_err(backend)?;
-        let inserted = {
+        let outcome = {
             let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
             let id = record.credential_id.as_slice();
+            let user = &record.user;
             if passkeys.get(id).map_err(backend)?.is_some() {
-                false
+                PasskeyInsert::CredentialTaken
+            } else if claim == AccountClaim::NewAccount
+                && (has_user(&tx, user)? || has_passkeys(&tx, user)?)
+            {
+                PasskeyInsert::AccountClaimed
             } else {
                 passkeys
                     .insert(id, record.encode().as_slice())
                     .map_err(backend)?;
                 let mut index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
-                index.insert(record.user.as_str(), id).map_err(backend)?;
-                true
+                index.insert(user.as_str(), id).map_err(backend)?;
+                PasskeyInsert::Inserted
             }
         };
-        tx.commit().map_err(backend)?;
-        Ok(inserted)
+        if outcome == PasskeyInsert::Inserted {
+            tx.commit().map_err(backend)?;
+        } else {
+            tx.abort().map_err(backend)?;
+        }
+        Ok(outcome)
     }
 
-    fn update_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+    fn update_passkey(&self, record: &PasskeyRecord) -> Result<PasskeyUse, StoreError> {
         let tx = self.db.begin_write().map_err(backend)?;
-        let updated = {
+        let outcome = {
             let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
             let id = record.credential_id.as_slice();
             let stored = match passkeys.get(id).map_err(backend)? {
                 Some(value) => Some(PasskeyRecord::decode(id, value.value())?),
                 None => None,
             };
-            match stored {
-                Some(stored) => {
+            match stored.map(|stored| stored.after_use(record)) {
+                None => PasskeyUse::UnknownCredential,
+                Some(Err(refusal)) => refusal,
+                Some(Ok(updated)) => {
                     passkeys
-                        .insert(id, stored.merged_with(record).encode().as_slice())
+                        .insert(id, updated.encode().as_slice())
                         .map_err(backend)?;
-                    true
+                    PasskeyUse::Recorded
                 }
-                None => false,
             }
         };
-        tx.commit().map_err(backend)?;
-        Ok(updated)
+        if outcome == PasskeyUse::Recorded {
+            tx.commit().map_err(backend)?;
+        } else {
+            tx.abort().map_err(backend)?;
+        }
+        Ok(outcome)
     }
 
     fn get_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError> {

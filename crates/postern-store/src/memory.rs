@@ -8,7 +8,7 @@ use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 
-use crate::passkey::PasskeyRecord;
+use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse};
 use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
 
 #[derive(Default)]
@@ -19,6 +19,14 @@ struct Inner {
     passkeys: BTreeMap<Vec<u8>, PasskeyRecord>,
     passkeys_by_user: HashMap<UserId, BTreeSet<Vec<u8>>>,
     handles: HashMap<UserId, [u8; 16]>,
+}
+
+impl Inner {
+    fn has_passkeys(&self, user: &UserId) -> bool {
+        self.passkeys_by_user
+            .get(user)
+            .is_some_and(|ids| !ids.is_empty())
+    }
 }
 
 /// A [`SessionStore`] held in process memory.
@@ -117,7 +125,7 @@ impl SessionStore for MemoryStore {
 
     fn insert_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError> {
         let mut inner = self.inner.lock();
-        if inner.users.contains_key(user) {
+        if inner.users.contains_key(user) || inner.has_passkeys(user) {
             return Ok(false);
         }
         inner.users.insert(user.clone(), record.clone());
@@ -148,10 +156,19 @@ impl SessionStore for MemoryStore {
             .or_insert(fresh))
     }
 
-    fn insert_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+    fn insert_passkey(
+        &self,
+        record: &PasskeyRecord,
+        claim: AccountClaim,
+    ) -> Result<PasskeyInsert, StoreError> {
         let mut inner = self.inner.lock();
         if inner.passkeys.contains_key(&record.credential_id) {
-            return Ok(false);
+            return Ok(PasskeyInsert::CredentialTaken);
+        }
+        if claim == AccountClaim::NewAccount
+            && (inner.users.contains_key(&record.user) || inner.has_passkeys(&record.user))
+        {
+            return Ok(PasskeyInsert::AccountClaimed);
         }
         inner
             .passkeys_by_user
@@ -161,17 +178,20 @@ impl SessionStore for MemoryStore {
         inner
             .passkeys
             .insert(record.credential_id.clone(), record.clone());
-        Ok(true)
+        Ok(PasskeyInsert::Inserted)
     }
 
-    fn update_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError> {
+    fn update_passkey(&self, record: &PasskeyRecord) -> Result<PasskeyUse, StoreError> {
         let mut inner = self.inner.lock();
-        Ok(match inner.passkeys.get_mut(&record.credential_id) {
-            Some(stored) => {
-                *stored = stored.merged_with(record);
-                true
+        let Some(stored) = inner.passkeys.get_mut(&record.credential_id) else {
+            return Ok(PasskeyUse::UnknownCredential);
+        };
+        Ok(match stored.after_use(record) {
+            Ok(updated) => {
+                *stored = updated;
+                PasskeyUse::Recorded
             }
-            None => false,
+            Err(refusal) => refusal,
         })
     }
 

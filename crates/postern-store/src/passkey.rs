@@ -121,22 +121,68 @@ impl PasskeyRecord {
         })
     }
 
-    /// This record after an accepted use described by `used`: the counter
-    /// never moves backwards, and the owner, handle and creation time never
-    /// change. The contract of [`crate::SessionStore::update_passkey`].
-    pub fn merged_with(&self, used: &PasskeyRecord) -> PasskeyRecord {
-        PasskeyRecord {
+    /// This record after the use described by `used`, or why that use is
+    /// refused. The contract of [`crate::SessionStore::update_passkey`]:
+    /// the owner, handle and creation time never change, and the signature
+    /// counter must move forward (WebAuthn Level 3, §7.2 step 22: if
+    /// either the stored or the presented count is nonzero, a presented
+    /// count that is not greater than the stored one signals a cloned
+    /// authenticator). Applied inside the store's write, this is a
+    /// compare-and-set: of two uses that read the same stored counter, the
+    /// second to write is refused.
+    pub fn after_use(&self, used: &PasskeyRecord) -> Result<PasskeyRecord, PasskeyUse> {
+        let counts = self.counter != 0 || used.counter != 0;
+        if counts && used.counter <= self.counter {
+            return Err(PasskeyUse::CounterNotAdvanced {
+                stored: self.counter,
+            });
+        }
+        Ok(PasskeyRecord {
             credential_id: self.credential_id.clone(),
             user: self.user.clone(),
             user_handle: self.user_handle,
             credential: used.credential.clone(),
-            counter: self.counter.max(used.counter),
+            counter: used.counter,
             backup_eligible: used.backup_eligible,
             backup_state: used.backup_state,
             created_at: self.created_at,
             last_used_at: used.last_used_at.or(self.last_used_at),
-        }
+        })
     }
+}
+
+/// What [`crate::SessionStore::update_passkey`] did with a use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyUse {
+    /// The use is recorded, durably.
+    Recorded,
+    /// No passkey is registered under that credential id.
+    UnknownCredential,
+    /// The presented signature counter is not greater than the stored one
+    /// (a replayed, concurrent or cloned use); nothing changed.
+    CounterNotAdvanced { stored: u32 },
+}
+
+/// Whom [`crate::SessionStore::insert_passkey`] may register a passkey for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountClaim {
+    /// A user with no credential at all: the registration claims the
+    /// account, so it is refused if the user has an identity key or a
+    /// passkey by the time it is written.
+    NewAccount,
+    /// A user whose session the caller has authenticated.
+    ExistingAccount,
+}
+
+/// What [`crate::SessionStore::insert_passkey`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyInsert {
+    Inserted,
+    /// The credential id is already registered (to anyone); nothing changed.
+    CredentialTaken,
+    /// A [`AccountClaim::NewAccount`] registration found the account
+    /// already claimed; nothing changed.
+    AccountClaimed,
 }
 
 #[cfg(test)]
@@ -190,23 +236,49 @@ mod tests {
     }
 
     #[test]
-    fn a_use_moves_the_counter_forward_only_and_keeps_the_owner() {
+    fn a_use_moves_the_counter_forward_and_keeps_the_owner() {
         let stored = record();
         let used = PasskeyRecord {
             user: UserId::parse("mallory").unwrap(),
             user_handle: [9; 16],
-            counter: 5,
+            counter: 42,
             backup_state: true,
             last_used_at: Some(99),
             created_at: 0,
+            credential: b"new".to_vec(),
             ..record()
         };
-        let merged = stored.merged_with(&used);
+        let merged = stored.after_use(&used).unwrap();
         assert_eq!(merged.user.as_str(), "alice");
         assert_eq!(merged.user_handle, [3; 16]);
-        assert_eq!(merged.counter, 41);
+        assert_eq!(merged.counter, 42);
+        assert_eq!(merged.credential, b"new");
         assert!(merged.backup_state);
         assert_eq!(merged.last_used_at, Some(99));
         assert_eq!(merged.created_at, 10);
+    }
+
+    #[test]
+    fn a_counter_that_does_not_advance_is_refused_unless_both_are_zero() {
+        let at = |counter| PasskeyRecord {
+            counter,
+            ..record()
+        };
+        for (stored, used, accepted) in [
+            (0, 0, true),
+            (0, 1, true),
+            (41, 42, true),
+            (41, u32::MAX, true),
+            (41, 41, false),
+            (41, 40, false),
+            (41, 0, false),
+            (u32::MAX, u32::MAX, false),
+        ] {
+            let outcome = at(stored).after_use(&at(used));
+            assert_eq!(outcome.is_ok(), accepted, "stored {stored}, used {used}");
+            if let Err(refusal) = outcome {
+                assert_eq!(refusal, PasskeyUse::CounterNotAdvanced { stored });
+            }
+        }
     }
 }

@@ -18,11 +18,17 @@
 //!   later).
 //! - Passkeys: `insert_passkey` and `update_passkey` are durable when they
 //!   return `Ok`. A credential id is registered to at most one user, ever
-//!   (`insert_passkey` never overwrites). `update_passkey` records a use: it
-//!   never moves the signature counter backwards and never changes the
-//!   owner, the user handle or the creation time (see
-//!   [`PasskeyRecord::merged_with`]). A user's WebAuthn user handle is
-//!   chosen once (`passkey_user_handle`) and never changes.
+//!   (`insert_passkey` never overwrites). `update_passkey` records a use
+//!   as a compare-and-set on the signature counter: a use whose counter
+//!   does not advance past the stored one changes nothing (see
+//!   [`PasskeyRecord::after_use`]), and no use changes the owner, the user
+//!   handle or the creation time. A user's WebAuthn user handle is chosen
+//!   once (`passkey_user_handle`) and never changes.
+//! - Claiming an account is atomic: `insert_user` refuses a user who has a
+//!   passkey, and `insert_passkey` with [`AccountClaim::NewAccount`]
+//!   refuses a user who has an identity key or a passkey, each checked in
+//!   the same write that inserts. Of an identity enrollment and a first
+//!   passkey registration racing for one name, exactly one wins.
 //! - Every method is synchronous: callers on an async runtime run them on a
 //!   blocking thread. Implementations must be `Send + Sync`.
 //!
@@ -34,7 +40,7 @@ use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 
-use crate::passkey::PasskeyRecord;
+use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -214,7 +220,8 @@ pub trait SessionStore: Send + Sync {
     fn for_each(&self, visit: &mut dyn FnMut(SessionRow)) -> Result<(), StoreError>;
     /// Drops rows that expired before `before`; returns how many.
     fn remove_expired(&self, before: UnixNanos) -> Result<usize, StoreError>;
-    /// Enrolls a user. `Ok(false)` if the user already exists (unchanged).
+    /// Enrolls a user. `Ok(false)` if the user already exists or has a
+    /// passkey (unchanged).
     fn insert_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError>;
     /// Replaces an existing user's record. `Ok(false)` if there is none.
     fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError>;
@@ -222,13 +229,17 @@ pub trait SessionStore: Send + Sync {
     /// The user's WebAuthn user handle. If the user has none yet, `fresh`
     /// becomes it, durably; concurrent callers all get the one stored.
     fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError>;
-    /// Registers a passkey, durably. `Ok(false)` if its credential id is
-    /// already registered (to anyone); nothing changes then.
-    fn insert_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError>;
-    /// Records an accepted use of a registered passkey, durably (see the
-    /// module docs for what may change). `Ok(false)` if there is no such
-    /// credential.
-    fn update_passkey(&self, record: &PasskeyRecord) -> Result<bool, StoreError>;
+    /// Registers a passkey, durably, unless its credential id is already
+    /// registered (to anyone) or `claim` finds the account claimed; nothing
+    /// changes then.
+    fn insert_passkey(
+        &self,
+        record: &PasskeyRecord,
+        claim: AccountClaim,
+    ) -> Result<PasskeyInsert, StoreError>;
+    /// Records a verified use of a registered passkey, durably, if its
+    /// signature counter advances (see the module docs).
+    fn update_passkey(&self, record: &PasskeyRecord) -> Result<PasskeyUse, StoreError>;
     /// The passkey registered under `credential_id`, whoever owns it.
     fn get_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError>;
     /// A user's passkeys, in credential-id order.

@@ -153,7 +153,8 @@ fn sessions_and_revocations_survive_a_restart_and_are_verified_once() {
             restored: 2,
             revoked: 1,
             expired_skipped: 0,
-            tampered: 0
+            tampered: 0,
+            identity_revoked: 0,
         }
     );
     assert_eq!(
@@ -402,4 +403,53 @@ fn a_batch_minted_in_one_signature_resumes_per_user_and_survives_a_restart() {
         .map(|_| NewSession::verified(alice(), &laptop()))
         .collect();
     assert!(auth.mint_batch(too_many, T0, &mut rng).is_err());
+}
+
+/// A revocation sweep cut short (the process died after the key was marked
+/// revoked, before its sessions were) finishes when the authority restores.
+#[test]
+fn a_revoked_identity_keys_sessions_are_revoked_at_restore() {
+    use postern_core::identity::IdentitySecret;
+    use postern_store::UserRecord;
+
+    let mut rng = rand::thread_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SessionStore> =
+        Arc::new(RedbStore::open(&dir.path().join("s.redb")).unwrap());
+    let keyring = Arc::new(Keyring::generate(T0, &mut rng));
+    let key = IdentitySecret::generate(&mut rng).public_key();
+    let mut record = UserRecord {
+        identity_key: *key.as_bytes(),
+        enrolled_at: T0,
+        identity_revoked_at: None,
+        biometric_template: None,
+    };
+    assert!(store.insert_user(&alice(), &record).unwrap());
+    let (auth, _) = authority(store.clone(), keyring.clone(), T0);
+    let mut with_key = NewSession::verified(alice(), &laptop());
+    with_key.credential = key.credential_id();
+    let by_key = auth.mint(with_key, T0, &mut rng).unwrap().token;
+    let mut by_passkey = NewSession::verified(alice(), &laptop());
+    by_passkey.credential = [9; 16];
+    let by_passkey = auth.mint(by_passkey, T0, &mut rng).unwrap().token;
+    drop(auth);
+
+    record.identity_revoked_at = Some(T0 + 1);
+    assert!(store.update_user(&alice(), &record).unwrap());
+    let (auth, report) = authority(store.clone(), keyring.clone(), T0 + 2);
+    assert_eq!(report.identity_revoked, 1);
+    assert_eq!(
+        auth.resume(&by_key, Some(&laptop()), None, None, T0 + 3)
+            .decision,
+        Decision::FullAuth(Reason::Revoked)
+    );
+    assert_eq!(
+        auth.resume(&by_passkey, Some(&laptop()), None, None, T0 + 3)
+            .decision,
+        Decision::Resumed
+    );
+    drop(auth);
+    // Durably: the next restore finds nothing left to do.
+    let (_, report) = authority(store, keyring, T0 + 4);
+    assert_eq!((report.identity_revoked, report.revoked), (0, 1));
 }

@@ -7,7 +7,12 @@ use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_store::embedded::RedbStore;
 use postern_store::memory::MemoryStore;
-use postern_store::{PasskeyRecord, SessionRow, SessionStore, StoreError, UserRecord};
+use postern_store::{
+    AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse, SessionRow, SessionStore, StoreError,
+    UserRecord,
+};
+
+const EXISTING: AccountClaim = AccountClaim::ExistingAccount;
 
 fn row(id: u8, user: &str, expires_at: u64) -> SessionRow {
     SessionRow {
@@ -33,6 +38,110 @@ fn conformance(store: &dyn SessionStore) {
     a_credential_id_is_registered_once(store);
     passkeys_are_found_by_credential_id_and_listed_by_user(store);
     a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store);
+    claiming_an_account_is_exclusive(store);
+    racing_claims_for_one_account_have_one_winner(store);
+    racing_uses_of_one_counter_have_one_winner(store);
+}
+
+fn identity(key: u8) -> UserRecord {
+    UserRecord {
+        identity_key: [key; 32],
+        enrolled_at: 1,
+        identity_revoked_at: None,
+        biometric_template: None,
+    }
+}
+
+fn claiming_an_account_is_exclusive(store: &dyn SessionStore) {
+    let new = AccountClaim::NewAccount;
+    let carol = UserId::parse("carol").unwrap();
+    assert_eq!(
+        store.insert_passkey(&passkey(20, "carol", 0), new).unwrap(),
+        PasskeyInsert::Inserted
+    );
+    assert!(!store.insert_user(&carol, &identity(1)).unwrap());
+    assert_eq!(store.get_user(&carol).unwrap(), None);
+    assert_eq!(
+        store.insert_passkey(&passkey(21, "carol", 0), new).unwrap(),
+        PasskeyInsert::AccountClaimed
+    );
+    assert_eq!(store.get_passkey(&[21; 20]).unwrap(), None);
+    assert_eq!(
+        store
+            .insert_passkey(&passkey(21, "carol", 0), EXISTING)
+            .unwrap(),
+        PasskeyInsert::Inserted
+    );
+
+    let dave = UserId::parse("dave").unwrap();
+    assert!(store.insert_user(&dave, &identity(2)).unwrap());
+    assert_eq!(
+        store.insert_passkey(&passkey(22, "dave", 0), new).unwrap(),
+        PasskeyInsert::AccountClaimed
+    );
+    assert!(store.list_passkeys(&dave).unwrap().is_empty());
+    assert_eq!(store.get_passkey(&[22; 20]).unwrap(), None);
+}
+
+/// An identity enrollment and first passkey registrations race for one
+/// name: exactly one of them claims it.
+fn racing_claims_for_one_account_have_one_winner(store: &dyn SessionStore) {
+    let erin = UserId::parse("erin").unwrap();
+    let wins = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for i in 0..8u8 {
+            let (erin, wins) = (&erin, &wins);
+            scope.spawn(move || {
+                let won = if i % 2 == 0 {
+                    store.insert_user(erin, &identity(i)).unwrap()
+                } else {
+                    store
+                        .insert_passkey(&passkey(30 + i, "erin", 0), AccountClaim::NewAccount)
+                        .unwrap()
+                        == PasskeyInsert::Inserted
+                };
+                if won {
+                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(wins.into_inner(), 1);
+    let enrolled = store.get_user(&erin).unwrap().is_some();
+    let passkeys = store.list_passkeys(&erin).unwrap().len();
+    assert_eq!(usize::from(enrolled) + passkeys, 1);
+}
+
+/// Logins that verified against the same stored counter race to record
+/// their use: only one is recorded.
+fn racing_uses_of_one_counter_have_one_winner(store: &dyn SessionStore) {
+    assert_eq!(
+        store
+            .insert_passkey(&passkey(40, "frank", 7), AccountClaim::NewAccount)
+            .unwrap(),
+        PasskeyInsert::Inserted
+    );
+    let recorded = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for i in 0..8u8 {
+            let recorded = &recorded;
+            scope.spawn(move || {
+                let used = PasskeyRecord {
+                    counter: 8,
+                    credential: vec![i; 4],
+                    ..passkey(40, "frank", 7)
+                };
+                match store.update_passkey(&used).unwrap() {
+                    PasskeyUse::Recorded => {
+                        recorded.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    refused => assert_eq!(refused, PasskeyUse::CounterNotAdvanced { stored: 8 }),
+                }
+            });
+        }
+    });
+    assert_eq!(recorded.into_inner(), 1);
+    assert_eq!(store.get_passkey(&[40; 20]).unwrap().unwrap().counter, 8);
 }
 
 fn passkey(id: u8, user: &str, counter: u32) -> PasskeyRecord {
@@ -58,10 +167,18 @@ fn a_user_handle_is_chosen_once(store: &dyn SessionStore) {
 }
 
 fn a_credential_id_is_registered_once(store: &dyn SessionStore) {
-    assert!(store.insert_passkey(&passkey(10, "alice", 0)).unwrap());
+    assert_eq!(
+        store
+            .insert_passkey(&passkey(10, "alice", 0), EXISTING)
+            .unwrap(),
+        PasskeyInsert::Inserted
+    );
     let mut stolen = passkey(10, "mallory", 0);
     stolen.credential = b"mallory's key".to_vec();
-    assert!(!store.insert_passkey(&stolen).unwrap());
+    assert_eq!(
+        store.insert_passkey(&stolen, EXISTING).unwrap(),
+        PasskeyInsert::CredentialTaken
+    );
     assert_eq!(
         store.get_passkey(&[10; 20]).unwrap(),
         Some(passkey(10, "alice", 0))
@@ -73,8 +190,18 @@ fn a_credential_id_is_registered_once(store: &dyn SessionStore) {
 }
 
 fn passkeys_are_found_by_credential_id_and_listed_by_user(store: &dyn SessionStore) {
-    assert!(store.insert_passkey(&passkey(11, "alice", 3)).unwrap());
-    assert!(store.insert_passkey(&passkey(12, "bob", 0)).unwrap());
+    assert_eq!(
+        store
+            .insert_passkey(&passkey(11, "alice", 3), EXISTING)
+            .unwrap(),
+        PasskeyInsert::Inserted
+    );
+    assert_eq!(
+        store
+            .insert_passkey(&passkey(12, "bob", 0), EXISTING)
+            .unwrap(),
+        PasskeyInsert::Inserted
+    );
     let ids: Vec<Vec<u8>> = store
         .list_passkeys(&UserId::parse("alice").unwrap())
         .unwrap()
@@ -98,7 +225,7 @@ fn a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store: &dyn Sessi
         credential: b"updated".to_vec(),
         ..passkey(11, "mallory", 0)
     };
-    assert!(store.update_passkey(&used).unwrap());
+    assert_eq!(store.update_passkey(&used).unwrap(), PasskeyUse::Recorded);
     let stored = store.get_passkey(&[11; 20]).unwrap().unwrap();
     assert_eq!(
         stored,
@@ -111,14 +238,24 @@ fn a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store: &dyn Sessi
             ..passkey(11, "alice", 3)
         }
     );
-    let replayed = PasskeyRecord {
-        counter: 4,
-        last_used_at: Some(300),
-        ..stored.clone()
-    };
-    assert!(store.update_passkey(&replayed).unwrap());
-    assert_eq!(store.get_passkey(&[11; 20]).unwrap().unwrap().counter, 9);
-    assert!(!store.update_passkey(&passkey(14, "alice", 1)).unwrap());
+    for counter in [4, 9] {
+        let replayed = PasskeyRecord {
+            counter,
+            last_used_at: Some(300),
+            credential: b"replayed".to_vec(),
+            ..stored.clone()
+        };
+        assert_eq!(
+            store.update_passkey(&replayed).unwrap(),
+            PasskeyUse::CounterNotAdvanced { stored: 9 }
+        );
+        // The stored credential, counter and times stay as they were.
+        assert_eq!(store.get_passkey(&[11; 20]).unwrap().unwrap(), stored);
+    }
+    assert_eq!(
+        store.update_passkey(&passkey(14, "alice", 1)).unwrap(),
+        PasskeyUse::UnknownCredential
+    );
     assert_eq!(store.get_passkey(&[14; 20]).unwrap(), None);
 }
 
@@ -271,7 +408,9 @@ fn the_redb_store_keeps_everything_across_reopen() {
         let store = RedbStore::open(&path).unwrap();
         store.insert(&row(7, "alice", 100)).unwrap();
         store.revoke(&SessionId::from_bytes([7; 16]), 42).unwrap();
-        store.insert_passkey(&passkey(7, "alice", 1)).unwrap();
+        store
+            .insert_passkey(&passkey(7, "alice", 1), EXISTING)
+            .unwrap();
         store
             .update_passkey(&PasskeyRecord {
                 counter: 5,

@@ -94,13 +94,8 @@ pub async fn enroll(
     };
     let store = state.store.clone();
     let for_store = user.clone();
-    let inserted = blocking(move || {
-        if !store.list_passkeys(&for_store)?.is_empty() {
-            return Ok(false);
-        }
-        Ok(store.insert_user(&for_store, &record)?)
-    })
-    .await?;
+    // One store write checks for an existing record and for passkeys.
+    let inserted = blocking(move || Ok(store.insert_user(&for_store, &record)?)).await?;
     if !inserted {
         return Err(ApiError::AlreadyEnrolled);
     }

@@ -14,8 +14,10 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use postern_auth::pipeline::StageOutcome;
 use postern_auth::stage::Evidence;
+use postern_auth::stage::StageFailure;
 use postern_core::context::{UserId, Verdict};
 use postern_core::device::Fingerprint;
+use postern_core::identity::IdentityPublicKey;
 use postern_store::authority::MintError;
 use postern_store::batch_mint::BatchMintError;
 use postern_store::NewSession;
@@ -51,6 +53,23 @@ pub struct LoginResponse {
     pub stages: Vec<StageReportBody>,
 }
 
+/// Whether `credential` (what minted a session) is `user`'s identity key
+/// and that key is now revoked. Read after the mint: a revocation stores the
+/// revoked key before it sweeps the user's sessions, so a login that read
+/// the key before the revocation either is swept or sees it here.
+fn minted_with_revoked_identity(
+    state: &AppState,
+    user: &UserId,
+    credential: &[u8; 16],
+) -> Result<bool, ApiError> {
+    let Some(record) = state.store.get_user(user)? else {
+        return Ok(false);
+    };
+    Ok(record.identity_revoked_at.is_some()
+        && IdentityPublicKey::from_bytes(&record.identity_key)
+            .is_ok_and(|key| &key.credential_id() == credential))
+}
+
 /// Mints a session for `user` on `device` from what the pipeline's stages
 /// established, and answers with it as the deployment delivers sessions.
 /// `stages` are the pipeline's reports; attestation and persistence are
@@ -78,7 +97,8 @@ pub(crate) fn issue_session(
     let minted = match &state.mint_batcher {
         Some(batcher) => batcher.mint(new).map_err(|e| match e {
             BatchMintError::StoreUnavailable => ApiError::StoreUnavailable(StoreError::Closed),
-            _ => ApiError::Internal("could not mint the session"),
+            BatchMintError::Stopped => ApiError::Unavailable("the mint batcher"),
+            BatchMintError::Failed(_) => ApiError::Internal("could not mint the session"),
         })?,
         None => state
             .authority
@@ -96,6 +116,16 @@ pub(crate) fn issue_session(
         stages.push(StageReportBody::of(stage, StageOutcome::Passed, nanos));
     }
     let ctx = minted.session.context();
+    if minted_with_revoked_identity(state, &user, &ctx.credential)? {
+        state.authority.revoke(&ctx.session_id, state.clock.now())?;
+        tracing::info!(user = %user, "identity key revoked during the login; its session is revoked");
+        stages.push(StageReportBody::of(
+            "identity",
+            StageOutcome::Failed(StageFailure::CredentialRevoked),
+            0,
+        ));
+        return Err(ApiError::AuthenticationFailed { stages });
+    }
     tracing::info!(user = %user, session = %ctx.session_id.to_text(), "session minted");
     let mut body = LoginResponse {
         token: None,

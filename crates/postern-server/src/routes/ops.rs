@@ -15,9 +15,17 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the store answers a read.
+/// Readiness: the store answers a read and, in turbo mode, the mint
+/// batcher's worker is running.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if state
+        .mint_batcher
+        .as_ref()
+        .is_some_and(|batcher| !batcher.is_running())
+    {
+        return Err(ApiError::Unavailable("the mint batcher"));
+    }
     let store = state.store.clone();
     blocking(move || {
         // Any valid id works: the read exercises the store, the answer is ignored.

@@ -28,7 +28,7 @@ use postern_auth::pipeline::{StageOutcome, StageReport};
 use postern_auth::relying_party::{has_credentials, Enrolment};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
-use postern_store::UserRecord;
+use postern_store::{PasskeyUse, UserRecord};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -316,10 +316,19 @@ pub async fn login_finish(
             }
         };
         // The new counter is durable before any session exists, so a
-        // replayed assertion cannot mint a second one after a crash.
+        // replayed assertion cannot mint a second one after a crash. The
+        // store compares and sets it: of two logins that verified against
+        // the same stored counter (a cloned authenticator racing the real
+        // one), only the first to write gets a session.
         if let Some(mut used) = evidence.passkey.take() {
             used.last_used_at = Some(state.clock.now());
-            state.store.update_passkey(&used)?;
+            match state.store.update_passkey(&used)? {
+                PasskeyUse::Recorded => {}
+                PasskeyUse::UnknownCredential | PasskeyUse::CounterNotAdvanced { .. } => {
+                    tracing::warn!(user = %user, "passkey use refused: its signature counter did not advance (possible cloned authenticator)");
+                    return Err(refused("passkey", StageFailure::Replayed));
+                }
+            }
         }
         issue_session(&state, user, device, evidence, stages)
     })

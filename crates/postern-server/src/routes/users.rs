@@ -146,11 +146,15 @@ pub struct IdentityRevokedResponse {
 
 /// Revoke a user's identity key: its proofs are forgotten, every session
 /// derived from it is revoked (and resumes as `revoked`), and full
-/// authentication with it fails until the user enrolls a new key.
+/// authentication with it fails from then on.
+///
+/// Idempotent: if the key is already revoked (say an earlier call failed
+/// part way through its sweep), the sweep runs again and the answer keeps
+/// the original `revoked_at`, so a retry always finishes the job.
 #[utoipa::path(delete, path = "/v1/users/{user}/identity", params(("user" = String, Path, description = "User id")),
     responses((status = 200, body = IdentityRevokedResponse), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
-        (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn revoke_identity(
     State(state): State<AppState>,
     Path(user): Path<String>,
@@ -166,20 +170,24 @@ pub async fn revoke_identity(
             .store
             .get_user(&for_store)?
             .ok_or(ApiError::NotFound)?;
-        if record.identity_revoked_at.is_some() {
-            return Err(ApiError::IdentityAlreadyRevoked);
-        }
         let credential = IdentityPublicKey::from_bytes(&record.identity_key)
             .map_err(|_| ApiError::Internal("the enrolled identity key does not decode"))?
             .credential_id();
-        // Key first: from here on no new session can be minted with it.
-        record.identity_revoked_at = Some(now);
-        state.store.update_user(&for_store, &record)?;
+        // Key first: from here on no new session can be minted with it
+        // (and one minted meanwhile is caught by `issue_session`'s re-check).
+        let revoked_at = match record.identity_revoked_at {
+            Some(at) => at,
+            None => {
+                record.identity_revoked_at = Some(now);
+                state.store.update_user(&for_store, &record)?;
+                now
+            }
+        };
         let forgotten = state.proofs.forget_credential(&for_store, &credential);
         let revoked = state
             .authority
             .revoke_credential(&for_store, &credential, now)?;
-        Ok((credential, now, revoked, forgotten))
+        Ok((credential, revoked_at, revoked, forgotten))
     })
     .await?;
     tracing::info!(user = %user, revoked_sessions, "identity key revoked");
