@@ -69,6 +69,7 @@ impl Stage for IdentityStage {
         }
         evidence.proof_digest = digest;
         evidence.credential = public.credential_id();
+        evidence.identity_key = Some(*public.as_bytes());
         // The session authority adds the identity claim (valued by this
         // digest) when it mints the session.
         Ok(())

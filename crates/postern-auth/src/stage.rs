@@ -36,6 +36,10 @@ pub struct AuthRequest<'a> {
 pub struct Evidence {
     pub proof_digest: [u8; 32],
     pub credential: [u8; 16],
+    /// The identity public key the identity stage verified a proof with:
+    /// the caller re-checks after minting that it is still the user's live
+    /// key (a revocation or replacement may have raced the login).
+    pub identity_key: Option<[u8; 32]>,
     pub batch_slot: Option<u8>,
     pub claims: Vec<Claim>,
     /// The passkey as updated by an accepted assertion (signature counter,

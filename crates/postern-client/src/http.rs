@@ -66,6 +66,16 @@ pub struct EnrollResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityReplacedResponse {
+    pub user: String,
+    pub credential_id: String,
+    pub enrolled_at: String,
+    pub replaced_credential_id: String,
+    pub revoked_sessions: usize,
+    pub forgotten_proofs: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeResponse {
     pub challenge_id: String,
     pub challenge: String,
@@ -267,6 +277,27 @@ impl PosternClient {
             }
             _ => Err(api_error(status, &bytes)),
         }
+    }
+
+    /// Replaces the user's enrolled identity key (revoked or live) with
+    /// `identity`'s. `token` must be a session of that user, bound to
+    /// `device_id`, from a recent full authentication; every session of
+    /// the replaced key, possibly this one, is revoked.
+    pub async fn replace_identity(
+        &self,
+        identity: &IdentityFile,
+        token: &str,
+        device_id: &str,
+    ) -> Result<IdentityReplacedResponse, ClientError> {
+        let body = json!({ "identity_public_key": URL_SAFE_NO_PAD.encode(identity.public_key().as_bytes()) });
+        self.send(
+            self.http
+                .put(self.url(&format!("/v1/users/{}/identity", identity.user)))
+                .bearer_auth(token)
+                .header("X-Postern-Device", device_id)
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn logout(&self, token: &str) -> Result<LogoutResponse, ClientError> {

@@ -110,6 +110,23 @@ enum ClientAction {
         #[arg(long)]
         operation: Option<String>,
     },
+    /// Replace the user's enrolled identity key (revoked or live) with a new
+    /// one, using a session of that user from a recent full authentication
+    /// (e.g. a passkey login). On success the identity file holds the new key.
+    ReplaceIdentity {
+        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The device the session is bound to.
+        #[arg(long)]
+        device: String,
+        /// Identity file [default: ~/.config/postern/<user>.identity]
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
     /// Revoke the session everywhere.
     Logout {
         #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
@@ -410,6 +427,53 @@ async fn client(action: ClientAction) -> ExitCode {
                     }
                 }
                 Err(e) => client_error(e),
+            }
+        }
+        ClientAction::ReplaceIdentity {
+            server,
+            user,
+            token,
+            device,
+            identity,
+        } => {
+            let path = identity_path(&user, identity);
+            let pending = path.with_extension("identity.new");
+            let fresh = match IdentityFile::generate(&user) {
+                Ok(id) => id,
+                Err(e) => return fail(e),
+            };
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            // The new key is on disk before the server knows it, so a crash
+            // between the two never leaves the user without their new key.
+            if let Err(e) = fresh.create(&pending) {
+                return fail(format!("{e} (remove a stale {} first)", pending.display()));
+            }
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client.replace_identity(&fresh, &token, &device).await {
+                Ok(r) => {
+                    if let Err(e) = std::fs::rename(&pending, &path) {
+                        return fail(format!(
+                            "the key was replaced but {} could not be moved to {}: {e}",
+                            pending.display(),
+                            path.display()
+                        ));
+                    }
+                    print_json(&json!({
+                        "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at,
+                        "replaced_credential_id": r.replaced_credential_id,
+                        "revoked_sessions": r.revoked_sessions, "identity_file": path,
+                    }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&pending);
+                    client_error(e)
+                }
             }
         }
         ClientAction::Logout { server, token } => {

@@ -235,6 +235,10 @@ pub struct AuthConfig {
     pub max_outstanding_challenges: usize,
     /// Required stages of `/v1/auth/full`, in order: `identity`, `biometric`.
     pub stages: Vec<String>,
+    /// Replacing an identity key (`PUT /v1/users/{user}/identity`) needs a
+    /// session whose full authentication is at most this old.
+    #[serde(with = "humantime_serde")]
+    pub reauth_max_age: Duration,
     /// The encrypted biometric stage.
     pub biometric: BiometricSettings,
 }
@@ -281,6 +285,7 @@ impl Default for AuthConfig {
             challenge_ttl: Duration::from_secs(120),
             max_outstanding_challenges: 100_000,
             stages: vec!["identity".into()],
+            reauth_max_age: Duration::from_secs(300),
             biometric: BiometricSettings::default(),
         }
     }
@@ -497,6 +502,10 @@ pub struct Overrides {
     /// How long a challenge for full authentication stays valid.
     #[arg(long, env = "POSTERN_CHALLENGE_TTL", value_parser = humantime::parse_duration)]
     pub challenge_ttl: Option<Duration>,
+    /// How recent the full authentication behind a session must be for it
+    /// to replace the user's identity key.
+    #[arg(long, env = "POSTERN_REAUTH_MAX_AGE", value_parser = humantime::parse_duration)]
+    pub reauth_max_age: Option<Duration>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "POSTERN_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -611,6 +620,7 @@ impl Config {
         );
         set(&mut self.session.last_seen_interval, &o.last_seen_interval);
         set(&mut self.auth.challenge_ttl, &o.challenge_ttl);
+        set(&mut self.auth.reauth_max_age, &o.reauth_max_age);
         set(&mut self.max_body_bytes, &o.max_body_bytes);
         set(&mut self.session.mode, &o.session_mode);
         set(&mut self.auth.stages, &o.stages);
@@ -682,6 +692,9 @@ impl Config {
         self.authority()?;
         if self.auth.challenge_ttl.is_zero() {
             return Err(ConfigError::Invalid("challenge_ttl must be positive"));
+        }
+        if self.auth.reauth_max_age.is_zero() {
+            return Err(ConfigError::Invalid("reauth_max_age must be positive"));
         }
         if self.max_body_bytes < 256 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 256"));

@@ -48,6 +48,10 @@ pub enum ApiError {
     NotFound,
     #[error("user is already enrolled")]
     AlreadyEnrolled,
+    #[error("this needs a session from a recent full authentication")]
+    ReauthRequired,
+    #[error("the record changed while this request was handled; retry")]
+    Conflict,
     /// A component the request needs is down (not the store, not an
     /// upstream): a retry may succeed, so 503, never 500.
     #[error("{0} is unavailable")]
@@ -97,7 +101,8 @@ impl ApiError {
                 }
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyEnrolled => StatusCode::CONFLICT,
+            ApiError::AlreadyEnrolled | ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::ReauthRequired => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -135,6 +140,8 @@ impl ApiError {
             },
             ApiError::NotFound => "not_found",
             ApiError::AlreadyEnrolled => "already_enrolled",
+            ApiError::ReauthRequired => "reauth_required",
+            ApiError::Conflict => "conflict",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::InvalidJwt(_) => "invalid_token",
             ApiError::RateLimited => "rate_limited",

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::routes::{auth, biometric, enroll, jwt, ops, passkeys, session, users};
+use crate::routes::{auth, biometric, enroll, identity, jwt, ops, passkeys, session, users};
 
 /// The JSON body of every error.
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,7 +38,8 @@ pub struct ErrorBody {
         users::list,
         users::revoke_one,
         users::revoke_all,
-        users::revoke_identity,
+        identity::revoke_identity,
+        identity::replace_identity,
         jwt::refresh,
         jwt::jwks,
         biometric::public_key,

@@ -259,6 +259,7 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         ),
         pipeline: Pipeline::new(stages),
         proofs,
+        reauth_max_age: nanos(config.auth.reauth_max_age),
         passkeys,
         passkey_pipeline,
         delivery,

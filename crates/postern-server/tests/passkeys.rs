@@ -848,4 +848,20 @@ async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() 
         401
     );
     assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 200);
+
+    // The unauthenticated enroll route cannot replace the revoked key; the
+    // user's fresh passkey session can.
+    let new = postern_client::identity_file::IdentityFile::generate("bob").unwrap();
+    assert!(client.enroll(&new).await.is_err());
+    let replaced = client
+        .replace_identity(&new, &by_passkey, "laptop")
+        .await
+        .unwrap();
+    assert_eq!(replaced.revoked_sessions, 0);
+    assert_eq!(
+        replaced.replaced_credential_id,
+        first["credential_id"].as_str().unwrap()
+    );
+    assert!(client.login(&new, &device("laptop")).await.is_ok());
+    assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 200);
 }

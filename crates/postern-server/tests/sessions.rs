@@ -354,3 +354,72 @@ async fn no_login_in_flight_during_an_identity_revocation_survives_it() {
         }
     }
 }
+
+/// Rotating a live identity key: a fresh session of the old key replaces
+/// it; the old key's sessions (the caller's too) are revoked and the old
+/// key no longer logs in; the new one does.
+#[tokio::test]
+async fn a_fresh_session_rotates_the_identity_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (old, session) = enroll_and_login(&client, "erin", "laptop").await;
+    let new = postern_client::identity_file::IdentityFile::generate("erin").unwrap();
+
+    // Another user's session, and no session at all, are refused.
+    let (_, mallory) = enroll_and_login(&client, "mallory", "laptop").await;
+    let err = client
+        .replace_identity(&new, &mallory.token, "laptop")
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(403), Some("forbidden")));
+    let anonymous = http()
+        .put(server.url("/v1/users/erin/identity"))
+        .json(&serde_json::json!({ "identity_public_key": "AAAA" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let err = client
+        .replace_identity(&old, &session.token, "laptop")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(400), Some("same_identity_key"))
+    );
+
+    let replaced = client
+        .replace_identity(&new, &session.token, "laptop")
+        .await
+        .unwrap();
+    assert_eq!(replaced.revoked_sessions, 1);
+    let r = client
+        .resume(&session.token, Some(&device("laptop")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r), ("full_auth_required", Some("revoked"), 401));
+    assert!(client.login(&old, &device("laptop")).await.is_err());
+    let again = client.login(&new, &device("laptop")).await.unwrap();
+    let r = client
+        .resume(&again.token, Some(&device("laptop")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r).0, "resumed");
+
+    // A session older than reauth_max_age may not replace the key.
+    server.kill();
+    let server = Server::start(dir.path(), &["--reauth-max-age", "1s"]);
+    let client = server.client();
+    let stale = client.login(&new, &device("laptop")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let newer = postern_client::identity_file::IdentityFile::generate("erin").unwrap();
+    let err = client
+        .replace_identity(&newer, &stale.token, "laptop")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(403), Some("reauth_required"))
+    );
+}

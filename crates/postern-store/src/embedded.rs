@@ -234,11 +234,20 @@ impl SessionStore for RedbStore {
         Ok(inserted)
     }
 
-    fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError> {
+    fn update_user(
+        &self,
+        user: &UserId,
+        expected: &UserRecord,
+        record: &UserRecord,
+    ) -> Result<bool, StoreError> {
         let tx = self.db.begin_write().map_err(backend)?;
         let updated = {
             let mut users = tx.open_table(USERS).map_err(backend)?;
-            if users.get(user.as_str()).map_err(backend)?.is_some() {
+            let current = match users.get(user.as_str()).map_err(backend)? {
+                Some(value) => Some(UserRecord::decode(value.value())?),
+                None => None,
+            };
+            if current.as_ref() == Some(expected) {
                 users
                     .insert(user.as_str(), record.encode().as_slice())
                     .map_err(backend)?;

@@ -132,14 +132,19 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError> {
+    fn update_user(
+        &self,
+        user: &UserId,
+        expected: &UserRecord,
+        record: &UserRecord,
+    ) -> Result<bool, StoreError> {
         let mut inner = self.inner.lock();
         Ok(match inner.users.get_mut(user) {
-            Some(existing) => {
+            Some(existing) if existing == expected => {
                 *existing = record.clone();
                 true
             }
-            None => false,
+            _ => false,
         })
     }
 

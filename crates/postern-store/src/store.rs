@@ -223,8 +223,15 @@ pub trait SessionStore: Send + Sync {
     /// Enrolls a user. `Ok(false)` if the user already exists or has a
     /// passkey (unchanged).
     fn insert_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError>;
-    /// Replaces an existing user's record. `Ok(false)` if there is none.
-    fn update_user(&self, user: &UserId, record: &UserRecord) -> Result<bool, StoreError>;
+    /// Replaces a user's record if it is still `expected` (compare and
+    /// set). `Ok(false)` if there is none or it changed; nothing changes
+    /// then.
+    fn update_user(
+        &self,
+        user: &UserId,
+        expected: &UserRecord,
+        record: &UserRecord,
+    ) -> Result<bool, StoreError>;
     fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError>;
     /// The user's WebAuthn user handle. If the user has none yet, `fresh`
     /// becomes it, durably; concurrent callers all get the one stored.

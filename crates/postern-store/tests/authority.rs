@@ -434,8 +434,9 @@ fn a_revoked_identity_keys_sessions_are_revoked_at_restore() {
     let by_passkey = auth.mint(by_passkey, T0, &mut rng).unwrap().token;
     drop(auth);
 
+    let enrolled = record.clone();
     record.identity_revoked_at = Some(T0 + 1);
-    assert!(store.update_user(&alice(), &record).unwrap());
+    assert!(store.update_user(&alice(), &enrolled, &record).unwrap());
     let (auth, report) = authority(store.clone(), keyring.clone(), T0 + 2);
     assert_eq!(report.identity_revoked, 1);
     assert_eq!(

@@ -32,7 +32,7 @@ fn conformance(store: &dyn SessionStore) {
     activity_only_moves_forward(store);
     the_user_index_lists_each_users_sessions(store);
     expired_rows_are_removed_with_their_index_entries(store);
-    users_enroll_once_and_update_in_place(store);
+    users_enroll_once_and_update_by_compare_and_set(store);
     a_batch_insert_is_all_or_nothing(store);
     a_user_handle_is_chosen_once(store);
     a_credential_id_is_registered_once(store);
@@ -358,7 +358,7 @@ fn expired_rows_are_removed_with_their_index_entries(store: &dyn SessionStore) {
     assert_eq!(store.remove_expired(200).unwrap(), 0);
 }
 
-fn users_enroll_once_and_update_in_place(store: &dyn SessionStore) {
+fn users_enroll_once_and_update_by_compare_and_set(store: &dyn SessionStore) {
     let alice = UserId::parse("alice").unwrap();
     let rec = UserRecord {
         identity_key: [5; 32],
@@ -376,12 +376,15 @@ fn users_enroll_once_and_update_in_place(store: &dyn SessionStore) {
     let revoked = UserRecord {
         identity_revoked_at: Some(11),
         biometric_template: Some(vec![3; 2000]),
-        ..rec
+        ..rec.clone()
     };
-    assert!(store.update_user(&alice, &revoked).unwrap());
+    assert!(store.update_user(&alice, &rec, &revoked).unwrap());
+    assert_eq!(store.get_user(&alice).unwrap(), Some(revoked.clone()));
+    // A writer that read the record before that update loses.
+    assert!(!store.update_user(&alice, &rec, &other).unwrap());
     assert_eq!(store.get_user(&alice).unwrap(), Some(revoked.clone()));
     assert!(!store
-        .update_user(&UserId::parse("nobody").unwrap(), &revoked)
+        .update_user(&UserId::parse("nobody").unwrap(), &rec, &revoked)
         .unwrap());
     assert_eq!(
         store.get_user(&UserId::parse("nobody").unwrap()).unwrap(),

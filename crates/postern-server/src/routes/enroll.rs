@@ -6,8 +6,10 @@
 //! key would otherwise be a second way into that account, open to whoever
 //! enrolls first). A revoked key is never replaced here either: this route
 //! is unauthenticated, so replacing it would hand the account to whoever
-//! enrolls first after the revocation. (Deployments that need gated enrollment put
-//! this route behind their admin proxy.)
+//! enrolls first after the revocation; the user replaces it with
+//! `PUT /v1/users/{user}/identity` from a recently authenticated session
+//! instead. (Deployments that need gated enrollment put this route behind
+//! their admin proxy.)
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -53,6 +55,38 @@ pub async fn enroll(
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, ApiJson<EnrollResponse>), ApiError> {
     let user = user_id(&user)?;
+    let (key, biometric_template) = decode_enrollment(&state, &body)?;
+    let now = state.clock.now();
+    let record = UserRecord {
+        identity_key: *key.as_bytes(),
+        enrolled_at: now,
+        identity_revoked_at: None,
+        biometric_template,
+    };
+    let store = state.store.clone();
+    let for_store = user.clone();
+    // One store write checks for an existing record and for passkeys.
+    let inserted = blocking(move || Ok(store.insert_user(&for_store, &record)?)).await?;
+    if !inserted {
+        return Err(ApiError::AlreadyEnrolled);
+    }
+    tracing::info!(user = %user, "user enrolled");
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(EnrollResponse {
+            user: user.to_string(),
+            credential_id: URL_SAFE_NO_PAD.encode(key.credential_id()),
+            enrolled_at: crate::time::rfc3339(now),
+        }),
+    ))
+}
+
+/// The identity key and the encrypted biometric template of an enrollment
+/// (also of a key replacement), each checked: a malformed one is a 400.
+pub(crate) fn decode_enrollment(
+    state: &AppState,
+    body: &EnrollRequest,
+) -> Result<(IdentityPublicKey, Option<Vec<u8>>), ApiError> {
     let key_bytes = URL_SAFE_NO_PAD
         .decode(body.identity_public_key.trim())
         .map_err(|_| {
@@ -85,27 +119,5 @@ pub async fn enroll(
             Some(bytes)
         }
     };
-    let now = state.clock.now();
-    let record = UserRecord {
-        identity_key: *key.as_bytes(),
-        enrolled_at: now,
-        identity_revoked_at: None,
-        biometric_template,
-    };
-    let store = state.store.clone();
-    let for_store = user.clone();
-    // One store write checks for an existing record and for passkeys.
-    let inserted = blocking(move || Ok(store.insert_user(&for_store, &record)?)).await?;
-    if !inserted {
-        return Err(ApiError::AlreadyEnrolled);
-    }
-    tracing::info!(user = %user, "user enrolled");
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(EnrollResponse {
-            user: user.to_string(),
-            credential_id: URL_SAFE_NO_PAD.encode(key.credential_id()),
-            enrolled_at: crate::time::rfc3339(now),
-        }),
-    ))
+    Ok((key, biometric_template))
 }

@@ -17,7 +17,6 @@ use postern_auth::stage::Evidence;
 use postern_auth::stage::StageFailure;
 use postern_core::context::{UserId, Verdict};
 use postern_core::device::Fingerprint;
-use postern_core::identity::IdentityPublicKey;
 use postern_store::authority::MintError;
 use postern_store::batch_mint::BatchMintError;
 use postern_store::NewSession;
@@ -53,21 +52,23 @@ pub struct LoginResponse {
     pub stages: Vec<StageReportBody>,
 }
 
-/// Whether `credential` (what minted a session) is `user`'s identity key
-/// and that key is now revoked. Read after the mint: a revocation stores the
-/// revoked key before it sweeps the user's sessions, so a login that read
-/// the key before the revocation either is swept or sees it here.
-fn minted_with_revoked_identity(
+/// Whether the identity key a login verified (`identity_key`, if the
+/// identity stage ran) is no longer `user`'s live key. Read after the mint:
+/// a revocation or a replacement stores the user's new record before it
+/// sweeps the old key's sessions, so a login that read the old record
+/// either is swept or sees the new one here.
+fn identity_key_retired(
     state: &AppState,
     user: &UserId,
-    credential: &[u8; 16],
+    identity_key: Option<[u8; 32]>,
 ) -> Result<bool, ApiError> {
-    let Some(record) = state.store.get_user(user)? else {
+    let Some(used) = identity_key else {
         return Ok(false);
     };
-    Ok(record.identity_revoked_at.is_some()
-        && IdentityPublicKey::from_bytes(&record.identity_key)
-            .is_ok_and(|key| &key.credential_id() == credential))
+    Ok(match state.store.get_user(user)? {
+        Some(record) => record.identity_revoked_at.is_some() || record.identity_key != used,
+        None => true,
+    })
 }
 
 /// Mints a session for `user` on `device` from what the pipeline's stages
@@ -84,6 +85,7 @@ pub(crate) fn issue_session(
     evidence: Evidence,
     mut stages: Vec<StageReportBody>,
 ) -> Result<Response, ApiError> {
+    let identity_key = evidence.identity_key;
     let new = NewSession {
         user: user.clone(),
         device,
@@ -116,9 +118,9 @@ pub(crate) fn issue_session(
         stages.push(StageReportBody::of(stage, StageOutcome::Passed, nanos));
     }
     let ctx = minted.session.context();
-    if minted_with_revoked_identity(state, &user, &ctx.credential)? {
+    if identity_key_retired(state, &user, identity_key)? {
         state.authority.revoke(&ctx.session_id, state.clock.now())?;
-        tracing::info!(user = %user, "identity key revoked during the login; its session is revoked");
+        tracing::info!(user = %user, "identity key revoked or replaced during the login; its session is revoked");
         stages.push(StageReportBody::of(
             "identity",
             StageOutcome::Failed(StageFailure::CredentialRevoked),

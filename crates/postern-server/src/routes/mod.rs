@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod biometric;
 pub mod enroll;
+pub mod identity;
 pub mod issue;
 pub mod jwt;
 pub mod ops;
@@ -72,7 +73,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/users/{user}/sessions/{session}",
             delete(users::revoke_one),
         )
-        .route("/v1/users/{user}/identity", delete(users::revoke_identity))
+        .route(
+            "/v1/users/{user}/identity",
+            delete(identity::revoke_identity)
+                .put(identity::replace_identity)
+                .layer(DefaultBodyLimit::max(
+                    max_body_bytes.max(biometric::CIPHERTEXT_BODY_BYTES),
+                )),
+        )
         .route("/v1/session/refresh", post(jwt::refresh))
         .route("/.well-known/jwks.json", get(jwt::jwks))
         .route("/", get(page::root))

@@ -1,14 +1,14 @@
-//! A user's sessions and identity key: list sessions, revoke one, revoke all
-//! ("log out everywhere"), or revoke the identity key itself (every session
-//! derived from it then resumes as `revoked`). The caller must hold a session
-//! of that same user that passes the same check as `/v1/check`.
+//! A user's sessions: list them, revoke one, revoke all ("log out
+//! everywhere"). The caller must hold a session of that same user that
+//! passes the same check as `/v1/check`. (The identity key has its own
+//! routes, in `identity.rs`.)
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use postern_core::identity::IdentityPublicKey;
+use std::sync::Arc;
+
 use postern_core::token::SessionId;
+use postern_store::hot::HotSession;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -46,12 +46,23 @@ fn same_user(
     user: &str,
     intent: Intent,
 ) -> Result<(postern_core::context::UserId, SessionId), ApiError> {
+    let (user, session) = session_of_user(state, headers, user, intent)?;
+    Ok((user, session.context().session_id))
+}
+
+/// The request's session, which must belong to `user`.
+pub(super) fn session_of_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+    intent: Intent,
+) -> Result<(postern_core::context::UserId, Arc<HotSession>), ApiError> {
     let user = user_id(user)?;
     let session = authenticated(state, headers, intent)?;
     if session.context().user != user {
         return Err(ApiError::Forbidden);
     }
-    Ok((user, session.context().session_id))
+    Ok((user, session))
 }
 
 /// List a user's sessions.
@@ -131,70 +142,4 @@ pub async fn revoke_all(
     .await?;
     tracing::info!(user = %user, revoked, "all sessions revoked");
     Ok(ApiJson(RevokeResponse { revoked }))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IdentityRevokedResponse {
-    /// The revoked identity key's credential id (base64url).
-    pub credential_id: String,
-    pub revoked_at: String,
-    /// Live sessions minted with that key, now revoked.
-    pub revoked_sessions: usize,
-    /// Verified proofs of that key forgotten from the proof cache.
-    pub forgotten_proofs: usize,
-}
-
-/// Revoke a user's identity key: its proofs are forgotten, every session
-/// derived from it is revoked (and resumes as `revoked`), and full
-/// authentication with it fails from then on.
-///
-/// Idempotent: if the key is already revoked (say an earlier call failed
-/// part way through its sweep), the sweep runs again and the answer keeps
-/// the original `revoked_at`, so a retry always finishes the job.
-#[utoipa::path(delete, path = "/v1/users/{user}/identity", params(("user" = String, Path, description = "User id")),
-    responses((status = 200, body = IdentityRevokedResponse), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
-pub async fn revoke_identity(
-    State(state): State<AppState>,
-    Path(user): Path<String>,
-    headers: HeaderMap,
-) -> Result<ApiJson<IdentityRevokedResponse>, ApiError> {
-    let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
-    let worker = state.clone();
-    let for_store = user.clone();
-    let (credential, revoked_at, revoked_sessions, forgotten_proofs) = blocking(move || {
-        let state = worker;
-        let now = state.clock.now();
-        let mut record = state
-            .store
-            .get_user(&for_store)?
-            .ok_or(ApiError::NotFound)?;
-        let credential = IdentityPublicKey::from_bytes(&record.identity_key)
-            .map_err(|_| ApiError::Internal("the enrolled identity key does not decode"))?
-            .credential_id();
-        // Key first: from here on no new session can be minted with it
-        // (and one minted meanwhile is caught by `issue_session`'s re-check).
-        let revoked_at = match record.identity_revoked_at {
-            Some(at) => at,
-            None => {
-                record.identity_revoked_at = Some(now);
-                state.store.update_user(&for_store, &record)?;
-                now
-            }
-        };
-        let forgotten = state.proofs.forget_credential(&for_store, &credential);
-        let revoked = state
-            .authority
-            .revoke_credential(&for_store, &credential, now)?;
-        Ok((credential, revoked_at, revoked, forgotten))
-    })
-    .await?;
-    tracing::info!(user = %user, revoked_sessions, "identity key revoked");
-    Ok(ApiJson(IdentityRevokedResponse {
-        credential_id: URL_SAFE_NO_PAD.encode(credential),
-        revoked_at: crate::time::rfc3339(revoked_at),
-        revoked_sessions,
-        forgotten_proofs,
-    }))
 }

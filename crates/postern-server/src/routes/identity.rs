@@ -1,0 +1,210 @@
+//! A user's identity key after enrollment: revoke it, or replace it.
+//!
+//! Both change the user record by compare-and-set and only then sweep the
+//! old key's sessions, in that order: from the moment the record changes no
+//! login can mint with the old key (`issue_session` re-reads the record
+//! after minting), and every session minted before is revoked by the sweep.
+//! A sweep that fails part way is finished by calling the route again, or at
+//! the latest when the server next starts (the authority's restore).
+//!
+//! Replacing a key is how a user whose key was revoked gets back in without
+//! reopening the unauthenticated enroll route: it needs a session of that
+//! user from a full authentication no older than `[auth] reauth_max_age`
+//! (say, a passkey login, or a login with the key being rotated out).
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use postern_core::context::UserId;
+use postern_core::identity::IdentityPublicKey;
+use postern_core::UnixNanos;
+use postern_store::UserRecord;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::blocking;
+use super::enroll::{decode_enrollment, EnrollRequest};
+use super::session::Intent;
+use super::users::session_of_user;
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+/// How many times a compare-and-set on the user record is retried when a
+/// concurrent change wins it.
+const UPDATE_ATTEMPTS: usize = 3;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityRevokedResponse {
+    /// The revoked identity key's credential id (base64url).
+    pub credential_id: String,
+    pub revoked_at: String,
+    /// Live sessions minted with that key, now revoked.
+    pub revoked_sessions: usize,
+    /// Verified proofs of that key forgotten from the proof cache.
+    pub forgotten_proofs: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityReplacedResponse {
+    pub user: String,
+    /// The new key's credential id (base64url).
+    pub credential_id: String,
+    pub enrolled_at: String,
+    /// The replaced key's credential id (base64url).
+    pub replaced_credential_id: String,
+    /// Live sessions minted with the replaced key, now revoked (the
+    /// caller's own included, if the replaced key minted it).
+    pub revoked_sessions: usize,
+    pub forgotten_proofs: usize,
+}
+
+/// What the sweep of a retired key did.
+struct Swept {
+    revoked_sessions: usize,
+    forgotten_proofs: usize,
+}
+
+/// Forgets the proofs of the key `credential` and revokes its sessions.
+fn sweep(
+    state: &AppState,
+    user: &UserId,
+    credential: &[u8; 16],
+    now: UnixNanos,
+) -> Result<Swept, ApiError> {
+    let forgotten_proofs = state.proofs.forget_credential(user, credential);
+    let revoked_sessions = state.authority.revoke_credential(user, credential, now)?;
+    Ok(Swept {
+        revoked_sessions,
+        forgotten_proofs,
+    })
+}
+
+fn credential_of(record: &UserRecord) -> Result<[u8; 16], ApiError> {
+    Ok(IdentityPublicKey::from_bytes(&record.identity_key)
+        .map_err(|_| ApiError::Internal("the enrolled identity key does not decode"))?
+        .credential_id())
+}
+
+/// Revoke a user's identity key: its proofs are forgotten, every session
+/// derived from it is revoked (and resumes as `revoked`), and full
+/// authentication with it fails from then on.
+///
+/// Idempotent: if the key is already revoked (say an earlier call failed
+/// part way through its sweep), the sweep runs again and the answer keeps
+/// the original `revoked_at`, so a retry always finishes the job.
+#[utoipa::path(delete, path = "/v1/users/{user}/identity", params(("user" = String, Path, description = "User id")),
+    responses((status = 200, body = IdentityRevokedResponse), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
+        (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn revoke_identity(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<ApiJson<IdentityRevokedResponse>, ApiError> {
+    let (user, _) = session_of_user(&state, &headers, &user, Intent::Change)?;
+    let worker = state.clone();
+    let for_store = user.clone();
+    let (credential, revoked_at, swept) = blocking(move || {
+        let state = worker;
+        let now = state.clock.now();
+        for _ in 0..UPDATE_ATTEMPTS {
+            let record = state
+                .store
+                .get_user(&for_store)?
+                .ok_or(ApiError::NotFound)?;
+            let credential = credential_of(&record)?;
+            let revoked_at = match record.identity_revoked_at {
+                Some(at) => at,
+                None => {
+                    let revoked = UserRecord {
+                        identity_revoked_at: Some(now),
+                        ..record.clone()
+                    };
+                    if !state.store.update_user(&for_store, &record, &revoked)? {
+                        continue;
+                    }
+                    now
+                }
+            };
+            let swept = sweep(&state, &for_store, &credential, now)?;
+            return Ok((credential, revoked_at, swept));
+        }
+        Err(ApiError::Conflict)
+    })
+    .await?;
+    tracing::info!(user = %user, revoked_sessions = swept.revoked_sessions, "identity key revoked");
+    Ok(ApiJson(IdentityRevokedResponse {
+        credential_id: URL_SAFE_NO_PAD.encode(credential),
+        revoked_at: crate::time::rfc3339(revoked_at),
+        revoked_sessions: swept.revoked_sessions,
+        forgotten_proofs: swept.forgotten_proofs,
+    }))
+}
+
+/// Replace a user's identity key (revoked or live) with a new one. Needs a
+/// session of that user whose full authentication is recent
+/// (`[auth] reauth_max_age`, else `403 reauth_required`). Every session
+/// minted with the replaced key is revoked; the biometric template is
+/// replaced if one is sent and kept otherwise.
+#[utoipa::path(put, path = "/v1/users/{user}/identity", request_body = EnrollRequest,
+    params(("user" = String, Path, description = "User id")),
+    responses((status = 200, body = IdentityReplacedResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn replace_identity(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<EnrollRequest>,
+) -> Result<ApiJson<IdentityReplacedResponse>, ApiError> {
+    let (user, session) = session_of_user(&state, &headers, &user, Intent::Change)?;
+    let now = state.clock.now();
+    if now.saturating_sub(session.context().auth_time) > state.reauth_max_age {
+        return Err(ApiError::ReauthRequired);
+    }
+    let (key, template) = decode_enrollment(&state, &body)?;
+    let worker = state.clone();
+    let for_store = user.clone();
+    let (replaced, swept) = blocking(move || {
+        let state = worker;
+        for _ in 0..UPDATE_ATTEMPTS {
+            // A passkey-only account has no key to replace: adding one
+            // is not what this route does.
+            let record = state
+                .store
+                .get_user(&for_store)?
+                .ok_or(ApiError::NotFound)?;
+            if &record.identity_key == key.as_bytes() {
+                return Err(ApiError::bad_request(
+                    "same_identity_key",
+                    "the new identity key is the one enrolled",
+                ));
+            }
+            let replacement = UserRecord {
+                identity_key: *key.as_bytes(),
+                enrolled_at: now,
+                identity_revoked_at: None,
+                biometric_template: template.clone().or(record.biometric_template.clone()),
+            };
+            if !state.store.update_user(&for_store, &record, &replacement)? {
+                continue;
+            }
+            let replaced = credential_of(&record)?;
+            let swept = sweep(&state, &for_store, &replaced, now)?;
+            return Ok((replaced, swept));
+        }
+        Err(ApiError::Conflict)
+    })
+    .await?;
+    tracing::info!(user = %user, revoked_sessions = swept.revoked_sessions, "identity key replaced");
+    Ok(ApiJson(IdentityReplacedResponse {
+        user: user.to_string(),
+        credential_id: URL_SAFE_NO_PAD.encode(key.credential_id()),
+        enrolled_at: crate::time::rfc3339(now),
+        replaced_credential_id: URL_SAFE_NO_PAD.encode(replaced),
+        revoked_sessions: swept.revoked_sessions,
+        forgotten_proofs: swept.forgotten_proofs,
+    }))
+}
