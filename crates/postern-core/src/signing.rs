@@ -57,15 +57,27 @@ impl SigningKey {
         VerifyingKey(self.pair.verification_key.clone())
     }
 
-    /// Hedged signing: fresh randomness per signature, as FIPS 204 recommends.
+    /// Hedged signing under [`CONTEXT`]: fresh randomness per signature, as
+    /// FIPS 204 recommends.
     pub fn sign<R: RngCore + CryptoRng>(
         &self,
         message: &[u8],
         rng: &mut R,
     ) -> Result<[u8; SIGNATURE_LEN], SigningFailed> {
+        self.sign_in_context(message, CONTEXT, rng)
+    }
+
+    /// Hedged signing under another FIPS 204 context string (at most 255
+    /// bytes): JOSE's ML-DSA (RFC 9964) signs with the empty one.
+    pub fn sign_in_context<R: RngCore + CryptoRng>(
+        &self,
+        message: &[u8],
+        context: &[u8],
+        rng: &mut R,
+    ) -> Result<[u8; SIGNATURE_LEN], SigningFailed> {
         let mut randomness = [0u8; 32];
         rng.fill_bytes(&mut randomness);
-        let sig = ml_dsa_65::sign(&self.pair.signing_key, message, CONTEXT, randomness)
+        let sig = ml_dsa_65::sign(&self.pair.signing_key, message, context, randomness)
             .map_err(|_| SigningFailed)?;
         randomness.zeroize();
         Ok(*sig.as_ref())
@@ -89,8 +101,18 @@ impl VerifyingKey {
 
     /// Verifies `signature` over `message` under [`CONTEXT`].
     pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
+        self.verify_in_context(message, CONTEXT, signature)
+    }
+
+    /// Verifies `signature` over `message` under `context`.
+    pub fn verify_in_context(
+        &self,
+        message: &[u8],
+        context: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> bool {
         let sig = MLDSA65Signature::new(*signature);
-        ml_dsa_65::verify(&self.0, message, CONTEXT, &sig).is_ok()
+        ml_dsa_65::verify(&self.0, message, context, &sig).is_ok()
     }
 }
 
@@ -108,6 +130,19 @@ mod tests {
         let mut bad = sig;
         bad[100] ^= 1;
         assert!(!vk.verify(b"hello", &bad));
+    }
+
+    #[test]
+    fn a_signature_verifies_only_in_its_own_context() {
+        let key = SigningKey::from_seed([4u8; 32]);
+        let vk = key.verifying_key();
+        let jose = key
+            .sign_in_context(b"h.p", b"", &mut rand::thread_rng())
+            .unwrap();
+        assert!(vk.verify_in_context(b"h.p", b"", &jose));
+        assert!(!vk.verify(b"h.p", &jose));
+        let ours = key.sign(b"h.p", &mut rand::thread_rng()).unwrap();
+        assert!(!vk.verify_in_context(b"h.p", b"", &ours));
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub struct SessionConfig {
     pub jwt: JwtConfig,
 }
 
-/// Session JWTs (`[session.jwt]`): short-lived Ed25519 JWTs that name a
+/// Session JWTs (`[session.jwt]`): short-lived signed JWTs that name a
 /// live server-side session; refreshed with `POST /v1/session/refresh`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -73,6 +73,8 @@ pub struct JwtConfig {
     pub ttl: Duration,
     /// The `iss` claim, and the only issuer accepted back.
     pub issuer: String,
+    /// `EdDSA` (Ed25519) or `ML-DSA-65` (post-quantum, RFC 9964).
+    pub algorithm: crate::jwt::JwtAlgorithm,
 }
 
 impl Default for JwtConfig {
@@ -80,6 +82,7 @@ impl Default for JwtConfig {
         Self {
             ttl: Duration::from_secs(15 * 60),
             issuer: "postern".into(),
+            algorithm: crate::jwt::JwtAlgorithm::default(),
         }
     }
 }
@@ -560,6 +563,9 @@ pub struct Overrides {
     /// JWT mode: the `iss` claim.
     #[arg(long, env = "POSTERN_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
+    /// JWT mode: the signature algorithm.
+    #[arg(long = "jwt-alg", env = "POSTERN_JWT_ALG", value_enum)]
+    pub jwt_algorithm: Option<crate::jwt::JwtAlgorithm>,
     /// Name of the session cookie (cookie mode).
     #[arg(long, env = "POSTERN_COOKIE_NAME")]
     pub cookie_name: Option<String>,
@@ -630,6 +636,7 @@ impl Config {
         set(&mut self.auth.biometric.turbo_deadline, &o.turbo_deadline);
         set(&mut self.session.jwt.ttl, &o.jwt_ttl);
         set(&mut self.session.jwt.issuer, &o.jwt_issuer);
+        set(&mut self.session.jwt.algorithm, &o.jwt_algorithm);
         set(&mut self.session.cookie.name, &o.cookie_name);
         set(&mut self.session.cookie.same_site, &o.cookie_same_site);
         set(&mut self.passkeys.rp_id, &o.rp_id);

@@ -211,7 +211,11 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
     );
     let jwt = match config.session.mode {
         SessionMode::Jwt => Some(JwtDelivery {
-            keys: JwtKeys::from_keyring(authority.keyring(), &config.session.jwt.issuer)?,
+            keys: JwtKeys::from_keyring(
+                authority.keyring(),
+                &config.session.jwt.issuer,
+                config.session.jwt.algorithm,
+            )?,
             ttl: config.session.jwt.ttl,
         }),
         _ => None,

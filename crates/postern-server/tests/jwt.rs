@@ -257,3 +257,77 @@ async fn after_a_key_rotation_old_jwts_keep_verifying_and_new_ones_use_the_new_k
         assert_eq!(r.status(), 404, "{path}");
     }
 }
+
+/// Verifies an ML-DSA-65 JWT from the JWKS alone, with RustCrypto's
+/// `ml-dsa` (not the libcrux implementation that signed it), as RFC 9964
+/// specifies: the empty context string over `header.payload`.
+fn verify_ml_dsa_offline(token: &str, jwks: &Value) -> Value {
+    use ml_dsa::{EncodedSignature, EncodedVerifyingKey, MlDsa65, Signature, VerifyingKey};
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ML-DSA-65");
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the JWT's kid is published");
+    assert_eq!(
+        (key["kty"].as_str(), key["alg"].as_str()),
+        (Some("AKP"), Some("ML-DSA-65"))
+    );
+    let public = URL_SAFE_NO_PAD
+        .decode(key["pub"].as_str().unwrap())
+        .unwrap();
+    let public = EncodedVerifyingKey::<MlDsa65>::try_from(public.as_slice()).unwrap();
+    let verifying = VerifyingKey::<MlDsa65>::decode(&public);
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    let signature = EncodedSignature::<MlDsa65>::try_from(signature.as_slice()).unwrap();
+    let signature = Signature::<MlDsa65>::decode(&signature).unwrap();
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    assert!(verifying.verify_with_context(signed.as_bytes(), b"", &signature));
+    let mut tampered = signed.clone().into_bytes();
+    tampered[signed.len() - 1] ^= 1;
+    assert!(!verifying.verify_with_context(&tampered, b"", &signature));
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn ml_dsa_65_jwts_verify_offline_with_another_implementation_and_die_with_their_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--session-mode", "jwt", "--jwt-alg", "ML-DSA-65"],
+    );
+    let client = server.client();
+    let (_, login) = enroll_and_login(&client, "alice", "laptop").await;
+    let token = login.token.clone();
+    let claims = verify_ml_dsa_offline(&token, &jwks(&server).await);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["sid"], login.session_id.as_str());
+
+    let (status, body, user) = check(&server, &token).await;
+    assert_eq!((status, user.as_deref()), (200, Some("alice")), "{body}");
+    let refreshed: Value = refresh(&server, &token).await.json().await.unwrap();
+    let fresh = refreshed["token"].as_str().unwrap().to_string();
+    verify_ml_dsa_offline(&fresh, &jwks(&server).await);
+
+    // An Ed25519 JWT from an EdDSA server is refused here (one algorithm
+    // per deployment), whatever its kid.
+    let other_dir = tempfile::tempdir().unwrap();
+    let ed_server = Server::start(other_dir.path(), &["--session-mode", "jwt"]);
+    let (_, ed_login) = enroll_and_login(&ed_server.client(), "alice", "laptop").await;
+    assert_eq!(check(&server, &ed_login.token).await.0, 401);
+
+    let out = http()
+        .post(server.url("/v1/session/logout"))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    for jwt in [&token, &fresh] {
+        assert_eq!(check(&server, jwt).await.0, 401);
+    }
+}
