@@ -30,7 +30,11 @@ use std::sync::{Arc, OnceLock};
 use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 use fhe_math::rns::RnsContext;
 use fhe_math::rq::{traits::TryConvertFrom, Context, Poly, Representation};
+use ndarray::Array2;
 use num_bigint::BigUint;
+
+use super::phase::{coefficient_weights, scale};
+use super::sanitise::Residues;
 
 use super::BiometricError;
 
@@ -66,10 +70,16 @@ pub struct Params {
     /// The inverse of (q mod t)^2 modulo t: undoes the factor the BFV to
     /// BGV change of scale leaves on a product (see `eval`).
     pub(crate) decode_factor: u64,
-    /// t^2 as a constant polynomial (NTT, Shoup form).
+    /// t^2 as a constant polynomial (NTT, Shoup form): the key holder's
+    /// factor on a result (see `sanitise`).
     pub(crate) t_squared: Poly,
     /// x^(128 j) for each lane j (NTT, Shoup form).
     pub(crate) shifts: Vec<Poly>,
+    /// Reduction of sanitising values modulo q0, q1, q2.
+    pub(crate) residues: [Residues; 3],
+    /// t^2 times the weights that read lane 0's score coefficient from an
+    /// NTT polynomial (`phase`): results travel divided by t^2 (`sanitise`).
+    pub(crate) lane0_weights: Array2<u64>,
 }
 
 impl std::fmt::Debug for Params {
@@ -136,6 +146,16 @@ impl Params {
         let shifts = (0..LANES)
             .map(|lane| constant(lane * DIMENSIONS, 1))
             .collect::<Result<Vec<_>, _>>()?;
+        let residues = [
+            Residues::new(MODULI[0])?,
+            Residues::new(MODULI[1])?,
+            Residues::new(MODULI[2])?,
+        ];
+        let lane0_weights = scale(
+            &ctx,
+            &coefficient_weights(&ctx, score_position(0))?,
+            &t_squared,
+        );
         Ok(Self {
             bfv,
             ctx,
@@ -144,6 +164,8 @@ impl Params {
             decode_factor,
             t_squared,
             shifts,
+            residues,
+            lane0_weights,
         })
     }
 }
