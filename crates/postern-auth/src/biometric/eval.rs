@@ -254,6 +254,21 @@ impl Evaluator {
         })
     }
 
+    /// `standard` mode with a prepared template (see `cache`).
+    pub fn score_prepared(
+        &self,
+        template: &PreparedTemplate,
+        probe: EncryptedVector,
+        key_holder: &dyn KeyHolder,
+    ) -> Result<i64, BiometricError> {
+        let sealed = self.seal(self.product_prepared(template, probe, 0)?, 1)?;
+        key_holder
+            .decrypt_scores(&sealed)?
+            .first()
+            .copied()
+            .ok_or(BiometricError::KeyHolder("no score"))
+    }
+
     /// `standard` mode: one user's score, end to end.
     pub fn score(
         &self,

@@ -36,7 +36,7 @@
 //! ```
 
 pub mod batch;
-
+pub mod cache;
 pub mod encrypt;
 pub mod eval;
 pub mod keyholder;
@@ -48,7 +48,7 @@ pub mod stage;
 pub mod wire;
 
 pub use batch::{BatchOutcome, Batcher, BatcherConfig};
-
+pub use cache::{Lookup, PreparedCache};
 pub use encrypt::Encryptor;
 pub use eval::{Evaluator, PreparedTemplate, Product};
 pub use keyholder::{EncryptedScores, KeyHolder, LocalKeyHolder};

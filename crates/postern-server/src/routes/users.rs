@@ -176,6 +176,12 @@ pub async fn revoke_identity(
         record.identity_revoked_at = Some(now);
         state.store.update_user(&for_store, &record)?;
         let forgotten = state.proofs.forget_credential(&for_store, &credential);
+        // Nothing derived from a revoked user's enrollment stays in memory
+        // (the cache could not serve a changed template anyway: it compares
+        // the stored bytes).
+        if let Some(biometric) = &state.biometric {
+            biometric.prepared.forget(&for_store);
+        }
         let revoked = state
             .authority
             .revoke_credential(&for_store, &credential, now)?;
