@@ -113,9 +113,13 @@ fn build_biometric(config: &Config, instance: &InstanceKey) -> Result<BuiltBiome
     let public_key = key_holder.public_key().to_vec();
     let evaluator = Arc::new(Evaluator::new(&public_key)?);
     // Bounded by the configured budget (checked at most 1 TiB by validate).
-    let prepared = Arc::new(PreparedCache::new(
-        settings.prepared_cache_mb.saturating_mul(1 << 20),
-    ));
+    let mut prepared = PreparedCache::new(settings.prepared_cache_mb.saturating_mul(1 << 20));
+    if settings.mode == BiometricModeName::Turbo {
+        // Each user's template prepared at its own home lane (see
+        // `postern_auth::biometric::cache`).
+        prepared = prepared.with_home_lanes(settings.turbo_batch);
+    }
+    let prepared = Arc::new(prepared);
     let public = Biometric {
         public_key,
         evaluator: evaluator.clone(),

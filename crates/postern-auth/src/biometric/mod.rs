@@ -47,7 +47,7 @@ mod sanitise;
 pub mod stage;
 pub mod wire;
 
-pub use batch::{BatchOutcome, Batcher, BatcherConfig};
+pub use batch::{choose_lane, BatchOutcome, Batcher, BatcherConfig};
 pub use cache::{Lookup, PreparedCache};
 pub use encrypt::Encryptor;
 pub use eval::{Evaluator, PreparedTemplate, Product};
