@@ -93,7 +93,10 @@ impl Stage for BiometricStage {
             .map_err(|_| StageFailure::Malformed)?;
         // A stored template that does not parse fails closed (and is not
         // cached).
-        let (score, slot) = match &self.prepared {
+        // A cache that can hold nobody would prepare every template for one
+        // use, which costs more than the plain product.
+        let cache = self.prepared.as_ref().filter(|c| c.capacity() > 0);
+        let (score, slot) = match cache {
             Some(cache) => {
                 let (template, _) = cache
                     .get_or_prepare(evaluator, request.user, template)
