@@ -257,7 +257,8 @@ pub struct BiometricSettings {
     /// Memory (MiB) for the prepared templates of the most recently
     /// authenticated users (about 0.7 MB each; 0 turns the cache off).
     /// A prepared template skips parsing the stored template and makes its
-    /// products cheaper; it is what keeps turbo near 150 us per user.
+    /// products cheaper; it is what brings turbo under 150 us of server CPU
+    /// per user (BENCHMARKS.md).
     pub prepared_cache_mb: usize,
 }
 
