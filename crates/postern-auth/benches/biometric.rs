@@ -32,6 +32,16 @@
 //! - `turbo_batch_32_prepared`: the same with templates kept prepared
 //!   (`Evaluator::prepare_template`, Shoup form) across authentications:
 //!   per user only the probe is decoded.
+//! - `turbo_batch_32_cached`: what the server's stage does per user in
+//!   turbo with its prepared-template cache warm (`PreparedCache` lookup,
+//!   which compares the stored template bytes, probe decode, lane product
+//!   with the probe moved in), then one seal and one decryption. Templates
+//!   are prepared at their users' home lanes (hash of the user id) and
+//!   lanes are given by the batcher's rule (`choose_lane`), so users whose
+//!   homes collide are moved, as in the server; the run prints how many
+//!   were at home.
+//! - `standard_stage_cached`: `standard_stage` with the stage's prepared
+//!   cache warm (a returning user).
 //! - `naive_simd_batch_32`: the straightforward design for the same 32 users
 //!   (fhe.rs, t = 8,380,417, SIMD slots): ct x ct multiply, relinearise,
 //!   7 rotate-and-add, decrypt.
@@ -62,8 +72,8 @@ use fhe::bfv::{
 };
 use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};
 use postern_auth::biometric::{
-    threshold_for_cosine, BiometricMode, BiometricStage, Encryptor, Evaluator, KeyHolder,
-    LocalKeyHolder, Quantised, LANES,
+    choose_lane, threshold_for_cosine, BiometricMode, BiometricStage, Encryptor, Evaluator,
+    KeyHolder, LocalKeyHolder, Lookup, PreparedCache, Quantised, LANES,
 };
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
@@ -382,7 +392,73 @@ fn bench_biometric(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    let standard_cached = standard
+        .clone()
+        .with_prepared_cache(Arc::new(PreparedCache::new(64 << 20)));
+    standard_cached
+        .run(&req0, &mut Evidence::default())
+        .unwrap();
+    group.bench_function("standard_stage_cached", |b| {
+        b.iter(|| {
+            standard_cached
+                .run(black_box(&req0), &mut Evidence::default())
+                .unwrap()
+        })
+    });
     group.bench_function("turbo_batch_32", |b| b.iter(turbo_batch));
+    // As the server runs turbo: the cache prepares each user's template at
+    // its home lane (a hash of the user id, so homes collide as they would
+    // among real users) and the batcher's rule gives each arriving user its
+    // home lane if free, else the lowest free lane.
+    let cache = PreparedCache::new(64 << 20).with_home_lanes(LANES);
+    let mut used = 0u32;
+    let lanes: Vec<usize> = batch
+        .iter()
+        .map(|u| {
+            let lane = choose_lane(used, Some(cache.home_of(&u.id)), LANES).unwrap();
+            used |= 1 << lane;
+            lane
+        })
+        .collect();
+    let at_home = batch
+        .iter()
+        .zip(&lanes)
+        .filter(|(u, lane)| cache.home_of(&u.id) == **lane)
+        .count();
+    eprintln!("turbo_batch_32_cached: {at_home} of {LANES} users in their home lane");
+    let turbo_cached = || {
+        let mut acc = None;
+        for (u, &lane) in batch.iter().zip(&lanes) {
+            let stored = u.record.biometric_template.as_deref().unwrap();
+            let (template, lookup) = cache.get_or_prepare(&evaluator, &u.id, stored).unwrap();
+            let p = evaluator.decode_probe(&u.probe).unwrap();
+            let product = evaluator.product_prepared(&template, p, lane).unwrap();
+            match &mut acc {
+                None => acc = Some(product),
+                Some(acc) => acc.add(&product),
+            }
+            black_box(lookup);
+        }
+        key_holder
+            .decrypt_scores(&evaluator.seal(acc.unwrap(), LANES).unwrap())
+            .unwrap()
+    };
+    let by_lane = turbo_cached();
+    for (lane, want) in lanes.iter().zip(&expected) {
+        assert_eq!(by_lane[*lane], *want);
+    }
+    assert_eq!(
+        cache
+            .get_or_prepare(
+                &evaluator,
+                &batch[0].id,
+                batch[0].record.biometric_template.as_deref().unwrap()
+            )
+            .unwrap()
+            .1,
+        Lookup::Hit
+    );
+    group.bench_function("turbo_batch_32_cached", |b| b.iter(turbo_cached));
     let turbo_prepared = || {
         let mut acc = None;
         for (lane, (u, template)) in batch.iter().zip(&prepared).enumerate() {

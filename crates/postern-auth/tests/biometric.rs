@@ -241,8 +241,10 @@ fn turbo_gives_thirty_two_concurrent_callers_their_own_scores_and_slots() {
                 let p = ev
                     .decode_probe(&encryptor.encrypt(VectorKind::Probe, &b).unwrap())
                     .unwrap();
-                // Half the callers bring a prepared template.
-                let prepared = ev.prepare_template(&t).unwrap();
+                // Half the callers bring a template prepared at a home lane
+                // (homes collide: 0 to 10), so some get their home and the
+                // rest are moved.
+                let prepared = ev.prepare_template_at(&t, (i as usize * 7) % 11).unwrap();
                 barrier.wait();
                 let outcome = if i % 2 == 0 {
                     batcher.submit(&t, &p)
@@ -319,6 +321,34 @@ fn the_deadline_flushes_a_partial_batch_and_the_stage_records_the_slot() {
     slots.dedup();
     assert_eq!(slots.len(), 2);
     assert!(slots.iter().all(|s| *s < 3));
+}
+
+#[test]
+fn a_lone_caller_gets_its_home_lane_and_the_partial_batch_decides_it() {
+    let w = world();
+    let batcher = Batcher::new(
+        w.evaluator.clone(),
+        w.key_holder.clone(),
+        BatcherConfig {
+            max_lanes: 32,
+            deadline: Duration::from_millis(5),
+        },
+    )
+    .unwrap();
+    let encryptor = Encryptor::new(w.key_holder.public_key()).unwrap();
+    let a = Quantised::from_embedding(&TestPerson::new(7).embedding()).unwrap();
+    let b = Quantised::from_embedding(&TestPerson::new(7).capture(0.2, 1)).unwrap();
+    let ev = batcher.evaluator();
+    let t = ev
+        .decode_template(&encryptor.encrypt(VectorKind::Template, &a).unwrap())
+        .unwrap();
+    let p = ev
+        .decode_probe(&encryptor.encrypt(VectorKind::Probe, &b).unwrap())
+        .unwrap();
+    let prepared = ev.prepare_template_at(&t, 9).unwrap();
+    let outcome = batcher.submit_prepared(&prepared, p).unwrap();
+    assert_eq!((outcome.slot, outcome.batch_size), (9, 1));
+    assert_eq!(outcome.score, a.score(&b));
 }
 
 #[test]

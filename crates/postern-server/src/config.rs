@@ -261,6 +261,12 @@ pub struct BiometricSettings {
     pub turbo_deadline: Duration,
     /// Turbo: users per batch (1 to 32).
     pub turbo_batch: usize,
+    /// Memory (MiB) for the prepared templates of the most recently
+    /// authenticated users (about 0.7 MB each; 0 turns the cache off).
+    /// A prepared template skips parsing the stored template and makes its
+    /// products cheaper; it is what brings turbo under 150 us of server CPU
+    /// per user (BENCHMARKS.md).
+    pub prepared_cache_mb: usize,
 }
 
 impl Default for BiometricSettings {
@@ -270,6 +276,7 @@ impl Default for BiometricSettings {
             threshold: 0.8,
             turbo_deadline: Duration::from_millis(3),
             turbo_batch: 32,
+            prepared_cache_mb: 128,
         }
     }
 }
@@ -553,6 +560,10 @@ pub struct Overrides {
     /// Turbo: longest a batch waits to fill after its first user.
     #[arg(long, env = "POSTERN_TURBO_DEADLINE", value_parser = humantime::parse_duration)]
     pub turbo_deadline: Option<Duration>,
+    /// Biometric stage: MiB of prepared templates kept for recent users
+    /// (about 0.7 MB each; 0 turns the cache off).
+    #[arg(long, env = "POSTERN_BIOMETRIC_PREPARED_CACHE_MB")]
+    pub biometric_prepared_cache_mb: Option<usize>,
     /// How sessions reach clients: a bearer token in the JSON response, an
     /// HttpOnly cookie, or a signed JWT.
     #[arg(long, env = "POSTERN_SESSION_MODE", value_enum)]
@@ -634,6 +645,10 @@ impl Config {
         set(&mut self.auth.biometric.mode, &o.biometric_mode);
         set(&mut self.auth.biometric.threshold, &o.biometric_threshold);
         set(&mut self.auth.biometric.turbo_deadline, &o.turbo_deadline);
+        set(
+            &mut self.auth.biometric.prepared_cache_mb,
+            &o.biometric_prepared_cache_mb,
+        );
         set(&mut self.session.jwt.ttl, &o.jwt_ttl);
         set(&mut self.session.jwt.issuer, &o.jwt_issuer);
         set(&mut self.session.jwt.algorithm, &o.jwt_algorithm);
@@ -731,6 +746,13 @@ impl Config {
         if b.turbo_batch == 0 || b.turbo_batch > 32 || b.turbo_deadline > Duration::from_secs(1) {
             return Err(ConfigError::Invalid(
                 "auth.biometric: turbo_batch is 1 to 32 and turbo_deadline at most 1 s",
+            ));
+        }
+        // 1 TiB: far beyond any machine this runs on, and small enough that
+        // the byte count cannot overflow.
+        if b.prepared_cache_mb > 1 << 20 {
+            return Err(ConfigError::Invalid(
+                "auth.biometric.prepared_cache_mb is at most 1048576 (1 TiB)",
             ));
         }
         if self.session.jwt.ttl.is_zero() || self.session.jwt.issuer.trim().is_empty() {
@@ -989,14 +1011,20 @@ mod tests {
         let mut c = Config::default();
         c.auth.biometric.turbo_batch = 33;
         assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.auth.biometric.prepared_cache_mb = (1 << 20) + 1;
+        assert!(c.validate().is_err());
+        assert_eq!(Config::default().auth.biometric.prepared_cache_mb, 128);
         let o = Overrides {
             stages: Some(vec!["identity".into(), "biometric".into()]),
             passkey_stages: Some(vec!["passkey".into(), "biometric".into()]),
             biometric_mode: Some(BiometricModeName::Turbo),
+            biometric_prepared_cache_mb: Some(0),
             jwt_ttl: Some(Duration::from_secs(60)),
             ..Overrides::default()
         };
         let merged = Config::default().apply(&o);
+        assert_eq!(merged.auth.biometric.prepared_cache_mb, 0);
         assert_eq!(merged.auth.stages, ["identity", "biometric"]);
         assert_eq!(merged.passkeys.stages, ["passkey", "biometric"]);
         assert_eq!(merged.auth.biometric.mode, BiometricModeName::Turbo);

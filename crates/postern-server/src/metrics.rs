@@ -70,6 +70,7 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     stages: Family<StageLabels, Histogram, fn() -> Histogram>,
     active_sessions: Gauge,
+    biometric_prepared: Gauge,
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     gate_cache: [Gauge; 7],
     oldest_unapplied_revocation: Gauge,
@@ -149,6 +150,12 @@ impl Default for Metrics {
             "Age of the oldest revocation this instance knows of but has not applied (local revocations apply synchronously)",
             oldest_unapplied_revocation.clone(),
         );
+        let biometric_prepared = Gauge::default();
+        registry.register(
+            "postern_biometric_prepared_templates",
+            "Users whose biometric template is held prepared (auth.biometric.prepared_cache_mb)",
+            biometric_prepared.clone(),
+        );
         Self {
             registry,
             requests,
@@ -156,6 +163,7 @@ impl Default for Metrics {
             decisions,
             stages,
             active_sessions,
+            biometric_prepared,
             upstream,
             gate_cache,
             oldest_unapplied_revocation,
@@ -200,14 +208,18 @@ impl Metrics {
     }
 
     /// Renders the text exposition format with the current active-session
-    /// count and, in gate mode, the gate cache's statistics.
+    /// count, the prepared biometric templates held and, in gate mode, the
+    /// gate cache's statistics.
     pub fn render(
         &self,
         active_sessions: usize,
+        biometric_prepared: usize,
         gate: Option<postern_cache::CacheStats>,
     ) -> String {
         self.active_sessions
             .set(i64::try_from(active_sessions).unwrap_or(i64::MAX));
+        self.biometric_prepared
+            .set(i64::try_from(biometric_prepared).unwrap_or(i64::MAX));
         if let Some(s) = gate {
             let values = [
                 s.hits,
@@ -250,7 +262,7 @@ mod tests {
         m.observe_decision(Decision::FullAuth(Reason::DeviceMismatch));
         m.observe_decision(Decision::Resumed);
         m.observe_stage("identity", "passed", 25_000);
-        let text = m.render(3, None);
+        let text = m.render(3, 0, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/session/resume\",method=\"POST\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("postern_resume_decisions_total{decision=\"full_auth_required\",reason=\"device_mismatch\"} 1"));
         assert!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use postern_auth::biometric::{
     threshold_for_cosine, Batcher, BatcherConfig, BiometricMode, BiometricStage, Evaluator,
-    KeyHolder, LocalKeyHolder,
+    KeyHolder, LocalKeyHolder, PreparedCache,
 };
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
@@ -112,9 +112,18 @@ fn build_biometric(config: &Config, instance: &InstanceKey) -> Result<BuiltBiome
     let key_holder: Arc<dyn KeyHolder> = Arc::new(LocalKeyHolder::from_seed(&seed)?);
     let public_key = key_holder.public_key().to_vec();
     let evaluator = Arc::new(Evaluator::new(&public_key)?);
+    // Bounded by the configured budget (checked at most 1 TiB by validate).
+    let mut prepared = PreparedCache::new(settings.prepared_cache_mb.saturating_mul(1 << 20));
+    if settings.mode == BiometricModeName::Turbo {
+        // Each user's template prepared at its own home lane (see
+        // `postern_auth::biometric::cache`).
+        prepared = prepared.with_home_lanes(settings.turbo_batch);
+    }
+    let prepared = Arc::new(prepared);
     let public = Biometric {
         public_key,
         evaluator: evaluator.clone(),
+        prepared: prepared.clone(),
     };
     let threshold = threshold_for_cosine(settings.threshold);
     let (mode, turbo) = match settings.mode {
@@ -138,7 +147,7 @@ fn build_biometric(config: &Config, instance: &InstanceKey) -> Result<BuiltBiome
         }
     };
     Ok(BuiltBiometric {
-        stage: BiometricStage::new(mode, threshold),
+        stage: BiometricStage::new(mode, threshold).with_prepared_cache(prepared),
         public,
         turbo,
     })

@@ -67,6 +67,8 @@ pub struct Shared {
 pub struct Biometric {
     pub public_key: Vec<u8>,
     pub evaluator: Arc<postern_auth::biometric::Evaluator>,
+    /// The stage's prepared templates: a revoked user's entry is dropped.
+    pub prepared: Arc<postern_auth::biometric::PreparedCache>,
 }
 
 /// How sessions reach clients, and which browser origin may use them.

@@ -152,6 +152,79 @@ async fn the_same_person_passes_and_anyone_else_is_refused() {
     assert_eq!(r.status(), 404);
 }
 
+async fn prepared_templates(server: &Server) -> String {
+    let text = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("postern_biometric_prepared_templates "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_revoked_users_prepared_template_is_dropped_and_the_cache_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), STANDARD);
+    let client = server.client();
+    let bio = BiometricClient::new(&client.biometric_public_key().await.unwrap()).unwrap();
+    let frank = TestPerson::new(6);
+    let identity = enroll(&client, &bio, "frank", &frank).await;
+    assert_eq!(
+        prepared_templates(&server).await,
+        "postern_biometric_prepared_templates 0"
+    );
+    let mut token = String::new();
+    for seed in [1, 2] {
+        let probe = bio.probe(&frank.capture(0.2, seed)).unwrap();
+        token = client
+            .login_with_probe(&identity, &device("laptop"), Some(&probe))
+            .await
+            .unwrap()
+            .token;
+        // The second login is served from the cache: still one entry.
+        assert_eq!(
+            prepared_templates(&server).await,
+            "postern_biometric_prepared_templates 1"
+        );
+    }
+    let answer = http()
+        .delete(server.url("/v1/users/frank/identity"))
+        .bearer_auth(token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        prepared_templates(&server).await,
+        "postern_biometric_prepared_templates 0"
+    );
+    drop(server);
+
+    // With the cache off, logins still pass and nothing is held.
+    let dir = tempfile::tempdir().unwrap();
+    let args = [STANDARD, &["--biometric-prepared-cache-mb", "0"]].concat();
+    let server = Server::start(dir.path(), &args);
+    let client = server.client();
+    let bio = BiometricClient::new(&client.biometric_public_key().await.unwrap()).unwrap();
+    let identity = enroll(&client, &bio, "gina", &frank).await;
+    let probe = bio.probe(&frank.capture(0.2, 3)).unwrap();
+    client
+        .login_with_probe(&identity, &device("laptop"), Some(&probe))
+        .await
+        .unwrap();
+    assert_eq!(
+        prepared_templates(&server).await,
+        "postern_biometric_prepared_templates 0"
+    );
+}
+
 #[tokio::test]
 async fn turbo_decides_concurrent_users_in_one_batch_each_in_its_own_slot() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,8 @@
 //! `turbo` mode: concurrent callers share one evaluation.
 //!
-//! A caller joins the open batch and gets the next lane, computes its own
+//! A caller joins the open batch and gets a lane (its template's home lane
+//! if that is free, so its product needs no shift; else the lowest free
+//! one; see [`choose_lane`]), computes its own
 //! product in its own thread (the per-user work runs in parallel), adds it
 //! to the batch, and waits. A batch closes when its lanes are full or its
 //! deadline (counted from its first caller) passes; the caller that adds
@@ -51,6 +53,8 @@ pub struct BatchOutcome {
 #[derive(Default)]
 struct BatchState {
     taken: usize,
+    /// Bit j: lane j is taken.
+    used: u32,
     added: usize,
     sealed: bool,
     finishing: bool,
@@ -113,7 +117,7 @@ impl Batcher {
         template: &EncryptedVector,
         probe: &EncryptedVector,
     ) -> Result<BatchOutcome, BiometricError> {
-        self.submit_with(|lane| self.evaluator.product(template, probe, lane))
+        self.submit_with(None, |lane| self.evaluator.product(template, probe, lane))
     }
 
     /// [`submit`](Self::submit) with a prepared template.
@@ -122,14 +126,17 @@ impl Batcher {
         template: &PreparedTemplate,
         probe: EncryptedVector,
     ) -> Result<BatchOutcome, BiometricError> {
-        self.submit_with(|lane| self.evaluator.product_prepared(template, probe, lane))
+        self.submit_with(Some(template.home()), |lane| {
+            self.evaluator.product_prepared(template, probe, lane)
+        })
     }
 
     fn submit_with(
         &self,
+        preferred: Option<usize>,
         product: impl FnOnce(usize) -> Result<Product, BiometricError>,
     ) -> Result<BatchOutcome, BiometricError> {
-        let (batch, lane) = self.join();
+        let (batch, lane) = self.join(preferred);
         let product = product(lane);
         let mut state = batch.state.lock();
         state.added += 1;
@@ -161,7 +168,8 @@ impl Batcher {
             }
             if state.sealed && state.added == state.taken && !state.finishing {
                 state.finishing = true;
-                let lanes = state.taken;
+                // Lanes 0 to the highest taken one; a gap decrypts to 0.
+                let lanes = (u32::BITS - state.used.leading_zeros()) as usize;
                 let result = match state.product.take() {
                     Some(product) => {
                         MutexGuard::unlocked(&mut state, || self.finish(product, lanes))
@@ -186,35 +194,72 @@ impl Batcher {
     }
 
     /// The open batch and a lane in it, opening a batch if none has room.
-    fn join(&self) -> (Arc<Batch>, usize) {
+    fn join(&self, preferred: Option<usize>) -> (Arc<Batch>, usize) {
         let mut open = self.open.lock();
         if let Some(batch) = open.as_ref() {
             let mut state = batch.state.lock();
             if !state.sealed && Instant::now() < batch.opened + self.config.deadline {
-                let lane = state.taken;
-                state.taken += 1;
-                if state.taken == self.config.max_lanes {
-                    state.sealed = true;
+                // An unsealed batch has fewer than max_lanes callers, so a
+                // lane is free.
+                if let Some(lane) = choose_lane(state.used, preferred, self.config.max_lanes) {
+                    state.used |= 1 << lane;
+                    state.taken += 1;
+                    if state.taken == self.config.max_lanes {
+                        state.sealed = true;
+                    }
+                    return (batch.clone(), lane);
                 }
-                return (batch.clone(), lane);
             }
             state.sealed = true;
         }
+        let lane = choose_lane(0, preferred, self.config.max_lanes).unwrap_or(0);
         let batch = Arc::new(Batch {
             opened: Instant::now(),
             state: Mutex::new(BatchState {
                 taken: 1,
+                used: 1 << lane,
                 sealed: self.config.max_lanes == 1,
                 ..BatchState::default()
             }),
             changed: Condvar::new(),
         });
         *open = Some(batch.clone());
-        (batch, 0)
+        (batch, lane)
     }
 
     fn finish(&self, product: Product, lanes: usize) -> Result<Vec<i64>, BiometricError> {
         let sealed = self.evaluator.seal(product, lanes)?;
         self.key_holder.decrypt_scores(&sealed)
+    }
+}
+
+/// The lane a caller gets when the lanes in `used` (bit j: lane j) are
+/// taken: `preferred` (its template's home lane) if it is below `max_lanes`
+/// and free, else the lowest free lane below `max_lanes`; `None` when all
+/// are taken.
+pub fn choose_lane(used: u32, preferred: Option<usize>, max_lanes: usize) -> Option<usize> {
+    let max_lanes = max_lanes.min(LANES);
+    let free = |lane: usize| lane < max_lanes && used & (1 << lane) == 0;
+    match preferred {
+        Some(lane) if free(lane) => Some(lane),
+        _ => (0..max_lanes).find(|&lane| free(lane)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caller_gets_its_home_lane_when_free_else_the_lowest_free_one() {
+        assert_eq!(choose_lane(0, None, 32), Some(0));
+        assert_eq!(choose_lane(0, Some(9), 32), Some(9));
+        assert_eq!(choose_lane(1 << 9, Some(9), 32), Some(0));
+        assert_eq!(choose_lane(0b111, Some(1), 32), Some(3));
+        // A home beyond the configured lanes is ignored.
+        assert_eq!(choose_lane(0, Some(20), 8), Some(0));
+        assert_eq!(choose_lane(0xff, Some(3), 8), None);
+        assert_eq!(choose_lane(u32::MAX, None, 32), None);
+        assert_eq!(choose_lane(u32::MAX >> 1, Some(0), 32), Some(31));
     }
 }

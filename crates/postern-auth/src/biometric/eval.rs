@@ -13,9 +13,11 @@
 //! (message in the low bits, noise a multiple of t), and BGV ciphertexts
 //! multiply by a plain tensor product modulo q, with no extension and no
 //! rescaling. So the server computes (c0, c1) x (d0, d1) -> (c0 d0,
-//! c0 d1 + c1 d0, c1 d1) in the NTT domain (three products, Karatsuba),
-//! multiplies by t^2, and the key holder decrypts c0 + c1 s + c2 s^2 with no
-//! relinearisation, reduces modulo t and multiplies by (q mod t)^-2.
+//! c0 d1 + c1 d0, c1 d1) in the NTT domain (three products, Karatsuba);
+//! the key holder decrypts c0 + c1 s + c2 s^2 with no relinearisation,
+//! multiplies by t^2 (the BGV factor of both operands; it is folded into
+//! the key holder's precomputed tables, so nobody spends a product on it),
+//! reduces modulo t and multiplies by (q mod t)^-2.
 //! Exactness: every coefficient of the true product stays far below q/2
 //! (tests measure it), so nothing is lost.
 //!
@@ -26,7 +28,12 @@
 //! with the score at 128 j + 127: no other user's window reaches that
 //! coefficient, so the 32 products simply add. Each user costs its own
 //! tensor product (no ciphertext-wide rotation, no relinearisation); the
-//! batch shares the t^2 scaling, the sanitisation and one decryption.
+//! batch shares the sanitisation and one decryption. A template prepared at
+//! a home lane h already carries x^(128 h), so a product in lane h needs no
+//! shift (three products instead of five); in another lane j it is moved by
+//! x^(128 (j - h)), which for j < h is -x^(N + 128 (j - h)). A batch's
+//! result holds lanes 0 to its highest taken lane; a lane nobody took
+//! decrypts to 0.
 //!
 //! # Sanitisation (what the key holder can learn)
 //!
@@ -40,27 +47,26 @@
 //!   and unrelated to the client ciphertexts. c2 = t^2 a_T a_P depends only
 //!   on the clients' encryption randomness, never on the embeddings.
 //!
+//! The server sends all of this divided by t^2 (a public invertible factor
+//! the key holder removes; see `sanitise`), which is what lets the product
+//! go unscaled.
+//!
 //! Given s, the key holder's whole view is then simulatable from the scores
 //! alone.
 
 use std::sync::Arc;
 
 use fhe::bfv::Ciphertext;
-use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
+use fhe_math::rq::{Poly, Representation};
 use fhe_traits::{DeserializeParametrized, Serialize};
 use num_bigint::BigUint;
 use prost::Message;
-use rand09::Rng;
-use zeroize::Zeroizing;
 
 use super::keyholder::{EncryptedScores, KeyHolder};
-use super::params::{Params, DEGREE, DIMENSIONS, FLOOD_BITS, LANES, PLAINTEXT_MODULUS, VARIANCE};
+use super::params::{Params, LANES, PLAINTEXT_MODULUS};
+use super::sanitise;
 use super::wire::{decode_public_key, EncryptedVector, VectorKind};
 use super::BiometricError;
-
-fn fhe_error(e: impl std::fmt::Display) -> BiometricError {
-    BiometricError::Fhe(e.to_string())
-}
 
 /// The tensor product of one or more users' template and probe, not yet
 /// scaled or sanitised. Products of the same batch add.
@@ -82,20 +88,32 @@ impl Product {
 /// sum in Shoup form, so each of the three products with a probe costs
 /// about half. Worth keeping for users who authenticate often (about
 /// 590 KB each); building one costs about as much as a product.
+///
+/// A template may be prepared already moved to a *home lane* (`turbo`):
+/// a product in that lane then needs no shift at all, which saves two of
+/// the five products of a lane product.
 #[derive(Debug, Clone)]
 pub struct PreparedTemplate {
     a0: Poly,
     a1: Poly,
     sum: Poly,
+    home: usize,
+}
+
+impl PreparedTemplate {
+    /// The lane its products cost least in.
+    pub fn home(&self) -> usize {
+        self.home
+    }
 }
 
 /// Evaluates inner products under one key holder's public key.
 pub struct Evaluator {
     params: Arc<Params>,
-    /// The key holder's public key (NTT, Shoup form), for re-randomising.
+    /// The key holder's public key times t^-1 (NTT, Shoup form), for
+    /// re-randomising (see `sanitise`).
     pk0: Poly,
     pk1: Poly,
-    t_constant: Poly,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -115,26 +133,17 @@ impl Evaluator {
             .map_err(|_| BiometricError::PublicKey)?;
         let ct = proto.c.ok_or(BiometricError::PublicKey)?.encode_to_vec();
         let ct = Ciphertext::from_bytes(&ct, &params.bfv).map_err(|_| BiometricError::PublicKey)?;
+        let t_inverse = t_inverse(&params);
         let [pk0, pk1] = match &ct[..] {
             [a, b] => [a.clone(), b.clone()].map(|mut p| {
                 p.disallow_variable_time_computations();
+                p *= &t_inverse;
                 p.change_representation(Representation::NttShoup);
                 p
             }),
             _ => return Err(BiometricError::PublicKey),
         };
-        let mut t = vec![0i64; DEGREE];
-        t[0] = PLAINTEXT_MODULUS as i64;
-        let mut t_constant =
-            Poly::try_convert_from(t.as_slice(), &params.ctx, false, Representation::PowerBasis)
-                .map_err(fhe_error)?;
-        t_constant.change_representation(Representation::NttShoup);
-        Ok(Self {
-            params,
-            pk0,
-            pk1,
-            t_constant,
-        })
+        Ok(Self { params, pk0, pk1 })
     }
 
     pub fn params(&self) -> &Arc<Params> {
@@ -162,8 +171,8 @@ impl Evaluator {
         check_kind(probe, VectorKind::Probe)?;
         let shift = self
             .params
-            .shifts
-            .get(lane)
+            .shift(lane as isize)
+            .filter(|_| lane < LANES)
             .ok_or(BiometricError::Lane(lane))?;
         let [a0, a1] = &template.c;
         let [b0, b1] = if lane == 0 {
@@ -185,14 +194,34 @@ impl Evaluator {
         &self,
         template: &EncryptedVector,
     ) -> Result<PreparedTemplate, BiometricError> {
+        self.prepare_template_at(template, 0)
+    }
+
+    /// Precomputes `template` for repeated products, moved to lane `home`.
+    pub fn prepare_template_at(
+        &self,
+        template: &EncryptedVector,
+        home: usize,
+    ) -> Result<PreparedTemplate, BiometricError> {
         check_kind(template, VectorKind::Template)?;
-        let [a0, a1] = &template.c;
-        let sum = a0 + a1;
-        let [a0, a1, sum] = [a0.clone(), a1.clone(), sum].map(|mut p| {
+        if home >= LANES {
+            return Err(BiometricError::Lane(home));
+        }
+        let [mut a0, mut a1] = template.c.clone();
+        if home != 0 {
+            let shift = self
+                .params
+                .shift(home as isize)
+                .ok_or(BiometricError::Lane(home))?;
+            a0 *= shift;
+            a1 *= shift;
+        }
+        let sum = &a0 + &a1;
+        let [a0, a1, sum] = [a0, a1, sum].map(|mut p| {
             p.change_representation(Representation::NttShoup);
             p
         });
-        Ok(PreparedTemplate { a0, a1, sum })
+        Ok(PreparedTemplate { a0, a1, sum, home })
     }
 
     /// [`product`](Self::product) with a prepared template, consuming the
@@ -204,13 +233,17 @@ impl Evaluator {
         lane: usize,
     ) -> Result<Product, BiometricError> {
         check_kind(&probe, VectorKind::Probe)?;
-        let shift = self
-            .params
-            .shifts
-            .get(lane)
-            .ok_or(BiometricError::Lane(lane))?;
+        if lane >= LANES {
+            return Err(BiometricError::Lane(lane));
+        }
+        // Both below 32: the difference is in -31..=31.
+        let move_by = lane as isize - template.home as isize;
         let [mut b0, mut b1] = probe.c;
-        if lane != 0 {
+        if move_by != 0 {
+            let shift = self
+                .params
+                .shift(move_by)
+                .ok_or(BiometricError::Lane(lane))?;
             b0 *= shift;
             b1 *= shift;
         }
@@ -238,26 +271,43 @@ impl Evaluator {
         if lanes == 0 || lanes > LANES {
             return Err(BiometricError::Lane(lanes));
         }
-        let mut rng = rand09::rng();
-        let [mut c0, mut c1, mut c2] = product.c;
-        for c in [&mut c0, &mut c1, &mut c2] {
-            *c *= &self.params.t_squared;
-        }
-        let u = small(&self.params, &mut rng)?;
-        let e2 = small(&self.params, &mut rng)?;
-        let mut z0 = &u * &self.pk0;
-        z0 *= &self.t_constant;
-        let mut z1 = &u * &self.pk1;
-        z1 += &e2;
-        z1 *= &self.t_constant;
-        c0 += &z0;
+        let mut rng = sanitise::generator();
+        let sanitise::Sanitiser { mut u, e2, mask } = sanitise::sample(
+            &self.params.ctx,
+            &self.params.residues,
+            lanes,
+            flood,
+            &mut rng,
+        )?;
+        let [mut c0, mut c1, c2] = product.c;
+        // t^-2 (t^2 c + t (u pk0 + R/t + E, u pk1 + e2)): the pk halves are
+        // stored as t^-1 pk, the sanitiser comes divided (see `sanitise`).
+        let z1 = &u * &self.pk1;
+        u *= &self.pk0;
+        c0 += &u;
+        c0 += &mask;
         c1 += &z1;
-        c0 += &mask_and_flood(&self.params, lanes, flood, &mut rng)?;
+        c1 += &e2;
         Ok(EncryptedScores {
             c: [c0, c1, c2],
             // lanes <= 32 was checked above.
             lanes: lanes as u8,
         })
+    }
+
+    /// `standard` mode with a prepared template (see `cache`).
+    pub fn score_prepared(
+        &self,
+        template: &PreparedTemplate,
+        probe: EncryptedVector,
+        key_holder: &dyn KeyHolder,
+    ) -> Result<i64, BiometricError> {
+        let sealed = self.seal(self.product_prepared(template, probe, 0)?, 1)?;
+        key_holder
+            .decrypt_scores(&sealed)?
+            .first()
+            .copied()
+            .ok_or(BiometricError::KeyHolder("no score"))
     }
 
     /// `standard` mode: one user's score, end to end.
@@ -276,6 +326,15 @@ impl Evaluator {
     }
 }
 
+/// t^-1 modulo q: ((q + 1) / 2)^18, since t = 2^18 and q is odd.
+fn t_inverse(params: &Params) -> BigUint {
+    let half: BigUint = (&params.q + 1u8) >> 1;
+    half.modpow(
+        &BigUint::from(PLAINTEXT_MODULUS.trailing_zeros()),
+        &params.q,
+    )
+}
+
 fn check_kind(vector: &EncryptedVector, expected: VectorKind) -> Result<(), BiometricError> {
     if vector.kind == expected {
         Ok(())
@@ -287,89 +346,14 @@ fn check_kind(vector: &EncryptedVector, expected: VectorKind) -> Result<(), Biom
     }
 }
 
-/// A polynomial with centred binomial coefficients of variance 10 (the
-/// distribution fhe.rs uses), in NTT form: each coefficient is the
-/// difference of the popcounts of two 20-bit random words.
-fn small(params: &Params, rng: &mut impl Rng) -> Result<Poly, BiometricError> {
-    const HALF: u32 = 2 * VARIANCE as u32;
-    let mut random = Zeroizing::new(vec![0u64; DEGREE]);
-    rng.fill(random.as_mut_slice());
-    let mask = (1u64 << HALF) - 1;
-    let coefficients: Zeroizing<Vec<i64>> = Zeroizing::new(
-        random
-            .iter()
-            .map(|r| {
-                i64::from((r & mask).count_ones()) - i64::from((r >> HALF & mask).count_ones())
-            })
-            .collect(),
-    );
-    let mut p = Poly::try_convert_from(
-        coefficients.as_slice(),
-        &params.ctx,
-        false,
-        Representation::PowerBasis,
-    )
-    .map_err(fhe_error)?;
-    p.change_representation(Representation::Ntt);
-    Ok(p)
-}
-
-/// R + t E (see the module docs) as an NTT polynomial. E is drawn as
-/// e_hi 2^44 + e_lo (e_hi uniform in [-2^43, 2^43), e_lo in [0, 2^44)), which
-/// is uniform in [-2^87, 2^87) and keeps every step in fast i64 reduction.
-fn mask_and_flood(
-    params: &Params,
-    lanes: usize,
-    flood: bool,
-    rng: &mut impl Rng,
-) -> Result<Poly, BiometricError> {
-    const LOW_BITS: u32 = FLOOD_BITS - 43;
-    const HIGH_BITS: u32 = 44;
-    let t = PLAINTEXT_MODULUS;
-    let mut random = Zeroizing::new(vec![0u64; 2 * DEGREE]);
-    rng.fill(random.as_mut_slice());
-    let mut low = Zeroizing::new(vec![0i64; DEGREE]);
-    let mut high = Zeroizing::new(vec![0i64; DEGREE]);
-    for (k, (pair, (low, high))) in random
-        .chunks_exact(2)
-        .zip(low.iter_mut().zip(high.iter_mut()))
-        .enumerate()
-    {
-        let is_score = k % DIMENSIONS == DIMENSIONS - 1 && k / DIMENSIONS < lanes;
-        // t is a power of two: the low 18 bits are uniform modulo t.
-        let r = if is_score {
-            0
-        } else {
-            (pair[0] & (t - 1)) as i64
-        };
-        if flood {
-            let e_low = (pair[0] >> (64 - LOW_BITS)) as i64;
-            // r + t e_low < 2^18 + 2^62: no overflow.
-            *low = r + t as i64 * e_low;
-            *high = (pair[1] >> (64 - HIGH_BITS)) as i64 - (1i64 << (HIGH_BITS - 1));
-        } else {
-            *low = r;
-        }
-    }
-    let ctx = &params.ctx;
-    let mut p = Poly::try_convert_from(low.as_slice(), ctx, false, Representation::PowerBasis)
-        .map_err(fhe_error)?;
-    if flood {
-        let mut h = Poly::try_convert_from(high.as_slice(), ctx, false, Representation::PowerBasis)
-            .map_err(fhe_error)?;
-        h *= &(BigUint::from(t) << LOW_BITS);
-        p += &h;
-    }
-    p.change_representation(Representation::Ntt);
-    Ok(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::biometric::encrypt::Encryptor;
     use crate::biometric::keyholder::LocalKeyHolder;
+    use crate::biometric::params::{DIMENSIONS, FLOOD_BITS};
     use crate::biometric::quantise::{Quantised, QUANT_MAX};
+    use rand09::Rng;
 
     fn random_vector(rng: &mut impl Rng) -> Quantised {
         let mut v = [0i8; DIMENSIONS];
@@ -440,12 +424,19 @@ mod tests {
             .decode_template(&enc.encrypt_template(&a).unwrap())
             .unwrap();
         let p = ev.decode_probe(&enc.encrypt_probe(&b).unwrap()).unwrap();
-        let prepared = ev.prepare_template(&t).unwrap();
-        for lane in [0, 7] {
-            let plain = ev.product(&t, &p, lane).unwrap();
-            let fast = ev.product_prepared(&prepared, p.clone(), lane).unwrap();
-            assert_eq!(plain.c, fast.c);
+        // Prepared at any home lane, products land in any lane, moved
+        // forwards or (through x^N = -1) backwards.
+        for home in [0, 5, 31] {
+            let prepared = ev.prepare_template_at(&t, home).unwrap();
+            assert_eq!(prepared.home(), home);
+            for lane in [0, 4, 5, 7, 31] {
+                let plain = ev.product(&t, &p, lane).unwrap();
+                let fast = ev.product_prepared(&prepared, p.clone(), lane).unwrap();
+                assert_eq!(plain.c, fast.c, "home {home}, lane {lane}");
+            }
+            assert!(ev.product_prepared(&prepared, p.clone(), LANES).is_err());
         }
+        assert!(ev.prepare_template_at(&t, LANES).is_err());
         assert!(ev.prepare_template(&p).is_err());
         assert!(ev
             .product(

@@ -21,11 +21,13 @@ use std::sync::Arc;
 use fhe::bfv::{PublicKey, SecretKey};
 use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
 use fhe_traits::Serialize;
+use ndarray::Array2;
 use num_bigint::BigUint;
 use prost::Message;
 use zeroize::Zeroize;
 
 use super::params::{score_position, Params, LANES, PLAINTEXT_MODULUS};
+use super::phase;
 use super::wire::{decode_poly, encode_poly, encode_public_key, RESULT_BYTES};
 use super::BiometricError;
 
@@ -89,6 +91,10 @@ pub struct LocalKeyHolder {
     /// c0 + c1 s + c2 s^2 without relinearisation.
     s: Poly,
     s2: Poly,
+    /// s W and s^2 W for lane 0's score coefficient (`phase`): a one-lane
+    /// result is read without an inverse NTT.
+    s_lane0: Array2<u64>,
+    s2_lane0: Array2<u64>,
 }
 
 impl std::fmt::Debug for LocalKeyHolder {
@@ -101,6 +107,8 @@ impl Drop for LocalKeyHolder {
     fn drop(&mut self) {
         self.s.zeroize();
         self.s2.zeroize();
+        self.s_lane0.as_slice_mut().map(Zeroize::zeroize);
+        self.s2_lane0.as_slice_mut().map(Zeroize::zeroize);
     }
 }
 
@@ -150,6 +158,8 @@ impl LocalKeyHolder {
         let mut s = s.map_err(|e| BiometricError::Fhe(e.to_string()))?;
         s.change_representation(Representation::Ntt);
         let mut s2 = &s * &s;
+        let s_lane0 = phase::scale(&params.ctx, &params.lane0_weights, &s);
+        let s2_lane0 = phase::scale(&params.ctx, &params.lane0_weights, &s2);
         s.change_representation(Representation::NttShoup);
         s2.change_representation(Representation::NttShoup);
         Ok(Self {
@@ -157,6 +167,8 @@ impl LocalKeyHolder {
             params,
             s,
             s2,
+            s_lane0,
+            s2_lane0,
         })
     }
 
@@ -166,10 +178,39 @@ impl LocalKeyHolder {
         &self,
         result: &EncryptedScores,
     ) -> Result<Vec<(BigUint, bool)>, BiometricError> {
+        self.phases(result, true)
+    }
+
+    /// [`phase_at_scores`](Self::phase_at_scores); `direct` allows the
+    /// one-lane shortcut (`phase`), which tests compare with the transform.
+    fn phases(
+        &self,
+        result: &EncryptedScores,
+        direct: bool,
+    ) -> Result<Vec<(BigUint, bool)>, BiometricError> {
         if result.lanes == 0 || result.lanes() > LANES {
             return Err(BiometricError::Lane(result.lanes()));
         }
         let [c0, c1, c2] = &result.c;
+        let half = &self.params.q >> 1;
+        let centre = |x: BigUint| {
+            if x > half {
+                (&self.params.q - x, true)
+            } else {
+                (x, false)
+            }
+        };
+        if direct && result.lanes == 1 {
+            let residues = phase::dot(
+                self.params.ctx.moduli_operators(),
+                &[
+                    (c0, &self.params.lane0_weights),
+                    (c1, &self.s_lane0),
+                    (c2, &self.s2_lane0),
+                ],
+            )?;
+            return Ok(vec![centre(self.params.rns.lift(residues.view()))]);
+        }
         let mut phase = c0.clone();
         phase.disallow_variable_time_computations();
         let mut term = c1.clone();
@@ -180,20 +221,17 @@ impl LocalKeyHolder {
         term.disallow_variable_time_computations();
         term *= &self.s2;
         phase += &term;
+        // Results travel divided by t^2 (see `sanitise`).
+        phase *= &self.params.t_squared;
         phase.change_representation(Representation::PowerBasis);
         let coefficients = phase.coefficients();
-        let half = &self.params.q >> 1;
         Ok((0..result.lanes())
             .map(|lane| {
-                let x = self
-                    .params
-                    .rns
-                    .lift(coefficients.column(score_position(lane)));
-                if x > half {
-                    (&self.params.q - x, true)
-                } else {
-                    (x, false)
-                }
+                centre(
+                    self.params
+                        .rns
+                        .lift(coefficients.column(score_position(lane))),
+                )
             })
             .collect())
     }
@@ -265,6 +303,26 @@ mod tests {
             let probe = server.decode_probe(&probe_bytes).unwrap();
             let score = server.score(&template, &probe, holder);
             assert_eq!(score.is_ok_and(|s| s == 128 * 4), right);
+        }
+    }
+
+    #[test]
+    fn the_one_lane_shortcut_reads_the_same_phase_as_the_transform() {
+        let holder = LocalKeyHolder::generate().unwrap();
+        let client = Encryptor::new(holder.public_key()).unwrap();
+        let server = Evaluator::new(holder.public_key()).unwrap();
+        for components in [[31; 128], [-31; 128], [0; 128]] {
+            let v = Quantised::from_components(components).unwrap();
+            let t = server
+                .decode_template(&client.encrypt_template(&v).unwrap())
+                .unwrap();
+            let p = server
+                .decode_probe(&client.encrypt_probe(&v).unwrap())
+                .unwrap();
+            let sealed = server.seal(server.product(&t, &p, 0).unwrap(), 1).unwrap();
+            let direct = holder.phases(&sealed, true).unwrap();
+            assert_eq!(direct, holder.phases(&sealed, false).unwrap());
+            assert_eq!(direct.len(), 1);
         }
     }
 }

@@ -12,7 +12,10 @@
 //! - [`encrypt`]: the client's encryption (wrapped by `postern-client`).
 //! - [`keyholder`]: the [`KeyHolder`] trait and its in-process default.
 //! - [`eval`]: the server's evaluation and sanitisation.
+//! - `sanitise`: the randomness a result gets before the key holder sees it.
+//! - `phase`: reading one decrypted coefficient without an inverse NTT.
 //! - [`batch`]: `turbo` batching of concurrent callers.
+//! - [`cache`]: prepared templates of recent users, bounded in bytes.
 //! - [`stage`]: the pipeline stage.
 //!
 //! # Example
@@ -33,15 +36,19 @@
 //! ```
 
 pub mod batch;
+pub mod cache;
 pub mod encrypt;
 pub mod eval;
 pub mod keyholder;
 pub mod params;
+mod phase;
 pub mod quantise;
+mod sanitise;
 pub mod stage;
 pub mod wire;
 
-pub use batch::{BatchOutcome, Batcher, BatcherConfig};
+pub use batch::{choose_lane, BatchOutcome, Batcher, BatcherConfig};
+pub use cache::{Lookup, PreparedCache};
 pub use encrypt::Encryptor;
 pub use eval::{Evaluator, PreparedTemplate, Product};
 pub use keyholder::{EncryptedScores, KeyHolder, LocalKeyHolder};

@@ -30,7 +30,11 @@ use std::sync::{Arc, OnceLock};
 use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 use fhe_math::rns::RnsContext;
 use fhe_math::rq::{traits::TryConvertFrom, Context, Poly, Representation};
+use ndarray::Array2;
 use num_bigint::BigUint;
+
+use super::phase::{coefficient_weights, scale};
+use super::sanitise::Residues;
 
 use super::BiometricError;
 
@@ -52,6 +56,14 @@ pub const VARIANCE: usize = 10;
 /// result before the key holder sees it.
 pub const FLOOD_BITS: u32 = 87;
 
+impl Params {
+    /// x^(128 d): moves a product by `d` lanes (-31 to 31).
+    pub(crate) fn shift(&self, d: isize) -> Option<&Poly> {
+        let index = usize::try_from(d + LANES as isize - 1).ok()?;
+        self.shifts.get(index)
+    }
+}
+
 /// The coefficient of the product that holds lane `lane`'s score.
 pub const fn score_position(lane: usize) -> usize {
     lane * DIMENSIONS + DIMENSIONS - 1
@@ -66,10 +78,18 @@ pub struct Params {
     /// The inverse of (q mod t)^2 modulo t: undoes the factor the BFV to
     /// BGV change of scale leaves on a product (see `eval`).
     pub(crate) decode_factor: u64,
-    /// t^2 as a constant polynomial (NTT, Shoup form).
+    /// t^2 as a constant polynomial (NTT, Shoup form): the key holder's
+    /// factor on a result (see `sanitise`).
     pub(crate) t_squared: Poly,
-    /// x^(128 j) for each lane j (NTT, Shoup form).
+    /// x^(128 d) for d in -31..=31, at index d + 31 (NTT, Shoup form); for
+    /// d < 0 that is -x^(N + 128 d), since x^N = -1. Moves a product from
+    /// lane h to lane h + d.
     pub(crate) shifts: Vec<Poly>,
+    /// Reduction of sanitising values modulo q0, q1, q2.
+    pub(crate) residues: [Residues; 3],
+    /// t^2 times the weights that read lane 0's score coefficient from an
+    /// NTT polynomial (`phase`): results travel divided by t^2 (`sanitise`).
+    pub(crate) lane0_weights: Array2<u64>,
 }
 
 impl std::fmt::Debug for Params {
@@ -133,9 +153,21 @@ impl Params {
         };
         let t = PLAINTEXT_MODULUS as i64;
         let t_squared = constant(0, t * t)?;
-        let shifts = (0..LANES)
-            .map(|lane| constant(lane * DIMENSIONS, 1))
+        let shifts = (1..LANES)
+            .rev()
+            .map(|back| constant(DEGREE - back * DIMENSIONS, -1))
+            .chain((0..LANES).map(|lane| constant(lane * DIMENSIONS, 1)))
             .collect::<Result<Vec<_>, _>>()?;
+        let residues = [
+            Residues::new(MODULI[0])?,
+            Residues::new(MODULI[1])?,
+            Residues::new(MODULI[2])?,
+        ];
+        let lane0_weights = scale(
+            &ctx,
+            &coefficient_weights(&ctx, score_position(0))?,
+            &t_squared,
+        );
         Ok(Self {
             bfv,
             ctx,
@@ -144,6 +176,8 @@ impl Params {
             decode_factor,
             t_squared,
             shifts,
+            residues,
+            lane0_weights,
         })
     }
 }

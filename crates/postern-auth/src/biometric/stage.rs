@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::batch::Batcher;
+use super::cache::PreparedCache;
 use super::eval::Evaluator;
 use super::keyholder::KeyHolder;
 use super::quantise::MAX_GENUINE_SCORE;
@@ -27,6 +28,9 @@ pub enum BiometricMode {
 pub struct BiometricStage {
     mode: BiometricMode,
     threshold: i64,
+    /// Prepared templates of recent users; without it every request parses
+    /// its stored template.
+    prepared: Option<Arc<PreparedCache>>,
 }
 
 impl std::fmt::Debug for BiometricStage {
@@ -38,6 +42,7 @@ impl std::fmt::Debug for BiometricStage {
         f.debug_struct("BiometricStage")
             .field("mode", &mode)
             .field("threshold", &self.threshold)
+            .field("prepared", &self.prepared)
             .finish()
     }
 }
@@ -45,7 +50,18 @@ impl std::fmt::Debug for BiometricStage {
 impl BiometricStage {
     /// `threshold` is in score units (see `quantise::threshold_for_cosine`).
     pub fn new(mode: BiometricMode, threshold: i64) -> Self {
-        Self { mode, threshold }
+        Self {
+            mode,
+            threshold,
+            prepared: None,
+        }
+    }
+
+    /// Keeps recent users' templates prepared in `cache` (shared with
+    /// whoever must [`forget`](PreparedCache::forget) a revoked user).
+    pub fn with_prepared_cache(mut self, cache: Arc<PreparedCache>) -> Self {
+        self.prepared = Some(cache);
+        self
     }
 
     fn evaluator(&self) -> &Evaluator {
@@ -75,25 +91,49 @@ impl Stage for BiometricStage {
         let probe = evaluator
             .decode_probe(probe)
             .map_err(|_| StageFailure::Malformed)?;
-        // A stored template that does not parse fails closed.
-        let template = evaluator
-            .decode_template(template)
-            .map_err(|_| StageFailure::Rejected)?;
-        let (score, slot) = match &self.mode {
-            BiometricMode::Standard {
-                evaluator,
-                key_holder,
-            } => (
-                evaluator
-                    .score(&template, &probe, key_holder.as_ref())
-                    .map_err(|_| StageFailure::Rejected)?,
-                None,
-            ),
-            BiometricMode::Turbo(batcher) => {
-                let outcome = batcher
-                    .submit(&template, &probe)
+        // A stored template that does not parse fails closed (and is not
+        // cached).
+        // A cache that can hold nobody would prepare every template for one
+        // use, which costs more than the plain product.
+        let cache = self.prepared.as_ref().filter(|c| c.capacity() > 0);
+        let (score, slot) = match cache {
+            Some(cache) => {
+                let (template, _) = cache
+                    .get_or_prepare(evaluator, request.user, template)
                     .map_err(|_| StageFailure::Rejected)?;
-                (outcome.score, Some(outcome.slot))
+                match &self.mode {
+                    BiometricMode::Standard { key_holder, .. } => (
+                        evaluator
+                            .score_prepared(&template, probe, key_holder.as_ref())
+                            .map_err(|_| StageFailure::Rejected)?,
+                        None,
+                    ),
+                    BiometricMode::Turbo(batcher) => {
+                        let outcome = batcher
+                            .submit_prepared(&template, probe)
+                            .map_err(|_| StageFailure::Rejected)?;
+                        (outcome.score, Some(outcome.slot))
+                    }
+                }
+            }
+            None => {
+                let template = evaluator
+                    .decode_template(template)
+                    .map_err(|_| StageFailure::Rejected)?;
+                match &self.mode {
+                    BiometricMode::Standard { key_holder, .. } => (
+                        evaluator
+                            .score(&template, &probe, key_holder.as_ref())
+                            .map_err(|_| StageFailure::Rejected)?,
+                        None,
+                    ),
+                    BiometricMode::Turbo(batcher) => {
+                        let outcome = batcher
+                            .submit(&template, &probe)
+                            .map_err(|_| StageFailure::Rejected)?;
+                        (outcome.score, Some(outcome.slot))
+                    }
+                }
             }
         };
         // A malformed probe (components outside [-31, 31], or not a quantised

@@ -139,48 +139,72 @@ pub(crate) fn encode_poly(p: &Poly, out: &mut Vec<u8>) {
 
 /// Parses one polynomial of `POLY_BYTES` bytes into NTT form.
 pub(crate) fn decode_poly(params: &Params, bytes: &[u8]) -> Result<Poly, BiometricError> {
-    let mut coefficients = Array2::<u64>::zeros((MODULI.len(), DEGREE));
-    let mut at = 0usize;
-    for ((mut row, bits), modulus) in coefficients.outer_iter_mut().zip(MODULUS_BITS).zip(MODULI) {
-        let row_bytes = DEGREE * bits as usize / 8;
-        let chunk = bytes
-            .get(at..at + row_bytes)
-            .ok_or(BiometricError::WrongLength {
-                expected: POLY_BYTES,
-                got: bytes.len(),
-            })?;
-        at += row_bytes;
-        let mask = (1u64 << bits) - 1;
-        for (k, slot) in row.iter_mut().enumerate() {
-            // Residue k starts at bit k * bits; eight bytes from its first
-            // byte hold all of it (at most 37 bits after a shift of at most 7).
-            let bit = k * bits as usize;
-            let first = bit / 8;
-            let word = match chunk.get(first..first + 8) {
-                Some(eight) => <[u8; 8]>::try_from(eight).unwrap_or_default(),
-                // The last residues of a row: fewer than eight bytes remain.
-                None => {
-                    let rest = chunk.get(first..).unwrap_or_default();
-                    let mut word = [0u8; 8];
-                    word[..rest.len().min(8)].copy_from_slice(&rest[..rest.len().min(8)]);
-                    word
-                }
-            };
-            let v = (u64::from_le_bytes(word) >> (bit % 8)) & mask;
-            if v >= modulus {
-                return Err(BiometricError::CoefficientOutOfRange);
-            }
-            *slot = v;
-        }
-    }
-    if at != bytes.len() {
+    if bytes.len() != POLY_BYTES {
         return Err(BiometricError::WrongLength {
             expected: POLY_BYTES,
             got: bytes.len(),
         });
     }
+    let mut coefficients = Array2::<u64>::zeros((MODULI.len(), DEGREE));
+    let out = coefficients
+        .as_slice_mut()
+        .ok_or(BiometricError::Fhe("non-contiguous array".into()))?;
+    let mut at = 0usize;
+    for ((row, bits), modulus) in out.chunks_exact_mut(DEGREE).zip(MODULUS_BITS).zip(MODULI) {
+        let row_bytes = DEGREE * bits as usize / 8;
+        // The length was checked above: the rows exactly fill `bytes`.
+        let chunk = bytes.get(at..at + row_bytes).unwrap_or_default();
+        at += row_bytes;
+        let in_range = match bits {
+            36 => unpack_row::<36>(chunk, row, modulus),
+            _ => unpack_row::<37>(chunk, row, modulus),
+        };
+        if !in_range {
+            return Err(BiometricError::CoefficientOutOfRange);
+        }
+    }
     Poly::try_convert_from(coefficients, &params.ctx, false, Representation::Ntt)
         .map_err(|e| BiometricError::Fhe(e.to_string()))
+}
+
+/// Unpacks one row of `BITS`-bit residues into `row`; false if any is not
+/// below `modulus`.
+///
+/// Eight residues fill exactly `BITS` bytes, so the row is read in groups
+/// of eight whose bit offsets are constants once the inner loop unrolls
+/// (about 1.6x faster than computing each offset, measured in an ad-hoc
+/// program; every request decodes a probe). Residue j of a group starts at
+/// bit j BITS of the group; eight bytes from its first byte hold all of it
+/// (at most 37 bits after a shift of at most 7). The last group has fewer
+/// than eight bytes after its end, so it is read from a padded copy. The
+/// range check is accumulated and tested once, not branched on per residue.
+fn unpack_row<const BITS: usize>(chunk: &[u8], row: &mut [u64], modulus: u64) -> bool {
+    let mask = (1u64 << BITS) - 1;
+    let mut out_of_range = false;
+    let mut padded = [0u8; 64];
+    for (g, out) in row.chunks_exact_mut(8).enumerate() {
+        let start = g * BITS;
+        let group = match chunk.get(start..start + BITS + 8) {
+            Some(group) => group,
+            None => {
+                let rest = chunk.get(start..).unwrap_or_default();
+                let n = rest.len().min(BITS);
+                padded[..n].copy_from_slice(&rest[..n]);
+                &padded[..]
+            }
+        };
+        for (j, slot) in out.iter_mut().enumerate() {
+            let bit = j * BITS;
+            let word = group
+                .get(bit / 8..bit / 8 + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .unwrap_or_default();
+            let v = (u64::from_le_bytes(word) >> (bit % 8)) & mask;
+            out_of_range |= v >= modulus;
+            *slot = v;
+        }
+    }
+    !out_of_range
 }
 
 /// Wraps fhe.rs's public key bytes into a bundle.
@@ -216,6 +240,47 @@ mod tests {
         encode_poly(&p, &mut bytes);
         assert_eq!(bytes.len(), POLY_BYTES);
         assert_eq!(decode_poly(&params, &bytes).unwrap(), p);
+    }
+
+    /// Packs raw residue rows as `encode_poly` does (no range check).
+    fn pack(rows: &[Vec<u64>; 3]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (row, bits) in rows.iter().zip(MODULUS_BITS) {
+            let (mut acc, mut filled) = (0u128, 0u32);
+            for &v in row {
+                acc |= u128::from(v) << filled;
+                filled += bits;
+                while filled >= 8 {
+                    out.push(acc as u8);
+                    acc >>= 8;
+                    filled -= 8;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_residue_is_range_checked_and_the_largest_ones_decode() {
+        let params = Params::shared().unwrap();
+        let largest: [Vec<u64>; 3] = MODULI.map(|q| vec![q - 1; DEGREE]);
+        let p = decode_poly(&params, &pack(&largest)).unwrap();
+        for (row, q) in p.coefficients().outer_iter().zip(MODULI) {
+            assert!(row.iter().all(|&v| v == q - 1));
+        }
+        for (i, k) in [(0, 0), (1, 2047), (2, DEGREE - 1), (2, 0)] {
+            let mut rows: [Vec<u64>; 3] = [vec![1; DEGREE], vec![2; DEGREE], vec![3; DEGREE]];
+            rows[i][k] = MODULI[i];
+            assert_eq!(
+                decode_poly(&params, &pack(&rows)).unwrap_err(),
+                BiometricError::CoefficientOutOfRange,
+                "row {i}, residue {k}"
+            );
+        }
+        assert!(matches!(
+            decode_poly(&params, &vec![0u8; POLY_BYTES - 1]),
+            Err(BiometricError::WrongLength { .. })
+        ));
     }
 
     #[test]

@@ -73,6 +73,12 @@ fn sweep(
     now: UnixNanos,
 ) -> Result<Swept, ApiError> {
     let forgotten_proofs = state.proofs.forget_credential(user, credential);
+    // Nothing derived from the retired enrollment stays in memory (the
+    // cache could not serve a changed template anyway: it compares the
+    // stored bytes).
+    if let Some(biometric) = &state.biometric {
+        biometric.prepared.forget(user);
+    }
     let revoked_sessions = state.authority.revoke_credential(user, credential, now)?;
     Ok(Swept {
         revoked_sessions,

@@ -40,6 +40,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let active = state.authority.hot().count_active(state.clock.now());
+    let prepared = state.biometric.as_ref().map_or(0, |b| b.prepared.len());
     (
         [(
             header::CONTENT_TYPE,
@@ -47,7 +48,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state
             .metrics
-            .render(active, state.gate.as_ref().map(|g| g.stats())),
+            .render(active, prepared, state.gate.as_ref().map(|g| g.stats())),
     )
 }
 
