@@ -5,10 +5,8 @@
 //! Why: the issue asks us to choose the engine by measurement and to write
 //! our own only if the crates miss the target. `dashmap` is a bare map (no
 //! TTL, admission, bounds or statistics); `moka` and `quick_cache` are
-//! caches. Postern's cache is its own lock-free-read table (`src/table.rs`)
-//! with expiry, admission, bounds and exact statistics on every hit, so it
-//! must beat a bare map while doing more. Every engine stores the same
-//! `Arc<Session>` values.
+//! caches. Postern's cache is a `DashMap` index plus expiry, admission,
+//! bounds and statistics, so the interesting number is how much that adds.
 //!
 //! Shape (the seed's traffic): each engine holds N entries (100k or 1M) of
 //! ~100-byte sessions; lookups cycle over a hot set of 1,000 of them.

@@ -2,23 +2,27 @@
 //!
 //! # Structure and invariants
 //!
-//! The key's high bits pick one of `shards` [`Shard`]s (see
-//! [`crate::table`]): an open-addressing table that readers search without
-//! a lock and without writing anything shared, so a hit costs a few loads
-//! and the value's own cache line. `crate::table` says why the cache has
-//! its own table rather than a `DashMap` (`benches/engines.rs` measures
-//! both, with `moka` and `quick_cache`, in one run).
+//! Entries live in a [`DashMap`] (the fastest of the maps measured in
+//! `benches/cache.rs`), keyed by the 128-bit [`CacheKey`] and hashed by its
+//! low 64 bits — the key is already pseudorandom, so no further hashing is
+//! needed. Reads take one shard read lock inside the map and nothing else.
 //!
-//! Every insert, removal and sweep of a key happens under its shard's
-//! writer lock, so these invariants hold whenever it is released:
+//! Writes are organised by *partition* (the key's high bits pick one of
+//! `shards` partitions, independently of the map's own sharding). Each
+//! partition has a mutex over its accounting: the number of live entries,
+//! their declared bytes, and a *ring* of keys inserted there, used to sample
+//! eviction victims. Every insert, removal and sweep of a key happens under
+//! its partition's mutex, so these invariants hold whenever it is released:
 //!
-//! - the shard's `live` and `bytes` equal the count and summed weight of
-//!   its entries;
-//! - a shard holds at most `max_entries / shards` entries and
+//! - `live` and `bytes` equal the count and summed weight of the map's
+//!   entries whose keys belong to the partition;
+//! - every such key appears in the ring (the ring may also hold stale keys
+//!   of removed entries; they are dropped when sampled or swept);
+//! - a partition holds at most `max_entries / shards` entries and
 //!   `max_bytes / shards` bytes, so the cache holds at most `max_entries`
-//!   entries and `max_bytes` bytes (a full shard may refuse an insert
+//!   entries and `max_bytes` bytes (a full partition may refuse an insert
 //!   before the whole cache is full);
-//! - the global `entries` and `bytes` counters equal the sums over shards.
+//! - the global `entries` and `bytes` counters equal the sums over partitions.
 //!
 //! An expired entry is never returned; it is reaped by the sweeper or when
 //! it is sampled for eviction.
@@ -26,35 +30,36 @@
 //! # Admission and eviction
 //!
 //! Every miss and insert counts the key in a [`FrequencySketch`]; hits are
-//! counted one time in four with weight four (a per-thread random draw), so
-//! that hot keys accumulate frequency while most hits write nothing shared.
-//! When a shard is full, an insert samples `eviction_samples` live entries
-//! (each the first live slot at or after a random position): an expired
-//! one is reaped outright; otherwise the least frequent one is the victim,
-//! and the candidate is admitted only if the sketch says it is strictly
-//! more frequent (TinyLFU's rule). A flood of one-off keys therefore cannot
-//! push out sessions that are being used. Departures from W-TinyLFU: there
-//! is no LRU window, and victims are sampled (as in Redis' approximated
-//! LFU) rather than taken from an SLRU's tail. Sampling needs no per-hit
-//! bookkeeping, which is what keeps hits cheap; a slot that follows a run
-//! of empty slots is sampled a little more often than others.
+//! counted one time in four with weight four (a per-thread random draw),
+//! which keeps the hit path to the map's read lock plus one uncontended
+//! counter while hot keys still accumulate frequency. When a partition is
+//! full, an insert samples `eviction_samples` ring positions: an expired
+//! entry is reaped outright; otherwise the least frequent one is the victim,
+//! and the candidate is admitted only if the sketch says it is strictly more
+//! frequent (TinyLFU's rule). A flood of one-off keys therefore cannot push
+//! out sessions that are being used. Departure from W-TinyLFU: there is no
+//! LRU window and victims are sampled (as in Redis' approximated LFU) rather
+//! than taken from an SLRU's tail; sampling needs no per-hit bookkeeping,
+//! which is what keeps hits cheap.
 //!
 //! # Statistics
 //!
-//! Hits and misses go to [`StripedCounter`]s: one stripe per thread, added
-//! to with a plain load and store, and exact. The other counters change
-//! only on writes. Reading the statistics sums a fixed number of stripes,
-//! so it is O(1) in entries.
+//! Hits and misses are counted in 64 cache-line-padded stripes, one chosen
+//! per thread and updated without a locked instruction, so concurrent
+//! readers neither contend nor pay for an atomic add; reading the statistics
+//! sums the stripes (a fixed 64, so O(1) in entries).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_epoch as epoch;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use rand::Rng;
 
-use crate::counter::{draw, StripedCounter};
 use crate::key::CacheKey;
 use crate::sketch::FrequencySketch;
-use crate::table::{Entry, Shard, Writer};
 
 /// Cache limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +68,9 @@ pub struct CacheConfig {
     pub max_entries: usize,
     /// Most bytes of declared entry weight held.
     pub max_bytes: usize,
-    /// Number of shards (rounded up to a power of two).
+    /// Number of partitions (rounded up to a power of two).
     pub shards: usize,
-    /// Live entries sampled to choose an eviction victim.
+    /// Ring positions sampled to choose an eviction victim.
     pub eviction_samples: usize,
 }
 
@@ -87,11 +92,11 @@ pub enum Admission {
     Admitted,
     /// Replaced the value already stored under the key.
     Replaced,
-    /// Refused: the shard is full of entries more frequent than this one.
+    /// Refused: the partition is full of entries more frequent than this one.
     Rejected,
     /// Refused: already expired at `now` (nothing to cache).
     Expired,
-    /// Refused: heavier than a whole shard's byte budget.
+    /// Refused: heavier than a whole partition's byte budget.
     TooLarge,
 }
 
@@ -107,6 +112,51 @@ pub struct CacheStats {
     pub bytes: u64,
 }
 
+struct Slot<V> {
+    value: Arc<V>,
+    expires_at: u64,
+    weight: u32,
+    tag: u64,
+}
+
+/// Hashes a pseudorandom `u128` key by taking its low half; no mixing needed.
+#[derive(Clone, Copy, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct BuildKeyHasher;
+
+impl BuildHasher for BuildKeyHasher {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// A partition's accounting; see the module docs for its invariants.
+#[derive(Default)]
+struct Partition {
+    live: usize,
+    bytes: usize,
+    ring: Vec<CacheKey>,
+}
+
 #[derive(Default)]
 struct Counters {
     admissions_rejected: AtomicU64,
@@ -116,12 +166,79 @@ struct Counters {
     bytes: AtomicU64,
 }
 
+// One counter per cache line, so stripes used by different threads never
+// share a line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe(AtomicU64);
+
+const STRIPES: usize = 64;
+
+struct StripedCounter {
+    stripes: Box<[Stripe]>,
+}
+
+impl StripedCounter {
+    fn new() -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+        }
+    }
+
+    /// Adds without a locked read-modify-write: a stripe is written by the
+    /// threads assigned to it, one thread per stripe until more than 64
+    /// threads count at once; past that, two threads sharing a stripe may
+    /// occasionally lose an increment (statistics, never decisions).
+    fn add(&self, stripe: usize, n: u64) {
+        let stripe = &self.stripes[stripe].0;
+        stripe.store(
+            stripe.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // This thread's stripe and its xorshift state for sampling hits (random
+    // rather than a round-robin tick, so that periodic access patterns
+    // cannot alias with the sampling and leave some hot keys uncounted).
+    // Const-initialised and filled on first use: the hit path pays one
+    // thread-local access and no lazy-initialisation check of the runtime.
+    static LOCAL: Cell<(usize, u64)> = const { Cell::new((usize::MAX, 0)) };
+}
+
+/// This thread's stripe and a fresh pseudorandom draw.
+fn thread_local_draw() -> (usize, u64) {
+    LOCAL.with(|cell| {
+        let (mut stripe, mut x) = cell.get();
+        if stripe == usize::MAX {
+            stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+            x = rand::random::<u64>() | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        cell.set((stripe, x));
+        (stripe, x)
+    })
+}
+
 /// A concurrent cache from [`CacheKey`]s to shared values with expiry.
 pub struct Cache<V> {
-    shards: Box<[Shard<V>]>,
-    shard_mask: usize,
-    max_entries_per_shard: usize,
-    max_bytes_per_shard: usize,
+    map: DashMap<CacheKey, Slot<V>, BuildKeyHasher>,
+    partitions: Box<[Mutex<Partition>]>,
+    partition_mask: usize,
+    max_entries_per_partition: usize,
+    max_bytes_per_partition: usize,
     samples: usize,
     sketch: FrequencySketch,
     hits: StripedCounter,
@@ -129,7 +246,7 @@ pub struct Cache<V> {
     counters: Counters,
 }
 
-impl<V: Send + Sync + 'static> std::fmt::Debug for Cache<V> {
+impl<V> std::fmt::Debug for Cache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
             .field("stats", &self.stats())
@@ -137,27 +254,35 @@ impl<V: Send + Sync + 'static> std::fmt::Debug for Cache<V> {
     }
 }
 
-/// Sampled hits count with this weight, one time in `HIT_SAMPLE`.
-const HIT_SAMPLE: u64 = 4;
-
-impl<V: Send + Sync + 'static> Cache<V> {
+impl<V> Cache<V> {
     pub fn new(config: CacheConfig) -> Self {
-        let shards = config.shards.max(1).next_power_of_two();
+        let partitions = config.shards.max(1).next_power_of_two();
         Self {
-            shards: (0..shards).map(|_| Shard::new()).collect(),
-            shard_mask: shards - 1,
-            max_entries_per_shard: config.max_entries.div_ceil(shards).max(1),
-            max_bytes_per_shard: (config.max_bytes / shards).max(1),
+            map: DashMap::with_capacity_and_hasher(0, BuildKeyHasher),
+            partitions: (0..partitions)
+                .map(|_| Mutex::new(Partition::default()))
+                .collect(),
+            partition_mask: partitions - 1,
+            max_entries_per_partition: config.max_entries.div_ceil(partitions).max(1),
+            max_bytes_per_partition: (config.max_bytes / partitions).max(1),
             samples: config.eviction_samples.max(1),
             sketch: FrequencySketch::new(config.max_entries),
-            hits: StripedCounter::default(),
-            misses: StripedCounter::default(),
+            hits: StripedCounter::new(),
+            misses: StripedCounter::new(),
             counters: Counters::default(),
         }
     }
 
-    fn shard(&self, key: CacheKey) -> &Shard<V> {
-        &self.shards[((key >> 64) as usize) & self.shard_mask]
+    fn partition(&self, key: CacheKey) -> &Mutex<Partition> {
+        &self.partitions[((key >> 64) as usize) & self.partition_mask]
+    }
+
+    fn record_hit(&self, key: CacheKey) {
+        let (stripe, draw) = thread_local_draw();
+        self.hits.add(stripe, 1);
+        if draw % 4 == 0 {
+            self.sketch.increment_by(key, 4);
+        }
     }
 
     /// The value under `key` if present and unexpired at `now`.
@@ -165,27 +290,18 @@ impl<V: Send + Sync + 'static> Cache<V> {
         self.get_map(key, now, Arc::clone)
     }
 
-    /// Runs `f` on the value under `key` (if present and unexpired), without
-    /// touching the value's reference count and without taking any lock.
-    /// `f` should be short: while it runs, this thread holds back the
-    /// freeing of entries removed meanwhile (never any reader or writer).
+    /// Runs `f` on the value under `key` (if present and unexpired) while the
+    /// map's shard is read-locked, without touching the value's reference
+    /// count. `f` must be short: it delays writers to that shard.
     pub fn get_map<R>(&self, key: CacheKey, now: u64, f: impl FnOnce(&Arc<V>) -> R) -> Option<R> {
-        let found = {
-            let guard = epoch::pin();
-            match self.shard(key).find(key, &guard) {
-                Some(entry) if entry.expires_at > now => Some(f(&entry.value)),
-                _ => None,
-            }
+        let found = match self.map.get(&key) {
+            Some(slot) if slot.expires_at > now => Some(f(&slot.value)),
+            _ => None,
         };
         match found {
-            Some(_) => {
-                self.hits.add(1);
-                if draw().is_multiple_of(HIT_SAMPLE) {
-                    self.sketch.increment_by(key, HIT_SAMPLE as u8);
-                }
-            }
+            Some(_) => self.record_hit(key),
             None => {
-                self.misses.add(1);
+                self.misses.add(thread_local_draw().0, 1);
                 self.sketch.increment(key);
             }
         }
@@ -194,8 +310,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
 
     /// The expiry time of `key`'s entry, if present (expired or not).
     pub fn expires_at(&self, key: CacheKey) -> Option<u64> {
-        let guard = epoch::pin();
-        self.shard(key).find(key, &guard).map(|e| e.expires_at)
+        self.map.get(&key).map(|slot| slot.expires_at)
     }
 
     /// Stores `value` under `key` until `expires_at` (exclusive), with a
@@ -225,37 +340,45 @@ impl<V: Send + Sync + 'static> Cache<V> {
         if expires_at <= now {
             return Admission::Expired;
         }
-        if weight as usize > self.max_bytes_per_shard {
+        if weight as usize > self.max_bytes_per_partition {
             return Admission::TooLarge;
         }
         self.sketch.increment(key);
-        let guard = epoch::pin();
-        let mut shard = self.shard(key).lock(&guard);
-        let entry = Entry {
-            key,
-            expires_at,
-            weight,
-            tag,
-            value,
-        };
-        let entry = match shard.replace(entry) {
-            Ok(old) => {
-                self.adjust_bytes(old, weight);
-                return Admission::Replaced;
-            }
-            Err(entry) => entry,
-        };
-        while shard.accounts().live >= self.max_entries_per_shard
-            || shard.accounts().bytes + weight as usize > self.max_bytes_per_shard
+        let mut partition = self.partition(key).lock();
+        if let Some(mut existing) = self.map.get_mut(&key) {
+            let old = existing.weight;
+            partition.bytes = partition.bytes - old as usize + weight as usize;
+            self.adjust_bytes(old, weight);
+            *existing = Slot {
+                value,
+                expires_at,
+                weight,
+                tag,
+            };
+            return Admission::Replaced;
+        }
+        while partition.live >= self.max_entries_per_partition
+            || partition.bytes + weight as usize > self.max_bytes_per_partition
         {
-            if !self.make_room(&mut shard, key, now) {
+            if !self.make_room(&mut partition, key, now) {
                 self.counters
                     .admissions_rejected
                     .fetch_add(1, Ordering::Relaxed);
                 return Admission::Rejected;
             }
         }
-        shard.insert_absent(entry);
+        self.map.insert(
+            key,
+            Slot {
+                value,
+                expires_at,
+                weight,
+                tag,
+            },
+        );
+        partition.live += 1;
+        partition.bytes += weight as usize;
+        partition.ring.push(key);
         self.counters.entries.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes
@@ -275,40 +398,52 @@ impl<V: Send + Sync + 'static> Cache<V> {
         }
     }
 
-    /// Global accounting for an entry that left a shard.
-    fn removed(&self, entry: &Entry<V>) {
+    /// Removes `key` from the map and its partition's accounting. The caller
+    /// holds the partition's lock. Leaves the key's ring position stale.
+    fn remove_locked(&self, partition: &mut Partition, key: CacheKey) -> Option<Slot<V>> {
+        let (_, slot) = self.map.remove(&key)?;
+        partition.live -= 1;
+        partition.bytes -= slot.weight as usize;
         self.counters.entries.fetch_sub(1, Ordering::Relaxed);
         self.counters
             .bytes
-            .fetch_sub(u64::from(entry.weight), Ordering::Relaxed);
+            .fetch_sub(u64::from(slot.weight), Ordering::Relaxed);
+        Some(slot)
     }
 
     /// Frees room for `candidate`: reaps an expired sample, or evicts the
-    /// least frequent sample if the candidate is more frequent.
-    fn make_room(&self, shard: &mut Writer<'_, '_, V>, candidate: CacheKey, now: u64) -> bool {
-        let mut victim: Option<(usize, u16)> = None;
-        for _ in 0..self.samples {
-            let Some((index, entry)) = shard.sample(draw() as usize) else {
-                break;
-            };
-            if entry.expires_at <= now {
-                if let Some(gone) = shard.evict(index) {
-                    self.removed(gone);
-                    self.counters.expired_reaped.fetch_add(1, Ordering::Relaxed);
+    /// least frequent sample if the candidate is more frequent. Stale ring
+    /// positions met on the way are dropped.
+    fn make_room(&self, partition: &mut Partition, candidate: CacheKey, now: u64) -> bool {
+        let mut rng = rand::thread_rng();
+        let mut victim: Option<(CacheKey, u16)> = None;
+        let mut sampled = 0;
+        while sampled < self.samples && !partition.ring.is_empty() {
+            let pos = rng.gen_range(0..partition.ring.len());
+            let key = partition.ring[pos];
+            let expires_at = match self.map.get(&key) {
+                Some(slot) => slot.expires_at,
+                None => {
+                    partition.ring.swap_remove(pos);
+                    continue;
                 }
+            };
+            sampled += 1;
+            if expires_at <= now {
+                partition.ring.swap_remove(pos);
+                self.remove_locked(partition, key);
+                self.counters.expired_reaped.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
-            let freq = self.sketch.estimate(entry.key);
+            let freq = self.sketch.estimate(key);
             if victim.is_none_or(|(_, f)| freq < f) {
-                victim = Some((index, freq));
+                victim = Some((key, freq));
             }
         }
         match victim {
-            Some((index, freq)) if self.sketch.estimate(candidate) > freq => {
-                if let Some(gone) = shard.evict(index) {
-                    self.removed(gone);
-                    self.counters.evictions.fetch_add(1, Ordering::Relaxed);
-                }
+            Some((key, freq)) if self.sketch.estimate(candidate) > freq => {
+                self.remove_locked(partition, key);
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 true
             }
             _ => false,
@@ -317,53 +452,59 @@ impl<V: Send + Sync + 'static> Cache<V> {
 
     /// Removes `key`'s entry (logout, revocation). Returns whether it was there.
     pub fn remove(&self, key: CacheKey) -> bool {
-        let guard = epoch::pin();
-        let mut shard = self.shard(key).lock(&guard);
-        match shard.remove(key) {
-            Some(gone) => {
-                self.removed(gone);
-                true
-            }
-            None => false,
-        }
+        let mut partition = self.partition(key).lock();
+        self.remove_locked(&mut partition, key).is_some()
     }
 
     /// Removes every entry carrying `tag` (e.g. every token signed with a
-    /// rotated-out key id). Locks one shard at a time.
+    /// rotated-out key id). Locks one partition at a time.
     pub fn remove_tag(&self, tag: u64) -> usize {
-        self.remove_where(usize::MAX, |entry| entry.tag == tag)
+        self.remove_where(usize::MAX, |slot| slot.tag == tag).0
     }
 
     /// Removes every entry.
     pub fn clear(&self) -> usize {
-        self.remove_where(usize::MAX, |_| true)
+        self.remove_where(usize::MAX, |_| true).0
     }
 
-    /// Removes up to `max_per_shard` entries of each shard for which
-    /// `doomed` holds, locking one shard at a time.
-    fn remove_where(&self, max_per_shard: usize, doomed: impl Fn(&Entry<V>) -> bool) -> usize {
+    /// Walks each partition's ring (compacting stale positions) and removes
+    /// up to `max_per_partition` entries for which `doomed` holds.
+    fn remove_where(
+        &self,
+        max_per_partition: usize,
+        doomed: impl Fn(&Slot<V>) -> bool,
+    ) -> (usize, usize) {
         let mut removed = 0;
-        for shard in self.shards.iter() {
-            let guard = epoch::pin();
-            let mut shard = shard.lock(&guard);
-            let before = (shard.accounts().live, shard.accounts().bytes);
-            let here = shard.remove_where(max_per_shard, &doomed);
-            let after = (shard.accounts().live, shard.accounts().bytes);
-            self.counters
-                .entries
-                .fetch_sub((before.0 - after.0) as u64, Ordering::Relaxed);
-            self.counters
-                .bytes
-                .fetch_sub((before.1 - after.1) as u64, Ordering::Relaxed);
+        let mut visited = 0;
+        for partition in self.partitions.iter() {
+            let mut partition = partition.lock();
+            let mut here = 0;
+            let mut pos = 0;
+            while pos < partition.ring.len() {
+                let key = partition.ring[pos];
+                let verdict = self.map.get(&key).map(|slot| doomed(&slot));
+                visited += 1;
+                match verdict {
+                    None => {
+                        partition.ring.swap_remove(pos);
+                    }
+                    Some(true) if here < max_per_partition => {
+                        partition.ring.swap_remove(pos);
+                        self.remove_locked(&mut partition, key);
+                        here += 1;
+                    }
+                    Some(_) => pos += 1,
+                }
+            }
             removed += here;
         }
-        removed
+        (removed, visited)
     }
 
-    /// Reaps expired entries, at most `max_per_shard` per shard, locking
-    /// one shard at a time; readers never wait on a shard's lock.
+    /// Reaps expired entries, at most `max_per_shard` per partition, locking
+    /// one partition at a time; readers never wait on a partition lock.
     pub fn sweep(&self, now: u64, max_per_shard: usize) -> usize {
-        let reaped = self.remove_where(max_per_shard, |entry| entry.expires_at <= now);
+        let (reaped, _) = self.remove_where(max_per_shard, |slot| slot.expires_at <= now);
         self.counters
             .expired_reaped
             .fetch_add(reaped as u64, Ordering::Relaxed);
@@ -588,157 +729,29 @@ mod tests {
         }
         let mut entries = 0;
         let mut bytes = 0;
-        let guard = epoch::pin();
-        for (p, shard) in c.shards.iter().enumerate() {
-            let shard = shard.lock(&guard);
-            let live = shard.entries();
-            assert!(
-                live.iter()
-                    .all(|e| ((e.key >> 64) as usize) & c.shard_mask == p),
-                "every entry is in its key's shard"
-            );
-            let mut keys: Vec<CacheKey> = live.iter().map(|e| e.key).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            assert_eq!(keys.len(), live.len(), "a key is live at most once");
-            assert_eq!(shard.accounts().live, live.len());
+        for (p, partition) in c.partitions.iter().enumerate() {
+            let partition = partition.lock();
+            let in_map: Vec<(CacheKey, u32)> = c
+                .map
+                .iter()
+                .filter(|e| ((*e.key() >> 64) as usize) & c.partition_mask == p)
+                .map(|e| (*e.key(), e.value().weight))
+                .collect();
+            assert_eq!(partition.live, in_map.len());
             assert_eq!(
-                shard.accounts().bytes,
-                live.iter().map(|e| e.weight as usize).sum::<usize>()
+                partition.bytes,
+                in_map.iter().map(|(_, w)| *w as usize).sum::<usize>()
             );
-            assert!(shard.accounts().live <= c.max_entries_per_shard);
             assert!(
-                live.iter()
-                    .all(|e| c.shard(e.key).find(e.key, &guard).is_some()),
-                "every live entry is reachable by its key"
+                in_map.iter().all(|(k, _)| partition.ring.contains(k)),
+                "every live key is in its ring"
             );
-            entries += live.len();
-            bytes += shard.accounts().bytes;
+            assert!(partition.live <= c.max_entries_per_partition);
+            entries += partition.live;
+            bytes += partition.bytes;
         }
+        assert_eq!(c.map.len(), entries);
         assert_eq!(c.stats().entries as usize, entries);
         assert_eq!(c.stats().bytes as usize, bytes);
-    }
-
-    #[test]
-    fn tables_stay_small_through_churn() {
-        let c = small(1_000);
-        for round in 0..50u64 {
-            for i in 0..500 {
-                c.insert(key(round * 1_000 + i), i, 8, 100 * S, 0, 0);
-            }
-            for i in 0..500 {
-                assert!(c.remove(key(round * 1_000 + i)));
-            }
-        }
-        assert!(c.is_empty());
-        let guard = epoch::pin();
-        let shard = c.shards[0].lock(&guard);
-        // 25,000 keys went through; tombstones were rebuilt away each time
-        // they passed a quarter of the table.
-        assert!(shard.capacity() <= 4_096, "capacity {}", shard.capacity());
-        assert_eq!(shard.accounts().live, 0);
-    }
-
-    #[test]
-    fn concurrent_readers_never_see_a_wrong_or_expired_value_while_writers_churn() {
-        use std::sync::atomic::AtomicBool;
-        // Values encode their key and expiry, so a reader can check that
-        // whatever it is handed belongs to the key it asked for and is live.
-        let c: Arc<Cache<(CacheKey, u64)>> = Arc::new(Cache::new(CacheConfig {
-            max_entries: 512,
-            max_bytes: 1 << 20,
-            shards: 4,
-            eviction_samples: 4,
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let now = 1_000;
-        let writers: Vec<_> = (0..2u64)
-            .map(|w| {
-                let c = c.clone();
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = w + 1;
-                    let mut ops = 0u64;
-                    while !stop.load(Ordering::Relaxed) || ops < 20_000 {
-                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        let k = key(x >> 54);
-                        let expires = now + 1 + (x >> 40) % 3 * 1_000;
-                        match x >> 61 {
-                            0..=3 => {
-                                c.insert(k, (k, expires), 16, expires, x % 3, now);
-                            }
-                            4 | 5 => {
-                                c.remove(k);
-                            }
-                            6 => {
-                                c.sweep(now + 1_500, 8);
-                            }
-                            _ => {
-                                c.remove_tag(x % 3);
-                            }
-                        }
-                        ops += 1;
-                    }
-                })
-            })
-            .collect();
-        let readers: Vec<_> = (0..2u64)
-            .map(|r| {
-                let c = c.clone();
-                std::thread::spawn(move || {
-                    let mut found = 0u64;
-                    for i in 0..400_000u64 {
-                        let k = key((i * 7 + r) % 1024);
-                        let at = now + (i % 4) * 700;
-                        if let Some((owner, expires)) = c.get_map(k, at, |v| **v) {
-                            assert_eq!(owner, k, "a value is only ever served for its own key");
-                            assert!(expires > at, "an expired value is never served");
-                            found += 1;
-                        }
-                    }
-                    found
-                })
-            })
-            .collect();
-        let found: u64 = readers.into_iter().map(|h| h.join().unwrap()).sum();
-        stop.store(true, Ordering::Relaxed);
-        for w in writers {
-            w.join().unwrap();
-        }
-        assert!(found > 0, "readers hit something");
-        // Accounting survived the churn.
-        let guard = epoch::pin();
-        let live: usize = c
-            .shards
-            .iter()
-            .map(|s| s.lock(&guard).entries().len())
-            .sum();
-        assert_eq!(c.stats().entries as usize, live);
-        assert!(live <= 512);
-        assert_eq!(c.stats().hits, found);
-    }
-
-    #[test]
-    fn dropping_the_cache_drops_every_value_once() {
-        let probe = Arc::new(());
-        {
-            let c: Cache<Arc<()>> = Cache::new(CacheConfig::default());
-            for i in 0..1_000 {
-                c.insert(key(i), probe.clone(), 8, 100, 0, 0);
-            }
-            for i in 0..500 {
-                c.remove(key(i));
-            }
-            c.insert(key(600), probe.clone(), 8, 100, 0, 0);
-        }
-        // Removed values are freed by the epoch collector once no thread can
-        // still read them; flush until it has run.
-        for _ in 0..1_000 {
-            if Arc::strong_count(&probe) == 1 {
-                break;
-            }
-            epoch::pin().flush();
-        }
-        assert_eq!(Arc::strong_count(&probe), 1);
     }
 }

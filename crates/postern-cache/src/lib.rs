@@ -10,11 +10,8 @@
 //!   700-byte JWT and safe against an attacker who chooses tokens.
 //! - [`sketch`]: a count-min frequency sketch with aging (TinyLFU-style
 //!   admission).
-//! - [`cache`]: [`Cache`], sharded tables of `Arc<V>` with per-entry expiry,
+//! - [`cache`]: [`Cache`], sharded maps of `Arc<V>` with per-entry expiry,
 //!   admission, entry and byte bounds, tag purges and O(1) statistics.
-//! - `table`: one shard's open-addressing table, searched without a lock
-//!   (epoch-protected entries; the crate's only `unsafe`).
-//! - [`counter`]: exact per-thread striped counters for hits and misses.
 //! - [`sweeper`]: a background thread that reaps expired entries one shard
 //!   at a time.
 //!
@@ -36,11 +33,9 @@
 //! ```
 
 pub mod cache;
-pub mod counter;
 pub mod key;
 pub mod sketch;
 pub mod sweeper;
-mod table;
 
 pub use cache::{Admission, Cache, CacheConfig, CacheStats};
 pub use key::{CacheKey, KeyDeriver};

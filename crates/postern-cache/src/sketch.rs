@@ -107,11 +107,7 @@ impl FrequencySketch {
         for row in 0..ROWS {
             let counter = &self.counters[self.slot(key, row)];
             let value = counter.load(Ordering::Relaxed);
-            // A saturated counter is left alone: the hottest keys' lines are
-            // then only read, and stay shared between cores.
-            if value < u8::MAX {
-                counter.store(value.saturating_add(weight), Ordering::Relaxed);
-            }
+            counter.store(value.saturating_add(weight), Ordering::Relaxed);
         }
     }
 
