@@ -2,6 +2,13 @@
 # Gate-mode throughput: `GET /v1/check` on a warm cache against a trivial
 # axum server (`GET /` -> 200 "ok") on the same machine, in the same run.
 #
+# The baseline (`examples/trivial_server.rs`) runs the same stack as
+# `postern serve`: the `#[tokio::main]` multi-thread runtime (one worker per
+# core), a `tokio::net::TcpListener` on 127.0.0.1:0, `axum::serve` (hyper
+# HTTP/1.1, same versions, same release profile), and an `axum::Router` with
+# one route whose handler returns a static "ok". Both get the same request
+# bytes (the same Authorization header); the trivial handler ignores it.
+#
 # It builds the release binaries, starts postern-demo-idp, `postern serve`
 # in gate mode and the trivial server, mints one token, warms the cache with
 # one request, then runs wrk against both and prints both requests/s and

@@ -24,6 +24,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -74,6 +75,17 @@ pub struct Metrics {
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     gate_cache: [Gauge; 7],
     oldest_unapplied_revocation: Gauge,
+    check: CheckMetrics,
+}
+
+/// `GET /v1/check`'s series, resolved once (on first use, so the exposition
+/// is the same as through the families) instead of looked up by label on
+/// every request: a family lookup hashes the labels under a shared lock.
+#[derive(Default)]
+struct CheckMetrics {
+    latency: OnceLock<Histogram>,
+    /// 200, 401, 403, 503: the statuses a forward-auth check answers.
+    statuses: [OnceLock<Counter>; 4],
 }
 
 const GATE_CACHE_STATS: [(&str, &str); 7] = [
@@ -167,6 +179,7 @@ impl Default for Metrics {
             upstream,
             gate_cache,
             oldest_unapplied_revocation,
+            check: CheckMetrics::default(),
         }
     }
 }
@@ -188,6 +201,46 @@ impl Metrics {
             .inc();
         self.latency
             .get_or_create(&LatencyLabels { endpoint, method })
+            .observe(seconds);
+    }
+
+    /// As [`Metrics::observe_request`] for `GET /v1/check`.
+    pub fn observe_check(&self, status: u16, seconds: f64) {
+        const ENDPOINT: &str = "/v1/check";
+        const METHOD: &str = "GET";
+        let slot = match status {
+            200 => Some(0),
+            401 => Some(1),
+            403 => Some(2),
+            503 => Some(3),
+            _ => None,
+        };
+        match slot {
+            Some(i) => self.check.statuses[i].get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        endpoint: ENDPOINT,
+                        method: METHOD,
+                        status,
+                    })
+                    .clone()
+            }),
+            None => {
+                self.observe_request(ENDPOINT, METHOD, status, seconds);
+                return;
+            }
+        }
+        .inc();
+        self.check
+            .latency
+            .get_or_init(|| {
+                self.latency
+                    .get_or_create(&LatencyLabels {
+                        endpoint: ENDPOINT,
+                        method: METHOD,
+                    })
+                    .clone()
+            })
             .observe(seconds);
     }
 
@@ -273,5 +326,22 @@ mod tests {
         ));
         assert!(text.contains("postern_active_sessions 3"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn check_metrics_land_in_the_same_series_as_other_requests() {
+        let m = Metrics::default();
+        m.observe_check(200, 0.000_001);
+        m.observe_check(200, 0.000_001);
+        m.observe_request("/v1/check", "GET", 200, 0.000_001);
+        m.observe_check(400, 0.000_001);
+        let text = m.render(0, None);
+        assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"200\"} 3"), "{text}");
+        assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"400\"} 1"), "{text}");
+        assert!(text.contains("postern_http_request_duration_seconds_count{endpoint=\"/v1/check\",method=\"GET\"} 4"), "{text}");
+        assert!(
+            !text.contains("status=\"401\""),
+            "series appear on first use only"
+        );
     }
 }

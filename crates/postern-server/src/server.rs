@@ -375,8 +375,8 @@ where
         ))),
         _ => None,
     };
-    let app = crate::routes::router(state.clone(), config.max_body_bytes);
-    axum::serve(listener, app)
+    let app = crate::routes::App::new(state.clone(), config.max_body_bytes);
+    axum::serve(listener, tower::make::Shared::new(app))
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("stopped accepting; in-flight requests finished");

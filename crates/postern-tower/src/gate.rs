@@ -87,6 +87,28 @@ pub trait GateObserver: Send + Sync {
     fn upstream_call(&self, op: &'static str, outcome: &'static str, seconds: f64);
 }
 
+/// The outcome of [`Gate::check_cached`].
+#[derive(Debug)]
+pub enum Cached {
+    /// The cache answered (the route's requirement included).
+    Hit(Result<Arc<Validated>, GateError>),
+    /// Not cached: finish with [`Gate::check_miss`].
+    Miss(Miss),
+}
+
+/// A cache miss, to be finished by [`Gate::check_miss`] for the same token.
+/// Holds the token's cache key, never the token.
+pub struct Miss {
+    key: CacheKey,
+}
+
+impl std::fmt::Debug for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is derived from a token under a secret: not shown.
+        f.write_str("Miss(..)")
+    }
+}
+
 type Fetch = Shared<BoxFuture<'static, Result<Arc<Validated>, UpstreamError>>>;
 
 /// The validation cache and forward-auth gate.
@@ -183,19 +205,59 @@ impl Gate {
         requirement: &Requirement,
         now: u64,
     ) -> Result<Arc<Validated>, GateError> {
+        self.check_lazy(|| client, token, requirement, now).await
+    }
+
+    /// As [`Gate::check_from`], asking `client` who the caller is only on a
+    /// miss (working out the client costs header lookups a hit never needs).
+    pub async fn check_lazy<'c>(
+        self: &Arc<Self>,
+        client: impl FnOnce() -> Option<&'c str>,
+        token: &str,
+        requirement: &Requirement,
+        now: u64,
+    ) -> Result<Arc<Validated>, GateError> {
+        match self.check_cached(token, requirement, now) {
+            Cached::Hit(answer) => answer,
+            Cached::Miss(miss) => self.check_miss(miss, client, token, requirement, now).await,
+        }
+    }
+
+    /// The synchronous half of a check: on a cache hit, the answer
+    /// (the requirement checked against the cached session); on a miss,
+    /// what [`Gate::check_miss`] needs to finish. A caller that answers
+    /// hits without awaiting keeps its own future small.
+    pub fn check_cached(&self, token: &str, requirement: &Requirement, now: u64) -> Cached {
         let key = self.keys.derive(token.as_bytes());
-        if let Some(hit) = self
+        match self
             .cache
             .get_map(key, now, |v| requirement.check(v).map(|()| Arc::clone(v)))
         {
-            return hit.map_err(GateError::Forbidden);
+            Some(hit) => Cached::Hit(hit.map_err(GateError::Forbidden)),
+            None => Cached::Miss(Miss { key }),
         }
+    }
+
+    /// The asynchronous half of a check, after [`Gate::check_cached`]
+    /// missed for this same `token`: revocation, the per-client miss
+    /// limit, then the one shared upstream call.
+    pub async fn check_miss<'c>(
+        self: &Arc<Self>,
+        miss: Miss,
+        client: impl FnOnce() -> Option<&'c str>,
+        token: &str,
+        requirement: &Requirement,
+        now: u64,
+    ) -> Result<Arc<Validated>, GateError> {
+        let key = miss.key;
         if self.is_revoked(key, now) {
             return Err(GateError::Unauthenticated("revoked"));
         }
-        if let (Some(limiter), Some(client)) = (&self.miss_limiter, client) {
-            if !limiter.allow(client, now) {
-                return Err(GateError::RateLimited);
+        if let Some(limiter) = &self.miss_limiter {
+            if let Some(client) = client() {
+                if !limiter.allow(client, now) {
+                    return Err(GateError::RateLimited);
+                }
             }
         }
         let validated = self
@@ -302,6 +364,8 @@ impl Gate {
             return Err(UpstreamError::Rejected("expired"));
         }
         let cache_until = expires_at.min(now.saturating_add(self.config.max_ttl));
+        // Rendered once here, so that every hit answers with shared bytes.
+        validated.render();
         let validated = Arc::new(validated);
         if self.is_revoked(key, now) {
             return Err(UpstreamError::Rejected("revoked"));

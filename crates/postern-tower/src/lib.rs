@@ -60,6 +60,6 @@ pub mod ratelimit;
 pub mod session;
 pub mod upstream;
 
-pub use gate::{Gate, GateConfig, GateError, GateObserver};
+pub use gate::{Cached, Gate, GateConfig, GateError, GateObserver, Miss};
 pub use layer::{Authenticated, GateLayer, GateService};
-pub use session::{Requirement, Validated};
+pub use session::{Rendered, Requirement, Validated};

@@ -99,6 +99,65 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// The service `postern serve` runs: [`router`], with `GET /v1/check`
+/// taken before it.
+///
+/// Why: `/v1/check` is the forward-auth hot path, called once per request
+/// of every service behind the proxy. Through the router it pays route
+/// matching, a clone of each route layer's boxed service, extension inserts
+/// (matched path, body limit) and their futures, several times what a cache
+/// hit itself costs (`BENCHMARKS.md`, gate throughput). Taken here, it runs
+/// the same handler code ([`session::check_request`]) and is counted and
+/// timed in the same metrics under the same labels; every other request,
+/// `HEAD /v1/check` included, goes through the router unchanged.
+#[derive(Clone)]
+pub struct App(Arc<AppParts>);
+
+struct AppParts {
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    pub fn new(state: AppState, max_body_bytes: usize) -> Self {
+        Self(Arc::new(AppParts {
+            router: router(state.clone(), max_body_bytes),
+            state,
+        }))
+    }
+}
+
+impl Service<Request> for App {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The router is always ready (axum's `Router::poll_ready` is too).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let parts = self.0.clone();
+        if request.method() == axum::http::Method::GET && request.uri().path() == "/v1/check" {
+            return Box::pin(async move {
+                let started = Instant::now();
+                let response = match session::check_request(&parts.state, request.headers()).await {
+                    Ok(response) => response,
+                    Err(error) => axum::response::IntoResponse::into_response(error),
+                };
+                parts
+                    .state
+                    .metrics
+                    .observe_check(response.status().as_u16(), started.elapsed().as_secs_f64());
+                Ok(response)
+            });
+        }
+        let mut router = parts.router.clone();
+        Box::pin(async move { router.call(request).await })
+    }
+}
+
 /// Counts and times every request by its route template: a plain tower
 /// layer that calls the route directly and boxes one future, with static
 /// labels (no allocation per request).
@@ -224,8 +283,8 @@ pub(crate) fn presented<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
 ) -> Result<(&'h str, Source), ApiError> {
-    if headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return Ok((bearer_text(headers)?, Source::Header));
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        return Ok((bearer_value(value)?, Source::Header));
     }
     if state.delivery.mode == SessionMode::Cookie {
         if let Some(token) = state.delivery.cookie.read(headers) {
@@ -255,6 +314,11 @@ pub(crate) fn bearer_text(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or(ApiError::MissingToken)?;
+    bearer_value(value)
+}
+
+/// The token of an `Authorization` header value. Never logged.
+fn bearer_value(value: &axum::http::HeaderValue) -> Result<&str, ApiError> {
     let value = value.to_str().map_err(|_| malformed_token())?;
     let (scheme, token) = value.split_once(' ').ok_or_else(malformed_token)?;
     if !scheme.eq_ignore_ascii_case("bearer") {

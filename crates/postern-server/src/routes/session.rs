@@ -23,7 +23,8 @@
 //! the upstream cannot answer. A 200 carries `X-Postern-User`,
 //! `X-Postern-Scopes` and, if the upstream has one, `X-Postern-Session`.
 
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use postern_client::device::DeviceInput;
@@ -38,7 +39,7 @@ use super::{blocking, is_postern_token, malformed_token, presented, same_origin,
 use crate::config::SessionMode;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
-use postern_tower::{GateError, Requirement};
+use postern_tower::{Cached, GateError, Requirement};
 
 pub const DEVICE_HEADER: &str = "x-postern-device";
 pub const OPERATION_HEADER: &str = "x-postern-operation";
@@ -217,17 +218,25 @@ pub(crate) fn authenticated(
     responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody)))]
-pub async fn check(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+pub async fn check(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    check_request(&state, request.headers()).await
+}
+
+/// `GET /v1/check` on a borrowed request: the router's handler above, and
+/// the server's early route for it ([`super::App`]), share it.
+pub(crate) async fn check_request(
+    state: &AppState,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Headers borrowed: the `HeaderMap` extractor would clone every header
+    // (a 700-byte bearer token among them) on every check.
     if let Some(gate) = &state.gate {
-        let (token, _) = presented(&state, &headers)?;
-        if !is_postern_token(token) && !is_own_jwt(&state, token) {
-            return gate_check(&state, gate, token, &headers).await;
+        let (token, _) = presented(state, headers)?;
+        if !is_postern_token(token) && !is_own_jwt(state, token) {
+            return gate_check(state, gate, token, headers).await;
         }
     }
-    let session = authenticated(&state, &headers, Intent::Read)?;
+    let session = authenticated(state, headers, Intent::Read)?;
     let ctx = session.context();
     let mut response = ApiJson(
         serde_json::json!({ "user": ctx.user.as_str(), "session_id": ctx.session_id.to_text() }),
@@ -244,9 +253,6 @@ pub async fn check(
     Ok(response)
 }
 
-/// Gate mode: validate an upstream identity provider's token, checking the
-/// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` on
-/// every request (hit or miss).
 /// Who a forward-auth request comes from, for per-client miss limits: the
 /// last `X-Forwarded-For` hop (the one the proxy in front of Postern added;
 /// earlier hops are client-supplied), else `X-Real-IP`, else one shared
@@ -268,54 +274,55 @@ fn client_of(headers: &HeaderMap) -> &str {
         .unwrap_or("direct")
 }
 
-/// The body of a gate-mode `200` (borrowed: serialised without copies).
-#[derive(Serialize)]
-struct GateCheckBody<'a> {
-    user: &'a str,
-    scopes: &'a [String],
-    session_id: Option<&'a str>,
-}
-
+/// Gate mode: validate an upstream identity provider's token, checking the
+/// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` on
+/// every request (hit or miss). A `200` is assembled from the identity the
+/// gate rendered when it admitted the session (`postern_tower::Rendered`),
+/// so a hit copies reference-counted bytes instead of building strings.
 async fn gate_check(
     state: &AppState,
     gate: &std::sync::Arc<postern_tower::Gate>,
     token: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let mut requirement =
-        Requirement::from_scope_list(text(REQUIRED_SCOPES_HEADER).unwrap_or_default());
-    if let Some(audience) = text(REQUIRED_AUDIENCE_HEADER) {
+    // Parsed header names: looking a `&str` name up parses it every time.
+    static REQUIRED_SCOPES: HeaderName = HeaderName::from_static(REQUIRED_SCOPES_HEADER);
+    static REQUIRED_AUDIENCE: HeaderName = HeaderName::from_static(REQUIRED_AUDIENCE_HEADER);
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut requirement = Requirement::from_scope_list(text(&REQUIRED_SCOPES).unwrap_or_default());
+    if let Some(audience) = text(&REQUIRED_AUDIENCE) {
         requirement = requirement.with_audience(audience.trim());
     }
-    let session = gate
-        .check_from(
-            Some(client_of(headers)),
-            token,
-            &requirement,
-            state.clock.now(),
-        )
-        .await?;
+    let now = state.clock.now();
+    let session = match gate.check_cached(token, &requirement, now) {
+        Cached::Hit(answer) => answer?,
+        // Boxed, so that the future of every check (most are hits) stays
+        // small: the upstream call's state lives only in misses.
+        Cached::Miss(miss) => {
+            Box::pin(gate.check_miss(miss, || Some(client_of(headers)), token, &requirement, now))
+                .await?
+        }
+    };
+    let rendered = session.rendered();
     // A subject that cannot travel in a header must not pass silently.
-    let user = HeaderValue::from_str(&session.subject)
-        .map_err(|_| ApiError::Gate(GateError::Unavailable("subject not representable")))?;
-    let mut response = ApiJson(GateCheckBody {
-        user: &session.subject,
-        scopes: &session.scopes,
-        session_id: session.session_id.as_deref(),
-    })
-    .into_response();
+    let user = rendered
+        .user
+        .clone()
+        .ok_or(ApiError::Gate(GateError::Unavailable(
+            "subject not representable",
+        )))?;
+    let mut response = Response::new(Body::from(rendered.body.clone()));
     let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     out.insert(HeaderName::from_static(USER_HEADER), user);
-    if let Ok(scopes) = HeaderValue::from_str(&session.scopes.join(" ")) {
-        out.insert(HeaderName::from_static(SCOPES_HEADER), scopes);
+    if let Some(scopes) = &rendered.scopes {
+        out.insert(HeaderName::from_static(SCOPES_HEADER), scopes.clone());
     }
-    if let Some(id) = session
-        .session_id
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-    {
-        out.insert(HeaderName::from_static(SESSION_HEADER), id);
+    if let Some(id) = &rendered.session {
+        out.insert(HeaderName::from_static(SESSION_HEADER), id.clone());
     }
     Ok(response)
 }

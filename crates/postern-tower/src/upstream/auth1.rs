@@ -70,16 +70,14 @@ impl Auth1 {
             .json()
             .await
             .map_err(|_| UpstreamError::Malformed("session JSON"))?;
-        Ok(Validated {
-            subject: body.user.id,
-            scopes: body.scopes,
-            audience: body.audience,
-            expires_at: body
-                .expires_in
+        Ok(Validated::new(
+            body.user.id,
+            body.scopes,
+            body.audience,
+            body.expires_in
                 .map_or(0, |s| now.saturating_add(s.saturating_mul(1_000_000_000))),
-            session_id: body.session.and_then(|s| s.id),
-            key_id: None,
-        })
+            body.session.and_then(|s| s.id),
+        ))
     }
 
     pub async fn revoke(&self, token: &str) -> Result<(), UpstreamError> {

@@ -99,21 +99,19 @@ impl Introspection {
             .sub
             .or(body.username)
             .ok_or(UpstreamError::Malformed("no sub or username"))?;
-        Ok(Validated {
+        Ok(Validated::new(
             subject,
-            scopes: body
-                .scope
+            body.scope
                 .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
-            audience: match body.aud {
+            match body.aud {
                 Some(OneOrMany::One(a)) => vec![a],
                 Some(OneOrMany::Many(a)) => a,
                 None => Vec::new(),
             },
-            expires_at: body.exp.map_or(0, |s| s.saturating_mul(1_000_000_000)),
-            session_id: body.sid,
-            key_id: None,
-        })
+            body.exp.map_or(0, |s| s.saturating_mul(1_000_000_000)),
+            body.sid,
+        ))
     }
 
     /// RFC 7009 §2.1: POST `token` to the revocation endpoint; §2.2: "The
