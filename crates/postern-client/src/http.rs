@@ -71,6 +71,7 @@ pub struct IdentityReplacedResponse {
     pub credential_id: String,
     pub enrolled_at: String,
     pub replaced_credential_id: String,
+    pub sweep_complete: bool,
     pub revoked_sessions: usize,
     pub forgotten_proofs: usize,
 }

@@ -466,12 +466,23 @@ async fn client(action: ClientAction) -> ExitCode {
                     print_json(&json!({
                         "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at,
                         "replaced_credential_id": r.replaced_credential_id,
-                        "revoked_sessions": r.revoked_sessions, "identity_file": path,
+                        "revoked_sessions": r.revoked_sessions, "sweep_complete": r.sweep_complete,
+                        "identity_file": path,
                     }));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    let _ = std::fs::remove_file(&pending);
+                    // Only a definite refusal means the server kept the old
+                    // key; otherwise the new key may be enrolled, so its
+                    // file stays.
+                    if e.status().is_some_and(|s| (400..500).contains(&s)) {
+                        let _ = std::fs::remove_file(&pending);
+                    } else {
+                        eprintln!(
+                            "postern: the replacement may have happened; the new key is kept in {}",
+                            pending.display()
+                        );
+                    }
                     client_error(e)
                 }
             }

@@ -335,7 +335,7 @@ mod tests {
         m.observe_check(200, 0.000_001);
         m.observe_request("/v1/check", "GET", 200, 0.000_001);
         m.observe_check(400, 0.000_001);
-        let text = m.render(0, None);
+        let text = m.render(0, 0, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"200\"} 3"), "{text}");
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"400\"} 1"), "{text}");
         assert!(text.contains("postern_http_request_duration_seconds_count{endpoint=\"/v1/check\",method=\"GET\"} 4"), "{text}");

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use postern_core::context::UserId;
 use postern_core::identity::IdentityPublicKey;
+use postern_core::policy::{Decision, Reason};
 use postern_core::UnixNanos;
 use postern_store::UserRecord;
 use serde::Serialize;
@@ -53,6 +54,10 @@ pub struct IdentityReplacedResponse {
     pub enrolled_at: String,
     /// The replaced key's credential id (base64url).
     pub replaced_credential_id: String,
+    /// Whether every session of the replaced key was revoked. `false`
+    /// means a store write failed after the new key was enrolled: the
+    /// old key's sessions are refused in memory; call again to retry.
+    pub sweep_complete: bool,
     /// Live sessions minted with the replaced key, now revoked (the
     /// caller's own included, if the replaced key minted it).
     pub revoked_sessions: usize,
@@ -151,8 +156,8 @@ pub async fn revoke_identity(
 /// Replace a user's identity key (revoked or live) with a new one. Needs a
 /// session of that user whose full authentication is recent
 /// (`[auth] reauth_max_age`, else `403 reauth_required`). Every session
-/// minted with the replaced key is revoked; the biometric template is
-/// replaced if one is sent and kept otherwise.
+/// minted with the replaced key is revoked; the biometric template is kept
+/// (sending one is a 400).
 #[utoipa::path(put, path = "/v1/users/{user}/identity", request_body = EnrollRequest,
     params(("user" = String, Path, description = "User id")),
     responses((status = 200, body = IdentityReplacedResponse), (status = 400, body = crate::openapi::ErrorBody),
@@ -170,47 +175,72 @@ pub async fn replace_identity(
     if now.saturating_sub(session.context().auth_time) > state.reauth_max_age {
         return Err(ApiError::ReauthRequired);
     }
-    let (key, template) = decode_enrollment(&state, &body)?;
+    // The biometric template is not replaced here: a session from a
+    // single factor (a passkey login) must not be able to swap the
+    // biometric factor out.
+    if body.biometric_template.is_some() {
+        return Err(ApiError::bad_request(
+            "biometric_template_not_replaceable",
+            "replacing the identity key keeps the enrolled biometric template",
+        ));
+    }
+    let (key, _) = decode_enrollment(&state, &body)?;
     let worker = state.clone();
     let for_store = user.clone();
     let (replaced, swept) = blocking(move || {
         let state = worker;
-        for _ in 0..UPDATE_ATTEMPTS {
-            // A passkey-only account has no key to replace: adding one
-            // is not what this route does.
-            let record = state
-                .store
-                .get_user(&for_store)?
-                .ok_or(ApiError::NotFound)?;
-            if &record.identity_key == key.as_bytes() {
-                return Err(ApiError::bad_request(
-                    "same_identity_key",
-                    "the new identity key is the one enrolled",
-                ));
-            }
-            let replacement = UserRecord {
-                identity_key: *key.as_bytes(),
-                enrolled_at: now,
-                identity_revoked_at: None,
-                biometric_template: template.clone().or(record.biometric_template.clone()),
-            };
-            if !state.store.update_user(&for_store, &record, &replacement)? {
-                continue;
-            }
-            let replaced = credential_of(&record)?;
-            let swept = sweep(&state, &for_store, &replaced, now)?;
-            return Ok((replaced, swept));
+        // A passkey-only account has no key to replace: adding one is not
+        // what this route does.
+        let record = state
+            .store
+            .get_user(&for_store)?
+            .ok_or(ApiError::NotFound)?;
+        let current = credential_of(&record)?;
+        // Checked against the record the write compares with: a session
+        // revoked meanwhile, or one of a key revoked meanwhile, replaces
+        // nothing.
+        if session.revoked_at().is_some()
+            || (session.context().credential == current && record.identity_revoked_at.is_some())
+        {
+            return Err(ApiError::Decision(Decision::FullAuth(Reason::Revoked)));
         }
-        Err(ApiError::Conflict)
+        if &record.identity_key == key.as_bytes() {
+            return Err(ApiError::bad_request(
+                "same_identity_key",
+                "the new identity key is the one enrolled",
+            ));
+        }
+        let replacement = UserRecord {
+            identity_key: *key.as_bytes(),
+            enrolled_at: now,
+            identity_revoked_at: None,
+            biometric_template: record.biometric_template.clone(),
+        };
+        // No retry: the record this request was checked against changed.
+        if !state.store.update_user(&for_store, &record, &replacement)? {
+            return Err(ApiError::Conflict);
+        }
+        // The new key is enrolled from here on: a failed sweep is reported,
+        // not turned into an error the client would read as "nothing
+        // changed" (the next start finishes it for a revoked key).
+        let swept = match sweep(&state, &for_store, &current, now) {
+            Ok(swept) => Some(swept),
+            Err(e) => {
+                tracing::error!(user = %for_store, error = %e, "identity key replaced, sweep of the old key incomplete");
+                None
+            }
+        };
+        Ok((current, swept))
     })
     .await?;
-    tracing::info!(user = %user, revoked_sessions = swept.revoked_sessions, "identity key replaced");
+    tracing::info!(user = %user, sweep_complete = swept.is_some(), "identity key replaced");
     Ok(ApiJson(IdentityReplacedResponse {
         user: user.to_string(),
         credential_id: URL_SAFE_NO_PAD.encode(key.credential_id()),
         enrolled_at: crate::time::rfc3339(now),
         replaced_credential_id: URL_SAFE_NO_PAD.encode(replaced),
-        revoked_sessions: swept.revoked_sessions,
-        forgotten_proofs: swept.forgotten_proofs,
+        sweep_complete: swept.is_some(),
+        revoked_sessions: swept.as_ref().map_or(0, |s| s.revoked_sessions),
+        forgotten_proofs: swept.as_ref().map_or(0, |s| s.forgotten_proofs),
     }))
 }
