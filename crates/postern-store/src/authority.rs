@@ -265,7 +265,12 @@ impl SessionAuthority {
                 tracing::warn!(user = %user, "a revoked identity key does not decode");
                 continue;
             };
-            revoked += self.revoke_credential(&user, &key.credential_id(), now)?;
+            // Restored sessions carry their rows' revocation, so only rows
+            // still live in the store need a write (no rewrite each start).
+            let credential = key.credential_id();
+            revoked += self.revoke_matching(&user, now, Rewrite::LiveOnly, |s| {
+                s.context().credential == credential
+            })?;
         }
         Ok(revoked)
     }
