@@ -15,9 +15,13 @@
 //! - Percentiles: after criterion, each engine × size × {1, 2} threads does
 //!   2,000,000 lookups per thread, timed in batches of 16 with `Instant`
 //!   (per-op time = batch / 16: the timer's own ~20 ns cost is amortised,
-//!   while contention and cache misses still show in the tail). p50 and p99
+//!   while contention and cache misses still show in the tail). The engines
+//!   take turns in 20 rounds, so that noise from other tenants of a shared
+//!   machine falls on all of them alike. p50 and p99
 //!   are printed as a markdown table and written to
 //!   `$CARGO_TARGET_DIR/criterion/cache-percentiles.md`.
+//! - `reclaim`: the cost of protecting one read, `seize`'s guard against
+//!   Postern's read section (why the cache has its own reclamation).
 //! - `key`: deriving the cache key of a 700-byte JWT with `KeyDeriver`
 //!   against SHA-256 of it; `bearer_path`: derive + `get_map` on the 1M cache.
 //!
@@ -25,7 +29,7 @@
 
 // A failed setup (an engine that does not hold its entries) must abort the
 // benchmark; unwrap/expect say so most plainly, outside any product code.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, unsafe_code)]
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -105,22 +109,44 @@ fn engines(n: usize, deriver: &KeyDeriver) -> Engines {
     }
 }
 
-fn lookup(e: &Engines, engine: &str, k: CacheKey) -> u64 {
-    match engine {
-        "postern_get_map" => e.postern.get_map(k, NOW, |s| s.exp).unwrap_or(0),
-        "postern_get" => e.postern.get(k, NOW).map_or(0, |s| s.exp),
-        "moka" => e.moka.get(&k).map_or(0, |s| s.exp),
-        "quick_cache" => e.quick.get(&k).map_or(0, |s| s.exp),
-        _ => e.dash.get(&k).map_or(0, |s| s.exp),
+#[derive(Clone, Copy)]
+enum Engine {
+    PosternGetMap,
+    PosternGet,
+    Moka,
+    QuickCache,
+    DashMap,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::PosternGetMap => "postern_get_map",
+            Engine::PosternGet => "postern_get",
+            Engine::Moka => "moka",
+            Engine::QuickCache => "quick_cache",
+            Engine::DashMap => "dashmap",
+        }
     }
 }
 
-const ENGINES: [&str; 5] = [
-    "postern_get_map",
-    "postern_get",
-    "moka",
-    "quick_cache",
-    "dashmap",
+#[inline(always)]
+fn lookup(e: &Engines, engine: Engine, k: CacheKey) -> u64 {
+    match engine {
+        Engine::PosternGetMap => e.postern.get_map(k, NOW, |s| s.exp).unwrap_or(0),
+        Engine::PosternGet => e.postern.get(k, NOW).map_or(0, |s| s.exp),
+        Engine::Moka => e.moka.get(&k).map_or(0, |s| s.exp),
+        Engine::QuickCache => e.quick.get(&k).map_or(0, |s| s.exp),
+        Engine::DashMap => e.dash.get(&k).map_or(0, |s| s.exp),
+    }
+}
+
+const ENGINES: [Engine; 5] = [
+    Engine::PosternGetMap,
+    Engine::PosternGet,
+    Engine::Moka,
+    Engine::QuickCache,
+    Engine::DashMap,
 ];
 
 fn bench_hits(c: &mut Criterion) {
@@ -131,7 +157,7 @@ fn bench_hits(c: &mut Criterion) {
         let e = engines(n, &deriver);
         let mut group = c.benchmark_group(label);
         for engine in ENGINES {
-            group.bench_function(engine, |b| {
+            group.bench_function(engine.name(), |b| {
                 let mut i = 0;
                 b.iter(|| {
                     i = (i + 1) % HOT;
@@ -140,11 +166,11 @@ fn bench_hits(c: &mut Criterion) {
             });
         }
         group.finish();
-        for engine in ENGINES {
-            for threads in [1, 2] {
-                let (p50, p99) = percentiles(&e, engine, threads);
+        for threads in [1, 2] {
+            for (engine, (p50, p99)) in ENGINES.into_iter().zip(percentiles(&e, threads)) {
                 table.push_str(&format!(
-                    "| {engine} | {n} | {threads} | {p50:.1} | {p99:.1} |\n"
+                    "| {} | {n} | {threads} | {p50:.1} | {p99:.1} |\n",
+                    engine.name()
                 ));
             }
         }
@@ -156,35 +182,47 @@ fn bench_hits(c: &mut Criterion) {
     let _ = std::fs::write(format!("{dir}/criterion/cache-percentiles.md"), &table);
 }
 
-fn percentiles(e: &Engines, engine: &str, threads: usize) -> (f64, f64) {
+/// p50 and p99 per engine (in `ENGINES` order). The engines take turns,
+/// `ROUNDS` rounds of `OPS / ROUNDS` lookups per thread each, so that a
+/// noisy neighbour on a shared machine slows them all alike.
+fn percentiles(e: &Engines, threads: usize) -> Vec<(f64, f64)> {
     const OPS: usize = 2_000_000;
+    const ROUNDS: usize = 20;
     const BATCH: usize = 16;
-    let mut samples: Vec<f64> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    let mut out = Vec::with_capacity(OPS / BATCH);
-                    let mut i = t * 397;
-                    for _ in 0..OPS / BATCH {
-                        let start = Instant::now();
-                        for _ in 0..BATCH {
-                            i = (i + 1) % HOT;
-                            black_box(lookup(e, engine, e.hot[i]));
-                        }
-                        out.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.50), at(0.99))
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(OPS * threads / BATCH); ENGINES.len()];
+    for round in 0..ROUNDS {
+        for (slot, &engine) in ENGINES.iter().enumerate() {
+            let taken: Vec<Vec<f64>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        scope.spawn(move || {
+                            let mut out = Vec::with_capacity(OPS / ROUNDS / BATCH);
+                            let mut i = t * 397 + round * 31;
+                            for _ in 0..OPS / ROUNDS / BATCH {
+                                let start = Instant::now();
+                                for _ in 0..BATCH {
+                                    i = (i + 1) % HOT;
+                                    black_box(lookup(e, engine, e.hot[i]));
+                                }
+                                out.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+                            }
+                            out
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            samples[slot].extend(taken.into_iter().flatten());
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(|a, b| a.total_cmp(b));
+            let at = |q: f64| s[((s.len() as f64 * q) as usize).min(s.len() - 1)];
+            (at(0.50), at(0.99))
+        })
+        .collect()
 }
 
 fn jwt() -> String {
@@ -227,5 +265,36 @@ fn bench_key_and_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_hits, bench_key_and_path);
+/// What protecting one read costs: `seize`'s guard (the crate we would
+/// otherwise use) against `postern_cache::reclaim`'s read section, each
+/// around one pointer load and dereference.
+fn bench_reclaim(c: &mut Criterion) {
+    use seize::Guard;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    let value = AtomicPtr::new(Box::into_raw(Box::new(7u64)));
+    let collector = seize::Collector::new();
+    let mut group = c.benchmark_group("reclaim");
+    group.bench_function("seize_guard", |b| {
+        b.iter(|| {
+            let guard = collector.enter();
+            let ptr = guard.protect(black_box(&value), Ordering::Acquire);
+            // SAFETY: never retired; freed after the benchmark.
+            unsafe { *ptr }
+        })
+    });
+    group.bench_function("postern_read_section", |b| {
+        b.iter(|| {
+            postern_cache::reclaim::read_section(|| {
+                let ptr = black_box(&value).load(Ordering::Acquire);
+                // SAFETY: as above.
+                unsafe { *ptr }
+            })
+        })
+    });
+    group.finish();
+    // SAFETY: allocated above by `Box::new`, no reader left.
+    drop(unsafe { Box::from_raw(value.load(Ordering::Relaxed)) });
+}
+
+criterion_group!(benches, bench_reclaim, bench_hits, bench_key_and_path);
 criterion_main!(benches);

@@ -2,45 +2,53 @@
 //!
 //! # Structure and invariants
 //!
-//! Entries live in a [`DashMap`] (the fastest of the maps measured in
-//! `benches/cache.rs`), keyed by the 128-bit [`CacheKey`] and hashed by its
-//! low 64 bits — the key is already pseudorandom, so no further hashing is
-//! needed. Reads take one shard read lock inside the map and nothing else.
+//! Keys are split into *partitions* by their high bits. Each partition has
+//! a slot table (see [`crate::table`]) that readers search without a lock,
+//! and a mutex over its accounting that every writer takes: the number of
+//! live entries, their declared bytes and the table's tombstones. Every
+//! insert, removal and sweep of a key happens under its partition's mutex,
+//! so these invariants hold whenever it is released:
 //!
-//! Writes are organised by *partition* (the key's high bits pick one of
-//! `shards` partitions, independently of the map's own sharding). Each
-//! partition has a mutex over its accounting: the number of live entries,
-//! their declared bytes, and a *ring* of keys inserted there, used to sample
-//! eviction victims. Every insert, removal and sweep of a key happens under
-//! its partition's mutex, so these invariants hold whenever it is released:
-//!
-//! - `live` and `bytes` equal the count and summed weight of the map's
-//!   entries whose keys belong to the partition;
-//! - every such key appears in the ring (the ring may also hold stale keys
-//!   of removed entries; they are dropped when sampled or swept);
+//! - `live` and `bytes` equal the count and summed weight of the table's
+//!   live entries, and `tombstones` its tombstones;
+//! - a key is live in at most one slot, and is reachable by its probe;
 //! - a partition holds at most `max_entries / shards` entries and
 //!   `max_bytes / shards` bytes, so the cache holds at most `max_entries`
 //!   entries and `max_bytes` bytes (a full partition may refuse an insert
 //!   before the whole cache is full);
-//! - the global `entries` and `bytes` counters equal the sums over partitions.
+//! - live and tombstone slots fill at most 3/4 of the table;
+//! - the global `entries` and `bytes` counters equal the sums over
+//!   partitions.
 //!
 //! An expired entry is never returned; it is reaped by the sweeper or when
-//! it is sampled for eviction.
+//! it is sampled for eviction. A removal is seen by every lookup that
+//! starts after it returns.
 //!
 //! # Admission and eviction
 //!
-//! Every miss and insert counts the key in a [`FrequencySketch`]; hits are
-//! counted one time in four with weight four (a per-thread random draw),
-//! which keeps the hit path to the map's read lock plus one uncontended
-//! counter while hot keys still accumulate frequency. When a partition is
-//! full, an insert samples `eviction_samples` ring positions: an expired
-//! entry is reaped outright; otherwise the least frequent one is the victim,
-//! and the candidate is admitted only if the sketch says it is strictly more
+//! Every miss, insert and hit counts the key in a [`FrequencySketch`].
+//! Hits are queued per thread (the last 16 keys, in the thread's stripe)
+//! and handed to the sketch 16 at a time: each update touches a sketch
+//! block of its own, and one per hit, interleaved with lookups, cost more
+//! than the lookup itself. (Sampling one hit in four or sixteen instead
+//! was slower still, through mispredicted branches, and at one in sixteen
+//! made counts too lumpy: a flood of new keys evicted entries in use.) When a partition is full, an insert samples
+//! `eviction_samples` random live slots: an expired entry is reaped
+//! outright; otherwise the least frequent one is the victim, and the
+//! candidate is admitted only if the sketch says it is strictly more
 //! frequent (TinyLFU's rule). A flood of one-off keys therefore cannot push
 //! out sessions that are being used. Departure from W-TinyLFU: there is no
 //! LRU window and victims are sampled (as in Redis' approximated LFU) rather
 //! than taken from an SLRU's tail; sampling needs no per-hit bookkeeping,
 //! which is what keeps hits cheap.
+//!
+//! # Memory
+//!
+//! Each slot is one 64-byte cache line, and a table is rebuilt to twice its
+//! live entries when it passes 3/4 full, so an entry costs 85 to 256 bytes
+//! of table (about 128 at 1M entries) plus its value. A value that is
+//! replaced or removed is dropped once no reader can still hold it
+//! (see [`crate::reclaim`]), at the latest by the next sweep.
 //!
 //! # Statistics
 //!
@@ -49,17 +57,21 @@
 //! readers neither contend nor pay for an atomic add; reading the statistics
 //! sums the stripes (a fixed 64, so O(1) in entries).
 
+#![allow(unsafe_code)]
+
 use std::cell::Cell;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use dashmap::DashMap;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rand::Rng;
 
+use crate::huge::MAX_LEN;
 use crate::key::CacheKey;
+use crate::reclaim;
 use crate::sketch::FrequencySketch;
+use crate::table::{Located, Probe, Stored, Table, Writer, MIN_CAPACITY};
 
 /// Cache limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +82,7 @@ pub struct CacheConfig {
     pub max_bytes: usize,
     /// Number of partitions (rounded up to a power of two).
     pub shards: usize,
-    /// Ring positions sampled to choose an eviction victim.
+    /// Live entries sampled to choose an eviction victim.
     pub eviction_samples: usize,
 }
 
@@ -112,49 +124,19 @@ pub struct CacheStats {
     pub bytes: u64,
 }
 
-struct Slot<V> {
-    value: Arc<V>,
-    expires_at: u64,
-    weight: u32,
-    tag: u64,
-}
-
-/// Hashes a pseudorandom `u128` key by taking its low half; no mixing needed.
-#[derive(Clone, Copy, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
-        }
-    }
-    fn write_u128(&mut self, key: u128) {
-        self.0 = key as u64;
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-struct BuildKeyHasher;
-
-impl BuildHasher for BuildKeyHasher {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
 /// A partition's accounting; see the module docs for its invariants.
 #[derive(Default)]
-struct Partition {
+struct Accounts {
     live: usize,
     bytes: usize,
-    ring: Vec<CacheKey>,
+    tombstones: usize,
+}
+
+// The table pointer is read by every lookup and written only on a rebuild;
+// padding keeps it off the lines that writers' mutexes dirty.
+#[repr(align(128))]
+struct Partition<V> {
+    table: AtomicPtr<Table<V>>,
 }
 
 #[derive(Default)]
@@ -185,6 +167,7 @@ impl StripedCounter {
         }
     }
 
+    #[inline]
     /// Adds without a locked read-modify-write: a stripe is written by the
     /// threads assigned to it, one thread per stripe until more than 64
     /// threads count at once; past that, two threads sharing a stripe may
@@ -208,43 +191,93 @@ impl StripedCounter {
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    // This thread's stripe and its xorshift state for sampling hits (random
-    // rather than a round-robin tick, so that periodic access patterns
-    // cannot alias with the sampling and leave some hot keys uncounted).
-    // Const-initialised and filled on first use: the hit path pays one
-    // thread-local access and no lazy-initialisation check of the runtime.
-    static LOCAL: Cell<(usize, u64)> = const { Cell::new((usize::MAX, 0)) };
+    // This thread's stripe; const-initialised and filled on first use, so
+    // the hit path pays no lazy-initialisation check.
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-/// This thread's stripe and a fresh pseudorandom draw.
-fn thread_local_draw() -> (usize, u64) {
-    LOCAL.with(|cell| {
-        let (mut stripe, mut x) = cell.get();
-        if stripe == usize::MAX {
-            stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-            x = rand::random::<u64>() | 1;
-        }
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        cell.set((stripe, x));
-        (stripe, x)
-    })
+/// Keys a stripe holds before its thread hands them to the sketch.
+const HIT_RING: usize = 16;
+
+/// A thread's record of its hits: the count, and the last [`HIT_RING`]
+/// keys hit, split into halves (written only by the stripe's thread; when
+/// more than [`STRIPES`] threads share stripes, a racing write may count a
+/// torn key once, which only blurs an estimate).
+#[repr(align(128))]
+struct HitStripe {
+    hits: AtomicU64,
+    ring: [AtomicU64; 2 * HIT_RING],
 }
+
+impl HitStripe {
+    fn new() -> Self {
+        Self {
+            hits: AtomicU64::new(0),
+            ring: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// This thread's stripe.
+#[inline]
+fn stripe() -> usize {
+    let stripe = STRIPE.with(Cell::get);
+    if stripe != usize::MAX {
+        return stripe;
+    }
+    let stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    STRIPE.with(|c| c.set(stripe));
+    stripe
+}
+
+/// An object no slot or partition points to any more, freed once every
+/// read section that might have seen it has ended (see [`reclaim`]).
+enum Retired<V> {
+    /// The `Arc` a slot held (`Arc::into_raw`).
+    Value(*mut V),
+    /// A table replaced by a rebuilt one (`Box::into_raw`); its values
+    /// moved to the successor and are not dropped with it.
+    Table(*mut Table<V>),
+}
+
+impl<V> Retired<V> {
+    /// # Safety
+    /// No read section that could have reached the object is still open,
+    /// and it is freed once.
+    unsafe fn free(self) {
+        match self {
+            // SAFETY: per the contract; the slot's reference, given up once.
+            Retired::Value(value) => drop(unsafe { Arc::from_raw(value) }),
+            // SAFETY: per the contract.
+            Retired::Table(table) => drop(unsafe { Box::from_raw(table) }),
+        }
+    }
+}
+
+/// Retired objects are freed in batches of this many (or by the sweeper).
+const RECLAIM_BATCH: usize = 64;
 
 /// A concurrent cache from [`CacheKey`]s to shared values with expiry.
 pub struct Cache<V> {
-    map: DashMap<CacheKey, Slot<V>, BuildKeyHasher>,
-    partitions: Box<[Mutex<Partition>]>,
+    partitions: Box<[Partition<V>]>,
+    accounts: Box<[Mutex<Accounts>]>,
     partition_mask: usize,
     max_entries_per_partition: usize,
     max_bytes_per_partition: usize,
+    max_capacity: usize,
     samples: usize,
     sketch: FrequencySketch,
-    hits: StripedCounter,
+    hit_stripes: Box<[HitStripe]>,
     misses: StripedCounter,
     counters: Counters,
+    retired: Mutex<Vec<Retired<V>>>,
 }
+
+// SAFETY: the cache owns `Arc<V>`s through raw pointers: sharing it shares
+// the values (`Sync`), and any thread may drop them (`Send`).
+unsafe impl<V: Send + Sync> Send for Cache<V> {}
+// SAFETY: as above.
+unsafe impl<V: Send + Sync> Sync for Cache<V> {}
 
 impl<V> std::fmt::Debug for Cache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -254,34 +287,90 @@ impl<V> std::fmt::Debug for Cache<V> {
     }
 }
 
+/// A partition's writer: its mutex guard and the table it may change.
+struct Locked<'c> {
+    accounts: MutexGuard<'c, Accounts>,
+    partition: usize,
+}
+
 impl<V> Cache<V> {
     pub fn new(config: CacheConfig) -> Self {
-        let partitions = config.shards.max(1).next_power_of_two();
+        reclaim::init();
+        // Bounds that keep every size below computable; far past real use.
+        let partitions = config.shards.clamp(1, 1 << 16).next_power_of_two();
+        let max_entries_per_partition = config.max_entries.div_ceil(partitions).max(1);
         Self {
-            map: DashMap::with_capacity_and_hasher(0, BuildKeyHasher),
             partitions: (0..partitions)
-                .map(|_| Mutex::new(Partition::default()))
+                .map(|_| Partition {
+                    table: AtomicPtr::new(Box::into_raw(Box::new(Table::with_capacity(
+                        MIN_CAPACITY,
+                    )))),
+                })
+                .collect(),
+            accounts: (0..partitions)
+                .map(|_| Mutex::new(Accounts::default()))
                 .collect(),
             partition_mask: partitions - 1,
-            max_entries_per_partition: config.max_entries.div_ceil(partitions).max(1),
+            max_entries_per_partition,
             max_bytes_per_partition: (config.max_bytes / partitions).max(1),
-            samples: config.eviction_samples.max(1),
+            max_capacity: max_entries_per_partition
+                .saturating_mul(2)
+                .clamp(MIN_CAPACITY, MAX_LEN)
+                .next_power_of_two(),
+            samples: config.eviction_samples.clamp(1, 1 << 10),
             sketch: FrequencySketch::new(config.max_entries),
-            hits: StripedCounter::new(),
+            hit_stripes: (0..STRIPES).map(|_| HitStripe::new()).collect(),
             misses: StripedCounter::new(),
             counters: Counters::default(),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
-    fn partition(&self, key: CacheKey) -> &Mutex<Partition> {
-        &self.partitions[((key >> 64) as usize) & self.partition_mask]
+    fn partition_of(&self, key: CacheKey) -> usize {
+        ((key >> 64) as usize) & self.partition_mask
     }
 
+    fn lock(&self, partition: usize) -> Locked<'_> {
+        Locked {
+            accounts: self.accounts[partition].lock(),
+            partition,
+        }
+    }
+
+    /// The writer over `locked`'s current table.
+    fn writer<'a>(&'a self, locked: &'a Locked<'_>) -> Writer<'a, V> {
+        let table = self.partitions[locked.partition]
+            .table
+            .load(Ordering::Acquire);
+        // SAFETY: tables are replaced and retired only under this mutex, so
+        // the current one stays allocated while `locked` is held, and the
+        // mutex makes this the only writer.
+        unsafe { Writer::new(&*table) }
+    }
+
+    /// Counts a hit and queues its key for the sketch; every
+    /// [`HIT_RING`]th hit of a thread hands the queued keys over at once.
+    /// The hit path thus writes only its own stripe's line, and the sketch
+    /// blocks, one per key, are fetched together rather than one per hit.
+    #[inline]
     fn record_hit(&self, key: CacheKey) {
-        let (stripe, draw) = thread_local_draw();
-        self.hits.add(stripe, 1);
-        if draw % 4 == 0 {
-            self.sketch.increment_by(key, 4);
+        let stripe = &self.hit_stripes[stripe()];
+        let hits = stripe.hits.load(Ordering::Relaxed);
+        stripe.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
+        let at = (hits as usize) % HIT_RING;
+        stripe.ring[2 * at].store(key as u64, Ordering::Relaxed);
+        stripe.ring[2 * at + 1].store((key >> 64) as u64, Ordering::Relaxed);
+        if at == HIT_RING - 1 {
+            self.drain_hits(stripe);
+        }
+    }
+
+    #[cold]
+    fn drain_hits(&self, stripe: &HitStripe) {
+        for pair in stripe.ring.chunks_exact(2) {
+            let key = u128::from(pair[0].load(Ordering::Relaxed))
+                | (u128::from(pair[1].load(Ordering::Relaxed)) << 64);
+            self.sketch.increment_by(key, 1);
         }
     }
 
@@ -290,27 +379,61 @@ impl<V> Cache<V> {
         self.get_map(key, now, Arc::clone)
     }
 
-    /// Runs `f` on the value under `key` (if present and unexpired) while the
-    /// map's shard is read-locked, without touching the value's reference
-    /// count. `f` must be short: it delays writers to that shard.
+    /// Runs `f` on the value under `key` (if present and unexpired) without
+    /// touching the value's reference count. `f` must be short: while it runs, no value
+    /// this cache (or any other) retires can be freed.
     pub fn get_map<R>(&self, key: CacheKey, now: u64, f: impl FnOnce(&Arc<V>) -> R) -> Option<R> {
-        let found = match self.map.get(&key) {
-            Some(slot) if slot.expires_at > now => Some(f(&slot.value)),
-            _ => None,
-        };
+        let found = self.with_entry(key, |expires_at, value| {
+            (expires_at > now).then(|| f(value))
+        });
         match found {
-            Some(_) => self.record_hit(key),
-            None => {
-                self.misses.add(thread_local_draw().0, 1);
+            Some(Some(result)) => {
+                self.record_hit(key);
+                Some(result)
+            }
+            _ => {
+                self.misses.add(stripe(), 1);
                 self.sketch.increment(key);
+                None
             }
         }
-        found
+    }
+
+    /// Runs `f` on `key`'s entry (expired or not), if present.
+    fn with_entry<R>(&self, key: CacheKey, f: impl FnOnce(u64, &Arc<V>) -> R) -> Option<R> {
+        let partition = &self.partitions[self.partition_of(key)];
+        let section = reclaim::enter();
+        let table = partition.table.load(Ordering::Acquire);
+        // SAFETY: a table is freed only after a successor is published and
+        // every read section open then has ended; this one was open before
+        // the load.
+        let probe = unsafe { &*table }.find(key);
+        let (expires_at, value) = match probe {
+            Probe::Found { expires_at, value } => (expires_at, value),
+            Probe::Absent => return None,
+            Probe::Contended => {
+                // No write is in progress while the mutex is held.
+                let _writers = self.lock(self.partition_of(key));
+                let table = partition.table.load(Ordering::Acquire);
+                // SAFETY: as above.
+                match unsafe { &*table }.find(key) {
+                    Probe::Found { expires_at, value } => (expires_at, value),
+                    _ => return None,
+                }
+            }
+        };
+        // SAFETY: `value` came from `Arc::into_raw` and was read from a live
+        // slot inside the read section, so it is not freed before the
+        // section ends (below); `ManuallyDrop` leaves the slot's count as is.
+        let value = ManuallyDrop::new(unsafe { Arc::from_raw(value) });
+        let result = f(expires_at, &value);
+        drop(section);
+        Some(result)
     }
 
     /// The expiry time of `key`'s entry, if present (expired or not).
     pub fn expires_at(&self, key: CacheKey) -> Option<u64> {
-        self.map.get(&key).map(|slot| slot.expires_at)
+        self.with_entry(key, |expires_at, _| expires_at)
     }
 
     /// Stores `value` under `key` until `expires_at` (exclusive), with a
@@ -337,6 +460,20 @@ impl<V> Cache<V> {
         tag: u64,
         now: u64,
     ) -> Admission {
+        let admission = self.insert_locked(key, value, weight, expires_at, tag, now);
+        self.reclaim_if_due();
+        admission
+    }
+
+    fn insert_locked(
+        &self,
+        key: CacheKey,
+        value: Arc<V>,
+        weight: u32,
+        expires_at: u64,
+        tag: u64,
+        now: u64,
+    ) -> Admission {
         if expires_at <= now {
             return Admission::Expired;
         }
@@ -344,46 +481,112 @@ impl<V> Cache<V> {
             return Admission::TooLarge;
         }
         self.sketch.increment(key);
-        let mut partition = self.partition(key).lock();
-        if let Some(mut existing) = self.map.get_mut(&key) {
-            let old = existing.weight;
-            partition.bytes = partition.bytes - old as usize + weight as usize;
-            self.adjust_bytes(old, weight);
-            *existing = Slot {
-                value,
-                expires_at,
-                weight,
-                tag,
-            };
-            return Admission::Replaced;
+        let mut locked = self.lock(self.partition_of(key));
+        let entry = |value| Stored {
+            key,
+            expires_at,
+            value,
+            tag,
+            weight,
+        };
+        if let Located::At(index) = self.writer(&locked).locate(key) {
+            let writer = self.writer(&locked);
+            if let Some(old) = writer.entry(index) {
+                let bytes = locked.accounts.bytes - old.weight as usize + weight as usize;
+                if bytes <= self.max_bytes_per_partition {
+                    writer.put(index, &entry(Arc::into_raw(value).cast_mut()));
+                    locked.accounts.bytes = bytes;
+                    self.adjust_bytes(old.weight, weight);
+                    self.retire(old.value);
+                    return Admission::Replaced;
+                }
+                // Heavier than the room left: the old value goes, and the
+                // new one competes for room like any newcomer.
+                self.remove_at(&mut locked, index);
+            }
         }
-        while partition.live >= self.max_entries_per_partition
-            || partition.bytes + weight as usize > self.max_bytes_per_partition
+        while locked.accounts.live >= self.max_entries_per_partition
+            || locked.accounts.bytes + weight as usize > self.max_bytes_per_partition
         {
-            if !self.make_room(&mut partition, key, now) {
+            if !self.make_room(&mut locked, key, now) {
                 self.counters
                     .admissions_rejected
                     .fetch_add(1, Ordering::Relaxed);
                 return Admission::Rejected;
             }
         }
-        self.map.insert(
-            key,
-            Slot {
-                value,
-                expires_at,
-                weight,
-                tag,
-            },
-        );
-        partition.live += 1;
-        partition.bytes += weight as usize;
-        partition.ring.push(key);
+        self.keep_load_limit(&mut locked);
+        let writer = self.writer(&locked);
+        let Located::Vacant { index, tombstone } = writer.locate(key) else {
+            // The key was absent above and the mutex has been held since.
+            return Admission::Rejected;
+        };
+        writer.put(index, &entry(Arc::into_raw(value).cast_mut()));
+        if tombstone {
+            locked.accounts.tombstones -= 1;
+        }
+        locked.accounts.live += 1;
+        locked.accounts.bytes += weight as usize;
         self.counters.entries.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes
             .fetch_add(u64::from(weight), Ordering::Relaxed);
         Admission::Admitted
+    }
+
+    /// Rebuilds the partition's table if one more entry would take its live
+    /// and tombstone slots past 3/4 of it: into twice the live entries'
+    /// worth of slots (at most `max_capacity`), leaving no tombstones.
+    fn keep_load_limit(&self, locked: &mut Locked<'_>) {
+        let writer = self.writer(locked);
+        let capacity = writer.table().capacity();
+        let used = locked.accounts.live + locked.accounts.tombstones + 1;
+        if used * 4 <= capacity * 3 {
+            return;
+        }
+        let wanted = ((locked.accounts.live + 1) * 2).min(self.max_capacity);
+        let fresh = Box::into_raw(Box::new(writer.rebuilt(wanted)));
+        let old = self.partitions[locked.partition]
+            .table
+            .swap(fresh, Ordering::SeqCst);
+        locked.accounts.tombstones = 0;
+        self.retired.lock().push(Retired::Table(old));
+    }
+
+    /// Hands over a value whose slot was just overwritten or emptied.
+    fn retire(&self, value: *mut V) {
+        self.retired.lock().push(Retired::Value(value));
+    }
+
+    /// Frees the retired objects once no read section can still hold them,
+    /// if a batch has built up. Called with no partition mutex held.
+    fn reclaim_if_due(&self) {
+        if self.retired.lock().len() >= RECLAIM_BATCH {
+            self.reclaim();
+        }
+    }
+
+    /// Frees every object retired so far, after waiting for the read
+    /// sections in progress to end. Does nothing inside a read section of
+    /// this thread (a `get_map` callback); a later call frees them.
+    pub fn reclaim(&self) {
+        if reclaim::in_read_section() {
+            return;
+        }
+        let batch = std::mem::take(&mut *self.retired.lock());
+        if batch.is_empty() {
+            return;
+        }
+        if reclaim::synchronize() {
+            for retired in batch {
+                // SAFETY: every object in the batch was unreachable before
+                // `synchronize`, which waited out the sections that could
+                // have reached it; each is in the list once.
+                unsafe { retired.free() };
+            }
+        } else {
+            self.retired.lock().extend(batch);
+        }
     }
 
     fn adjust_bytes(&self, old: u32, new: u32) {
@@ -398,51 +601,57 @@ impl<V> Cache<V> {
         }
     }
 
-    /// Removes `key` from the map and its partition's accounting. The caller
-    /// holds the partition's lock. Leaves the key's ring position stale.
-    fn remove_locked(&self, partition: &mut Partition, key: CacheKey) -> Option<Slot<V>> {
-        let (_, slot) = self.map.remove(&key)?;
-        partition.live -= 1;
-        partition.bytes -= slot.weight as usize;
+    /// Removes the live entry at `index` from the table and the accounting
+    /// of the partition `locked` holds, and retires its value.
+    fn remove_at(&self, locked: &mut Locked<'_>, index: usize) -> Option<Stored<V>> {
+        let writer = self.writer(locked);
+        let entry = writer.entry(index)?;
+        let gained = writer.clear(index);
+        locked.accounts.tombstones = locked.accounts.tombstones.saturating_add_signed(gained);
+        locked.accounts.live -= 1;
+        locked.accounts.bytes -= entry.weight as usize;
         self.counters.entries.fetch_sub(1, Ordering::Relaxed);
         self.counters
             .bytes
-            .fetch_sub(u64::from(slot.weight), Ordering::Relaxed);
-        Some(slot)
+            .fetch_sub(u64::from(entry.weight), Ordering::Relaxed);
+        self.retire(entry.value);
+        Some(entry)
     }
 
     /// Frees room for `candidate`: reaps an expired sample, or evicts the
-    /// least frequent sample if the candidate is more frequent. Stale ring
-    /// positions met on the way are dropped.
-    fn make_room(&self, partition: &mut Partition, candidate: CacheKey, now: u64) -> bool {
+    /// least frequent sample if the candidate is more frequent.
+    fn make_room(&self, locked: &mut Locked<'_>, candidate: CacheKey, now: u64) -> bool {
         let mut rng = rand::thread_rng();
-        let mut victim: Option<(CacheKey, u16)> = None;
+        let capacity = self.writer(locked).table().capacity();
+        // Random slots first; a full partition's table is at least a
+        // quarter live. A partition full by bytes may be sparse, so the
+        // rest of the samples come from a scan from a random slot.
+        let start = rng.gen_range(0..capacity);
+        let random = (0..self.samples * 16).map(move |_| rng.gen_range(0..capacity));
+        let scan = (0..capacity).map(|i| (start + i) % capacity);
+        let mut victim: Option<(usize, u16)> = None;
         let mut sampled = 0;
-        while sampled < self.samples && !partition.ring.is_empty() {
-            let pos = rng.gen_range(0..partition.ring.len());
-            let key = partition.ring[pos];
-            let expires_at = match self.map.get(&key) {
-                Some(slot) => slot.expires_at,
-                None => {
-                    partition.ring.swap_remove(pos);
-                    continue;
-                }
+        for index in random.chain(scan) {
+            if sampled == self.samples {
+                break;
+            }
+            let Some(entry) = self.writer(locked).entry(index) else {
+                continue;
             };
             sampled += 1;
-            if expires_at <= now {
-                partition.ring.swap_remove(pos);
-                self.remove_locked(partition, key);
+            if entry.expires_at <= now {
+                self.remove_at(locked, index);
                 self.counters.expired_reaped.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
-            let freq = self.sketch.estimate(key);
+            let freq = self.sketch.estimate(entry.key);
             if victim.is_none_or(|(_, f)| freq < f) {
-                victim = Some((key, freq));
+                victim = Some((index, freq));
             }
         }
         match victim {
-            Some((key, freq)) if self.sketch.estimate(candidate) > freq => {
-                self.remove_locked(partition, key);
+            Some((index, freq)) if self.sketch.estimate(candidate) > freq => {
+                self.remove_at(locked, index);
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 true
             }
@@ -450,61 +659,63 @@ impl<V> Cache<V> {
         }
     }
 
-    /// Removes `key`'s entry (logout, revocation). Returns whether it was there.
+    /// Removes `key`'s entry (logout, revocation). Returns whether it was
+    /// there. Once this returns, no lookup that starts afterwards finds it.
     pub fn remove(&self, key: CacheKey) -> bool {
-        let mut partition = self.partition(key).lock();
-        self.remove_locked(&mut partition, key).is_some()
+        let removed = {
+            let mut locked = self.lock(self.partition_of(key));
+            match self.writer(&locked).locate(key) {
+                Located::At(index) => self.remove_at(&mut locked, index).is_some(),
+                Located::Vacant { .. } => false,
+            }
+        };
+        self.reclaim_if_due();
+        removed
     }
 
     /// Removes every entry carrying `tag` (e.g. every token signed with a
     /// rotated-out key id). Locks one partition at a time.
     pub fn remove_tag(&self, tag: u64) -> usize {
-        self.remove_where(usize::MAX, |slot| slot.tag == tag).0
+        self.remove_where(usize::MAX, |entry| entry.tag == tag)
     }
 
     /// Removes every entry.
     pub fn clear(&self) -> usize {
-        self.remove_where(usize::MAX, |_| true).0
+        self.remove_where(usize::MAX, |_| true)
     }
 
-    /// Walks each partition's ring (compacting stale positions) and removes
-    /// up to `max_per_partition` entries for which `doomed` holds.
-    fn remove_where(
-        &self,
-        max_per_partition: usize,
-        doomed: impl Fn(&Slot<V>) -> bool,
-    ) -> (usize, usize) {
+    /// Removes up to `max_per_partition` live entries of each partition for
+    /// which `doomed` holds, locking one partition at a time.
+    fn remove_where(&self, max_per_partition: usize, doomed: impl Fn(&Stored<V>) -> bool) -> usize {
         let mut removed = 0;
-        let mut visited = 0;
-        for partition in self.partitions.iter() {
-            let mut partition = partition.lock();
+        for partition in 0..self.partitions.len() {
+            let mut locked = self.lock(partition);
+            let capacity = self.writer(&locked).table().capacity();
             let mut here = 0;
-            let mut pos = 0;
-            while pos < partition.ring.len() {
-                let key = partition.ring[pos];
-                let verdict = self.map.get(&key).map(|slot| doomed(&slot));
-                visited += 1;
-                match verdict {
-                    None => {
-                        partition.ring.swap_remove(pos);
-                    }
-                    Some(true) if here < max_per_partition => {
-                        partition.ring.swap_remove(pos);
-                        self.remove_locked(&mut partition, key);
-                        here += 1;
-                    }
-                    Some(_) => pos += 1,
+            for index in 0..capacity {
+                if here == max_per_partition {
+                    break;
+                }
+                let doomed = self
+                    .writer(&locked)
+                    .entry(index)
+                    .is_some_and(|entry| doomed(&entry));
+                if doomed && self.remove_at(&mut locked, index).is_some() {
+                    here += 1;
                 }
             }
             removed += here;
         }
-        (removed, visited)
+        self.reclaim_if_due();
+        removed
     }
 
     /// Reaps expired entries, at most `max_per_shard` per partition, locking
-    /// one partition at a time; readers never wait on a partition lock.
+    /// one partition at a time (readers never wait on a partition lock),
+    /// then frees everything retired so far.
     pub fn sweep(&self, now: u64, max_per_shard: usize) -> usize {
-        let (reaped, _) = self.remove_where(max_per_shard, |slot| slot.expires_at <= now);
+        let reaped = self.remove_where(max_per_shard, |entry| entry.expires_at <= now);
+        self.reclaim();
         self.counters
             .expired_reaped
             .fetch_add(reaped as u64, Ordering::Relaxed);
@@ -514,7 +725,11 @@ impl<V> Cache<V> {
     /// Counters, summed over a fixed number of stripes: O(1) in entries.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            hits: self.hits.sum(),
+            hits: self
+                .hit_stripes
+                .iter()
+                .map(|s| s.hits.load(Ordering::Relaxed))
+                .sum(),
             misses: self.misses.sum(),
             admissions_rejected: self.counters.admissions_rejected.load(Ordering::Relaxed),
             evictions: self.counters.evictions.load(Ordering::Relaxed),
@@ -533,6 +748,26 @@ impl<V> Cache<V> {
     }
 }
 
+impl<V> Drop for Cache<V> {
+    fn drop(&mut self) {
+        for partition in self.partitions.iter() {
+            let table = partition.table.load(Ordering::Acquire);
+            // SAFETY: `&mut self`: no reader or writer is left, and the
+            // current tables and their live values are owned here alone
+            // (retired ones are freed below).
+            let table = unsafe { Box::from_raw(table) };
+            for entry in table.live() {
+                // SAFETY: each live slot holds one `Arc` reference.
+                drop(unsafe { Arc::from_raw(entry.value) });
+            }
+        }
+        for retired in std::mem::take(self.retired.get_mut()) {
+            // SAFETY: unreachable, and no read section is left (`&mut self`).
+            unsafe { retired.free() };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,11 +781,16 @@ mod tests {
     }
 
     fn small(max_entries: usize) -> Cache<u64> {
+        bounded(max_entries, 1 << 30, 8)
+    }
+
+    /// One partition, so that bounds apply to the whole cache.
+    fn bounded(max_entries: usize, max_bytes: usize, eviction_samples: usize) -> Cache<u64> {
         Cache::new(CacheConfig {
             max_entries,
-            max_bytes: 1 << 30,
+            max_bytes,
             shards: 1,
-            eviction_samples: 8,
+            eviction_samples,
         })
     }
 
@@ -566,12 +806,7 @@ mod tests {
 
     #[test]
     fn already_expired_and_oversized_values_are_not_stored() {
-        let c: Cache<u64> = Cache::new(CacheConfig {
-            max_entries: 10,
-            max_bytes: 100,
-            shards: 1,
-            eviction_samples: 4,
-        });
+        let c = bounded(10, 100, 4);
         assert_eq!(c.insert(key(1), 1, 8, 5, 0, 5), Admission::Expired);
         assert_eq!(c.insert(key(1), 1, 101, 10, 0, 5), Admission::TooLarge);
         assert!(c.is_empty());
@@ -641,13 +876,8 @@ mod tests {
     }
 
     #[test]
-    fn byte_bounds_are_enforced() {
-        let c: Cache<u64> = Cache::new(CacheConfig {
-            max_entries: 100,
-            max_bytes: 100,
-            shards: 1,
-            eviction_samples: 8,
-        });
+    fn byte_bounds_are_enforced_on_inserts_and_heavier_replacements() {
+        let c = bounded(100, 100, 8);
         for i in 0..10 {
             c.insert(key(i), i, 10, 100 * S, 0, 0);
         }
@@ -657,6 +887,37 @@ mod tests {
             Admission::Rejected
         );
         assert_eq!(c.stats().bytes, 100);
+        // Each replacement would take the partition past 100 bytes.
+        for i in 0..10 {
+            let admission = c.insert(key(i), i, 100, 100 * S, 0, 0);
+            assert!(c.stats().bytes <= 100, "{admission:?}: {}", c.stats().bytes);
+        }
+        c.assert_consistent();
+        // A replacement that fits is still a replacement.
+        c.clear();
+        c.insert(key(1), 1, 10, 100 * S, 0, 0);
+        assert_eq!(c.insert(key(1), 2, 60, 100 * S, 0, 0), Admission::Replaced);
+        assert_eq!(c.stats().bytes, 60);
+    }
+
+    #[test]
+    fn a_sparse_table_full_by_bytes_still_finds_victims() {
+        let c = bounded(100_000, 100, 4);
+        // Grow the table, then empty it down to two heavy entries.
+        for i in 0..20_000 {
+            c.insert(key(i), i, 0, 100 * S, 0, 0);
+        }
+        c.clear();
+        c.insert(key(1), 1, 50, 2 * S, 0, 0);
+        c.insert(key(2), 2, 50, 2 * S, 0, 0);
+        // Both have expired: the scan finds them although the random
+        // probes of a table this sparse almost never do.
+        assert_eq!(
+            c.insert(key(3), 3, 50, 100 * S, 0, 3 * S),
+            Admission::Admitted
+        );
+        assert_eq!(c.stats().expired_reaped, 1);
+        c.assert_consistent();
     }
 
     #[test]
@@ -727,31 +988,176 @@ mod tests {
                 }
             }
         }
-        let mut entries = 0;
-        let mut bytes = 0;
-        for (p, partition) in c.partitions.iter().enumerate() {
-            let partition = partition.lock();
-            let in_map: Vec<(CacheKey, u32)> = c
-                .map
-                .iter()
-                .filter(|e| ((*e.key() >> 64) as usize) & c.partition_mask == p)
-                .map(|e| (*e.key(), e.value().weight))
-                .collect();
-            assert_eq!(partition.live, in_map.len());
-            assert_eq!(
-                partition.bytes,
-                in_map.iter().map(|(_, w)| *w as usize).sum::<usize>()
-            );
-            assert!(
-                in_map.iter().all(|(k, _)| partition.ring.contains(k)),
-                "every live key is in its ring"
-            );
-            assert!(partition.live <= c.max_entries_per_partition);
-            entries += partition.live;
-            bytes += partition.bytes;
+        c.assert_consistent();
+    }
+
+    impl<V> Cache<V> {
+        /// Checks every invariant of the module docs, partition by partition.
+        fn assert_consistent(&self) {
+            let mut entries = 0;
+            let mut bytes = 0;
+            for p in 0..self.partitions.len() {
+                let locked = self.lock(p);
+                let table = self.writer(&locked).table();
+                let live: Vec<Stored<V>> = table.live().collect();
+                let mut keys: Vec<CacheKey> = live.iter().map(|e| e.key).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                assert_eq!(keys.len(), live.len(), "a key is live at most once");
+                assert!(live.iter().all(|e| self.partition_of(e.key) == p));
+                assert_eq!(locked.accounts.live, live.len());
+                assert_eq!(
+                    locked.accounts.bytes,
+                    live.iter().map(|e| e.weight as usize).sum::<usize>()
+                );
+                assert_eq!(locked.accounts.tombstones, table.tombstones());
+                assert!(
+                    (locked.accounts.live + locked.accounts.tombstones) * 4 <= table.capacity() * 3
+                );
+                assert!(locked.accounts.live <= self.max_entries_per_partition);
+                assert!(
+                    live.iter()
+                        .all(|e| matches!(table.find(e.key), Probe::Found { .. })),
+                    "every live entry is reachable by its key"
+                );
+                entries += live.len();
+                bytes += locked.accounts.bytes;
+            }
+            assert_eq!(self.stats().entries as usize, entries);
+            assert_eq!(self.stats().bytes as usize, bytes);
         }
-        assert_eq!(c.map.len(), entries);
-        assert_eq!(c.stats().entries as usize, entries);
-        assert_eq!(c.stats().bytes as usize, bytes);
+    }
+
+    #[test]
+    fn tables_stay_small_through_churn() {
+        let c = small(1_000);
+        for round in 0..50u64 {
+            for i in 0..500 {
+                c.insert(key(round * 1_000 + i), i, 8, 100 * S, 0, 0);
+            }
+            for i in 0..500 {
+                assert!(c.remove(key(round * 1_000 + i)));
+            }
+        }
+        assert!(c.is_empty());
+        c.assert_consistent();
+        let locked = c.lock(0);
+        // 25,000 keys went through one partition; tombstones were rebuilt
+        // away whenever they took the table past its load limit.
+        assert!(c.writer(&locked).table().capacity() <= 2_048);
+    }
+
+    #[test]
+    fn concurrent_readers_never_see_a_wrong_or_expired_value_while_writers_churn() {
+        use std::sync::atomic::AtomicBool;
+        // Values encode their key and expiry, so a reader can check that
+        // whatever it is handed belongs to the key it asked for and is live.
+        let c: Arc<Cache<(CacheKey, u64)>> = Arc::new(Cache::new(CacheConfig {
+            max_entries: 512,
+            max_bytes: 1 << 20,
+            shards: 4,
+            eviction_samples: 4,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let now = 1_000;
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let c = c.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = w + 1;
+                    let mut ops = 0u64;
+                    while !stop.load(Ordering::Relaxed) || ops < 20_000 {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        let k = key(x >> 54);
+                        let expires = now + 1 + (x >> 40) % 3 * 1_000;
+                        match x >> 61 {
+                            0..=3 => {
+                                c.insert(k, (k, expires), 16, expires, x % 3, now);
+                            }
+                            4 | 5 => {
+                                c.remove(k);
+                            }
+                            6 => {
+                                c.sweep(now + 1_500, 8);
+                            }
+                            _ => {
+                                c.remove_tag(x % 3);
+                            }
+                        }
+                        ops += 1;
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..2u64)
+            .map(|r| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let mut found = 0u64;
+                    for i in 0..400_000u64 {
+                        let k = key((i * 7 + r) % 1024);
+                        let at = now + (i % 4) * 700;
+                        if let Some((owner, expires)) = c.get_map(k, at, |v| **v) {
+                            assert_eq!(owner, k, "a value is only ever served for its own key");
+                            assert!(expires > at, "an expired value is never served");
+                            found += 1;
+                        }
+                    }
+                    found
+                })
+            })
+            .collect();
+        let found: u64 = readers.into_iter().map(|h| h.join().unwrap()).sum();
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(found > 0, "readers hit something");
+        c.assert_consistent();
+        assert!(c.len() <= 512);
+        assert_eq!(c.stats().hits, found);
+    }
+
+    #[test]
+    fn a_removed_entry_is_never_found_by_a_later_lookup() {
+        let c: Arc<Cache<u64>> = Arc::new(small(4_096));
+        let reader = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                // Keeps other slots of the table busy being read meanwhile.
+                for i in 0..200_000u64 {
+                    c.get(key(i % 2_000), 1);
+                }
+            })
+        };
+        for i in 0..2_000u64 {
+            c.insert(key(i), i, 8, 100 * S, 0, 0);
+            assert_eq!(c.get(key(i), 1).as_deref(), Some(&i));
+            assert!(c.remove(key(i)));
+            assert!(c.get(key(i), 1).is_none(), "removal is seen at once");
+        }
+        reader.join().unwrap();
+        c.assert_consistent();
+    }
+
+    #[test]
+    fn every_value_is_dropped_exactly_once() {
+        let probe = Arc::new(());
+        {
+            let c: Cache<Arc<()>> = Cache::new(CacheConfig::default());
+            for i in 0..1_000 {
+                c.insert(key(i), probe.clone(), 8, 100, 0, 0);
+            }
+            for i in 0..500 {
+                c.remove(key(i));
+            }
+            for i in 500..600 {
+                c.insert(key(i), probe.clone(), 8, 100, 0, 0);
+            }
+            assert!(Arc::strong_count(&probe) >= 501);
+        }
+        // Live and retired values all drop with the cache.
+        assert_eq!(Arc::strong_count(&probe), 1);
     }
 }

@@ -10,8 +10,13 @@
 //!   700-byte JWT and safe against an attacker who chooses tokens.
 //! - [`sketch`]: a count-min frequency sketch with aging (TinyLFU-style
 //!   admission).
-//! - [`cache`]: [`Cache`], sharded maps of `Arc<V>` with per-entry expiry,
-//!   admission, entry and byte bounds, tag purges and O(1) statistics.
+//! - [`cache`]: [`Cache`], partitioned tables of `Arc<V>` with per-entry
+//!   expiry, admission, entry and byte bounds, tag purges and O(1)
+//!   statistics.
+//! - `table`: the slot table each partition reads without locks (sequence
+//!   locks per slot).
+//! - [`reclaim`]: frees what readers might still hold once they cannot
+//!   (userspace RCU with `membarrier`: two plain stores per read).
 //! - [`sweeper`]: a background thread that reaps expired entries one shard
 //!   at a time.
 //!
@@ -33,9 +38,12 @@
 //! ```
 
 pub mod cache;
+mod huge;
 pub mod key;
+pub mod reclaim;
 pub mod sketch;
 pub mod sweeper;
+mod table;
 
 pub use cache::{Admission, Cache, CacheConfig, CacheStats};
 pub use key::{CacheKey, KeyDeriver};

@@ -26,6 +26,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
+use crate::huge::Zeroed;
 use crate::key::CacheKey;
 
 const ROWS: usize = 4;
@@ -33,7 +34,7 @@ const ROWS: usize = 4;
 /// Approximate access frequencies of cache keys.
 #[derive(Debug)]
 pub struct FrequencySketch {
-    counters: Box<[AtomicU8]>,
+    counters: Zeroed<AtomicU8>,
     doorkeeper: Box<[AtomicU64]>,
     block_mask: usize,
     door_mask: usize,
@@ -44,12 +45,15 @@ pub struct FrequencySketch {
 impl FrequencySketch {
     /// A sketch for a cache of about `capacity` entries.
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(16);
+        // At most 2^28: 2^32 counters, the most `Zeroed` allocates.
+        let capacity = capacity.clamp(16, 1 << 28);
         // At least 4,096 columns: with fewer, a small hot set covers enough of
         // each row that a never-seen key's four counters can all collide
         // with hot ones and look frequent.
         let width = capacity.saturating_mul(4).max(4_096).next_power_of_two();
-        let counters = (0..width * ROWS).map(|_| AtomicU8::new(0)).collect();
+        // Sampled hits touch a block at random: huge pages spare them TLB
+        // misses (see `crate::huge`).
+        let counters = Zeroed::new(width * ROWS);
         let blocks = width * ROWS / 64;
         // The doorkeeper holds the distinct keys of one aging period (8 ×
         // capacity) at 8 bits per key with two hash bits: ~5% false positives.
@@ -107,7 +111,12 @@ impl FrequencySketch {
         for row in 0..ROWS {
             let counter = &self.counters[self.slot(key, row)];
             let value = counter.load(Ordering::Relaxed);
-            counter.store(value.saturating_add(weight), Ordering::Relaxed);
+            let raised = value.saturating_add(weight);
+            // A saturated counter is left unwritten, so hot keys' lines stay
+            // shared between the cores that read them.
+            if raised != value {
+                counter.store(raised, Ordering::Relaxed);
+            }
         }
     }
 

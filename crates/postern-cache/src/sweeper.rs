@@ -2,8 +2,9 @@
 //!
 //! It wakes every `interval`, calls [`Cache::sweep`] with the current time
 //! and a per-shard budget, and exits when the [`Sweeper`] handle is dropped.
-//! Sweeping locks one shard at a time for a bounded number of removals, so
-//! readers never wait on more than one shard's short critical section.
+//! Sweeping locks one partition at a time for a bounded number of removals
+//! (readers take no lock at all), then frees the values retired since the
+//! last sweep once no reader can still hold them.
 //! (This module is the crate's only clock reader: the sweeper is an edge.)
 
 use std::sync::Arc;
