@@ -26,13 +26,13 @@
 //!
 //! # Admission and eviction
 //!
-//! Every miss, insert and hit counts the key in a [`FrequencySketch`].
-//! Hits are queued per thread (the last 16 keys, in the thread's stripe)
-//! and handed to the sketch 16 at a time: each update touches a sketch
-//! block of its own, and one per hit, interleaved with lookups, cost more
-//! than the lookup itself. (Sampling one hit in four or sixteen instead
-//! was slower still, through mispredicted branches, and at one in sixteen
-//! made counts too lumpy: a flood of new keys evicted entries in use.) When a partition is full, an insert samples
+//! Every miss and insert counts the key in a [`FrequencySketch`]. Hits
+//! are counted in the entry's own slot (a saturating byte in the cache line
+//! the lookup has just read, written only below saturation), and sweeps
+//! halve them; an entry's use is its sketch estimate plus that count.
+//! Counting hits in the sketch touched another random cache line per hit,
+//! which measured as twice the cost of the lookup itself, whether done per
+//! hit, sampled, or batched per thread (`BENCHMARKS.md`). When a partition is full, an insert samples
 //! `eviction_samples` random live slots: an expired entry is reaped
 //! outright; otherwise the least frequent one is the victim, and the
 //! candidate is admitted only if the sketch says it is strictly more
@@ -71,7 +71,7 @@ use crate::huge::MAX_LEN;
 use crate::key::CacheKey;
 use crate::reclaim;
 use crate::sketch::FrequencySketch;
-use crate::table::{Located, Probe, Stored, Table, Writer, MIN_CAPACITY};
+use crate::table::{Located, Probe, SlotRef, Stored, Table, Writer, MIN_CAPACITY};
 
 /// Cache limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,28 +196,6 @@ thread_local! {
     static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-/// Keys a stripe holds before its thread hands them to the sketch.
-const HIT_RING: usize = 16;
-
-/// A thread's record of its hits: the count, and the last [`HIT_RING`]
-/// keys hit, split into halves (written only by the stripe's thread; when
-/// more than [`STRIPES`] threads share stripes, a racing write may count a
-/// torn key once, which only blurs an estimate).
-#[repr(align(128))]
-struct HitStripe {
-    hits: AtomicU64,
-    ring: [AtomicU64; 2 * HIT_RING],
-}
-
-impl HitStripe {
-    fn new() -> Self {
-        Self {
-            hits: AtomicU64::new(0),
-            ring: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
-
 /// This thread's stripe.
 #[inline]
 fn stripe() -> usize {
@@ -267,7 +245,7 @@ pub struct Cache<V> {
     max_capacity: usize,
     samples: usize,
     sketch: FrequencySketch,
-    hit_stripes: Box<[HitStripe]>,
+    hits: StripedCounter,
     misses: StripedCounter,
     counters: Counters,
     retired: Mutex<Vec<Retired<V>>>,
@@ -319,7 +297,7 @@ impl<V> Cache<V> {
                 .next_power_of_two(),
             samples: config.eviction_samples.clamp(1, 1 << 10),
             sketch: FrequencySketch::new(config.max_entries),
-            hit_stripes: (0..STRIPES).map(|_| HitStripe::new()).collect(),
+            hits: StripedCounter::new(),
             misses: StripedCounter::new(),
             counters: Counters::default(),
             retired: Mutex::new(Vec::new()),
@@ -348,32 +326,6 @@ impl<V> Cache<V> {
         unsafe { Writer::new(&*table) }
     }
 
-    /// Counts a hit and queues its key for the sketch; every
-    /// [`HIT_RING`]th hit of a thread hands the queued keys over at once.
-    /// The hit path thus writes only its own stripe's line, and the sketch
-    /// blocks, one per key, are fetched together rather than one per hit.
-    #[inline]
-    fn record_hit(&self, key: CacheKey) {
-        let stripe = &self.hit_stripes[stripe()];
-        let hits = stripe.hits.load(Ordering::Relaxed);
-        stripe.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
-        let at = (hits as usize) % HIT_RING;
-        stripe.ring[2 * at].store(key as u64, Ordering::Relaxed);
-        stripe.ring[2 * at + 1].store((key >> 64) as u64, Ordering::Relaxed);
-        if at == HIT_RING - 1 {
-            self.drain_hits(stripe);
-        }
-    }
-
-    #[cold]
-    fn drain_hits(&self, stripe: &HitStripe) {
-        for pair in stripe.ring.chunks_exact(2) {
-            let key = u128::from(pair[0].load(Ordering::Relaxed))
-                | (u128::from(pair[1].load(Ordering::Relaxed)) << 64);
-            self.sketch.increment_by(key, 1);
-        }
-    }
-
     /// The value under `key` if present and unexpired at `now`.
     pub fn get(&self, key: CacheKey, now: u64) -> Option<Arc<V>> {
         self.get_map(key, now, Arc::clone)
@@ -383,12 +335,15 @@ impl<V> Cache<V> {
     /// touching the value's reference count. `f` must be short: while it runs, no value
     /// this cache (or any other) retires can be freed.
     pub fn get_map<R>(&self, key: CacheKey, now: u64, f: impl FnOnce(&Arc<V>) -> R) -> Option<R> {
-        let found = self.with_entry(key, |expires_at, value| {
-            (expires_at > now).then(|| f(value))
+        let found = self.with_entry(key, |expires_at, value, slot| {
+            (expires_at > now).then(|| {
+                slot.count_hit();
+                f(value)
+            })
         });
         match found {
             Some(Some(result)) => {
-                self.record_hit(key);
+                self.hits.add(stripe(), 1);
                 Some(result)
             }
             _ => {
@@ -400,7 +355,11 @@ impl<V> Cache<V> {
     }
 
     /// Runs `f` on `key`'s entry (expired or not), if present.
-    fn with_entry<R>(&self, key: CacheKey, f: impl FnOnce(u64, &Arc<V>) -> R) -> Option<R> {
+    fn with_entry<R>(
+        &self,
+        key: CacheKey,
+        f: impl FnOnce(u64, &Arc<V>, &SlotRef<'_, V>) -> R,
+    ) -> Option<R> {
         let partition = &self.partitions[self.partition_of(key)];
         let section = reclaim::enter();
         let table = partition.table.load(Ordering::Acquire);
@@ -408,8 +367,12 @@ impl<V> Cache<V> {
         // every read section open then has ended; this one was open before
         // the load.
         let probe = unsafe { &*table }.find(key);
-        let (expires_at, value) = match probe {
-            Probe::Found { expires_at, value } => (expires_at, value),
+        let (expires_at, value, slot) = match probe {
+            Probe::Found {
+                expires_at,
+                value,
+                slot,
+            } => (expires_at, value, slot),
             Probe::Absent => return None,
             Probe::Contended => {
                 // No write is in progress while the mutex is held.
@@ -417,7 +380,11 @@ impl<V> Cache<V> {
                 let table = partition.table.load(Ordering::Acquire);
                 // SAFETY: as above.
                 match unsafe { &*table }.find(key) {
-                    Probe::Found { expires_at, value } => (expires_at, value),
+                    Probe::Found {
+                        expires_at,
+                        value,
+                        slot,
+                    } => (expires_at, value, slot),
                     _ => return None,
                 }
             }
@@ -426,14 +393,14 @@ impl<V> Cache<V> {
         // slot inside the read section, so it is not freed before the
         // section ends (below); `ManuallyDrop` leaves the slot's count as is.
         let value = ManuallyDrop::new(unsafe { Arc::from_raw(value) });
-        let result = f(expires_at, &value);
+        let result = f(expires_at, &value, &slot);
         drop(section);
         Some(result)
     }
 
     /// The expiry time of `key`'s entry, if present (expired or not).
     pub fn expires_at(&self, key: CacheKey) -> Option<u64> {
-        self.with_entry(key, |expires_at, _| expires_at)
+        self.with_entry(key, |expires_at, _, _| expires_at)
     }
 
     /// Stores `value` under `key` until `expires_at` (exclusive), with a
@@ -488,6 +455,7 @@ impl<V> Cache<V> {
             value,
             tag,
             weight,
+            hits: 0,
         };
         if let Located::At(index) = self.writer(&locked).locate(key) {
             let writer = self.writer(&locked);
@@ -644,7 +612,7 @@ impl<V> Cache<V> {
                 self.counters.expired_reaped.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
-            let freq = self.sketch.estimate(entry.key);
+            let freq = self.frequency(&entry);
             if victim.is_none_or(|(_, f)| freq < f) {
                 victim = Some((index, freq));
             }
@@ -657,6 +625,12 @@ impl<V> Cache<V> {
             }
             _ => false,
         }
+    }
+
+    /// An entry's use, for choosing victims: its accesses before it was
+    /// stored and its misses and re-inserts (sketch), plus its recent hits.
+    fn frequency(&self, entry: &Stored<V>) -> u16 {
+        self.sketch.estimate(entry.key) + u16::from(entry.hits)
     }
 
     /// Removes `key`'s entry (logout, revocation). Returns whether it was
@@ -687,6 +661,18 @@ impl<V> Cache<V> {
     /// Removes up to `max_per_partition` live entries of each partition for
     /// which `doomed` holds, locking one partition at a time.
     fn remove_where(&self, max_per_partition: usize, doomed: impl Fn(&Stored<V>) -> bool) -> usize {
+        self.visit(max_per_partition, false, doomed)
+    }
+
+    /// Walks every partition's live entries, one partition locked at a
+    /// time: removes up to `max_per_partition` for which `doomed` holds, and
+    /// with `age`, halves the recent hits of the ones it keeps.
+    fn visit(
+        &self,
+        max_per_partition: usize,
+        age: bool,
+        doomed: impl Fn(&Stored<V>) -> bool,
+    ) -> usize {
         let mut removed = 0;
         for partition in 0..self.partitions.len() {
             let mut locked = self.lock(partition);
@@ -696,12 +682,15 @@ impl<V> Cache<V> {
                 if here == max_per_partition {
                     break;
                 }
-                let doomed = self
-                    .writer(&locked)
-                    .entry(index)
-                    .is_some_and(|entry| doomed(&entry));
-                if doomed && self.remove_at(&mut locked, index).is_some() {
-                    here += 1;
+                let Some(entry) = self.writer(&locked).entry(index) else {
+                    continue;
+                };
+                if doomed(&entry) {
+                    if self.remove_at(&mut locked, index).is_some() {
+                        here += 1;
+                    }
+                } else if age {
+                    self.writer(&locked).age_hits(index);
                 }
             }
             removed += here;
@@ -712,9 +701,10 @@ impl<V> Cache<V> {
 
     /// Reaps expired entries, at most `max_per_shard` per partition, locking
     /// one partition at a time (readers never wait on a partition lock),
-    /// then frees everything retired so far.
+    /// halves the recent hits of the entries it passes (so that an entry's
+    /// use fades unless it goes on), then frees everything retired so far.
     pub fn sweep(&self, now: u64, max_per_shard: usize) -> usize {
-        let reaped = self.remove_where(max_per_shard, |entry| entry.expires_at <= now);
+        let reaped = self.visit(max_per_shard, true, |entry| entry.expires_at <= now);
         self.reclaim();
         self.counters
             .expired_reaped
@@ -725,11 +715,7 @@ impl<V> Cache<V> {
     /// Counters, summed over a fixed number of stripes: O(1) in entries.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            hits: self
-                .hit_stripes
-                .iter()
-                .map(|s| s.hits.load(Ordering::Relaxed))
-                .sum(),
+            hits: self.hits.sum(),
             misses: self.misses.sum(),
             admissions_rejected: self.counters.admissions_rejected.load(Ordering::Relaxed),
             evictions: self.counters.evictions.load(Ordering::Relaxed),
@@ -860,6 +846,27 @@ mod tests {
         }
         assert_eq!(c.insert(key(2), 2, 8, 1_000 * S, 0, S), Admission::Admitted);
         assert_eq!(c.stats().evictions, 1);
+        assert!(c.get(key(1), S).is_none());
+    }
+
+    #[test]
+    fn hits_protect_an_entry_until_sweeps_let_its_use_fade() {
+        let c = small(1);
+        c.insert(key(1), 1, 8, 1_000 * S, 0, 0);
+        for _ in 0..200 {
+            assert!(c.get(key(1), S).is_some());
+        }
+        // key(2) keeps missing: more often than key(1) was ever missed or
+        // inserted, far less often than key(1) is hit.
+        for _ in 0..5 {
+            assert!(c.get(key(2), S).is_none());
+        }
+        assert_eq!(c.insert(key(2), 2, 8, 1_000 * S, 0, S), Admission::Rejected);
+        // No more hits: eight sweeps halve 200 recent hits to nothing.
+        for _ in 0..8 {
+            c.sweep(S, usize::MAX);
+        }
+        assert_eq!(c.insert(key(2), 2, 8, 1_000 * S, 0, S), Admission::Admitted);
         assert!(c.get(key(1), S).is_none());
     }
 

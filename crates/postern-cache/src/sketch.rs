@@ -10,8 +10,8 @@
 //!   least 16,384), in 64-byte blocks. A key's four counters lie in one
 //!   block (one per 16-byte quarter), so an update touches one cache line —
 //!   the layout of Caffeine's `FrequencySketch`. [`FrequencySketch::increment_by`]
-//!   adds a weight at once, for callers that sample (the cache counts one
-//!   hit in four, with weight four). Keys are already pseudorandom
+//!   adds a weight at once, for callers that sample. (The cache counts
+//!   hits in its slots instead, see [`crate::cache`].) Keys are already pseudorandom
 //!   (see [`crate::key`]), so the block and the positions in it are slices of
 //!   the key instead of rehashes. The estimate is the minimum of the four
 //!   counters plus the doorkeeper's bit.

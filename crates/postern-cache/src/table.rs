@@ -39,7 +39,7 @@
 
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::huge::{ZeroValid, Zeroed, MAX_LEN};
 use crate::key::CacheKey;
@@ -67,6 +67,11 @@ struct Slot<V> {
     value: AtomicPtr<V>,
     tag: AtomicU64,
     weight: AtomicU32,
+    /// Hits since the entry was stored, saturating at 255 and halved by
+    /// sweeps: the entry's recent use, for eviction. Written by readers
+    /// (outside the sequence lock: an estimate, never a decision on its
+    /// own) only while below saturation, so a hot slot's line stays shared.
+    hits: AtomicU8,
 }
 
 // SAFETY: all-zero bytes are an empty slot: zero atomics and a null value
@@ -113,14 +118,30 @@ impl<V> Slot<V> {
             value: seen.value,
             tag: self.tag.load(Ordering::Relaxed),
             weight: self.weight.load(Ordering::Relaxed),
+            hits: self.hits.load(Ordering::Relaxed),
         })
     }
 
+    /// Counts a hit, unless the count is saturated.
+    #[inline]
+    fn bump_hits(&self) {
+        let hits = self.hits.load(Ordering::Relaxed);
+        if hits < u8::MAX {
+            self.hits.store(hits + 1, Ordering::Relaxed);
+        }
+    }
+
     fn write(&self, entry: &Stored<V>) {
+        let (lo, hi) = split(entry.key);
+        let same_key = self.key_lo.load(Ordering::Relaxed) == lo
+            && self.key_hi.load(Ordering::Relaxed) == hi
+            && self.peek().is_live();
+        if !same_key {
+            self.hits.store(0, Ordering::Relaxed);
+        }
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
-        let (lo, hi) = split(entry.key);
         self.key_lo.store(lo, Ordering::Relaxed);
         self.key_hi.store(hi, Ordering::Relaxed);
         self.expires_at.store(entry.expires_at, Ordering::Relaxed);
@@ -171,18 +192,31 @@ pub(crate) struct Stored<V> {
     pub value: *mut V,
     pub tag: u64,
     pub weight: u32,
+    /// Recent hits (read back from a slot; ignored when writing one).
+    pub hits: u8,
 }
 
 /// What a reader found under a key.
-pub(crate) enum Probe<V> {
+pub(crate) enum Probe<'t, V> {
     Found {
         expires_at: u64,
         value: *mut V,
+        slot: SlotRef<'t, V>,
     },
     Absent,
     /// A slot on the probe path was being written throughout the reader's
     /// attempts; the caller retries under the partition's mutex.
     Contended,
+}
+
+/// The slot a hit was found in, to count the hit there.
+pub(crate) struct SlotRef<'t, V>(&'t Slot<V>);
+
+impl<V> SlotRef<'_, V> {
+    #[inline]
+    pub(crate) fn count_hit(&self) {
+        self.0.bump_hits();
+    }
 }
 
 /// A fixed-capacity open-addressing table (capacity a power of two).
@@ -212,7 +246,7 @@ impl<V> Table<V> {
     /// only inside the read section that was open when this table's pointer
     /// was loaded.
     #[inline]
-    pub(crate) fn find(&self, key: CacheKey) -> Probe<V> {
+    pub(crate) fn find(&self, key: CacheKey) -> Probe<'_, V> {
         let mut index = self.home(key);
         for _ in 0..self.slots.len() {
             let slot = &self.slots[index];
@@ -227,6 +261,7 @@ impl<V> Table<V> {
                 return Probe::Found {
                     expires_at: seen.expires_at,
                     value: seen.value,
+                    slot: SlotRef(slot),
                 };
             }
             index = (index + 1) & self.mask;
@@ -320,7 +355,17 @@ impl<'t, V> Writer<'t, V> {
         self.table.slots[index].stored()
     }
 
+    /// Halves the recent-hit count of the live entry at `index` (aging).
+    pub(crate) fn age_hits(&self, index: usize) {
+        let slot = &self.table.slots[index];
+        let hits = slot.hits.load(Ordering::Relaxed);
+        if hits > 0 {
+            slot.hits.store(hits / 2, Ordering::Relaxed);
+        }
+    }
+
     /// Writes `entry` at `index` (a vacant slot, or the key's own slot).
+    /// A slot keeps its hit count when the same key is rewritten.
     pub(crate) fn put(&self, index: usize, entry: &Stored<V>) {
         self.table.slots[index].write(entry);
     }
@@ -380,6 +425,7 @@ mod tests {
             value: std::ptr::without_provenance_mut(value * 8),
             tag: 0,
             weight: 1,
+            hits: 0,
         }
     }
 
