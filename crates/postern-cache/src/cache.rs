@@ -80,7 +80,8 @@ pub struct CacheConfig {
     pub max_entries: usize,
     /// Most bytes of declared entry weight held.
     pub max_bytes: usize,
-    /// Number of partitions (rounded up to a power of two).
+    /// Most partitions (rounded up to a power of two); a cache of fewer
+    /// than `16,384 × shards` entries uses one per 16,384 entries.
     pub shards: usize,
     /// Live entries sampled to choose an eviction victim.
     pub eviction_samples: usize,
@@ -232,6 +233,9 @@ impl<V> Retired<V> {
     }
 }
 
+/// Entries of a partition whose table, at its usual load, fills 2 MiB.
+const ENTRIES_PER_HUGE_TABLE: usize = 16_384;
+
 /// Retired objects are freed in batches of this many (or by the sweeper).
 const RECLAIM_BATCH: usize = 64;
 
@@ -275,7 +279,13 @@ impl<V> Cache<V> {
     pub fn new(config: CacheConfig) -> Self {
         reclaim::init();
         // Bounds that keep every size below computable; far past real use.
-        let partitions = config.shards.clamp(1, 1 << 16).next_power_of_two();
+        // A small cache gets fewer partitions, so that full tables still
+        // reach 2 MiB, the size that gets huge pages (`crate::huge`).
+        let partitions = config
+            .shards
+            .min(config.max_entries / ENTRIES_PER_HUGE_TABLE)
+            .clamp(1, 1 << 16)
+            .next_power_of_two();
         let max_entries_per_partition = config.max_entries.div_ceil(partitions).max(1);
         Self {
             partitions: (0..partitions)
