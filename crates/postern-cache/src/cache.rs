@@ -3,7 +3,7 @@
 //! # Structure and invariants
 //!
 //! Keys are split into *partitions* by their high bits. Each partition has
-//! a slot table (see [`crate::table`]) that readers search without a lock,
+//! a slot table (module `table`) that readers search without a lock,
 //! and a mutex over its accounting that every writer takes: the number of
 //! live entries, their declared bytes and the table's tombstones. Every
 //! insert, removal and sweep of a key happens under its partition's mutex,
@@ -12,8 +12,8 @@
 //! - `live` and `bytes` equal the count and summed weight of the table's
 //!   live entries, and `tombstones` its tombstones;
 //! - a key is live in at most one slot, and is reachable by its probe;
-//! - a partition holds at most `max_entries / shards` entries and
-//!   `max_bytes / shards` bytes, so the cache holds at most `max_entries`
+//! - a partition holds at most `max_entries / partitions` entries and
+//!   `max_bytes / partitions` bytes, so the cache holds at most `max_entries`
 //!   entries and `max_bytes` bytes (a full partition may refuse an insert
 //!   before the whole cache is full);
 //! - live and tombstone slots fill at most 3/4 of the table;
@@ -32,11 +32,12 @@
 //! halve them; an entry's use is its sketch estimate plus that count.
 //! Counting hits in the sketch touched another random cache line per hit,
 //! which measured as twice the cost of the lookup itself, whether done per
-//! hit, sampled, or batched per thread (`BENCHMARKS.md`). When a partition is full, an insert samples
-//! `eviction_samples` random live slots: an expired entry is reaped
-//! outright; otherwise the least frequent one is the victim, and the
-//! candidate is admitted only if the sketch says it is strictly more
-//! frequent (TinyLFU's rule). A flood of one-off keys therefore cannot push
+//! hit, sampled, or batched per thread (`BENCHMARKS.md`).
+//!
+//! When a partition is full, an insert samples `eviction_samples` random
+//! live slots: an expired entry is reaped outright; otherwise the least
+//! used one is the victim, and the candidate is admitted only if its
+//! sketch estimate is strictly greater (TinyLFU's rule). A flood of one-off keys therefore cannot push
 //! out sessions that are being used. Departure from W-TinyLFU: there is no
 //! LRU window and victims are sampled (as in Redis' approximated LFU) rather
 //! than taken from an SLRU's tail; sampling needs no per-hit bookkeeping,
@@ -48,7 +49,10 @@
 //! live entries when it passes 3/4 full, so an entry costs 85 to 256 bytes
 //! of table (about 128 at 1M entries) plus its value. A value that is
 //! replaced or removed is dropped once no reader can still hold it
-//! (see [`crate::reclaim`]), at the latest by the next sweep.
+//! (see [`crate::reclaim`]), at the latest by the next sweep. Tables of
+//! 2 MiB or more, and the sketch, are backed by huge pages where the kernel
+//! allows (module `huge`); a cache of fewer than `16,384 × shards`
+//! entries uses fewer partitions so that its tables reach that size.
 //!
 //! # Statistics
 //!

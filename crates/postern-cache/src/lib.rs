@@ -17,8 +17,10 @@
 //!   locks per slot).
 //! - [`reclaim`]: frees what readers might still hold once they cannot
 //!   (userspace RCU with `membarrier`: two plain stores per read).
-//! - [`sweeper`]: a background thread that reaps expired entries one shard
-//!   at a time.
+//! - `huge`: zeroed arrays that large tables and the sketch back with huge
+//!   pages.
+//! - [`sweeper`]: a background thread that reaps expired entries one
+//!   partition at a time.
 //!
 //! Nothing here is async and nothing reads a clock: `now` (nanoseconds since
 //! the Unix epoch) is a parameter, as everywhere in Postern's core.
