@@ -5,8 +5,10 @@
 //! Why: the issue asks us to choose the engine by measurement and to write
 //! our own only if the crates miss the target. `dashmap` is a bare map (no
 //! TTL, admission, bounds or statistics); `moka` and `quick_cache` are
-//! caches. Postern's cache is a `DashMap` index plus expiry, admission,
-//! bounds and statistics, so the interesting number is how much that adds.
+//! caches. A read-only `std::collections::HashMap` (no lock, nothing to
+//! maintain) is the floor any map can reach on the machine. Postern's cache
+//! adds expiry, admission, bounds and statistics to a lock-free table, so
+//! the interesting numbers are its distance to `dashmap` and to the floor.
 //!
 //! Shape (the seed's traffic): each engine holds N entries (100k or 1M) of
 //! ~100-byte sessions; lookups cycle over a hot set of 1,000 of them.
@@ -67,6 +69,8 @@ struct Engines {
     moka: moka::sync::Cache<CacheKey, Arc<Session>>,
     quick: quick_cache::sync::Cache<CacheKey, Arc<Session>>,
     dash: dashmap::DashMap<CacheKey, Arc<Session>, foldhash::fast::RandomState>,
+    /// The floor: a plain map, read-only, no lock (ANCHORS.md's reference).
+    std: std::collections::HashMap<CacheKey, Arc<Session>, foldhash::fast::RandomState>,
 }
 
 fn engines(n: usize, deriver: &KeyDeriver) -> Engines {
@@ -84,12 +88,17 @@ fn engines(n: usize, deriver: &KeyDeriver) -> Engines {
     let quick = quick_cache::sync::Cache::new(n * 2);
     let dash =
         dashmap::DashMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default());
+    let mut std = std::collections::HashMap::with_capacity_and_hasher(
+        n,
+        foldhash::fast::RandomState::default(),
+    );
     for (i, &k) in keys.iter().enumerate() {
         postern.insert(k, session(i), 128, FOREVER, 0, NOW);
         let s = Arc::new(session(i));
         moka.insert(k, s.clone());
         quick.insert(k, s.clone());
-        dash.insert(k, s);
+        dash.insert(k, s.clone());
+        std.insert(k, s);
     }
     moka.run_pending_tasks();
     let hot: Vec<CacheKey> = keys.iter().step_by(n / HOT).take(HOT).copied().collect();
@@ -106,6 +115,7 @@ fn engines(n: usize, deriver: &KeyDeriver) -> Engines {
         moka,
         quick,
         dash,
+        std,
     }
 }
 
@@ -116,6 +126,7 @@ enum Engine {
     Moka,
     QuickCache,
     DashMap,
+    StdHashMap,
 }
 
 impl Engine {
@@ -126,6 +137,7 @@ impl Engine {
             Engine::Moka => "moka",
             Engine::QuickCache => "quick_cache",
             Engine::DashMap => "dashmap",
+            Engine::StdHashMap => "std_hashmap_readonly",
         }
     }
 }
@@ -138,15 +150,17 @@ fn lookup(e: &Engines, engine: Engine, k: CacheKey) -> u64 {
         Engine::Moka => e.moka.get(&k).map_or(0, |s| s.exp),
         Engine::QuickCache => e.quick.get(&k).map_or(0, |s| s.exp),
         Engine::DashMap => e.dash.get(&k).map_or(0, |s| s.exp),
+        Engine::StdHashMap => e.std.get(&k).map_or(0, |s| s.exp),
     }
 }
 
-const ENGINES: [Engine; 5] = [
+const ENGINES: [Engine; 6] = [
     Engine::PosternGetMap,
     Engine::PosternGet,
     Engine::Moka,
     Engine::QuickCache,
     Engine::DashMap,
+    Engine::StdHashMap,
 ];
 
 fn bench_hits(c: &mut Criterion) {
