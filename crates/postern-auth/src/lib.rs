@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! - [`challenge`]: one-time server challenges (expire, single use, bounded).
-//! - [`stage`]: the [`Stage`] trait every verifier implements, the request it
+//! - [`stage`]: the [`Stage`](stage::Stage) trait every verifier implements, the request it
 //!   sees and the evidence it contributes.
 //! - [`identity`]: the identity-proof stage (Schnorr over Ristretto255).
 //! - [`proof_cache`]: verified proofs by SHA3-256 digest (reuse refused in
@@ -21,7 +21,7 @@
 //! - [`biometric`]: the encrypted biometric match (BFV): client encryption,
 //!   the key holder, `standard` and `turbo` evaluation, and its stage.
 //!
-//! Adding a factor (such as the passkey or the encrypted biometric) is a new [`Stage`]
+//! Adding a factor (such as the passkey or the encrypted biometric) is a new [`Stage`](stage::Stage)
 //! implementation and one more entry in the deployment's stage list; the
 //! pipeline, the reports and the metrics need no change.
 //!

@@ -21,12 +21,12 @@
 //! Userspace RCU's `membarrier` flavour (Desnoyers et al., "User-Level
 //! Implementations of Read-Copy Update", IEEE TPDS 2012):
 //!
-//! - Every thread that reads owns a [`Record`], a counter that is odd while
+//! - Every thread that reads owns a `Record`, a counter that is odd while
 //!   the thread is inside a read section. Entering stores the next (odd)
 //!   value; leaving stores the next (even) value with release ordering.
 //!   Neither is a read-modify-write; a nested section leaves the counter
 //!   to the outermost one.
-//! - A writer that has made objects unreachable calls [`synchronize`]: a
+//! - A writer that has made objects unreachable calls `synchronize`: a
 //!   process-wide memory barrier, then for every record that is odd, a wait
 //!   until it changes. Every read section that could have seen the objects
 //!   has then ended, and they can be freed.
@@ -36,7 +36,7 @@
 //!   their own. Where it is unavailable (another OS, a seccomp filter),
 //!   readers issue a `SeqCst` fence after entering and writers a `SeqCst`
 //!   fence instead; which one is fixed before the first read.
-//! - A thread never waits for itself: [`synchronize`] refuses to run inside
+//! - A thread never waits for itself: `synchronize` refuses to run inside
 //!   a read section (the caller keeps its objects for later).
 
 #![allow(unsafe_code)]

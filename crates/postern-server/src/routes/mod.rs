@@ -107,7 +107,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// matching, a clone of each route layer's boxed service, extension inserts
 /// (matched path, body limit) and their futures, several times what a cache
 /// hit itself costs (`BENCHMARKS.md`, gate throughput). Taken here, it runs
-/// the same handler code ([`session::check_request`]) and is counted and
+/// the same handler code (`session::check_request`) and is counted and
 /// timed in the same metrics under the same labels; every other request,
 /// `HEAD /v1/check` included, goes through the router unchanged.
 #[derive(Clone)]

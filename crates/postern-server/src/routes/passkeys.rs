@@ -11,7 +11,7 @@
 //! served (like identity enrollment); a user who already has one needs a
 //! session of that user (bearer header or cookie). A passkey login runs the
 //! passkey stage through the pipeline and mints the session through the
-//! same [`issue_session`] as `/v1/auth/full`. Login with a `user` offers
+//! same `issue_session` as `/v1/auth/full`. Login with a `user` offers
 //! that user's passkeys; without one it is usernameless (the authenticator
 //! offers a discoverable credential). Any failure of the assertion answers
 //! the same `401 authentication_failed`, whether the credential is unknown,
