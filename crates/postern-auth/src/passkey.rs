@@ -133,7 +133,12 @@ impl Stage for PasskeyStage {
             ..stored.clone()
         });
         evidence.proof_digest = assertion_digest(factor.assertion);
-        evidence.credential = credential_digest(&stored.credential_id);
+        // A session the identity key took part in carries the identity
+        // credential, whatever the stage order, so that revoking the key
+        // revokes it (the identity stage likewise overrides this one).
+        if evidence.identity_key.is_none() {
+            evidence.credential = credential_digest(&stored.credential_id);
+        }
         Ok(())
     }
 }

@@ -865,3 +865,72 @@ async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() 
     assert!(client.login(&new, &device("laptop")).await.is_ok());
     assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 200);
 }
+
+/// A passkey login that also needs the identity proof makes a session the
+/// identity key took part in, whichever stage runs first: revoking the key
+/// revokes it. (With `identity,passkey` the passkey stage used to stamp the
+/// session with the passkey's credential, and the sweep missed it.)
+#[tokio::test]
+async fn revoking_the_identity_key_revokes_passkey_sessions_it_took_part_in() {
+    for order in ["identity,passkey", "passkey,identity"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), &["--passkey-stages", order]);
+        let client = server.client();
+        let (identity, by_identity) = enroll_and_login(&client, "carol", "laptop").await;
+        let start: Value = register_start(&server, "carol", Some(&by_identity.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut passkey = authenticator();
+        let done = post(
+            &server,
+            "/v1/passkeys/register/finish",
+            json!({ "ceremony_id": start["ceremony_id"], "credential": passkey.register(&start["options"]) }),
+        )
+        .await;
+        assert_eq!(done.status(), 201, "{order}");
+
+        // Passkey and identity proof, both bound to the ceremony's challenge.
+        let start = login_start(&server, Some("carol")).await;
+        let credential = passkey.assert(&start["options"]);
+        let challenge = postern_client::http::ChallengeResponse {
+            challenge_id: String::new(),
+            challenge: start["options"]["publicKey"]["challenge"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            expires_at: String::new(),
+        };
+        let proof = postern_client::http::prove(&identity, &challenge, &device("laptop")).unwrap();
+        let login = post(
+            &server,
+            "/v1/passkeys/login/finish",
+            json!({
+                "ceremony_id": start["ceremony_id"], "credential": credential,
+                "device": "laptop", "identity_proof": proof,
+            }),
+        )
+        .await;
+        assert_eq!(login.status(), 200, "{order}");
+        let both: Value = login.json().await.unwrap();
+        let both = both["token"].as_str().unwrap().to_string();
+        assert_eq!(check(&server, Some(&both), None).await.status(), 200);
+
+        let revoked = http()
+            .delete(server.url("/v1/users/carol/identity"))
+            .bearer_auth(&by_identity.token)
+            .header("X-Postern-Device", "laptop")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 200, "{order}");
+        let revoked: Value = revoked.json().await.unwrap();
+        assert_eq!(revoked["revoked_sessions"], 2, "{order}");
+        assert_eq!(
+            check(&server, Some(&both), None).await.status(),
+            401,
+            "{order}: the session the revoked key took part in is refused"
+        );
+    }
+}
