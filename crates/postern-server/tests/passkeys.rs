@@ -73,6 +73,25 @@ async fn register(server: &Server, passkey: &mut SoftPasskey, user: &str) -> Val
     done.json().await.unwrap()
 }
 
+/// Registers a new authenticator on `user`'s existing account, authorised
+/// by a session of that account.
+async fn add_passkey(server: &Server, user: &str, token: &str) -> SoftPasskey {
+    let start: Value = register_start(server, user, Some(token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut passkey = authenticator();
+    let done = post(
+        server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": passkey.register(&start["options"]) }),
+    )
+    .await;
+    assert_eq!(done.status(), 201);
+    passkey
+}
+
 async fn login_start(server: &Server, user: Option<&str>) -> Value {
     let body = user.map_or(json!({}), |u| json!({ "user": u }));
     let start = post(server, "/v1/passkeys/login/start", body).await;
@@ -802,19 +821,7 @@ async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() 
     let server = Server::start(dir.path(), &[]);
     let client = server.client();
     let (_, by_identity) = enroll_and_login(&client, "bob", "laptop").await;
-    let start: Value = register_start(&server, "bob", Some(&by_identity.token))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut passkey = authenticator();
-    let done = post(
-        &server,
-        "/v1/passkeys/register/finish",
-        json!({ "ceremony_id": start["ceremony_id"], "credential": passkey.register(&start["options"]) }),
-    )
-    .await;
-    assert_eq!(done.status(), 201);
+    let mut passkey = add_passkey(&server, "bob", &by_identity.token).await;
     let by_passkey: Value = login(&server, &mut passkey, Some("bob"))
         .await
         .json()
@@ -877,19 +884,7 @@ async fn revoking_the_identity_key_revokes_passkey_sessions_it_took_part_in() {
         let server = Server::start(dir.path(), &["--passkey-stages", order]);
         let client = server.client();
         let (identity, by_identity) = enroll_and_login(&client, "carol", "laptop").await;
-        let start: Value = register_start(&server, "carol", Some(&by_identity.token))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let mut passkey = authenticator();
-        let done = post(
-            &server,
-            "/v1/passkeys/register/finish",
-            json!({ "ceremony_id": start["ceremony_id"], "credential": passkey.register(&start["options"]) }),
-        )
-        .await;
-        assert_eq!(done.status(), 201, "{order}");
+        let mut passkey = add_passkey(&server, "carol", &by_identity.token).await;
 
         // Passkey and identity proof, both bound to the ceremony's challenge.
         let start = login_start(&server, Some("carol")).await;
