@@ -137,7 +137,7 @@ impl Stage for PasskeyStage {
         // credential, whatever the stage order, so that revoking the key
         // revokes it (the identity stage likewise overrides this one).
         if evidence.identity_key.is_none() {
-            evidence.credential = credential_digest(&stored.credential_id);
+            evidence.credential = stored.session_credential();
         }
         Ok(())
     }
@@ -157,16 +157,4 @@ fn assertion_digest(assertion: &PublicKeyCredential) -> [u8; 32] {
         hash.update(part);
     }
     hash.finalize().into()
-}
-
-/// The 16-byte credential name a session records for a passkey.
-fn credential_digest(credential_id: &[u8]) -> [u8; 16] {
-    let digest: [u8; 32] = Sha3_256::new()
-        .chain_update(b"postern passkey credential v1")
-        .chain_update(credential_id)
-        .finalize()
-        .into();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
 }

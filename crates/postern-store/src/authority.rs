@@ -30,6 +30,7 @@ use postern_core::{UnixNanos, SECOND};
 use rand::{CryptoRng, RngCore};
 
 use crate::hot::{HotSession, HotTier, Lookup, Slot};
+use crate::passkey::PasskeyRecord;
 use crate::store::{SessionRow, SessionStore, StoreError};
 
 /// Authority settings beyond the resume policy.
@@ -134,8 +135,9 @@ pub struct RestoreReport {
     pub revoked: usize,
     pub expired_skipped: usize,
     pub tampered: usize,
-    /// Live sessions revoked at restore because their user's identity key,
-    /// which minted them, is revoked (a revocation sweep cut short earlier).
+    /// Live sessions revoked at restore because the credential that minted
+    /// them is no longer their user's: an identity key revoked or replaced
+    /// by a sweep that was cut short earlier.
     pub identity_revoked: usize,
 }
 
@@ -245,9 +247,12 @@ impl SessionAuthority {
         Ok((authority, report))
     }
 
-    /// Revokes the live sessions minted with identity keys that were
-    /// revoked: a revocation whose sweep was cut short (a store error, a
-    /// crash) finishes here, at the latest on the next start.
+    /// Revokes the live sessions whose credential is no longer one of
+    /// their user's: minted with an identity key that was since revoked or
+    /// replaced, when that sweep was cut short (a store error, a crash). It
+    /// finishes here, at the latest on the next start. A user's credentials
+    /// are the identity key (unless revoked) and the registered passkeys; a
+    /// session that records no credential is left alone.
     fn finish_identity_revocations(
         &self,
         users: std::collections::HashSet<UserId>,
@@ -255,21 +260,28 @@ impl SessionAuthority {
     ) -> Result<usize, StoreError> {
         let mut revoked = 0;
         for user in users {
-            let Some(record) = self.store.get_user(&user)? else {
-                continue;
-            };
-            if record.identity_revoked_at.is_none() {
-                continue;
+            let mut current: Vec<[u8; 16]> = self
+                .store
+                .list_passkeys(&user)?
+                .iter()
+                .map(PasskeyRecord::session_credential)
+                .collect();
+            if let Some(record) = self.store.get_user(&user)? {
+                match IdentityPublicKey::from_bytes(&record.identity_key) {
+                    Ok(key) if record.identity_revoked_at.is_none() => {
+                        current.push(key.credential_id());
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        tracing::warn!(user = %user, "an identity key does not decode");
+                    }
+                }
             }
-            let Ok(key) = IdentityPublicKey::from_bytes(&record.identity_key) else {
-                tracing::warn!(user = %user, "a revoked identity key does not decode");
-                continue;
-            };
             // Restored sessions carry their rows' revocation, so only rows
             // still live in the store need a write (no rewrite each start).
-            let credential = key.credential_id();
             revoked += self.revoke_matching(&user, now, Rewrite::LiveOnly, |s| {
-                s.context().credential == credential
+                let credential = s.context().credential;
+                credential != [0; 16] && !current.contains(&credential)
             })?;
         }
         Ok(revoked)

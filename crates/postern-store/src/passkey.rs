@@ -45,7 +45,26 @@ const BACKUP_STATE: u8 = 2;
 /// version, handle, counter, flags, created, last used, user length.
 const FIXED_LEN: usize = 1 + 16 + 4 + 1 + 8 + 8 + 1;
 
+/// The 16-byte credential name a session records when a passkey
+/// authenticated it (an identity key's is its `credential_id`).
+pub fn session_credential(credential_id: &[u8]) -> [u8; 16] {
+    use sha3::{Digest, Sha3_256};
+    let digest: [u8; 32] = Sha3_256::new()
+        .chain_update(b"postern passkey credential v1")
+        .chain_update(credential_id)
+        .finalize()
+        .into();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
 impl PasskeyRecord {
+    /// The credential name sessions this passkey authenticated carry.
+    pub fn session_credential(&self) -> [u8; 16] {
+        session_credential(&self.credential_id)
+    }
+
     /// Encodes everything but the credential id (the key it is stored under).
     pub fn encode(&self) -> Vec<u8> {
         let user = self.user.as_str().as_bytes();

@@ -405,52 +405,91 @@ fn a_batch_minted_in_one_signature_resumes_per_user_and_survives_a_restart() {
     assert!(auth.mint_batch(too_many, T0, &mut rng).is_err());
 }
 
-/// A revocation sweep cut short (the process died after the key was marked
-/// revoked, before its sessions were) finishes when the authority restores.
+/// A revocation or replacement sweep cut short (the process died after the
+/// user record changed, before the sessions did) finishes when the
+/// authority restores: a live session survives only while the credential
+/// that minted it is still its user's.
 #[test]
-fn a_revoked_identity_keys_sessions_are_revoked_at_restore() {
+fn sessions_of_a_revoked_or_replaced_identity_key_are_revoked_at_restore() {
     use postern_core::identity::IdentitySecret;
-    use postern_store::UserRecord;
+    use postern_store::{AccountClaim, PasskeyInsert, PasskeyRecord, UserRecord};
 
     let mut rng = rand::thread_rng();
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn SessionStore> =
         Arc::new(RedbStore::open(&dir.path().join("s.redb")).unwrap());
     let keyring = Arc::new(Keyring::generate(T0, &mut rng));
-    let key = IdentitySecret::generate(&mut rng).public_key();
+    let first = IdentitySecret::generate(&mut rng).public_key();
+    let second = IdentitySecret::generate(&mut rng).public_key();
     let mut record = UserRecord {
-        identity_key: *key.as_bytes(),
+        identity_key: *first.as_bytes(),
         enrolled_at: T0,
         identity_revoked_at: None,
         biometric_template: None,
     };
     assert!(store.insert_user(&alice(), &record).unwrap());
+    let passkey = PasskeyRecord {
+        credential_id: b"alice's authenticator".to_vec(),
+        user: alice(),
+        user_handle: [7; 16],
+        credential: b"{}".to_vec(),
+        counter: 0,
+        backup_eligible: false,
+        backup_state: false,
+        created_at: T0,
+        last_used_at: None,
+    };
+    assert_eq!(
+        store
+            .insert_passkey(&passkey, AccountClaim::ExistingAccount)
+            .unwrap(),
+        PasskeyInsert::Inserted
+    );
     let (auth, _) = authority(store.clone(), keyring.clone(), T0);
-    let mut with_key = NewSession::verified(alice(), &laptop());
-    with_key.credential = key.credential_id();
-    let by_key = auth.mint(with_key, T0, &mut rng).unwrap().token;
-    let mut by_passkey = NewSession::verified(alice(), &laptop());
-    by_passkey.credential = [9; 16];
-    let by_passkey = auth.mint(by_passkey, T0, &mut rng).unwrap().token;
+    let mut mint = |credential: [u8; 16]| {
+        let mut new = NewSession::verified(alice(), &laptop());
+        new.credential = credential;
+        auth.mint(new, T0, &mut rng).unwrap().token
+    };
+    let by_first = mint(first.credential_id());
+    let by_passkey = mint(passkey.session_credential());
+    let by_nothing = mint([0; 16]);
+    let by_a_deleted_credential = mint([9; 16]);
     drop(auth);
+    let resume = |auth: &SessionAuthority, token: &SessionToken| {
+        auth.resume(token, Some(&laptop()), None, None, T0 + 3)
+            .decision
+    };
 
+    // The first key is replaced; the sweep never ran.
     let enrolled = record.clone();
-    record.identity_revoked_at = Some(T0 + 1);
+    record.identity_key = *second.as_bytes();
     assert!(store.update_user(&alice(), &enrolled, &record).unwrap());
     let (auth, report) = authority(store.clone(), keyring.clone(), T0 + 2);
+    let by_second = {
+        let mut new = NewSession::verified(alice(), &laptop());
+        new.credential = second.credential_id();
+        auth.mint(new, T0 + 2, &mut rng).unwrap().token
+    };
+    assert_eq!(report.identity_revoked, 2);
+    let revoked = Decision::FullAuth(Reason::Revoked);
+    assert_eq!(resume(&auth, &by_first), revoked);
+    assert_eq!(resume(&auth, &by_a_deleted_credential), revoked);
+    assert_eq!(resume(&auth, &by_passkey), Decision::Resumed);
+    assert_eq!(resume(&auth, &by_nothing), Decision::Resumed);
+    assert_eq!(resume(&auth, &by_second), Decision::Resumed);
+    drop(auth);
+
+    // The second key is revoked; again the sweep never ran.
+    let replaced = record.clone();
+    record.identity_revoked_at = Some(T0 + 2);
+    assert!(store.update_user(&alice(), &replaced, &record).unwrap());
+    let (auth, report) = authority(store.clone(), keyring.clone(), T0 + 3);
     assert_eq!(report.identity_revoked, 1);
-    assert_eq!(
-        auth.resume(&by_key, Some(&laptop()), None, None, T0 + 3)
-            .decision,
-        Decision::FullAuth(Reason::Revoked)
-    );
-    assert_eq!(
-        auth.resume(&by_passkey, Some(&laptop()), None, None, T0 + 3)
-            .decision,
-        Decision::Resumed
-    );
+    assert_eq!(resume(&auth, &by_second), revoked);
+    assert_eq!(resume(&auth, &by_passkey), Decision::Resumed);
     drop(auth);
     // Durably: the next restore finds nothing left to do.
     let (_, report) = authority(store, keyring, T0 + 4);
-    assert_eq!((report.identity_revoked, report.revoked), (0, 1));
+    assert_eq!((report.identity_revoked, report.revoked), (0, 3));
 }
