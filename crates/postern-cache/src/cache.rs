@@ -28,8 +28,9 @@
 //!
 //! Every miss and insert counts the key in a [`FrequencySketch`]. Hits
 //! are counted in the entry's own slot (a saturating byte in the cache line
-//! the lookup has just read, written only below saturation), and sweeps
-//! halve them; an entry's use is its sketch estimate plus that count.
+//! the lookup has just read, written only below saturation), halved by the
+//! first sweep after each aging of the sketch; an entry's use is its sketch
+//! estimate plus that count.
 //! Counting hits in the sketch touched another random cache line per hit,
 //! which measured as twice the cost of the lookup itself, whether done per
 //! hit, sampled, or batched per thread (`BENCHMARKS.md`).
@@ -257,6 +258,8 @@ pub struct Cache<V> {
     misses: StripedCounter,
     counters: Counters,
     retired: Mutex<Vec<Retired<V>>>,
+    /// The sketch's reset count when slot hits were last halved.
+    hits_aged_at: AtomicU64,
 }
 
 // SAFETY: the cache owns `Arc<V>`s through raw pointers: sharing it shares
@@ -315,6 +318,7 @@ impl<V> Cache<V> {
             misses: StripedCounter::new(),
             counters: Counters::default(),
             retired: Mutex::new(Vec::new()),
+            hits_aged_at: AtomicU64::new(0),
         }
     }
 
@@ -693,13 +697,13 @@ impl<V> Cache<V> {
             let capacity = self.writer(&locked).table().capacity();
             let mut here = 0;
             for index in 0..capacity {
-                if here == max_per_partition {
+                if here == max_per_partition && !age {
                     break;
                 }
                 let Some(entry) = self.writer(&locked).entry(index) else {
                     continue;
                 };
-                if doomed(&entry) {
+                if here < max_per_partition && doomed(&entry) {
                     if self.remove_at(&mut locked, index).is_some() {
                         here += 1;
                     }
@@ -715,10 +719,13 @@ impl<V> Cache<V> {
 
     /// Reaps expired entries, at most `max_per_shard` per partition, locking
     /// one partition at a time (readers never wait on a partition lock),
-    /// halves the recent hits of the entries it passes (so that an entry's
-    /// use fades unless it goes on), then frees everything retired so far.
+    /// then frees everything retired so far. The first sweep after the
+    /// sketch ages also halves every entry's recent hits, so that hits fade
+    /// on the same clock as the sketch's counts.
     pub fn sweep(&self, now: u64, max_per_shard: usize) -> usize {
-        let reaped = self.visit(max_per_shard, true, |entry| entry.expires_at <= now);
+        let resets = self.sketch.resets();
+        let age = self.hits_aged_at.swap(resets, Ordering::Relaxed) != resets;
+        let reaped = self.visit(max_per_shard, age, |entry| entry.expires_at <= now);
         self.reclaim();
         self.counters
             .expired_reaped
@@ -864,7 +871,7 @@ mod tests {
     }
 
     #[test]
-    fn hits_protect_an_entry_until_sweeps_let_its_use_fade() {
+    fn hits_protect_an_entry_until_its_use_fades_with_the_sketch() {
         let c = small(1);
         c.insert(key(1), 1, 8, 1_000 * S, 0, 0);
         for _ in 0..200 {
@@ -876,12 +883,40 @@ mod tests {
             assert!(c.get(key(2), S).is_none());
         }
         assert_eq!(c.insert(key(2), 2, 8, 1_000 * S, 0, S), Admission::Rejected);
-        // No more hits: eight sweeps halve 200 recent hits to nothing.
+        // Sweeps alone do not age hits: only the sketch's clock does.
         for _ in 0..8 {
             c.sweep(S, usize::MAX);
         }
+        assert_eq!(c.insert(key(2), 2, 8, 1_000 * S, 0, S), Admission::Rejected);
+        // No more hits while the sketch ages eight times: 200 recent hits
+        // halve to nothing; key(2) keeps missing.
+        for _ in 0..8 {
+            c.sketch.age();
+            c.sweep(S, usize::MAX);
+            for _ in 0..3 {
+                assert!(c.get(key(2), S).is_none());
+            }
+        }
         assert_eq!(c.insert(key(2), 2, 8, 1_000 * S, 0, S), Admission::Admitted);
         assert!(c.get(key(1), S).is_none());
+    }
+
+    #[test]
+    fn a_rebuilt_table_keeps_recent_hits() {
+        let c = small(10_000);
+        c.insert(key(0), 0, 8, 1_000 * S, 0, 0);
+        for _ in 0..100 {
+            assert!(c.get(key(0), S).is_some());
+        }
+        // Enough inserts to rebuild the partition's table several times.
+        for i in 1..2_000 {
+            c.insert(key(i), i, 8, 1_000 * S, 0, 0);
+        }
+        let locked = c.lock(c.partition_of(key(0)));
+        let table = c.writer(&locked).table();
+        assert!(table.capacity() >= 2_048);
+        let hits = table.live().find(|e| e.key == key(0)).map(|e| e.hits);
+        assert_eq!(hits, Some(100));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub struct FrequencySketch {
     door_mask: usize,
     increments: AtomicU64,
     reset_after: u64,
+    resets: AtomicU64,
 }
 
 impl FrequencySketch {
@@ -66,6 +67,7 @@ impl FrequencySketch {
             door_mask: door_bits - 1,
             increments: AtomicU64::new(0),
             reset_after: 8 * capacity as u64,
+            resets: AtomicU64::new(0),
         }
     }
 
@@ -126,6 +128,12 @@ impl FrequencySketch {
         }
     }
 
+    /// How many times the sketch has aged: the clock the cache ages its
+    /// per-entry hit counts by.
+    pub fn resets(&self) -> u64 {
+        self.resets.load(Ordering::Relaxed)
+    }
+
     /// The estimated access count of `key` (an upper bound, up to 256).
     pub fn estimate(&self, key: CacheKey) -> u16 {
         let counted = (0..ROWS)
@@ -137,6 +145,7 @@ impl FrequencySketch {
 
     /// Halves every counter and clears the doorkeeper.
     pub fn age(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
         self.increments.store(0, Ordering::Relaxed);
         for counter in self.counters.iter() {
             counter.store(counter.load(Ordering::Relaxed) / 2, Ordering::Relaxed);

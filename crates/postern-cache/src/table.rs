@@ -401,6 +401,8 @@ impl<'t, V> Writer<'t, V> {
             for entry in self.table.live() {
                 if let Located::Vacant { index, .. } = writer.locate(entry.key) {
                     writer.put(index, &entry);
+                    // An entry's recent use moves with it.
+                    fresh.slots[index].hits.store(entry.hits, Ordering::Relaxed);
                 }
             }
         }
@@ -515,5 +517,6 @@ mod tests {
             .slots
             .iter()
             .all(|s| s.peek().value != tombstone::<u8>()));
+        assert!(fresh.live().all(|e| e.hits == 0));
     }
 }

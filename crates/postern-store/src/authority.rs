@@ -13,6 +13,7 @@
 //! touch the hot tier only once the store has acknowledged, so a failed
 //! write never leaves a half-made or half-revoked session.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,6 +63,11 @@ pub struct NewSession {
     pub device: Fingerprint,
     pub verdict: Verdict,
     pub proof_digest: [u8; 32],
+    /// The credential that authenticated the user: an identity key's
+    /// `credential_id`, or a passkey's `PasskeyRecord::session_credential`;
+    /// all zero for none. Revoking or replacing that credential revokes the
+    /// session, and at restore a session whose credential is no longer its
+    /// user's is revoked.
     pub credential: [u8; 16],
     pub batch_slot: Option<u8>,
     /// Claims verified by the stages, beyond the identity and device claims
@@ -218,7 +224,8 @@ impl SessionAuthority {
             config,
         };
         let mut report = RestoreReport::default();
-        let mut users = std::collections::HashSet::new();
+        // Each user's credentials that live sessions were minted with.
+        let mut users: HashMap<UserId, HashSet<[u8; 16]>> = HashMap::new();
         authority.store.for_each(&mut |row| {
             if row.expires_at.saturating_add(authority.config.expired_retention) < now {
                 report.expired_skipped += 1;
@@ -229,8 +236,11 @@ impl SessionAuthority {
                     if row.revoked_at.is_some() {
                         report.revoked += 1;
                     }
-                    if row.revoked_at.is_none() {
-                        users.insert(row.user.clone());
+                    if row.revoked_at.is_none() && context.credential != [0; 16] {
+                        users
+                            .entry(row.user.clone())
+                            .or_default()
+                            .insert(context.credential);
                     }
                     let session = HotSession::new(context, row.last_seen, row.revoked_at);
                     authority.hot.insert(row.id, Slot::Live(Arc::new(session)));
@@ -255,27 +265,22 @@ impl SessionAuthority {
     /// session that records no credential is left alone.
     fn finish_identity_revocations(
         &self,
-        users: std::collections::HashSet<UserId>,
+        users: HashMap<UserId, HashSet<[u8; 16]>>,
         now: UnixNanos,
     ) -> Result<usize, StoreError> {
         let mut revoked = 0;
-        for user in users {
-            let mut current: Vec<[u8; 16]> = self
-                .store
-                .list_passkeys(&user)?
-                .iter()
-                .map(PasskeyRecord::session_credential)
-                .collect();
-            if let Some(record) = self.store.get_user(&user)? {
-                match IdentityPublicKey::from_bytes(&record.identity_key) {
-                    Ok(key) if record.identity_revoked_at.is_none() => {
-                        current.push(key.credential_id());
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        tracing::warn!(user = %user, "an identity key does not decode");
-                    }
+        for (user, minted_with) in users {
+            let current = match self.current_credentials(&user) {
+                Ok(current) => current,
+                Err(error) => {
+                    // Fail as before this check existed: the user's sessions
+                    // stay as they were stored; the next start tries again.
+                    tracing::warn!(user = %user, %error, "cannot read the user's credentials; their sessions are restored unchecked");
+                    continue;
                 }
+            };
+            if minted_with.is_subset(&current) {
+                continue;
             }
             // Restored sessions carry their rows' revocation, so only rows
             // still live in the store need a write (no rewrite each start).
@@ -285,6 +290,29 @@ impl SessionAuthority {
             })?;
         }
         Ok(revoked)
+    }
+
+    /// The credentials a user can authenticate with now: the identity key
+    /// unless it is revoked, and every registered passkey.
+    fn current_credentials(&self, user: &UserId) -> Result<HashSet<[u8; 16]>, StoreError> {
+        let mut current: HashSet<[u8; 16]> = self
+            .store
+            .list_passkeys(user)?
+            .iter()
+            .map(PasskeyRecord::session_credential)
+            .collect();
+        if let Some(record) = self.store.get_user(user)? {
+            match IdentityPublicKey::from_bytes(&record.identity_key) {
+                Ok(key) if record.identity_revoked_at.is_none() => {
+                    current.insert(key.credential_id());
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(user = %user, "the identity key does not decode; sessions minted with it are revoked");
+                }
+            }
+        }
+        Ok(current)
     }
 
     fn verify_row(&self, row: &SessionRow) -> Result<SessionContext, RowError> {
