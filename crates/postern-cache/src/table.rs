@@ -67,8 +67,8 @@ struct Slot<V> {
     value: AtomicPtr<V>,
     tag: AtomicU64,
     weight: AtomicU32,
-    /// Hits since the entry was stored, saturating at 255 and halved by
-    /// sweeps: the entry's recent use, for eviction. Written by readers
+    /// Hits since the entry was stored, saturating at 255 and halved each
+    /// time the sketch ages: the entry's recent use, for eviction. Written by readers
     /// (outside the sequence lock: an estimate, never a decision on its
     /// own) only while below saturation, so a hot slot's line stays shared.
     hits: AtomicU8,
