@@ -72,8 +72,9 @@ pub enum Enrolment {
     /// write that registers the passkey.
     NewAccount,
     /// A user who already has credentials; the caller has authenticated
-    /// a session of that user.
-    ExistingAccount,
+    /// a session of that user, minted with the credential `authorized_by`
+    /// (recorded as the passkey's `registered_by`).
+    ExistingAccount { authorized_by: [u8; 16] },
 }
 
 /// A registration in progress.
@@ -216,11 +217,14 @@ impl RelyingParty {
             .webauthn
             .finish_passkey_registration(response, &pending.state)
             .map_err(PasskeyError::Verification)?;
-        let claim = match pending.enrolment {
-            Enrolment::NewAccount => AccountClaim::NewAccount,
-            Enrolment::ExistingAccount => AccountClaim::ExistingAccount,
+        let (claim, registered_by) = match pending.enrolment {
+            Enrolment::NewAccount => (AccountClaim::NewAccount, [0; 16]),
+            Enrolment::ExistingAccount { authorized_by } => {
+                (AccountClaim::ExistingAccount, authorized_by)
+            }
         };
-        let record = record_of(&passkey, pending.user, pending.handle, now)?;
+        let mut record = record_of(&passkey, pending.user, pending.handle, now)?;
+        record.registered_by = registered_by;
         match store.insert_passkey(&record, claim)? {
             PasskeyInsert::Inserted => Ok(record),
             PasskeyInsert::CredentialTaken => Err(PasskeyError::AlreadyRegistered),
@@ -331,6 +335,7 @@ pub(crate) fn record_of(
         backup_state: flags.cred.backup_state,
         created_at: now,
         last_used_at: None,
+        registered_by: [0; 16],
     })
 }
 

@@ -842,6 +842,14 @@ async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() 
     };
     let first = revoke().await;
     assert_eq!(first["revoked_sessions"], 1);
+    // The passkey was added with a session of the revoked key: listed for
+    // review, still working (it is how the owner recovers below).
+    assert_eq!(
+        first["passkeys_registered_with_it"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     let again = revoke().await;
     assert_eq!(again["revoked_sessions"], 0);
     assert_eq!(again["revoked_at"], first["revoked_at"]);
@@ -928,4 +936,40 @@ async fn revoking_the_identity_key_revokes_passkey_sessions_it_took_part_in() {
             "{order}: the session the revoked key took part in is refused"
         );
     }
+}
+
+/// A registration started with a session whose key is revoked before the
+/// ceremony finishes stores nothing: the revocation wins the race.
+#[tokio::test]
+async fn a_registration_authorised_by_a_key_revoked_meanwhile_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (_, by_identity) = enroll_and_login(&client, "dave", "laptop").await;
+    let start: Value = register_start(&server, "dave", Some(&by_identity.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut passkey = authenticator();
+    let credential = passkey.register(&start["options"]);
+    let revoked = http()
+        .delete(server.url("/v1/users/dave/identity"))
+        .bearer_auth(&by_identity.token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let done = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": credential }),
+    )
+    .await;
+    assert_eq!(error_of(done).await, (401, "full_auth_required".into()));
+    assert_eq!(
+        login(&server, &mut passkey, Some("dave")).await.status(),
+        401
+    );
 }

@@ -292,6 +292,15 @@ impl SessionAuthority {
         Ok(revoked)
     }
 
+    /// Whether `credential` is one the user can authenticate with now.
+    pub fn credential_is_current(
+        &self,
+        user: &UserId,
+        credential: &[u8; 16],
+    ) -> Result<bool, StoreError> {
+        Ok(self.current_credentials(user)?.contains(credential))
+    }
+
     /// The credentials a user can authenticate with now: the identity key
     /// unless it is revoked, and every registered passkey.
     fn current_credentials(&self, user: &UserId) -> Result<HashSet<[u8; 16]>, StoreError> {

@@ -368,6 +368,31 @@ impl SessionStore for RedbStore {
         }
     }
 
+    fn remove_passkey(&self, credential_id: &[u8]) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        let removed = {
+            let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
+            let removed = passkeys
+                .remove(credential_id)
+                .map_err(backend)?
+                .map(|value| PasskeyRecord::decode(credential_id, value.value()))
+                .transpose()?;
+            if let Some(record) = &removed {
+                let mut index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
+                index
+                    .remove(record.user.as_str(), credential_id)
+                    .map_err(backend)?;
+            }
+            removed.is_some()
+        };
+        if removed {
+            tx.commit().map_err(backend)?;
+        } else {
+            tx.abort().map_err(backend)?;
+        }
+        Ok(removed)
+    }
+
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(backend)?;
         let index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;

@@ -204,6 +204,17 @@ impl SessionStore for MemoryStore {
         Ok(self.inner.lock().passkeys.get(credential_id).cloned())
     }
 
+    fn remove_passkey(&self, credential_id: &[u8]) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        let Some(record) = inner.passkeys.remove(credential_id) else {
+            return Ok(false);
+        };
+        if let Some(ids) = inner.passkeys_by_user.get_mut(&record.user) {
+            ids.remove(credential_id);
+        }
+        Ok(true)
+    }
+
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
         let inner = self.inner.lock();
         Ok(inner

@@ -37,13 +37,22 @@ pub struct PasskeyRecord {
     pub backup_state: bool,
     pub created_at: UnixNanos,
     pub last_used_at: Option<UnixNanos>,
+    /// The credential of the session that authorised registering this
+    /// passkey on an existing account (an identity key's `credential_id`
+    /// or another passkey's [`session_credential`]); all zero when the
+    /// passkey founded the account. Revoking that credential removes this
+    /// passkey too: whoever held it could have added it.
+    pub registered_by: [u8; 16],
 }
 
-const RECORD_VERSION: u8 = 1;
+/// Version 1 had no `registered_by`; it reads back as all zero.
+const RECORD_VERSION_1: u8 = 1;
+const RECORD_VERSION: u8 = 2;
 const BACKUP_ELIGIBLE: u8 = 1;
 const BACKUP_STATE: u8 = 2;
-/// version, handle, counter, flags, created, last used, user length.
-const FIXED_LEN: usize = 1 + 16 + 4 + 1 + 8 + 8 + 1;
+/// After the version (and, from version 2, `registered_by`): handle,
+/// counter, flags, created, last used, user length.
+const FIXED_LEN: usize = 16 + 4 + 1 + 8 + 8 + 1;
 
 /// The 16-byte credential name a session records when a passkey
 /// authenticated it (an identity key's is its `credential_id`).
@@ -68,8 +77,9 @@ impl PasskeyRecord {
     /// Encodes everything but the credential id (the key it is stored under).
     pub fn encode(&self) -> Vec<u8> {
         let user = self.user.as_str().as_bytes();
-        let mut out = Vec::with_capacity(FIXED_LEN + user.len() + self.credential.len());
+        let mut out = Vec::with_capacity(17 + FIXED_LEN + user.len() + self.credential.len());
         out.push(RECORD_VERSION);
+        out.extend_from_slice(&self.registered_by);
         out.extend_from_slice(&self.user_handle);
         out.extend_from_slice(&self.counter.to_le_bytes());
         let mut flags = 0;
@@ -95,27 +105,34 @@ impl PasskeyRecord {
         if credential_id.is_empty() || credential_id.len() > MAX_CREDENTIAL_ID_LEN {
             return Err(StoreError::CorruptRow("passkey credential id"));
         }
+        let mut registered_by = [0u8; 16];
+        let bytes = match bytes.split_first() {
+            Some((&RECORD_VERSION_1, body)) => body,
+            Some((&RECORD_VERSION, rest)) if rest.len() >= 16 => {
+                registered_by.copy_from_slice(&rest[..16]);
+                &rest[16..]
+            }
+            Some((&RECORD_VERSION, _)) => return Err(StoreError::CorruptRow("truncated")),
+            _ => return Err(StoreError::CorruptRow("version")),
+        };
         if bytes.len() < FIXED_LEN {
             return Err(StoreError::CorruptRow("truncated"));
         }
-        if bytes[0] != RECORD_VERSION {
-            return Err(StoreError::CorruptRow("version"));
-        }
         let mut user_handle = [0u8; 16];
-        user_handle.copy_from_slice(&bytes[1..17]);
+        user_handle.copy_from_slice(&bytes[0..16]);
         let mut word = [0u8; 4];
-        word.copy_from_slice(&bytes[17..21]);
+        word.copy_from_slice(&bytes[16..20]);
         let counter = u32::from_le_bytes(word);
-        let flags = bytes[21];
+        let flags = bytes[20];
         if flags & !(BACKUP_ELIGIBLE | BACKUP_STATE) != 0 {
             return Err(StoreError::CorruptRow("passkey flags"));
         }
         let mut long = [0u8; 8];
-        long.copy_from_slice(&bytes[22..30]);
+        long.copy_from_slice(&bytes[21..29]);
         let created_at = u64::from_le_bytes(long);
-        long.copy_from_slice(&bytes[30..38]);
+        long.copy_from_slice(&bytes[29..37]);
         let last_used = u64::from_le_bytes(long);
-        let user_len = usize::from(bytes[38]);
+        let user_len = usize::from(bytes[37]);
         let user = bytes
             .get(FIXED_LEN..FIXED_LEN + user_len)
             .ok_or(StoreError::CorruptRow("truncated"))?;
@@ -137,6 +154,7 @@ impl PasskeyRecord {
             backup_state: flags & BACKUP_STATE != 0,
             created_at,
             last_used_at: (last_used != 0).then_some(last_used),
+            registered_by,
         })
     }
 
@@ -166,6 +184,7 @@ impl PasskeyRecord {
             backup_state: used.backup_state,
             created_at: self.created_at,
             last_used_at: used.last_used_at.or(self.last_used_at),
+            registered_by: self.registered_by,
         })
     }
 }
@@ -219,6 +238,7 @@ mod tests {
             backup_state: false,
             created_at: 10,
             last_used_at: Some(12),
+            registered_by: [5; 16],
         }
     }
 
@@ -236,18 +256,29 @@ mod tests {
             StoreError::CorruptRow("passkey credential id")
         );
         let mut bad = bytes.clone();
-        bad[0] = 2;
+        bad[0] = 3;
         assert_eq!(
             PasskeyRecord::decode(&r.credential_id, &bad).unwrap_err(),
             StoreError::CorruptRow("version")
         );
+        // A version 1 record (no `registered_by`) reads back with none.
+        let mut v1 = vec![RECORD_VERSION_1];
+        v1.extend_from_slice(&bytes[17..]);
+        let old = PasskeyRecord::decode(&r.credential_id, &v1).unwrap();
+        assert_eq!(
+            old,
+            PasskeyRecord {
+                registered_by: [0; 16],
+                ..r.clone()
+            }
+        );
         let mut bad = bytes.clone();
-        bad[21] = 0x80;
+        bad[17 + 20] = 0x80;
         assert_eq!(
             PasskeyRecord::decode(&r.credential_id, &bad).unwrap_err(),
             StoreError::CorruptRow("passkey flags")
         );
-        let header_only = &bytes[..FIXED_LEN + 5];
+        let header_only = &bytes[..17 + FIXED_LEN + 5];
         assert_eq!(
             PasskeyRecord::decode(&r.credential_id, header_only).unwrap_err(),
             StoreError::CorruptRow("passkey credential")

@@ -251,6 +251,8 @@ pub trait SessionStore: Send + Sync {
     fn get_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError>;
     /// A user's passkeys, in credential-id order.
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError>;
+    /// Removes a passkey, durably. Returns whether it was registered.
+    fn remove_passkey(&self, credential_id: &[u8]) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -438,6 +438,7 @@ fn sessions_of_a_revoked_or_replaced_identity_key_are_revoked_at_restore() {
         backup_state: false,
         created_at: T0,
         last_used_at: None,
+        registered_by: [0; 16],
     };
     assert_eq!(
         store

@@ -155,6 +155,7 @@ fn passkey(id: u8, user: &str, counter: u32) -> PasskeyRecord {
         backup_state: false,
         created_at: 100,
         last_used_at: None,
+        registered_by: [id.wrapping_add(1); 16],
     }
 }
 
@@ -209,11 +210,25 @@ fn passkeys_are_found_by_credential_id_and_listed_by_user(store: &dyn SessionSto
         .map(|p| p.credential_id)
         .collect();
     assert_eq!(ids, vec![vec![10; 20], vec![11; 20]]);
-    assert_eq!(
-        store.get_passkey(&[12; 20]).unwrap().unwrap().user.as_str(),
-        "bob"
-    );
+    let bobs = store.get_passkey(&[12; 20]).unwrap().unwrap();
+    assert_eq!(bobs, passkey(12, "bob", 0), "read back exactly");
     assert_eq!(store.get_passkey(&[13; 20]).unwrap(), None);
+
+    // Removal takes the passkey out of both lookups, once.
+    assert!(store.remove_passkey(&[12; 20]).unwrap());
+    assert!(!store.remove_passkey(&[12; 20]).unwrap());
+    assert_eq!(store.get_passkey(&[12; 20]).unwrap(), None);
+    assert!(store
+        .list_passkeys(&UserId::parse("bob").unwrap())
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .insert_passkey(&passkey(12, "bob", 0), EXISTING)
+            .unwrap(),
+        PasskeyInsert::Inserted,
+        "a removed credential id can be registered again"
+    );
 }
 
 fn a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store: &dyn SessionStore) {

@@ -44,6 +44,10 @@ pub struct IdentityRevokedResponse {
     pub revoked_sessions: usize,
     /// Verified proofs of that key forgotten from the proof cache.
     pub forgotten_proofs: usize,
+    /// Passkeys (credential ids, base64url) registered with a session of
+    /// that key. They still work: whoever held the key could have added
+    /// any of them, and so could the owner, so review them.
+    pub passkeys_registered_with_it: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -116,7 +120,7 @@ pub async fn revoke_identity(
     let (user, _) = session_of_user(&state, &headers, &user, Intent::Change)?;
     let worker = state.clone();
     let for_store = user.clone();
-    let (credential, revoked_at, swept) = blocking(move || {
+    let (credential, revoked_at, (swept, registered_with_it)) = blocking(move || {
         let state = worker;
         let now = state.clock.now();
         for _ in 0..UPDATE_ATTEMPTS {
@@ -139,7 +143,14 @@ pub async fn revoke_identity(
                 }
             };
             let swept = sweep(&state, &for_store, &credential, now)?;
-            return Ok((credential, revoked_at, swept));
+            let registered_with_it: Vec<String> = state
+                .store
+                .list_passkeys(&for_store)?
+                .iter()
+                .filter(|p| p.registered_by == credential)
+                .map(|p| URL_SAFE_NO_PAD.encode(&p.credential_id))
+                .collect();
+            return Ok((credential, revoked_at, (swept, registered_with_it)));
         }
         Err(ApiError::Conflict)
     })
@@ -150,6 +161,7 @@ pub async fn revoke_identity(
         revoked_at: crate::time::rfc3339(revoked_at),
         revoked_sessions: swept.revoked_sessions,
         forgotten_proofs: swept.forgotten_proofs,
+        passkeys_registered_with_it: registered_with_it,
     }))
 }
 

@@ -28,6 +28,7 @@ use postern_auth::pipeline::{StageOutcome, StageReport};
 use postern_auth::relying_party::{has_credentials, Enrolment};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
+use postern_core::policy::{Decision, Reason};
 use postern_store::{PasskeyUse, UserRecord};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
@@ -149,7 +150,9 @@ pub async fn register_start(
         if session.context().user != user {
             return Err(ApiError::Forbidden);
         }
-        Enrolment::ExistingAccount
+        Enrolment::ExistingAccount {
+            authorized_by: session.context().credential,
+        }
     } else {
         Enrolment::NewAccount
     };
@@ -185,12 +188,26 @@ pub async fn register_finish(
     let worker = state.clone();
     let record = blocking(move || {
         let now = worker.clock.now();
-        Ok(worker.passkeys.finish_registration(
+        let record = worker.passkeys.finish_registration(
             worker.store.as_ref(),
             &id,
             &body.credential,
             now,
-        )?)
+        )?;
+        // The credential that authorised the registration may have been
+        // revoked since it started. Checked after the insert, so that a
+        // revocation sweep either sees this passkey or is seen here.
+        let authorised_by = record.registered_by;
+        if authorised_by != [0; 16]
+            && !worker
+                .authority
+                .credential_is_current(&record.user, &authorised_by)?
+        {
+            worker.store.remove_passkey(&record.credential_id)?;
+            tracing::info!(user = %record.user, "passkey registration refused: its authorising credential was revoked meanwhile");
+            return Err(ApiError::Decision(Decision::FullAuth(Reason::Revoked)));
+        }
+        Ok(record)
     })
     .await?;
     tracing::info!(user = %record.user, "passkey registered");
