@@ -52,6 +52,8 @@ pub enum ApiError {
     ReauthRequired,
     #[error("the record changed while this request was handled; retry")]
     Conflict,
+    #[error("this is the account's last way in (no live identity key, no other passkey)")]
+    LastCredential,
     /// A component the request needs is down (not the store, not an
     /// upstream): a retry may succeed, so 503, never 500.
     #[error("{0} is unavailable")]
@@ -101,7 +103,9 @@ impl ApiError {
                 }
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyEnrolled | ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::AlreadyEnrolled | ApiError::Conflict | ApiError::LastCredential => {
+                StatusCode::CONFLICT
+            }
             ApiError::ReauthRequired => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -142,6 +146,7 @@ impl ApiError {
             ApiError::AlreadyEnrolled => "already_enrolled",
             ApiError::ReauthRequired => "reauth_required",
             ApiError::Conflict => "conflict",
+            ApiError::LastCredential => "last_credential",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::InvalidJwt(_) => "invalid_token",
             ApiError::RateLimited => "rate_limited",

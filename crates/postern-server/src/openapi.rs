@@ -40,6 +40,7 @@ pub struct ErrorBody {
         users::revoke_all,
         identity::revoke_identity,
         identity::replace_identity,
+        passkeys::remove,
         jwt::refresh,
         jwt::jwks,
         biometric::public_key,

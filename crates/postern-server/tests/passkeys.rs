@@ -74,8 +74,8 @@ async fn register(server: &Server, passkey: &mut SoftPasskey, user: &str) -> Val
 }
 
 /// Registers a new authenticator on `user`'s existing account, authorised
-/// by a session of that account.
-async fn add_passkey(server: &Server, user: &str, token: &str) -> SoftPasskey {
+/// by a session of that account; returns it and its credential id.
+async fn add_passkey(server: &Server, user: &str, token: &str) -> (SoftPasskey, String) {
     let start: Value = register_start(server, user, Some(token))
         .await
         .json()
@@ -89,7 +89,8 @@ async fn add_passkey(server: &Server, user: &str, token: &str) -> SoftPasskey {
     )
     .await;
     assert_eq!(done.status(), 201);
-    passkey
+    let done: Value = done.json().await.unwrap();
+    (passkey, done["credential_id"].as_str().unwrap().to_string())
 }
 
 async fn login_start(server: &Server, user: Option<&str>) -> Value {
@@ -821,7 +822,7 @@ async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() 
     let server = Server::start(dir.path(), &[]);
     let client = server.client();
     let (_, by_identity) = enroll_and_login(&client, "bob", "laptop").await;
-    let mut passkey = add_passkey(&server, "bob", &by_identity.token).await;
+    let (mut passkey, _) = add_passkey(&server, "bob", &by_identity.token).await;
     let by_passkey: Value = login(&server, &mut passkey, Some("bob"))
         .await
         .json()
@@ -892,7 +893,7 @@ async fn revoking_the_identity_key_revokes_passkey_sessions_it_took_part_in() {
         let server = Server::start(dir.path(), &["--passkey-stages", order]);
         let client = server.client();
         let (identity, by_identity) = enroll_and_login(&client, "carol", "laptop").await;
-        let mut passkey = add_passkey(&server, "carol", &by_identity.token).await;
+        let (mut passkey, _) = add_passkey(&server, "carol", &by_identity.token).await;
 
         // Passkey and identity proof, both bound to the ceremony's challenge.
         let start = login_start(&server, Some("carol")).await;
@@ -972,4 +973,84 @@ async fn a_registration_authorised_by_a_key_revoked_meanwhile_is_refused() {
         login(&server, &mut passkey, Some("dave")).await.status(),
         401
     );
+}
+
+/// Removing a passkey takes a recent session of its owner, revokes the
+/// sessions it authenticated, and never removes the account's last way in.
+#[tokio::test]
+async fn a_passkey_is_removed_with_its_sessions_but_never_the_last_way_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (_, by_identity) = enroll_and_login(&client, "frank", "laptop").await;
+    let (mut passkey, id) = add_passkey(&server, "frank", &by_identity.token).await;
+    let by_passkey: Value = login(&server, &mut passkey, Some("frank"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let by_passkey = by_passkey["token"].as_str().unwrap().to_string();
+    let remove = |token: String, user: &'static str, id: String| {
+        let url = server.url(&format!("/v1/users/{user}/passkeys/{id}"));
+        async move {
+            http()
+                .delete(url)
+                .bearer_auth(token)
+                .header("X-Postern-Device", "laptop")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Another user's session, and a malformed id, change nothing.
+    let (_, mallory) = enroll_and_login(&client, "mallory", "laptop").await;
+    let refused = remove(mallory.token.clone(), "frank", id.clone()).await;
+    assert_eq!(error_of(refused).await, (403, "forbidden".into()));
+    let malformed = remove(by_identity.token.clone(), "frank", "!!".into()).await;
+    assert_eq!(
+        error_of(malformed).await,
+        (400, "invalid_credential_id".into())
+    );
+    assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 200);
+
+    let removed = remove(by_identity.token.clone(), "frank", id.clone()).await;
+    assert_eq!(removed.status(), 200);
+    let removed: Value = removed.json().await.unwrap();
+    assert_eq!(removed["revoked_sessions"], 1);
+    assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 401);
+    assert_eq!(
+        login(&server, &mut passkey, Some("frank")).await.status(),
+        401
+    );
+    let again = remove(by_identity.token.clone(), "frank", id).await;
+    assert_eq!(error_of(again).await, (404, "not_found".into()));
+
+    // A passkey-only account keeps its only passkey.
+    let mut only = authenticator();
+    let start: Value = register_start(&server, "grace", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let done = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": only.register(&start["options"]) }),
+    )
+    .await;
+    assert_eq!(done.status(), 201);
+    let only_id = done.json::<Value>().await.unwrap()["credential_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let grace: Value = login(&server, &mut only, Some("grace"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let grace = grace["token"].as_str().unwrap().to_string();
+    let last = remove(grace.clone(), "grace", only_id).await;
+    assert_eq!(error_of(last).await, (409, "last_credential".into()));
+    assert_eq!(check(&server, Some(&grace), None).await.status(), 200);
 }

@@ -74,6 +74,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             delete(users::revoke_one),
         )
         .route(
+            "/v1/users/{user}/passkeys/{credential_id}",
+            delete(passkeys::remove),
+        )
+        .route(
             "/v1/users/{user}/identity",
             delete(identity::revoke_identity)
                 .put(identity::replace_identity)
@@ -219,7 +223,7 @@ where
 }
 
 /// Every route template the router serves, as metric labels.
-const ROUTES: [&str; 24] = [
+const ROUTES: [&str; 25] = [
     "/v1/users/{user}/enroll",
     "/v1/biometric/public-key",
     "/v1/auth/challenge",
@@ -237,6 +241,7 @@ const ROUTES: [&str; 24] = [
     "/v1/check",
     "/v1/users/{user}/sessions",
     "/v1/users/{user}/sessions/{session}",
+    "/v1/users/{user}/passkeys/{credential_id}",
     "/v1/users/{user}/identity",
     "/v1/session/refresh",
     "/.well-known/jwks.json",

@@ -17,7 +17,7 @@
 //! the same `401 authentication_failed`, whether the credential is unknown,
 //! foreign or forged.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,6 +29,7 @@ use postern_auth::relying_party::{has_credentials, Enrolment};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
 use postern_core::policy::{Decision, Reason};
+use postern_store::passkey::MAX_CREDENTIAL_ID_LEN;
 use postern_store::{PasskeyUse, UserRecord};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,7 @@ use webauthn_rs::prelude::{
 use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
 use super::session::{authenticated, Intent};
+use super::users::session_of_user;
 use super::{blocking, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -221,6 +223,79 @@ pub async fn register_finish(
             backup_state: record.backup_state,
         }),
     ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyRemovedResponse {
+    /// The removed passkey's credential id (base64url).
+    pub credential_id: String,
+    /// Live sessions the passkey authenticated, now revoked.
+    pub revoked_sessions: usize,
+}
+
+/// Remove one of a user's passkeys; the sessions it authenticated are
+/// revoked. Needs a session of that user from a full authentication at most
+/// `reauth_max_age` old (else `403 reauth_required`). The account's last
+/// way in (no live identity key and no other passkey) is not removed (409
+/// `last_credential`).
+#[utoipa::path(delete, path = "/v1/users/{user}/passkeys/{credential_id}",
+    params(("user" = String, Path, description = "User id"),
+        ("credential_id" = String, Path, description = "The passkey's credential id, base64url")),
+    responses((status = 200, body = PasskeyRemovedResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Path((user, credential_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<ApiJson<PasskeyRemovedResponse>, ApiError> {
+    let (user, session) = session_of_user(&state, &headers, &user, Intent::Change)?;
+    let now = state.clock.now();
+    if now.saturating_sub(session.context().auth_time) > state.reauth_max_age {
+        return Err(ApiError::ReauthRequired);
+    }
+    let id = URL_SAFE_NO_PAD
+        .decode(credential_id.trim())
+        .ok()
+        .filter(|id| !id.is_empty() && id.len() <= MAX_CREDENTIAL_ID_LEN)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_credential_id",
+                "credential_id is not a base64url passkey credential id",
+            )
+        })?;
+    let worker = state.clone();
+    let revoked_sessions = blocking(move || {
+        let state = worker;
+        let record = state
+            .store
+            .get_passkey(&id)?
+            .filter(|p| p.user == user)
+            .ok_or(ApiError::NotFound)?;
+        let other_passkeys = state.store.list_passkeys(&user)?.len() > 1;
+        let live_identity = state
+            .store
+            .get_user(&user)?
+            .is_some_and(|r| r.identity_revoked_at.is_none());
+        if !other_passkeys && !live_identity {
+            return Err(ApiError::LastCredential);
+        }
+        if !state.store.remove_passkey(&id)? {
+            return Err(ApiError::NotFound);
+        }
+        let revoked =
+            state
+                .authority
+                .revoke_credential(&user, &record.session_credential(), now)?;
+        tracing::info!(user = %user, revoked_sessions = revoked, "passkey removed");
+        Ok(revoked)
+    })
+    .await?;
+    Ok(ApiJson(PasskeyRemovedResponse {
+        credential_id: credential_id.trim().to_string(),
+        revoked_sessions,
+    }))
 }
 
 /// Start a passkey login (with a user, or usernameless).
