@@ -9,6 +9,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use postern_core::context::UserId;
 use postern_core::identity::Statement;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,8 @@ pub enum ClientError {
     Device(#[from] postern_core::device::FingerprintError),
     #[error(transparent)]
     Identity(IdentityFileError),
+    #[error("invalid input: {0}")]
+    Input(String),
 }
 
 impl ClientError {
@@ -74,6 +77,12 @@ pub struct IdentityReplacedResponse {
     pub sweep_complete: bool,
     pub revoked_sessions: usize,
     pub forgotten_proofs: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRemovedResponse {
+    pub credential_id: String,
+    pub revoked_sessions: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +306,34 @@ impl PosternClient {
                 .bearer_auth(token)
                 .header("X-Postern-Device", device_id)
                 .json(&body),
+        )
+        .await
+    }
+
+    /// Removes one of `user`'s passkeys (`credential_id` base64url, as
+    /// registration answered it) with a recent session of that user.
+    pub async fn remove_passkey(
+        &self,
+        user: &str,
+        credential_id: &str,
+        token: &str,
+        device_id: &str,
+    ) -> Result<PasskeyRemovedResponse, ClientError> {
+        let user = UserId::parse(user).map_err(|e| ClientError::Input(e.to_string()))?;
+        if credential_id.is_empty()
+            || !credential_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ClientError::Input(
+                "the credential id is not base64url".into(),
+            ));
+        }
+        self.send(
+            self.http
+                .delete(self.url(&format!("/v1/users/{user}/passkeys/{credential_id}")))
+                .bearer_auth(token)
+                .header("X-Postern-Device", device_id),
         )
         .await
     }

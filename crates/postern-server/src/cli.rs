@@ -127,6 +127,23 @@ enum ClientAction {
         #[arg(long)]
         identity: Option<PathBuf>,
     },
+    /// Remove one of the user's passkeys (and revoke its sessions), using a
+    /// session of that user from a recent full authentication. The credential
+    /// id is the one registration answered (and identity revocation lists).
+    RemovePasskey {
+        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The device the session is bound to.
+        #[arg(long)]
+        device: String,
+        /// The passkey's credential id, base64url.
+        #[arg(long)]
+        credential_id: String,
+    },
     /// Revoke the session everywhere.
     Logout {
         #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
@@ -485,6 +502,31 @@ async fn client(action: ClientAction) -> ExitCode {
                     }
                     client_error(e)
                 }
+            }
+        }
+        ClientAction::RemovePasskey {
+            server,
+            user,
+            token,
+            device,
+            credential_id,
+        } => {
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client
+                .remove_passkey(&user, &credential_id, &token, &device)
+                .await
+            {
+                Ok(r) => {
+                    print_json(&json!({
+                        "credential_id": r.credential_id,
+                        "revoked_sessions": r.revoked_sessions,
+                    }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_error(e),
             }
         }
         ClientAction::Logout { server, token } => {
