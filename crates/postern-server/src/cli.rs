@@ -114,15 +114,8 @@ enum ClientAction {
     /// one, using a session of that user from a recent full authentication
     /// (e.g. a passkey login). On success the identity file holds the new key.
     ReplaceIdentity {
-        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        #[arg(long)]
-        user: String,
-        #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
-        token: String,
-        /// The device the session is bound to.
-        #[arg(long)]
-        device: String,
+        #[command(flatten)]
+        account: AccountSession,
         /// Identity file [default: ~/.config/postern/<user>.identity]
         #[arg(long)]
         identity: Option<PathBuf>,
@@ -131,15 +124,8 @@ enum ClientAction {
     /// session of that user from a recent full authentication. The credential
     /// id is the one registration answered (and identity revocation lists).
     RemovePasskey {
-        #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        #[arg(long)]
-        user: String,
-        #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
-        token: String,
-        /// The device the session is bound to.
-        #[arg(long)]
-        device: String,
+        #[command(flatten)]
+        account: AccountSession,
         /// The passkey's credential id, base64url.
         #[arg(long)]
         credential_id: String,
@@ -151,6 +137,20 @@ enum ClientAction {
         #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
         token: String,
     },
+}
+
+/// A session of one user, for changes to that user's account.
+#[derive(Debug, clap::Args)]
+struct AccountSession {
+    #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    #[arg(long)]
+    user: String,
+    #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The device the session is bound to.
+    #[arg(long)]
+    device: String,
 }
 
 /// Entry point used by `main`.
@@ -447,10 +447,13 @@ async fn client(action: ClientAction) -> ExitCode {
             }
         }
         ClientAction::ReplaceIdentity {
-            server,
-            user,
-            token,
-            device,
+            account:
+                AccountSession {
+                    server,
+                    user,
+                    token,
+                    device,
+                },
             identity,
         } => {
             let path = identity_path(&user, identity);
@@ -505,10 +508,13 @@ async fn client(action: ClientAction) -> ExitCode {
             }
         }
         ClientAction::RemovePasskey {
-            server,
-            user,
-            token,
-            device,
+            account:
+                AccountSession {
+                    server,
+                    user,
+                    token,
+                    device,
+                },
             credential_id,
         } => {
             let client = match PosternClient::new(&server) {
