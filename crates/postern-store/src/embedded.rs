@@ -24,7 +24,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
-use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse};
+use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyRemoval, PasskeyUse};
 use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
 
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
@@ -368,29 +368,52 @@ impl SessionStore for RedbStore {
         }
     }
 
-    fn remove_passkey(&self, credential_id: &[u8]) -> Result<bool, StoreError> {
+    fn remove_passkey(
+        &self,
+        credential_id: &[u8],
+        keep_last_way_in: bool,
+    ) -> Result<PasskeyRemoval, StoreError> {
+        // One write transaction: the last-way-in check and the removal are
+        // one atomic step.
         let tx = self.db.begin_write().map_err(backend)?;
-        let removed = {
+        let outcome = {
             let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
-            let removed = passkeys
-                .remove(credential_id)
-                .map_err(backend)?
-                .map(|value| PasskeyRecord::decode(credential_id, value.value()))
-                .transpose()?;
-            if let Some(record) = &removed {
-                let mut index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
-                index
-                    .remove(record.user.as_str(), credential_id)
-                    .map_err(backend)?;
+            let stored = match passkeys.get(credential_id).map_err(backend)? {
+                Some(value) => Some(PasskeyRecord::decode(credential_id, value.value())?),
+                None => None,
+            };
+            match stored {
+                None => PasskeyRemoval::NotRegistered,
+                Some(record) => {
+                    let owner = record.user.as_str();
+                    let mut index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
+                    let last_way_in = keep_last_way_in && {
+                        let passkeys_of_owner = index.get(owner).map_err(backend)?.len();
+                        let users = tx.open_table(USERS).map_err(backend)?;
+                        let live_identity = match users.get(owner).map_err(backend)? {
+                            Some(value) => UserRecord::decode(value.value())?
+                                .identity_revoked_at
+                                .is_none(),
+                            None => false,
+                        };
+                        passkeys_of_owner <= 1 && !live_identity
+                    };
+                    if last_way_in {
+                        PasskeyRemoval::LastWayIn
+                    } else {
+                        passkeys.remove(credential_id).map_err(backend)?;
+                        index.remove(owner, credential_id).map_err(backend)?;
+                        PasskeyRemoval::Removed
+                    }
+                }
             }
-            removed.is_some()
         };
-        if removed {
+        if outcome == PasskeyRemoval::Removed {
             tx.commit().map_err(backend)?;
         } else {
             tx.abort().map_err(backend)?;
         }
-        Ok(removed)
+        Ok(outcome)
     }
 
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {

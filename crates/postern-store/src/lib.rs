@@ -50,5 +50,5 @@ pub use authority::{
     AuthorityConfig, Minted, NewSession, RestoreReport, ResumeOutcome, SessionAuthority,
     SessionSummary,
 };
-pub use passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse};
+pub use passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyRemoval, PasskeyUse};
 pub use store::{SessionRow, SessionStore, StoreError, UserRecord};

@@ -8,7 +8,7 @@ use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 
-use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse};
+use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyRemoval, PasskeyUse};
 use crate::store::{SessionRow, SessionStore, StoreError, UserRecord};
 
 #[derive(Default)]
@@ -204,15 +204,34 @@ impl SessionStore for MemoryStore {
         Ok(self.inner.lock().passkeys.get(credential_id).cloned())
     }
 
-    fn remove_passkey(&self, credential_id: &[u8]) -> Result<bool, StoreError> {
+    fn remove_passkey(
+        &self,
+        credential_id: &[u8],
+        keep_last_way_in: bool,
+    ) -> Result<PasskeyRemoval, StoreError> {
         let mut inner = self.inner.lock();
-        let Some(record) = inner.passkeys.remove(credential_id) else {
-            return Ok(false);
+        let Some(owner) = inner.passkeys.get(credential_id).map(|p| p.user.clone()) else {
+            return Ok(PasskeyRemoval::NotRegistered);
         };
-        if let Some(ids) = inner.passkeys_by_user.get_mut(&record.user) {
+        if keep_last_way_in {
+            let other_passkeys = inner
+                .passkeys_by_user
+                .get(&owner)
+                .map_or(0, |ids| ids.len())
+                > 1;
+            let live_identity = inner
+                .users
+                .get(&owner)
+                .is_some_and(|r| r.identity_revoked_at.is_none());
+            if !other_passkeys && !live_identity {
+                return Ok(PasskeyRemoval::LastWayIn);
+            }
+        }
+        inner.passkeys.remove(credential_id);
+        if let Some(ids) = inner.passkeys_by_user.get_mut(&owner) {
             ids.remove(credential_id);
         }
-        Ok(true)
+        Ok(PasskeyRemoval::Removed)
     }
 
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {

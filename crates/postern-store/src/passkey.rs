@@ -212,6 +212,17 @@ pub enum AccountClaim {
     ExistingAccount,
 }
 
+/// What [`crate::SessionStore::remove_passkey`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyRemoval {
+    Removed,
+    /// No passkey is registered under the credential id.
+    NotRegistered,
+    /// Kept: it is its owner's last way in (no identity key that is not
+    /// revoked, no other passkey), and the caller asked to keep that.
+    LastWayIn,
+}
+
 /// What [`crate::SessionStore::insert_passkey`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasskeyInsert {

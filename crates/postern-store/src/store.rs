@@ -40,7 +40,7 @@ use postern_core::context::UserId;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 
-use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse};
+use crate::passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyRemoval, PasskeyUse};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -251,8 +251,14 @@ pub trait SessionStore: Send + Sync {
     fn get_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError>;
     /// A user's passkeys, in credential-id order.
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError>;
-    /// Removes a passkey, durably. Returns whether it was registered.
-    fn remove_passkey(&self, credential_id: &[u8]) -> Result<bool, StoreError>;
+    /// Removes a passkey, durably. With `keep_last_way_in`, a passkey that
+    /// is its owner's last way in (no identity key that is not revoked, no
+    /// other passkey) is kept, checked in the same write as the removal.
+    fn remove_passkey(
+        &self,
+        credential_id: &[u8],
+        keep_last_way_in: bool,
+    ) -> Result<PasskeyRemoval, StoreError>;
 }
 
 #[cfg(test)]

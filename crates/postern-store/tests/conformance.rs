@@ -8,8 +8,8 @@ use postern_core::token::SessionId;
 use postern_store::embedded::RedbStore;
 use postern_store::memory::MemoryStore;
 use postern_store::{
-    AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyUse, SessionRow, SessionStore, StoreError,
-    UserRecord,
+    AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyRemoval, PasskeyUse, SessionRow,
+    SessionStore, StoreError, UserRecord,
 };
 
 const EXISTING: AccountClaim = AccountClaim::ExistingAccount;
@@ -214,9 +214,30 @@ fn passkeys_are_found_by_credential_id_and_listed_by_user(store: &dyn SessionSto
     assert_eq!(bobs, passkey(12, "bob", 0), "read back exactly");
     assert_eq!(store.get_passkey(&[13; 20]).unwrap(), None);
 
-    // Removal takes the passkey out of both lookups, once.
-    assert!(store.remove_passkey(&[12; 20]).unwrap());
-    assert!(!store.remove_passkey(&[12; 20]).unwrap());
+    // Bob has no identity key: his only passkey is his last way in, kept
+    // when asked; removal takes it out of both lookups, once.
+    assert_eq!(
+        store.remove_passkey(&[12; 20], true).unwrap(),
+        PasskeyRemoval::LastWayIn
+    );
+    assert_eq!(store.get_passkey(&[12; 20]).unwrap(), Some(bobs));
+    assert_eq!(
+        store.remove_passkey(&[12; 20], false).unwrap(),
+        PasskeyRemoval::Removed
+    );
+    assert_eq!(
+        store.remove_passkey(&[12; 20], false).unwrap(),
+        PasskeyRemoval::NotRegistered
+    );
+    // Alice has two passkeys: either may go, not both.
+    assert_eq!(
+        store.remove_passkey(&[10; 20], true).unwrap(),
+        PasskeyRemoval::Removed
+    );
+    assert_eq!(
+        store.remove_passkey(&[11; 20], true).unwrap(),
+        PasskeyRemoval::LastWayIn
+    );
     assert_eq!(store.get_passkey(&[12; 20]).unwrap(), None);
     assert!(store
         .list_passkeys(&UserId::parse("bob").unwrap())

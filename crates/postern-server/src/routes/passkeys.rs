@@ -30,7 +30,7 @@ use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
 use postern_core::policy::{Decision, Reason};
 use postern_store::passkey::MAX_CREDENTIAL_ID_LEN;
-use postern_store::{PasskeyUse, UserRecord};
+use postern_store::{PasskeyRemoval, PasskeyUse, UserRecord};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -205,7 +205,9 @@ pub async fn register_finish(
                 .authority
                 .credential_is_current(&record.user, &authorised_by)?
         {
-            worker.store.remove_passkey(&record.credential_id)?;
+            // Even if it is the account's last way in: whoever held the
+            // revoked credential may have added it.
+            worker.store.remove_passkey(&record.credential_id, false)?;
             tracing::info!(user = %record.user, "passkey registration refused: its authorising credential was revoked meanwhile");
             return Err(ApiError::Decision(Decision::FullAuth(Reason::Revoked)));
         }
@@ -273,16 +275,10 @@ pub async fn remove(
             .get_passkey(&id)?
             .filter(|p| p.user == user)
             .ok_or(ApiError::NotFound)?;
-        let other_passkeys = state.store.list_passkeys(&user)?.len() > 1;
-        let live_identity = state
-            .store
-            .get_user(&user)?
-            .is_some_and(|r| r.identity_revoked_at.is_none());
-        if !other_passkeys && !live_identity {
-            return Err(ApiError::LastCredential);
-        }
-        if !state.store.remove_passkey(&id)? {
-            return Err(ApiError::NotFound);
+        match state.store.remove_passkey(&id, true)? {
+            PasskeyRemoval::Removed => {}
+            PasskeyRemoval::NotRegistered => return Err(ApiError::NotFound),
+            PasskeyRemoval::LastWayIn => return Err(ApiError::LastCredential),
         }
         let revoked =
             state
