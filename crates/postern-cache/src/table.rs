@@ -132,13 +132,11 @@ impl<V> Slot<V> {
     }
 
     fn write(&self, entry: &Stored<V>) {
-        let (lo, hi) = split(entry.key);
-        let same_key = self.key_lo.load(Ordering::Relaxed) == lo
-            && self.key_hi.load(Ordering::Relaxed) == hi
-            && self.peek().is_live();
-        if !same_key {
+        let current = self.peek();
+        if !(current.is_live() && current.key == entry.key) {
             self.hits.store(0, Ordering::Relaxed);
         }
+        let (lo, hi) = split(entry.key);
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);

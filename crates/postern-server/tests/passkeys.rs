@@ -57,7 +57,18 @@ async fn register_start(server: &Server, user: &str, token: Option<&str>) -> req
 
 /// A whole registration of `passkey` for a user who has no credential yet.
 async fn register(server: &Server, passkey: &mut SoftPasskey, user: &str) -> Value {
-    let start: Value = register_start(server, user, None)
+    register_with(server, passkey, user, None).await
+}
+
+/// Registers `passkey` for `user`, with a session of the account if given;
+/// returns the registration's answer.
+async fn register_with(
+    server: &Server,
+    passkey: &mut SoftPasskey,
+    user: &str,
+    token: Option<&str>,
+) -> Value {
+    let start: Value = register_start(server, user, token)
         .await
         .json()
         .await
@@ -76,21 +87,19 @@ async fn register(server: &Server, passkey: &mut SoftPasskey, user: &str) -> Val
 /// Registers a new authenticator on `user`'s existing account, authorised
 /// by a session of that account; returns it and its credential id.
 async fn add_passkey(server: &Server, user: &str, token: &str) -> (SoftPasskey, String) {
-    let start: Value = register_start(server, user, Some(token))
+    let mut passkey = authenticator();
+    let done = register_with(server, &mut passkey, user, Some(token)).await;
+    (passkey, done["credential_id"].as_str().unwrap().to_string())
+}
+
+/// A whole login that must succeed; returns the session token.
+async fn login_token(server: &Server, passkey: &mut SoftPasskey, user: &str) -> String {
+    let answer: Value = login(server, passkey, Some(user))
         .await
         .json()
         .await
         .unwrap();
-    let mut passkey = authenticator();
-    let done = post(
-        server,
-        "/v1/passkeys/register/finish",
-        json!({ "ceremony_id": start["ceremony_id"], "credential": passkey.register(&start["options"]) }),
-    )
-    .await;
-    assert_eq!(done.status(), 201);
-    let done: Value = done.json().await.unwrap();
-    (passkey, done["credential_id"].as_str().unwrap().to_string())
+    answer["token"].as_str().unwrap().to_string()
 }
 
 async fn login_start(server: &Server, user: Option<&str>) -> Value {
@@ -823,12 +832,7 @@ async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() 
     let client = server.client();
     let (_, by_identity) = enroll_and_login(&client, "bob", "laptop").await;
     let (mut passkey, _) = add_passkey(&server, "bob", &by_identity.token).await;
-    let by_passkey: Value = login(&server, &mut passkey, Some("bob"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let by_passkey = by_passkey["token"].as_str().unwrap().to_string();
+    let by_passkey = login_token(&server, &mut passkey, "bob").await;
 
     let revoke = || async {
         let answer = http()
@@ -984,12 +988,7 @@ async fn a_passkey_is_removed_with_its_sessions_but_never_the_last_way_in() {
     let client = server.client();
     let (_, by_identity) = enroll_and_login(&client, "frank", "laptop").await;
     let (mut passkey, id) = add_passkey(&server, "frank", &by_identity.token).await;
-    let by_passkey: Value = login(&server, &mut passkey, Some("frank"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let by_passkey = by_passkey["token"].as_str().unwrap().to_string();
+    let by_passkey = login_token(&server, &mut passkey, "frank").await;
     let remove = |token: String, user: &'static str, id: String| {
         let url = server.url(&format!("/v1/users/{user}/passkeys/{id}"));
         async move {
@@ -1032,28 +1031,11 @@ async fn a_passkey_is_removed_with_its_sessions_but_never_the_last_way_in() {
 
     // A passkey-only account keeps its only passkey.
     let mut only = authenticator();
-    let start: Value = register_start(&server, "grace", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let done = post(
-        &server,
-        "/v1/passkeys/register/finish",
-        json!({ "ceremony_id": start["ceremony_id"], "credential": only.register(&start["options"]) }),
-    )
-    .await;
-    assert_eq!(done.status(), 201);
-    let only_id = done.json::<Value>().await.unwrap()["credential_id"]
+    let only_id = register(&server, &mut only, "grace").await["credential_id"]
         .as_str()
         .unwrap()
         .to_string();
-    let grace: Value = login(&server, &mut only, Some("grace"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let grace = grace["token"].as_str().unwrap().to_string();
+    let grace = login_token(&server, &mut only, "grace").await;
     let last = remove(grace.clone(), "grace", only_id).await;
     assert_eq!(error_of(last).await, (409, "last_credential".into()));
     assert_eq!(check(&server, Some(&grace), None).await.status(), 200);

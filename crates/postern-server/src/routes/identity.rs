@@ -27,7 +27,7 @@ use utoipa::ToSchema;
 use super::blocking;
 use super::enroll::{decode_enrollment, EnrollRequest};
 use super::session::Intent;
-use super::users::session_of_user;
+use super::users::{recent_session_of_user, session_of_user};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -182,11 +182,7 @@ pub async fn replace_identity(
     headers: HeaderMap,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<ApiJson<IdentityReplacedResponse>, ApiError> {
-    let (user, session) = session_of_user(&state, &headers, &user, Intent::Change)?;
-    let now = state.clock.now();
-    if now.saturating_sub(session.context().auth_time) > state.reauth_max_age {
-        return Err(ApiError::ReauthRequired);
-    }
+    let (user, session, now) = recent_session_of_user(&state, &headers, &user)?;
     // The biometric template is not replaced here: a session from a
     // single factor (a passkey login) must not be able to swap the
     // biometric factor out.

@@ -42,7 +42,7 @@ use webauthn_rs::prelude::{
 use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
 use super::session::{authenticated, Intent};
-use super::users::session_of_user;
+use super::users::recent_session_of_user;
 use super::{blocking, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -252,11 +252,7 @@ pub async fn remove(
     Path((user, credential_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<ApiJson<PasskeyRemovedResponse>, ApiError> {
-    let (user, session) = session_of_user(&state, &headers, &user, Intent::Change)?;
-    let now = state.clock.now();
-    if now.saturating_sub(session.context().auth_time) > state.reauth_max_age {
-        return Err(ApiError::ReauthRequired);
-    }
+    let (user, _, now) = recent_session_of_user(&state, &headers, &user)?;
     let id = URL_SAFE_NO_PAD
         .decode(credential_id.trim())
         .ok()

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use std::sync::Arc;
 
 use postern_core::token::SessionId;
+use postern_core::UnixNanos;
 use postern_store::hot::HotSession;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -63,6 +64,22 @@ pub(super) fn session_of_user(
         return Err(ApiError::Forbidden);
     }
     Ok((user, session))
+}
+
+/// As [`session_of_user`], for account changes that need a recent full
+/// authentication: the session's must be at most `reauth_max_age` old
+/// (else `403 reauth_required`). Also returns the time it was judged at.
+pub(super) fn recent_session_of_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+) -> Result<(postern_core::context::UserId, Arc<HotSession>, UnixNanos), ApiError> {
+    let (user, session) = session_of_user(state, headers, user, Intent::Change)?;
+    let now = state.clock.now();
+    if now.saturating_sub(session.context().auth_time) > state.reauth_max_age {
+        return Err(ApiError::ReauthRequired);
+    }
+    Ok((user, session, now))
 }
 
 /// List a user's sessions.
