@@ -408,6 +408,16 @@ pub struct GateSettings {
     pub miss_rate_per_client: Option<f64>,
     /// Burst of misses a client may make before the rate applies.
     pub miss_burst_per_client: f64,
+    /// Redis URL through which gate instances share logouts (a stream;
+    /// see `postern_tower::redis_feed`). A secret: it may hold a password.
+    pub redis: Option<Secret>,
+    /// The stream's key in Redis.
+    pub redis_stream: String,
+    /// With `redis`: how far behind the revocation feed may fall before
+    /// hits stop being served from the cache (every request then asks
+    /// upstream until the feed catches up).
+    #[serde(with = "humantime_serde")]
+    pub revocation_max_lag: Duration,
 }
 
 impl Default for GateSettings {
@@ -429,6 +439,9 @@ impl Default for GateSettings {
             breaker_cooldown: Duration::from_secs(5),
             miss_rate_per_client: None,
             miss_burst_per_client: 20.0,
+            redis: None,
+            redis_stream: postern_tower::redis_feed::DEFAULT_STREAM.to_string(),
+            revocation_max_lag: Duration::from_secs(5),
         }
     }
 }
@@ -543,6 +556,19 @@ pub struct Overrides {
     /// the last `X-Forwarded-For` hop, else `X-Real-IP`); off when unset.
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
+    /// Gate mode: share logouts with every instance using this Redis, e.g.
+    /// redis://127.0.0.1:6379 (only the gate's revocations, for now).
+    #[arg(
+        long,
+        env = "POSTERN_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+    /// Gate mode with --redis: serve hits only while the shared revocation
+    /// feed is at most this far behind (else every request asks upstream).
+    #[arg(long, env = "POSTERN_REVOCATION_MAX_LAG", value_parser = humantime::parse_duration)]
+    pub revocation_max_lag: Option<Duration>,
     /// Required full-authentication stages, in order (identity, biometric).
     #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',')]
     pub stages: Option<Vec<String>>,
@@ -678,6 +704,10 @@ impl Config {
         if let Some(secret) = &o.client_secret {
             self.gate.client_secret = Some(Secret(secret.clone()));
         }
+        if let Some(url) = &o.redis {
+            self.gate.redis = Some(Secret(url.clone()));
+        }
+        set(&mut self.gate.revocation_max_lag, &o.revocation_max_lag);
         self
     }
 
@@ -784,6 +814,22 @@ impl Config {
                 || g.upstream_timeout.is_zero())
         {
             return Err(ConfigError::Invalid("gate durations must be positive"));
+        }
+        if g.redis.is_some() && !g.enabled() {
+            return Err(ConfigError::Invalid(
+                "--redis shares the gate's logouts between instances and needs gate mode \
+                 (--upstream-introspection or --upstream-auth1); Postern's own sessions \
+                 are not shared through Redis yet",
+            ));
+        }
+        if g.redis.is_some()
+            && (g.revocation_max_lag < 2 * postern_tower::redis_feed::POLL
+                || g.redis_stream.is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "revocation_max_lag must be at least 2s (the feed reports once a second) \
+                 and redis_stream must not be empty",
+            ));
         }
         if g.miss_rate_per_client
             .is_some_and(|r| !(r.is_finite() && r > 0.0))
@@ -985,6 +1031,33 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(ok.validate().map_err(|e| e.to_string()), Ok(()));
+
+        let redis_alone = Config::default().apply(&Overrides {
+            redis: Some("redis://127.0.0.1:6379".into()),
+            ..Default::default()
+        });
+        assert!(
+            matches!(redis_alone.validate(), Err(ConfigError::Invalid(m)) if m.contains("needs gate mode"))
+        );
+        let too_short = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://b".into()),
+            redis: Some("redis://127.0.0.1:6379".into()),
+            revocation_max_lag: Some(std::time::Duration::from_secs(1)),
+            ..Default::default()
+        });
+        assert!(
+            matches!(too_short.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least 2s"))
+        );
+        let shared = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://b".into()),
+            redis: Some("redis://:pw@127.0.0.1:6379".into()),
+            ..Default::default()
+        });
+        assert_eq!(shared.validate().map_err(|e| e.to_string()), Ok(()));
+        assert!(
+            !format!("{shared:?}").contains("pw@"),
+            "the Redis URL is redacted in debug output"
+        );
     }
 
     #[test]

@@ -114,6 +114,7 @@ impl ApiError {
             ApiError::Gate(GateError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Gate(GateError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Gate(GateError::NotShared) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -155,6 +156,7 @@ impl ApiError {
             ApiError::Gate(GateError::Forbidden(_)) => "insufficient_scope",
             ApiError::Gate(GateError::Unavailable(_)) => "upstream_unavailable",
             ApiError::Gate(GateError::RateLimited) => "rate_limited",
+            ApiError::Gate(GateError::NotShared) => "revocation_not_shared",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -10,9 +10,11 @@
 //! - gate mode: `postern_gate_cache_*` (hits, misses, admissions rejected,
 //!   evictions, expired reaped, entries, bytes) read at scrape,
 //!   `postern_gate_upstream_duration_seconds{op,outcome}`, and
-//!   `postern_gate_oldest_unapplied_revocation_seconds` (0 on one instance:
-//!   local revocations apply before logout answers; cross-instance
-//!   broadcast arrives with the Redis store).
+//!   `postern_gate_oldest_unapplied_revocation_seconds`: how long since
+//!   this instance last knew it had applied every revocation shared
+//!   through Redis (0-1 while the feed is live, since an idle feed reports
+//!   once a second; then growing while Redis is out of reach). Always 0
+//!   without `--redis`: local revocations apply before logout answers.
 //!
 //! Endpoint labels are route templates (`/v1/users/{user}/sessions`), never
 //! concrete paths, so neither user ids nor anything secret reach a label.
@@ -262,18 +264,22 @@ impl Metrics {
 
     /// Renders the text exposition format with the current active-session
     /// count, the prepared biometric templates held and, in gate mode, the
-    /// gate cache's statistics.
+    /// gate's reading.
     pub fn render(
         &self,
         active_sessions: usize,
         biometric_prepared: usize,
-        gate: Option<postern_cache::CacheStats>,
+        gate: Option<GateReading>,
     ) -> String {
         self.active_sessions
             .set(i64::try_from(active_sessions).unwrap_or(i64::MAX));
         self.biometric_prepared
             .set(i64::try_from(biometric_prepared).unwrap_or(i64::MAX));
-        if let Some(s) = gate {
+        if let Some(GateReading {
+            cache: s,
+            revocation_lag,
+        }) = gate
+        {
             let values = [
                 s.hits,
                 s.misses,
@@ -286,13 +292,23 @@ impl Metrics {
             for (gauge, value) in self.gate_cache.iter().zip(values) {
                 gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
             }
-            self.oldest_unapplied_revocation.set(0);
+            let lag_seconds = revocation_lag.unwrap_or(0) / 1_000_000_000;
+            self.oldest_unapplied_revocation
+                .set(i64::try_from(lag_seconds).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// What `/metrics` reads off the gate at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub struct GateReading {
+    pub cache: postern_cache::CacheStats,
+    /// Nanoseconds the shared revocation feed is behind (`None` without it).
+    pub revocation_lag: Option<u64>,
 }
 
 impl postern_tower::GateObserver for Metrics {

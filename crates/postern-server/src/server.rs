@@ -40,6 +40,7 @@ use crate::state::{AppState, Biometric, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
 use postern_tower::ratelimit::MissLimiter;
+use postern_tower::redis_feed::{RedisFeedError, RedisRevocations};
 use postern_tower::upstream::Upstream;
 use postern_tower::{Gate, GateConfig};
 
@@ -63,6 +64,8 @@ pub enum StartError {
     Passkeys(#[from] postern_auth::relying_party::PasskeyError),
     #[error("invalid gate upstream: {0}")]
     Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
+    #[error("--redis: {0}")]
+    Redis(#[from] RedisFeedError),
     #[error("cannot start the biometric stage: {0}")]
     Biometric(#[from] postern_auth::biometric::BiometricError),
     #[error("cannot start the mint batcher: {0}")]
@@ -230,16 +233,16 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let (gate, sweeper) = match build_gate(&config.gate, metrics.clone())? {
-        Some(gate) => {
+    let (gate, sweeper, revocation_feed) = match build_gate(&config.gate, metrics.clone())? {
+        Some((gate, feed)) => {
             let sweeper = Sweeper::start(gate.cache().clone(), Duration::from_secs(1), 1_000)
                 .map_err(|source| StartError::DataDir {
                     path: "gate sweeper thread".into(),
                     source,
                 })?;
-            (Some(gate), Some(sweeper))
+            (Some(gate), Some(sweeper), feed)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let authority = Arc::new(authority);
     // Turbo decides users in batches; their sessions then share one
@@ -280,6 +283,7 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         metrics,
         clock,
         gate,
+        revocation_feed,
         _sweeper: sweeper,
     }));
     Ok(Opened {
@@ -291,11 +295,15 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
     })
 }
 
-/// Builds the gate when an upstream is configured.
+/// The gate, and the feed that shares its revocations (with `--redis`).
+type GateParts = (Arc<Gate>, Option<Arc<RedisRevocations>>);
+
+/// Builds the gate when an upstream is configured, with the Redis feed
+/// that shares its revocations when one is configured.
 fn build_gate(
     settings: &GateSettings,
     metrics: Arc<Metrics>,
-) -> Result<Option<Arc<Gate>>, StartError> {
+) -> Result<Option<GateParts>, StartError> {
     let upstream = match (&settings.upstream_introspection, &settings.upstream_auth1) {
         (Some(url), None) => Upstream::introspection(
             url,
@@ -334,7 +342,25 @@ fn build_gate(
             100_000,
         ));
     }
-    Ok(Some(Arc::new(gate)))
+    let feed = match &settings.redis {
+        Some(url) => {
+            // Kept past the longest cache lifetime, with a margin for clocks.
+            let keep_for = settings.max_ttl + Duration::from_secs(60);
+            let feed = Arc::new(RedisRevocations::new(
+                &url.0,
+                &settings.redis_stream,
+                keep_for,
+            )?);
+            gate = gate.with_shared_revocations(feed.clone(), nanos(settings.revocation_max_lag));
+            tracing::info!(
+                stream = %settings.redis_stream,
+                "gate revocations shared through Redis"
+            );
+            Some(feed)
+        }
+        None => None,
+    };
+    Ok(Some((Arc::new(gate), feed)))
 }
 
 /// Creates the data directory with mode 0700 if it does not exist yet (an
@@ -371,10 +397,19 @@ where
             gate.clone(),
             url.clone(),
             config.gate.jwks_interval,
-            stop_rx,
+            stop_rx.clone(),
         ))),
         _ => None,
     };
+    let revocations = match (&state.gate, &state.revocation_feed) {
+        (Some(gate), Some(feed)) => Some(tokio::spawn(
+            feed.clone().follow(gate.clone(), stop_rx.clone()),
+        )),
+        _ => None,
+    };
+    if let (Some(gate), Some(_)) = (&state.gate, &revocations) {
+        replay_revocations(gate, &*state.clock).await;
+    }
     let app = crate::routes::App::new(state.clone(), config.max_body_bytes);
     axum::serve(listener, tower::make::Shared::new(app))
         .with_graceful_shutdown(shutdown)
@@ -382,8 +417,8 @@ where
     tracing::info!("stopped accepting; in-flight requests finished");
     let _ = stop_tx.send(true);
     let _ = maintenance.await;
-    if let Some(jwks) = jwks {
-        let _ = jwks.await;
+    for task in [jwks, revocations].into_iter().flatten() {
+        let _ = task.await;
     }
     let authority = state.authority.clone();
     match tokio::task::spawn_blocking(move || authority.flush_activity()).await {
@@ -392,6 +427,25 @@ where
         Err(_) => tracing::error!("activity flush task failed"),
     }
     Ok(())
+}
+
+/// Waits (a few seconds at most) for the shared revocation feed to replay,
+/// so that a new instance refuses what was logged out before it started,
+/// even at an upstream that cannot revoke. Connections made meanwhile wait
+/// in the listener's backlog. If Redis cannot be reached, serving goes on:
+/// hits go upstream until the feed catches up.
+async fn replay_revocations(gate: &Gate, clock: &dyn Clock) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while gate
+        .revocation_lag(clock.now())
+        .is_some_and(|lag| lag > nanos(postern_tower::redis_feed::POLL))
+    {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("revocations from Redis not replayed yet; serving, with every request asking upstream until they are");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Periodically persists activity and sweeps expired sessions.

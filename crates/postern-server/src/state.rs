@@ -57,6 +57,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Gate mode: validation of an upstream identity provider's tokens.
     pub gate: Option<Arc<postern_tower::Gate>>,
+    /// Shares the gate's logouts with other instances (`--redis`).
+    pub revocation_feed: Option<Arc<postern_tower::redis_feed::RedisRevocations>>,
     /// Keeps the gate cache's sweeper thread alive as long as the state.
     pub _sweeper: Option<postern_cache::sweeper::Sweeper>,
 }

@@ -367,14 +367,7 @@ async fn operations_endpoints_report_health_metrics_and_the_api() {
         200
     );
 
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for expected in [
         "postern_http_requests_total{endpoint=\"/v1/session/resume\",method=\"POST\",status=\"200\"} 1",
         "postern_http_requests_total{endpoint=\"/v1/session/resume\",method=\"POST\",status=\"401\"} 1",

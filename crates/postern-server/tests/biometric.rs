@@ -153,14 +153,7 @@ async fn the_same_person_passes_and_anyone_else_is_refused() {
 }
 
 async fn prepared_templates(server: &Server) -> String {
-    let text = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     text.lines()
         .find(|l| l.starts_with("postern_biometric_prepared_templates "))
         .unwrap_or_default()

@@ -48,14 +48,7 @@ async fn the_first_request_calls_upstream_once_and_repeats_hit() {
         assert!(r.headers().contains_key("x-postern-session"));
     }
     assert_eq!(idp.calls("introspect").await, 1);
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for expected in [
         "postern_gate_cache_hits 5",
         "postern_gate_cache_misses 1",
@@ -162,14 +155,7 @@ async fn a_dead_upstream_fails_closed_with_503() {
             (503, "upstream_unavailable".into())
         );
     }
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("postern_gate_upstream_duration_seconds_count{op=\"validate\",outcome=\"unreachable\"} 5"), "{metrics}");
 }
 
@@ -281,14 +267,7 @@ async fn rotating_a_key_out_of_the_upstream_jwks_purges_its_tokens_at_once() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("postern_gate_cache_entries 0"),
         "{metrics}"

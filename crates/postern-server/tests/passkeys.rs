@@ -552,14 +552,7 @@ async fn malformed_forged_and_foreign_responses_are_refused_and_mint_nothing() {
     );
 
     // Only the one good login minted a session.
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("postern_active_sessions 1"), "{metrics}");
     assert!(
         metrics.contains(

@@ -12,6 +12,10 @@
 //! cache entry, then revokes upstream. A fetch that was already in flight
 //! re-checks the revoked set after inserting, so it cannot resurrect a
 //! logged-out token.
+//!
+//! With [`Gate::with_shared_revocations`], logouts also reach every other
+//! instance, and revocations heard from them purge this one (see
+//! [`crate::shared`]); hits are then served only while that feed is current.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use zeroize::Zeroizing;
 use crate::breaker::{Breaker, BreakerState};
 use crate::ratelimit::MissLimiter;
 use crate::session::{Insufficient, Requirement, Validated};
+use crate::shared::{token_digest, RevocationPublisher, SharedRevocations, TokenDigest};
 use crate::upstream::{peek_jwt, Upstream, UpstreamError};
 
 const SECOND: u64 = 1_000_000_000;
@@ -70,6 +75,10 @@ pub enum GateError {
     /// This client misses too often (a token flood): 429.
     #[error("too many cache misses from this client")]
     RateLimited,
+    /// A logout took effect here (and upstream, if it answered) but could
+    /// not be handed to the other instances: 503, the client should retry.
+    #[error("logged out here, but the other instances could not be told")]
+    NotShared,
 }
 
 impl From<UpstreamError> for GateError {
@@ -83,7 +92,8 @@ impl From<UpstreamError> for GateError {
 
 /// Receives upstream call timings (e.g. for Prometheus histograms).
 pub trait GateObserver: Send + Sync {
-    /// `op` is `validate` or `revoke`; `outcome` is `ok` or an error label.
+    /// `op` is `validate`, `revoke` or `share` (publishing a logout to the
+    /// other instances); `outcome` is `ok` or an error label.
     fn upstream_call(&self, op: &'static str, outcome: &'static str, seconds: f64);
 }
 
@@ -125,6 +135,7 @@ pub struct Gate {
     revoked: Mutex<HashMap<CacheKey, u64>>,
     observer: Option<Arc<dyn GateObserver>>,
     miss_limiter: Option<MissLimiter>,
+    shared: Option<SharedRevocations>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -159,7 +170,23 @@ impl Gate {
             revoked: Mutex::new(HashMap::new()),
             observer: None,
             miss_limiter: None,
+            shared: None,
         }
+    }
+
+    /// Shares revocations with other instances: logouts are published
+    /// through `publisher`, and whatever follows the feed (e.g.
+    /// [`crate::redis::RedisRevocations::follow`]) reports through
+    /// [`Gate::apply_revocation`] and [`Gate::revocations_heard_up_to`].
+    /// Hits are served only while the feed is at most `max_lag`
+    /// nanoseconds behind; until then every request asks upstream.
+    pub fn with_shared_revocations(
+        mut self,
+        publisher: Arc<dyn RevocationPublisher>,
+        max_lag: u64,
+    ) -> Self {
+        self.shared = Some(SharedRevocations::new(publisher, max_lag));
+        self
     }
 
     /// Limits each client's cache misses (see [`crate::ratelimit`]).
@@ -229,6 +256,11 @@ impl Gate {
     /// hits without awaiting keeps its own future small.
     pub fn check_cached(&self, token: &str, requirement: &Requirement, now: u64) -> Cached {
         let key = self.keys.derive(token.as_bytes());
+        if let Some(shared) = &self.shared {
+            if !shared.is_current(now) {
+                return Cached::Miss(Miss { key });
+            }
+        }
         match self
             .cache
             .get_map(key, now, |v| requirement.check(v).map(|()| Arc::clone(v)))
@@ -250,7 +282,8 @@ impl Gate {
         now: u64,
     ) -> Result<Arc<Validated>, GateError> {
         let key = miss.key;
-        if self.is_revoked(key, now) {
+        let digest = self.shared.as_ref().map(|_| token_digest(token));
+        if self.is_revoked(key, digest, now) {
             return Err(GateError::Unauthenticated("revoked"));
         }
         if let Some(limiter) = &self.miss_limiter {
@@ -268,11 +301,14 @@ impl Gate {
         Ok(validated)
     }
 
-    fn is_revoked(&self, key: CacheKey, now: u64) -> bool {
-        self.revoked
+    /// Revoked here (by key), or elsewhere (by digest, when shared).
+    fn is_revoked(&self, key: CacheKey, digest: Option<TokenDigest>, now: u64) -> bool {
+        let here = self
+            .revoked
             .lock()
             .get(&key)
-            .is_some_and(|&until| until > now)
+            .is_some_and(|&until| until > now);
+        here || matches!((&self.shared, digest), (Some(shared), Some(d)) if shared.is_revoked(d, now))
     }
 
     /// Joins the in-flight fetch for `key`, or starts one.
@@ -367,7 +403,8 @@ impl Gate {
         // Rendered once here, so that every hit answers with shared bytes.
         validated.render();
         let validated = Arc::new(validated);
-        if self.is_revoked(key, now) {
+        let digest = self.shared.as_ref().map(|_| token_digest(token));
+        if self.is_revoked(key, digest, now) {
             return Err(UpstreamError::Rejected("revoked"));
         }
         self.cache.insert_arc(
@@ -378,8 +415,12 @@ impl Gate {
             tag,
             now,
         );
-        // A logout may have landed between the check above and the insert.
-        if self.is_revoked(key, now) {
+        if let (Some(shared), Some(digest)) = (&self.shared, digest) {
+            shared.remember(digest, key, cache_until, now);
+        }
+        // A logout may have landed between the check above and the insert
+        // (here, or elsewhere: see `SharedRevocations::revoke`).
+        if self.is_revoked(key, digest, now) {
             self.cache.remove(key);
             return Err(UpstreamError::Rejected("revoked"));
         }
@@ -387,8 +428,10 @@ impl Gate {
     }
 
     /// Logs a token out: refused locally at once, purged from the cache,
-    /// then revoked upstream. A failed upstream revocation is reported, but
-    /// the token stays refused here until it would have expired.
+    /// published to the other instances (when shared), then revoked
+    /// upstream. A failed upstream revocation or publication is reported
+    /// (the upstream's first), but the token stays refused here until it
+    /// would have expired.
     pub async fn logout(&self, token: &str, now: u64) -> Result<(), GateError> {
         let key = self.keys.derive(token.as_bytes());
         let until = self
@@ -402,13 +445,54 @@ impl Gate {
             revoked.insert(key, until);
         }
         self.cache.remove(key);
+        let shared = match &self.shared {
+            Some(shared) => {
+                let started = Instant::now();
+                let result = shared.publish(token_digest(token), until).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "logout not shared with the other instances");
+                }
+                if let Some(observer) = &self.observer {
+                    let outcome = if result.is_ok() { "ok" } else { "unavailable" };
+                    observer.upstream_call("share", outcome, started.elapsed().as_secs_f64());
+                }
+                result.map_err(|_| GateError::NotShared)
+            }
+            None => Ok(()),
+        };
         let started = Instant::now();
         let result = self.upstream.revoke(token).await;
         if let Some(observer) = &self.observer {
             let outcome = result.as_ref().map_or_else(UpstreamError::label, |()| "ok");
             observer.upstream_call("revoke", outcome, started.elapsed().as_secs_f64());
         }
-        result.map_err(GateError::from)
+        result.map_err(GateError::from).and(shared)
+    }
+
+    /// A revocation heard from another instance (see [`crate::shared`]):
+    /// the token is refused until `until` and purged if cached here.
+    /// Returns whether it was cached here.
+    pub fn apply_revocation(&self, digest: TokenDigest, until: u64, now: u64) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        shared
+            .revoke(digest, until, now)
+            .is_some_and(|key| self.cache.remove(key))
+    }
+
+    /// Every revocation published before `at` (Unix nanoseconds) has been
+    /// passed to [`Gate::apply_revocation`].
+    pub fn revocations_heard_up_to(&self, at: u64) {
+        if let Some(shared) = &self.shared {
+            shared.heard_up_to(at);
+        }
+    }
+
+    /// How far behind the shared revocation feed is (nanoseconds); `None`
+    /// when revocations are not shared.
+    pub fn revocation_lag(&self, now: u64) -> Option<u64> {
+        self.shared.as_ref().map(|shared| shared.lag(now))
     }
 
     /// Drops every cached entry of tokens signed with `kid` (the upstream

@@ -48,6 +48,7 @@ impl IntoResponse for GateError {
                 (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", "")
             }
             GateError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", ""),
+            GateError::NotShared => (StatusCode::SERVICE_UNAVAILABLE, "revocation_not_shared", ""),
         };
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();

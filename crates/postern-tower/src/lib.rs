@@ -17,6 +17,8 @@
 //! - [`gate`]: [`Gate`] — cache, single-flight misses, fail-closed errors,
 //!   local revocation.
 //! - [`ratelimit`]: per-client token buckets for cache misses.
+//! - [`shared`]: revocations shared between instances (token digests, the
+//!   feed's lag), and [`redis_feed`]: that feed over a Redis stream.
 //! - [`layer`]: [`GateLayer`], a tower `Layer` for any axum/tower service,
 //!   and the [`Authenticated`] extractor handing the handler its session.
 //!
@@ -57,7 +59,9 @@ pub mod gate;
 pub mod jwks;
 pub mod layer;
 pub mod ratelimit;
+pub mod redis_feed;
 pub mod session;
+pub mod shared;
 pub mod upstream;
 
 pub use gate::{Cached, Gate, GateConfig, GateError, GateObserver, Miss};

@@ -194,3 +194,134 @@ async fn the_extractor_fails_closed_without_the_layer() {
     let r = reqwest::get(format!("http://{addr}/me")).await.unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Records what a gate publishes, or fails every publication.
+struct Recorder {
+    published: parking_lot::Mutex<Vec<(u128, u64)>>,
+    fail: bool,
+}
+
+impl postern_tower::shared::RevocationPublisher for Recorder {
+    fn publish(
+        &self,
+        digest: u128,
+        until: u64,
+    ) -> futures_util::future::BoxFuture<'_, Result<(), postern_tower::shared::PublishError>> {
+        Box::pin(async move {
+            if self.fail {
+                return Err(postern_tower::shared::PublishError("down".into()));
+            }
+            self.published.lock().push((digest, until));
+            Ok(())
+        })
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[tokio::test]
+async fn shared_revocations_purge_refuse_and_beat_a_fetch_in_flight() {
+    use postern_tower::shared::token_digest;
+    let (url, upstream) = start_upstream().await;
+    let recorder = Arc::new(Recorder {
+        published: parking_lot::Mutex::new(Vec::new()),
+        fail: false,
+    });
+    let gate = Arc::new(
+        Gate::new(
+            Upstream::introspection(&url, None, "c", "s").unwrap(),
+            GateConfig::default(),
+        )
+        .with_shared_revocations(recorder.clone(), 5_000_000_000),
+    );
+    let any = Requirement::none();
+    let calls = || upstream.calls.load(Ordering::SeqCst);
+    let now = unix_now();
+
+    // Until the feed has been heard, nothing is served from the cache.
+    gate.check("good", &any, now).await.unwrap();
+    gate.check("good", &any, now).await.unwrap();
+    assert_eq!(calls(), 2, "hits wait for the feed");
+    gate.revocations_heard_up_to(now);
+    gate.check("good", &any, now).await.unwrap();
+    assert_eq!(calls(), 2, "then they are hits");
+    assert_eq!(gate.revocation_lag(now + 7), Some(7));
+    assert!(
+        gate.check("good", &any, now + 6_000_000_000).await.is_ok(),
+        "a feed 6 s behind (max 5 s): asked upstream again"
+    );
+    assert_eq!(calls(), 3);
+
+    // A revocation heard from elsewhere purges the entry and refuses the
+    // token without asking upstream (which would still say active).
+    assert!(gate.apply_revocation(token_digest("good"), now + 60_000_000_000, now));
+    assert_eq!(
+        gate.check("good", &any, now).await.unwrap_err(),
+        GateError::Unauthenticated("revoked")
+    );
+    assert_eq!(calls(), 3);
+
+    // One that lands while the upstream call is in flight (it takes 50 ms)
+    // wins: the fetched answer is not served, nor left in the cache.
+    let racing = {
+        let gate = gate.clone();
+        tokio::spawn(async move { gate.check("limited", &Requirement::none(), now).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !gate.apply_revocation(token_digest("limited"), now + 60_000_000_000, now),
+        "not cached yet"
+    );
+    assert_eq!(
+        racing.await.unwrap().unwrap_err(),
+        GateError::Unauthenticated("revoked")
+    );
+    assert_eq!(gate.stats().entries, 0, "nothing revoked stays cached");
+    assert_eq!(
+        gate.check("limited", &any, now + 61_000_000_000)
+            .await
+            .map(|s| s.subject.clone()),
+        Ok("bob".into()),
+        "the refusal ends when the revocation does"
+    );
+
+    // A logout publishes the token's digest, never the token.
+    gate.logout("limited", now).await.unwrap();
+    let published = recorder.published.lock().clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].0, token_digest("limited"));
+    assert!(published[0].1 > now);
+}
+
+#[tokio::test]
+async fn a_logout_that_cannot_be_shared_is_reported_and_still_refused_here() {
+    let (url, _upstream) = start_upstream().await;
+    let gate = Arc::new(
+        Gate::new(
+            Upstream::introspection(&url, None, "c", "s").unwrap(),
+            GateConfig::default(),
+        )
+        .with_shared_revocations(
+            Arc::new(Recorder {
+                published: parking_lot::Mutex::new(Vec::new()),
+                fail: true,
+            }),
+            5_000_000_000,
+        ),
+    );
+    let now = unix_now();
+    gate.revocations_heard_up_to(now);
+    gate.check("good", &Requirement::none(), now).await.unwrap();
+    assert_eq!(gate.logout("good", now).await, Err(GateError::NotShared));
+    assert_eq!(
+        gate.check("good", &Requirement::none(), now)
+            .await
+            .unwrap_err(),
+        GateError::Unauthenticated("revoked")
+    );
+}

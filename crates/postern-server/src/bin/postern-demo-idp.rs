@@ -13,6 +13,8 @@
 //! mints a token; `GET /.well-known/jwks.json` publishes the current key ids
 //! and `POST /admin/jwks {"kids": [...]}` rotates them; `GET /stats` counts calls per endpoint. `--latency 20ms`
 //! makes every validation wait, like the database behind a real IdP.
+//! `--stateless` accepts revocations and logouts but revokes nothing, like
+//! an IdP whose tokens are self-contained JWTs valid until they expire.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,6 +51,10 @@ struct Args {
     /// Delay added to every validation, e.g. 20ms.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     latency: Duration,
+    /// Accept revocations and logouts without revoking anything (like an
+    /// IdP issuing self-contained JWTs).
+    #[arg(long)]
+    stateless: bool,
 }
 
 struct TokenInfo {
@@ -192,7 +198,7 @@ async fn revoke(
             .into_response();
     }
     if let Some(t) = idp.tokens.lock().get_mut(&form.token) {
-        t.revoked = true;
+        t.revoked = !idp.args.stateless;
     }
     StatusCode::OK.into_response()
 }
@@ -218,7 +224,7 @@ async fn logout(State(idp): State<Shared>, headers: HeaderMap) -> Response {
     idp.counters.logout.fetch_add(1, Ordering::Relaxed);
     if let Some(token) = bearer(&headers) {
         if let Some(t) = idp.tokens.lock().get_mut(&token) {
-            t.revoked = true;
+            t.revoked = !idp.args.stateless;
         }
     }
     StatusCode::OK.into_response()

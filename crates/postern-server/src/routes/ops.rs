@@ -7,6 +7,7 @@ use postern_core::context::UserId;
 
 use super::blocking;
 use crate::error::{ApiError, ApiJson};
+use crate::metrics::GateReading;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
@@ -46,9 +47,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state
-            .metrics
-            .render(active, prepared, state.gate.as_ref().map(|g| g.stats())),
+        state.metrics.render(
+            active,
+            prepared,
+            state.gate.as_ref().map(|g| GateReading {
+                cache: g.stats(),
+                revocation_lag: g.revocation_lag(state.clock.now()),
+            }),
+        ),
     )
 }
 

@@ -1,0 +1,302 @@
+//! Revocations shared through a Redis stream.
+//!
+//! Why a stream and not pub/sub: a pub/sub message sent while an instance
+//! is disconnected is lost, and a lost revocation is a revoked token served
+//! from a cache. A stream keeps each revocation for `keep_for` (the gate's
+//! longest cache lifetime plus a margin: after that no instance can still
+//! hold the token's entry, and every local refusal has ended), and its
+//! entry ids are timestamps, so
+//!
+//! - an instance that starts reads the last `keep_for` of revocations before
+//!   it serves its first hit (hits wait for the feed, see
+//!   [`crate::shared`]);
+//! - a reader that loses its connection resumes after the last id it
+//!   applied, missing nothing;
+//! - the gate knows up to when it has heard everything, and stops serving
+//!   hits when that falls more than `max_lag` behind.
+//!
+//! One entry per logout, trimmed by age as it is written:
+//!
+//! ```text
+//! XADD <stream> MINID ~ <now − keep_for, ms> * d <token digest, 32 hex> u <until, Unix ns>
+//! ```
+//!
+//! Nothing usable as a token is ever written: `d` is a
+//! [`TokenDigest`](crate::shared::TokenDigest). Entries that do not parse are
+//! skipped with a warning; `until` is capped at `keep_for` from now, so an
+//! entry cannot refuse a token for longer than a logout here would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::streams::{StreamId, StreamReadReply};
+use ::redis::{AsyncConnectionConfig, Client, RedisResult};
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::shared::{PublishError, RevocationPublisher, TokenDigest};
+use crate::Gate;
+
+/// The stream's key when none is configured.
+pub const DEFAULT_STREAM: &str = "postern:gate:revocations";
+
+/// How long one read waits for new entries. An idle feed is known complete
+/// at least this often, so a `max_lag` of a few times this is safe.
+pub const POLL: Duration = Duration::from_secs(1);
+/// Entries read per round trip.
+const BATCH: usize = 512;
+/// Connecting, and any reply beyond the poll's own wait.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+const NANOS_PER_MS: u64 = 1_000_000;
+
+/// Why the feed could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisFeedError {
+    /// The URL is not a Redis URL (the URL itself is not repeated: it may
+    /// hold a password).
+    #[error("the Redis URL is not valid ({0})")]
+    Url(String),
+}
+
+/// Publishes this instance's logouts to a Redis stream and follows the
+/// stream for everyone's.
+pub struct RedisRevocations {
+    client: Client,
+    stream: String,
+    keep_for: Duration,
+    // A multiplexed connection is shared by cloning; held only to clone or
+    // replace it, never across an await.
+    publisher: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl std::fmt::Debug for RedisRevocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the client: its connection info may hold a password.
+        f.debug_struct("RedisRevocations")
+            .field("stream", &self.stream)
+            .field("keep_for", &self.keep_for)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRevocations {
+    /// Checks the URL; connections are made when first needed and remade
+    /// after failures, so a Redis that is down at start is not fatal.
+    pub fn new(url: &str, stream: &str, keep_for: Duration) -> Result<Self, RedisFeedError> {
+        let client =
+            Client::open(url).map_err(|e| RedisFeedError::Url(e.category().to_string()))?;
+        Ok(Self {
+            client,
+            stream: stream.to_string(),
+            keep_for,
+            publisher: Mutex::new(None),
+        })
+    }
+
+    async fn connect(&self, response_timeout: Duration) -> RedisResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(response_timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    async fn xadd(&self, digest: TokenDigest, until: u64) -> RedisResult<()> {
+        let existing = self.publisher.lock().clone();
+        let mut connection = match existing {
+            Some(c) => c,
+            None => {
+                let fresh = self.connect(TIMEOUT).await?;
+                *self.publisher.lock() = Some(fresh.clone());
+                fresh
+            }
+        };
+        let oldest_kept = postern_cache::unix_now().saturating_sub(nanos(self.keep_for));
+        let result = ::redis::cmd("XADD")
+            .arg(&self.stream)
+            .arg("MINID")
+            .arg("~")
+            .arg(oldest_kept / NANOS_PER_MS)
+            .arg("*")
+            .arg("d")
+            .arg(format!("{digest:032x}"))
+            .arg("u")
+            .arg(until)
+            .query_async::<String>(&mut connection)
+            .await;
+        if result.is_err() {
+            *self.publisher.lock() = None;
+        }
+        result.map(drop)
+    }
+
+    /// Follows the stream until `stop` turns true: every entry goes to
+    /// [`Gate::apply_revocation`], and [`Gate::revocations_heard_up_to`]
+    /// advances whenever the reader has caught up. Connection failures are
+    /// logged once per outage and retried; while they last the gate's lag
+    /// grows and its hits go upstream.
+    pub async fn follow(self: Arc<Self>, gate: Arc<Gate>, mut stop: watch::Receiver<bool>) {
+        let start = postern_cache::unix_now().saturating_sub(nanos(self.keep_for));
+        let mut last = format!("{}-0", start / NANOS_PER_MS);
+        let mut reader: Option<MultiplexedConnection> = None;
+        let mut failing = false;
+        loop {
+            let round = async {
+                let connection = match reader.as_mut() {
+                    Some(c) => c,
+                    None => reader.insert(self.connect(POLL + TIMEOUT).await?),
+                };
+                let sent = postern_cache::unix_now();
+                let reply = self.read(connection, &last).await?;
+                Ok::<_, ::redis::RedisError>((sent, reply))
+            };
+            let outcome = tokio::select! {
+                _ = stop.changed() => return,
+                outcome = round => outcome,
+            };
+            match outcome {
+                Ok((sent, reply)) => {
+                    let read = self.apply(&gate, reply, &mut last);
+                    if read < BATCH {
+                        // Everything in the stream when the read was sent
+                        // came back; an empty answer after the wait also
+                        // proves nothing arrived during it.
+                        let complete = if read == 0 {
+                            postern_cache::unix_now()
+                        } else {
+                            sent
+                        };
+                        gate.revocations_heard_up_to(complete);
+                    }
+                    if failing {
+                        tracing::info!("revocation feed from Redis restored");
+                        failing = false;
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::error!(error = %e, "revocation feed from Redis lost; hits go upstream until it returns");
+                        failing = true;
+                    }
+                    reader = None;
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(POLL / 4) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        connection: &mut MultiplexedConnection,
+        after: &str,
+    ) -> RedisResult<Option<StreamReadReply>> {
+        ::redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(BATCH)
+            .arg("BLOCK")
+            .arg(POLL.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(after)
+            .query_async(connection)
+            .await
+    }
+
+    /// Applies a reply's entries; returns how many it held.
+    fn apply(&self, gate: &Gate, reply: Option<StreamReadReply>, last: &mut String) -> usize {
+        let now = postern_cache::unix_now();
+        let horizon = now.saturating_add(nanos(self.keep_for));
+        let mut read = 0;
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            read += 1;
+            match parse(&entry) {
+                Some((digest, until)) => {
+                    gate.apply_revocation(digest, until.min(horizon), now);
+                }
+                None => tracing::warn!(id = %entry.id, "malformed revocation entry skipped"),
+            }
+            last.clone_from(&entry.id);
+        }
+        read
+    }
+}
+
+impl RevocationPublisher for RedisRevocations {
+    fn publish(&self, digest: TokenDigest, until: u64) -> BoxFuture<'_, Result<(), PublishError>> {
+        Box::pin(async move {
+            // One retry on a fresh connection: the shared one may have been
+            // dropped by Redis while idle.
+            match self.xadd(digest, until).await {
+                Ok(()) => Ok(()),
+                Err(_) => self
+                    .xadd(digest, until)
+                    .await
+                    .map_err(|e| PublishError(e.to_string())),
+            }
+        })
+    }
+}
+
+/// `d` (32 hex digits) and `u` (decimal Unix nanoseconds) of an entry.
+fn parse(entry: &StreamId) -> Option<(TokenDigest, u64)> {
+    let digest: String = entry.get("d")?;
+    let until: String = entry.get("u")?;
+    if digest.len() != 32 {
+        return None;
+    }
+    Some((u128::from_str_radix(&digest, 16).ok()?, until.parse().ok()?))
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::redis::Value;
+    use std::collections::HashMap;
+
+    fn entry(fields: &[(&str, &str)]) -> StreamId {
+        StreamId {
+            id: "1-0".into(),
+            map: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::BulkString(v.as_bytes().to_vec())))
+                .collect::<HashMap<_, _>>(),
+            ..StreamId::default()
+        }
+    }
+
+    #[test]
+    fn entries_parse_only_when_whole() {
+        let digest = "000102030405060708090a0b0c0d0e0f";
+        assert_eq!(
+            parse(&entry(&[("d", digest), ("u", "42")])),
+            Some((0x000102030405060708090a0b0c0d0e0f, 42))
+        );
+        assert_eq!(parse(&entry(&[("d", digest)])), None, "no until");
+        assert_eq!(parse(&entry(&[("u", "42")])), None, "no digest");
+        assert_eq!(parse(&entry(&[("d", "abc"), ("u", "42")])), None, "short");
+        assert_eq!(
+            parse(&entry(&[("d", &"g".repeat(32)), ("u", "42")])),
+            None,
+            "not hex"
+        );
+        assert_eq!(parse(&entry(&[("d", digest), ("u", "-1")])), None);
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_repeating_it() {
+        let e = RedisRevocations::new("http://user:hunter2@x", DEFAULT_STREAM, POLL).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(RedisRevocations::new("redis://127.0.0.1:1", DEFAULT_STREAM, POLL).is_ok());
+    }
+}

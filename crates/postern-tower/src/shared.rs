@@ -1,0 +1,218 @@
+//! Revocations shared between gate instances.
+//!
+//! Each instance derives cache keys under its own secret (see
+//! `postern_cache::key`), so a key means nothing to another instance. What
+//! instances exchange instead is a [`TokenDigest`]: the first 16 bytes of
+//! the token's SHA-256, which identifies a token without being usable as
+//! one (the seed's and `DESIGN.md`'s cache key). It is computed only off
+//! the hit path: when a logout is published, and when a miss is answered.
+//!
+//! An instance keeps two maps: the digests of tokens it has cached (so that
+//! a revocation heard from elsewhere can find and purge the local entry)
+//! and the digests revoked elsewhere (so that a later miss is refused even
+//! by an upstream that cannot revoke, e.g. one issuing self-contained JWTs).
+//! Both are pruned of entries past their `until`.
+//!
+//! A hit is served only while the feed of revocations is current: if the
+//! instance has not heard the whole feed for longer than `max_lag`, every
+//! request goes upstream (single-flighted, as any miss) — the gate is then
+//! exactly as strict as asking upstream every time, never less.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use postern_cache::CacheKey;
+use sha2::{Digest, Sha256};
+
+/// Identifies a token across instances: the first 16 bytes of its SHA-256.
+pub type TokenDigest = u128;
+
+/// The digest of `token` (see the module docs).
+pub fn token_digest(token: &str) -> TokenDigest {
+    let hash = Sha256::digest(token.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash[..16]);
+    u128::from_be_bytes(first)
+}
+
+/// Why a revocation could not be handed to the other instances.
+#[derive(Debug, thiserror::Error)]
+#[error("revocation not shared: {0}")]
+pub struct PublishError(pub String);
+
+/// Where a gate publishes its logouts for the other instances, e.g.
+/// [`crate::redis::RedisRevocations`].
+pub trait RevocationPublisher: Send + Sync {
+    /// Publishes that `digest` is revoked until `until` (Unix nanoseconds).
+    fn publish(&self, digest: TokenDigest, until: u64) -> BoxFuture<'_, Result<(), PublishError>>;
+}
+
+/// Digest → value maps that drop entries past their `until`, pruning in
+/// amortised O(1): a full pass only once the map has doubled since the last.
+#[derive(Debug, Default)]
+struct Expiring<V> {
+    map: HashMap<TokenDigest, (V, u64)>,
+    prune_at: usize,
+}
+
+impl<V> Expiring<V> {
+    fn insert(&mut self, digest: TokenDigest, value: V, until: u64, now: u64) {
+        if self.map.len() >= self.prune_at {
+            self.map.retain(|_, (_, until)| *until > now);
+            self.prune_at = (self.map.len() * 2).max(1024);
+        }
+        self.map.insert(digest, (value, until));
+    }
+
+    fn live(&self, digest: TokenDigest, now: u64) -> Option<&V> {
+        self.map
+            .get(&digest)
+            .filter(|(_, until)| *until > now)
+            .map(|(value, _)| value)
+    }
+
+    fn remove(&mut self, digest: TokenDigest) -> Option<V> {
+        self.map.remove(&digest).map(|(value, _)| value)
+    }
+}
+
+/// A gate's view of the revocations shared with other instances.
+pub struct SharedRevocations {
+    publisher: Arc<dyn RevocationPublisher>,
+    max_lag: u64,
+    /// Unix nanoseconds up to which every published revocation is applied.
+    heard_up_to: AtomicU64,
+    cached: Mutex<Expiring<CacheKey>>,
+    revoked: Mutex<Expiring<()>>,
+}
+
+impl std::fmt::Debug for SharedRevocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRevocations")
+            .field("max_lag", &self.max_lag)
+            .field("heard_up_to", &self.heard_up_to.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedRevocations {
+    /// `max_lag` (nanoseconds): how far behind the feed may be before hits
+    /// stop being served from the cache. Nothing is heard at first, so
+    /// hits wait for the feed's first report ([`SharedRevocations::heard_up_to`]).
+    pub fn new(publisher: Arc<dyn RevocationPublisher>, max_lag: u64) -> Self {
+        Self {
+            publisher,
+            max_lag,
+            heard_up_to: AtomicU64::new(0),
+            cached: Mutex::new(Expiring::default()),
+            revoked: Mutex::new(Expiring::default()),
+        }
+    }
+
+    /// Every revocation published before `at` has been applied.
+    pub fn heard_up_to(&self, at: u64) {
+        self.heard_up_to.fetch_max(at, Ordering::Release);
+    }
+
+    /// How long since the feed was last known complete (nanoseconds).
+    pub fn lag(&self, now: u64) -> u64 {
+        now.saturating_sub(self.heard_up_to.load(Ordering::Acquire))
+    }
+
+    /// May hits be served from the cache?
+    pub(crate) fn is_current(&self, now: u64) -> bool {
+        self.lag(now) <= self.max_lag
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        digest: TokenDigest,
+        until: u64,
+    ) -> Result<(), PublishError> {
+        self.publisher.publish(digest, until).await
+    }
+
+    /// A token was cached here under `key` until `until`.
+    pub(crate) fn remember(&self, digest: TokenDigest, key: CacheKey, until: u64, now: u64) {
+        self.cached.lock().insert(digest, key, until, now);
+    }
+
+    pub(crate) fn is_revoked(&self, digest: TokenDigest, now: u64) -> bool {
+        self.revoked.lock().live(digest, now).is_some()
+    }
+
+    /// Records a revocation heard from elsewhere; returns the local cache
+    /// key of the token if it was cached here (for the caller to purge).
+    ///
+    /// The revocation is recorded before the cached-digest lookup, and a
+    /// fetch remembers its digest before it checks for revocations, so a
+    /// fetch racing with this call is caught by one side or the other.
+    pub(crate) fn revoke(&self, digest: TokenDigest, until: u64, now: u64) -> Option<CacheKey> {
+        self.revoked.lock().insert(digest, (), until, now);
+        self.cached.lock().remove(digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere;
+
+    impl RevocationPublisher for Nowhere {
+        fn publish(&self, _: TokenDigest, _: u64) -> BoxFuture<'_, Result<(), PublishError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn shared(max_lag: u64) -> SharedRevocations {
+        SharedRevocations::new(Arc::new(Nowhere), max_lag)
+    }
+
+    #[test]
+    fn digests_are_the_first_half_of_sha256() {
+        // SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 ...
+        assert_eq!(token_digest("abc"), 0xba7816bf_8f01cfea_414140de_5dae2223);
+        assert_ne!(token_digest("abc"), token_digest("abd"));
+    }
+
+    #[test]
+    fn hits_wait_for_the_feed_and_stop_when_it_lags() {
+        let s = shared(5);
+        assert!(!s.is_current(100), "nothing heard yet");
+        s.heard_up_to(100);
+        assert!(s.is_current(105));
+        assert!(!s.is_current(106));
+        s.heard_up_to(90);
+        assert_eq!(s.lag(106), 6, "the feed never goes back");
+    }
+
+    #[test]
+    fn a_revocation_returns_the_cached_key_once_and_refuses_until_it_ends() {
+        let s = shared(5);
+        s.remember(7, 0xfeed, 1_000, 10);
+        assert_eq!(s.revoke(7, 500, 20), Some(0xfeed));
+        assert_eq!(s.revoke(7, 500, 21), None, "purged once");
+        assert!(s.is_revoked(7, 499));
+        assert!(!s.is_revoked(7, 500), "until is exclusive");
+        assert!(!s.is_revoked(8, 20));
+        assert_eq!(s.revoke(9, 500, 20), None, "never cached here");
+    }
+
+    #[test]
+    fn expired_entries_are_pruned_as_the_map_grows() {
+        let mut m = Expiring::default();
+        for d in 0..2_000u128 {
+            m.insert(d, (), 10, 0);
+        }
+        for d in 2_000..5_000u128 {
+            m.insert(d, (), 100, 50);
+        }
+        assert_eq!(m.map.len(), 3_000, "the 2,000 expired entries went");
+        assert_eq!(m.live(4_999, 50), Some(&()));
+        assert_eq!(m.live(4_999, 100), None);
+    }
+}
