@@ -176,7 +176,7 @@ impl Gate {
 
     /// Shares revocations with other instances: logouts are published
     /// through `publisher`, and whatever follows the feed (e.g.
-    /// [`crate::redis::RedisRevocations::follow`]) reports through
+    /// [`crate::redis_feed::RedisRevocations::follow`]) reports through
     /// [`Gate::apply_revocation`] and [`Gate::revocations_heard_up_to`].
     /// Hits are served only while the feed is at most `max_lag`
     /// nanoseconds behind; until then every request asks upstream.

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Nothing usable as a token is ever written: `d` is a
-//! [`TokenDigest`](crate::shared::TokenDigest). Entries that do not parse are
+//! [`TokenDigest`]. Entries that do not parse are
 //! skipped with a warning; `until` is capped at `keep_for` from now, so an
 //! entry cannot refuse a token for longer than a logout here would.
 

@@ -44,7 +44,7 @@ pub fn token_digest(token: &str) -> TokenDigest {
 pub struct PublishError(pub String);
 
 /// Where a gate publishes its logouts for the other instances, e.g.
-/// [`crate::redis::RedisRevocations`].
+/// [`crate::redis_feed::RedisRevocations`].
 pub trait RevocationPublisher: Send + Sync {
     /// Publishes that `digest` is revoked until `until` (Unix nanoseconds).
     fn publish(&self, digest: TokenDigest, until: u64) -> BoxFuture<'_, Result<(), PublishError>>;
