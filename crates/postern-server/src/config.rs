@@ -823,11 +823,11 @@ impl Config {
             ));
         }
         if g.redis.is_some()
-            && (g.revocation_max_lag < 2 * postern_tower::redis_feed::POLL
+            && (g.revocation_max_lag < 3 * postern_tower::redis_feed::POLL
                 || g.redis_stream.is_empty())
         {
             return Err(ConfigError::Invalid(
-                "revocation_max_lag must be at least 2s (the feed reports once a second) \
+                "revocation_max_lag must be at least 3s (an idle feed reports once a second) \
                  and redis_stream must not be empty",
             ));
         }
@@ -1042,11 +1042,11 @@ mod tests {
         let too_short = Config::default().apply(&Overrides {
             upstream_auth1: Some("http://b".into()),
             redis: Some("redis://127.0.0.1:6379".into()),
-            revocation_max_lag: Some(std::time::Duration::from_secs(1)),
+            revocation_max_lag: Some(std::time::Duration::from_secs(2)),
             ..Default::default()
         });
         assert!(
-            matches!(too_short.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least 2s"))
+            matches!(too_short.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least 3s"))
         );
         let shared = Config::default().apply(&Overrides {
             upstream_auth1: Some("http://b".into()),

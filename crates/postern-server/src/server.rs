@@ -436,10 +436,7 @@ where
 /// hits go upstream until the feed catches up.
 async fn replay_revocations(gate: &Gate, clock: &dyn Clock) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while gate
-        .revocation_lag(clock.now())
-        .is_some_and(|lag| lag > nanos(postern_tower::redis_feed::POLL))
-    {
+    while !gate.revocations_current(clock.now()) {
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!("revocations from Redis not replayed yet; serving, with every request asking upstream until they are");
             return;

@@ -110,6 +110,9 @@ pub enum Cached {
 /// Holds the token's cache key, never the token.
 pub struct Miss {
     key: CacheKey,
+    /// The cache was not asked (the revocation feed lags): a would-be hit,
+    /// so not charged to the client's miss limit.
+    bypassed: bool,
 }
 
 impl std::fmt::Debug for Miss {
@@ -145,6 +148,25 @@ impl std::fmt::Debug for Gate {
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
+}
+
+/// Publishes a revocation that failed to publish, once a second, until it
+/// goes through or no longer matters (`until` passed). Needs a Tokio
+/// runtime, which `logout`'s caller has.
+fn retry_publication(publisher: Arc<dyn RevocationPublisher>, digest: TokenDigest, until: u64) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if postern_cache::unix_now() >= until {
+                tracing::warn!("a logout was never shared: it ended before Redis came back");
+                return;
+            }
+            if publisher.publish(digest, until).await.is_ok() {
+                tracing::info!("a logout was shared after a retry");
+                return;
+            }
+        }
+    });
 }
 
 /// A stable 64-bit tag for a JWT `kid` (FNV-1a; 0 means "no kid").
@@ -258,7 +280,10 @@ impl Gate {
         let key = self.keys.derive(token.as_bytes());
         if let Some(shared) = &self.shared {
             if !shared.is_current(now) {
-                return Cached::Miss(Miss { key });
+                return Cached::Miss(Miss {
+                    key,
+                    bypassed: true,
+                });
             }
         }
         match self
@@ -266,7 +291,10 @@ impl Gate {
             .get_map(key, now, |v| requirement.check(v).map(|()| Arc::clone(v)))
         {
             Some(hit) => Cached::Hit(hit.map_err(GateError::Forbidden)),
-            None => Cached::Miss(Miss { key }),
+            None => Cached::Miss(Miss {
+                key,
+                bypassed: false,
+            }),
         }
     }
 
@@ -286,12 +314,8 @@ impl Gate {
         if self.is_revoked(key, digest, now) {
             return Err(GateError::Unauthenticated("revoked"));
         }
-        if let Some(limiter) = &self.miss_limiter {
-            if let Some(client) = client() {
-                if !limiter.allow(client, now) {
-                    return Err(GateError::RateLimited);
-                }
-            }
+        if !miss.bypassed {
+            self.charge_miss(client, now)?;
         }
         let validated = self
             .fetch_shared(key, token, now)?
@@ -299,6 +323,22 @@ impl Gate {
             .map_err(GateError::from)?;
         requirement.check(&validated)?;
         Ok(validated)
+    }
+
+    /// Charges one miss (or logout) to the client's limit, if limited.
+    fn charge_miss<'c>(
+        &self,
+        client: impl FnOnce() -> Option<&'c str>,
+        now: u64,
+    ) -> Result<(), GateError> {
+        if let Some(limiter) = &self.miss_limiter {
+            if let Some(client) = client() {
+                if !limiter.allow(client, now) {
+                    return Err(GateError::RateLimited);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Revoked here (by key), or elsewhere (by digest, when shared).
@@ -433,6 +473,20 @@ impl Gate {
     /// (the upstream's first), but the token stays refused here until it
     /// would have expired.
     pub async fn logout(&self, token: &str, now: u64) -> Result<(), GateError> {
+        self.logout_from(None, token, now).await
+    }
+
+    /// As [`Gate::logout`], charged to `client`'s miss limit when one is
+    /// configured: each logout costs an upstream call and, when shared, a
+    /// write every instance applies, so a flood of them is limited like a
+    /// flood of misses.
+    pub async fn logout_from(
+        &self,
+        client: Option<&str>,
+        token: &str,
+        now: u64,
+    ) -> Result<(), GateError> {
+        self.charge_miss(|| client, now)?;
         let key = self.keys.derive(token.as_bytes());
         let until = self
             .cache
@@ -448,9 +502,11 @@ impl Gate {
         let shared = match &self.shared {
             Some(shared) => {
                 let started = Instant::now();
-                let result = shared.publish(token_digest(token), until).await;
+                let digest = token_digest(token);
+                let result = shared.publish(digest, until).await;
                 if let Err(e) = &result {
-                    tracing::error!(error = %e, "logout not shared with the other instances");
+                    tracing::error!(error = %e, "logout not shared with the other instances yet; retrying in the background");
+                    retry_publication(shared.publisher(), digest, until);
                 }
                 if let Some(observer) = &self.observer {
                     let outcome = if result.is_ok() { "ok" } else { "unavailable" };
@@ -467,6 +523,13 @@ impl Gate {
             observer.upstream_call("revoke", outcome, started.elapsed().as_secs_f64());
         }
         result.map_err(GateError::from).and(shared)
+    }
+
+    /// Empties the cache (e.g. the shared revocation feed lost history it
+    /// may not have delivered): every token is asked upstream again.
+    /// Returns how many entries went.
+    pub fn clear_cache(&self) -> usize {
+        self.cache.clear()
     }
 
     /// A revocation heard from another instance (see [`crate::shared`]):
@@ -487,6 +550,14 @@ impl Gate {
         if let Some(shared) = &self.shared {
             shared.heard_up_to(at);
         }
+    }
+
+    /// Are hits being served from the cache, as far as the shared
+    /// revocation feed goes? Always true when revocations are not shared.
+    pub fn revocations_current(&self, now: u64) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|shared| shared.is_current(now))
     }
 
     /// How far behind the shared revocation feed is (nanoseconds); `None`

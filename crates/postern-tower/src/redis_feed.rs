@@ -7,11 +7,15 @@
 //! hold the token's entry, and every local refusal has ended), and its
 //! entry ids are timestamps, so
 //!
-//! - an instance that starts reads the last `keep_for` of revocations before
-//!   it serves its first hit (hits wait for the feed, see
-//!   [`crate::shared`]);
+//! - an instance that starts reads the whole stream (at most `keep_for` of
+//!   revocations) before it serves its first hit (hits wait for the feed,
+//!   see [`crate::shared`]);
 //! - a reader that loses its connection resumes after the last id it
-//!   applied, missing nothing;
+//!   applied, missing nothing — unless Redis itself lost entries (a restart
+//!   without persistence, a failover to a replica that lagged). A reader
+//!   cannot tell what it missed then, so when the server's `run_id` changes
+//!   it empties the gate's cache (every token is asked upstream again) and
+//!   reads the new stream from its start;
 //! - the gate knows up to when it has heard everything, and stops serving
 //!   hits when that falls more than `max_lag` behind.
 //!
@@ -140,15 +144,28 @@ impl RedisRevocations {
     /// logged once per outage and retried; while they last the gate's lag
     /// grows and its hits go upstream.
     pub async fn follow(self: Arc<Self>, gate: Arc<Gate>, mut stop: watch::Receiver<bool>) {
-        let start = postern_cache::unix_now().saturating_sub(nanos(self.keep_for));
-        let mut last = format!("{}-0", start / NANOS_PER_MS);
+        let mut last = String::from("0-0");
         let mut reader: Option<MultiplexedConnection> = None;
+        let mut run_id: Option<String> = None;
         let mut failing = false;
         loop {
             let round = async {
                 let connection = match reader.as_mut() {
                     Some(c) => c,
-                    None => reader.insert(self.connect(POLL + TIMEOUT).await?),
+                    None => {
+                        let mut fresh = self.connect(POLL + TIMEOUT).await?;
+                        let now_id = server_run_id(&mut fresh).await?;
+                        if run_id.as_ref().is_some_and(|before| *before != now_id) {
+                            let cleared = gate.clear_cache();
+                            last = String::from("0-0");
+                            tracing::warn!(
+                                cleared,
+                                "Redis restarted or failed over and may have lost revocations; the gate cache was emptied"
+                            );
+                        }
+                        run_id = Some(now_id);
+                        reader.insert(fresh)
+                    }
                 };
                 let sent = postern_cache::unix_now();
                 let reply = self.read(connection, &last).await?;
@@ -164,9 +181,9 @@ impl RedisRevocations {
                     if read < BATCH {
                         // Everything in the stream when the read was sent
                         // came back; an empty answer after the wait also
-                        // proves nothing arrived during it.
+                        // proves nothing arrived during the wait.
                         let complete = if read == 0 {
-                            postern_cache::unix_now()
+                            postern_cache::unix_now().min(sent.saturating_add(nanos(POLL)))
                         } else {
                             sent
                         };
@@ -244,6 +261,22 @@ impl RevocationPublisher for RedisRevocations {
     }
 }
 
+/// The server's `run_id`, which changes whenever it restarts (or another
+/// server answers at the same address).
+async fn server_run_id(connection: &mut MultiplexedConnection) -> RedisResult<String> {
+    let info: String = ::redis::cmd("INFO")
+        .arg("server")
+        .query_async(connection)
+        .await?;
+    Ok(run_id_of(&info).unwrap_or_default().to_string())
+}
+
+fn run_id_of(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .map(str::trim)
+}
+
 /// `d` (32 hex digits) and `u` (decimal Unix nanoseconds) of an entry.
 fn parse(entry: &StreamId) -> Option<(TokenDigest, u64)> {
     let digest: String = entry.get("d")?;
@@ -291,6 +324,13 @@ mod tests {
             "not hex"
         );
         assert_eq!(parse(&entry(&[("d", digest), ("u", "-1")])), None);
+    }
+
+    #[test]
+    fn the_run_id_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:4f3c2a\r\ntcp_port:6379\r\n";
+        assert_eq!(run_id_of(info), Some("4f3c2a"));
+        assert_eq!(run_id_of("# Server\r\n"), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! request goes upstream (single-flighted, as any miss) — the gate is then
 //! exactly as strict as asking upstream every time, never less.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,12 +60,22 @@ struct Expiring<V> {
 }
 
 impl<V> Expiring<V> {
+    /// Inserts, or replaces the value and keeps the later `until`.
     fn insert(&mut self, digest: TokenDigest, value: V, until: u64, now: u64) {
         if self.map.len() >= self.prune_at {
             self.map.retain(|_, (_, until)| *until > now);
             self.prune_at = (self.map.len() * 2).max(1024);
         }
-        self.map.insert(digest, (value, until));
+        match self.map.entry(digest) {
+            Entry::Occupied(mut held) => {
+                let (held_value, held_until) = held.get_mut();
+                *held_value = value;
+                *held_until = (*held_until).max(until);
+            }
+            Entry::Vacant(free) => {
+                free.insert((value, until));
+            }
+        }
     }
 
     fn live(&self, digest: TokenDigest, now: u64) -> Option<&V> {
@@ -83,6 +94,9 @@ impl<V> Expiring<V> {
 pub struct SharedRevocations {
     publisher: Arc<dyn RevocationPublisher>,
     max_lag: u64,
+    /// When this view was made (Unix nanoseconds): the lag reported before
+    /// the feed's first report counts from here.
+    started: u64,
     /// Unix nanoseconds up to which every published revocation is applied.
     heard_up_to: AtomicU64,
     cached: Mutex<Expiring<CacheKey>>,
@@ -106,6 +120,7 @@ impl SharedRevocations {
         Self {
             publisher,
             max_lag,
+            started: postern_cache::unix_now(),
             heard_up_to: AtomicU64::new(0),
             cached: Mutex::new(Expiring::default()),
             revoked: Mutex::new(Expiring::default()),
@@ -117,14 +132,23 @@ impl SharedRevocations {
         self.heard_up_to.fetch_max(at, Ordering::Release);
     }
 
-    /// How long since the feed was last known complete (nanoseconds).
+    /// How long since the feed was last known complete (nanoseconds),
+    /// counted from this view's creation before the feed's first report.
     pub fn lag(&self, now: u64) -> u64 {
-        now.saturating_sub(self.heard_up_to.load(Ordering::Acquire))
+        let heard = self.heard_up_to.load(Ordering::Acquire);
+        now.saturating_sub(heard.max(self.started))
     }
 
-    /// May hits be served from the cache?
+    /// May hits be served from the cache? Never before the feed's first
+    /// report, nor once it is more than `max_lag` behind.
     pub(crate) fn is_current(&self, now: u64) -> bool {
-        self.lag(now) <= self.max_lag
+        let heard = self.heard_up_to.load(Ordering::Acquire);
+        heard != 0 && now.saturating_sub(heard) <= self.max_lag
+    }
+
+    /// The publisher, for retrying a publication in the background.
+    pub(crate) fn publisher(&self) -> Arc<dyn RevocationPublisher> {
+        Arc::clone(&self.publisher)
     }
 
     pub(crate) async fn publish(
@@ -182,12 +206,14 @@ mod tests {
     #[test]
     fn hits_wait_for_the_feed_and_stop_when_it_lags() {
         let s = shared(5);
-        assert!(!s.is_current(100), "nothing heard yet");
-        s.heard_up_to(100);
-        assert!(s.is_current(105));
-        assert!(!s.is_current(106));
-        s.heard_up_to(90);
-        assert_eq!(s.lag(106), 6, "the feed never goes back");
+        assert!(!s.is_current(s.started), "nothing heard yet");
+        assert_eq!(s.lag(s.started + 3), 3, "reported from the start");
+        let t = s.started + 100;
+        s.heard_up_to(t);
+        assert!(s.is_current(t + 5));
+        assert!(!s.is_current(t + 6));
+        s.heard_up_to(t - 10);
+        assert_eq!(s.lag(t + 6), 6, "the feed never goes back");
     }
 
     #[test]
@@ -198,6 +224,9 @@ mod tests {
         assert_eq!(s.revoke(7, 500, 21), None, "purged once");
         assert!(s.is_revoked(7, 499));
         assert!(!s.is_revoked(7, 500), "until is exclusive");
+        s.revoke(7, 900, 20);
+        s.revoke(7, 600, 20);
+        assert!(s.is_revoked(7, 899), "a second hearing never shortens it");
         assert!(!s.is_revoked(8, 20));
         assert_eq!(s.revoke(9, 500, 20), None, "never cached here");
     }

@@ -24,6 +24,8 @@ struct TokenForm {
 struct Upstreamish {
     calls: AtomicUsize,
     down: std::sync::atomic::AtomicBool,
+    /// The answer for the token `held` waits for a permit from the test.
+    hold: tokio::sync::Semaphore,
 }
 
 async fn introspect(
@@ -35,7 +37,11 @@ async fn introspect(
     if up.down.load(Ordering::SeqCst) {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    if form.token == "held" {
+        up.hold.acquire().await.unwrap().forget();
+    } else {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let exp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -48,6 +54,7 @@ async fn introspect(
         }
         "limited" => Json(json!({ "active": true, "sub": "bob", "scope": "email", "exp": exp }))
             .into_response(),
+        "held" => Json(json!({ "active": true, "sub": "harry", "exp": exp })).into_response(),
         _ => Json(json!({ "active": false })).into_response(),
     }
 }
@@ -56,6 +63,7 @@ async fn start_upstream() -> (String, Arc<Upstreamish>) {
     let state = Arc::new(Upstreamish {
         calls: AtomicUsize::new(0),
         down: false.into(),
+        hold: tokio::sync::Semaphore::new(0),
     });
     let app = Router::new()
         .route("/introspect", post(introspect))
@@ -266,27 +274,32 @@ async fn shared_revocations_purge_refuse_and_beat_a_fetch_in_flight() {
     );
     assert_eq!(calls(), 3);
 
-    // One that lands while the upstream call is in flight (it takes 50 ms)
-    // wins: the fetched answer is not served, nor left in the cache.
+    // One that lands while the upstream call is in flight (held until the
+    // revocation is in) wins: the answer is not served, nor left cached.
     let racing = {
         let gate = gate.clone();
-        tokio::spawn(async move { gate.check("limited", &Requirement::none(), now).await })
+        tokio::spawn(async move { gate.check("held", &Requirement::none(), now).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    while calls() < 4 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert!(
-        !gate.apply_revocation(token_digest("limited"), now + 60_000_000_000, now),
+        !gate.apply_revocation(token_digest("held"), now + 60_000_000_000, now),
         "not cached yet"
     );
+    upstream.hold.add_permits(1);
     assert_eq!(
         racing.await.unwrap().unwrap_err(),
         GateError::Unauthenticated("revoked")
     );
+    assert_eq!(calls(), 4, "the upstream was asked, and said active");
     assert_eq!(gate.stats().entries, 0, "nothing revoked stays cached");
+    upstream.hold.add_permits(1);
     assert_eq!(
-        gate.check("limited", &any, now + 61_000_000_000)
+        gate.check("held", &any, now + 61_000_000_000)
             .await
             .map(|s| s.subject.clone()),
-        Ok("bob".into()),
+        Ok("harry".into()),
         "the refusal ends when the revocation does"
     );
 
@@ -323,5 +336,29 @@ async fn a_logout_that_cannot_be_shared_is_reported_and_still_refused_here() {
             .await
             .unwrap_err(),
         GateError::Unauthenticated("revoked")
+    );
+}
+
+#[tokio::test]
+async fn logouts_are_charged_to_the_client_like_misses() {
+    let (url, _upstream) = start_upstream().await;
+    let gate = Arc::new(
+        Gate::new(
+            Upstream::introspection(&url, None, "c", "s").unwrap(),
+            GateConfig::default(),
+        )
+        .with_miss_limiter(postern_tower::ratelimit::MissLimiter::new(0.001, 2.0, 16)),
+    );
+    let now = unix_now();
+    for token in ["junk-1", "junk-2"] {
+        assert_eq!(gate.logout_from(Some("flooder"), token, now).await, Ok(()));
+    }
+    assert_eq!(
+        gate.logout_from(Some("flooder"), "junk-3", now).await,
+        Err(GateError::RateLimited)
+    );
+    assert_eq!(
+        gate.logout_from(Some("someone-else"), "junk-3", now).await,
+        Ok(())
     );
 }

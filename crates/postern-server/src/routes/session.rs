@@ -366,7 +366,8 @@ async fn revoke_presented(
     if let Some(gate) = &state.gate {
         if !is_postern_token(text) && !is_own_jwt(state, text) {
             // Refused here at once and purged, then revoked upstream.
-            gate.logout(text, state.clock.now()).await?;
+            gate.logout_from(Some(client_of(headers)), text, state.clock.now())
+                .await?;
             tracing::info!("upstream token revoked by logout");
             return Ok(ApiJson(LogoutResponse {
                 revoked: true,
