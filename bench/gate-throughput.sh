@@ -19,6 +19,8 @@
 #   CARGO_TARGET_DIR  build directory [default: $HOME/.cache/postern/target]
 #   THREADS CONNECTIONS DURATION  wrk settings [default: 2 64 15s]
 #   IDP_LATENCY       postern-demo-idp --latency [default: 20ms]
+#   GATE_REDIS        a Redis URL: run the gate with --redis (revocations
+#                     shared, so every hit also checks the feed is current)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -109,9 +111,14 @@ start idp "postern-demo-idp listening on" \
     --latency "$IDP_LATENCY"
 IDP="$BASE"
 mkdir -m 700 "$WORK/data"
+SHARED=()
+if [ -n "${GATE_REDIS:-}" ]; then
+    SHARED=(--redis "$GATE_REDIS")
+fi
 start postern "postern listening on" \
     "$BIN/postern" serve --listen 127.0.0.1:0 --data "$WORK/data" \
-    --upstream-introspection "$IDP/oauth/introspect" --client-id demo --client-secret demo-secret
+    --upstream-introspection "$IDP/oauth/introspect" --client-id demo --client-secret demo-secret \
+    "${SHARED[@]}"
 POSTERN="$BASE"
 start trivial "trivial_server listening on" \
     "$BIN/examples/trivial_server" --listen 127.0.0.1:0
@@ -151,6 +158,7 @@ echo "== gate throughput (warm cache, one ${#TOKEN}-byte token) =="
 echo "machine: $cpu, $cores cores shared by postern, the trivial server, postern-demo-idp and wrk"
 echo "         (the load generator competes with the server for the same cores; absolute figures are a floor)"
 echo "wrk: -t$THREADS -c$CONNECTIONS -d$DURATION"
+if [ -n "${GATE_REDIS:-}" ]; then echo "gate: revocations shared through Redis (--redis)"; fi
 printf 'GET /v1/check (postern gate)  %12s req/s   p50 %-8s p99 %-8s non-2xx %s\n' \
     "$gate_rps" "$(percentile gate 50%)" "$(percentile gate 99%)" "$(non2xx gate)"
 printf 'GET / (trivial axum server)   %12s req/s   p50 %-8s p99 %-8s non-2xx %s\n' \

@@ -18,6 +18,7 @@
 //! [`crate::shared`]); hits are then served only while that feed is current.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -110,8 +111,8 @@ pub enum Cached {
 /// Holds the token's cache key, never the token.
 pub struct Miss {
     key: CacheKey,
-    /// The cache was not asked (the revocation feed lags): a would-be hit,
-    /// so not charged to the client's miss limit.
+    /// The cache was not asked (the revocation feed lags) but holds the
+    /// token: a would-be hit, so not charged to the client's miss limit.
     bypassed: bool,
 }
 
@@ -139,6 +140,9 @@ pub struct Gate {
     observer: Option<Arc<dyn GateObserver>>,
     miss_limiter: Option<MissLimiter>,
     shared: Option<SharedRevocations>,
+    /// Bumped by [`Gate::clear_cache`]: a fetch that started before a clear
+    /// does not leave its answer cached after it.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Gate {
@@ -148,25 +152,6 @@ impl std::fmt::Debug for Gate {
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
-}
-
-/// Publishes a revocation that failed to publish, once a second, until it
-/// goes through or no longer matters (`until` passed). Needs a Tokio
-/// runtime, which `logout`'s caller has.
-fn retry_publication(publisher: Arc<dyn RevocationPublisher>, digest: TokenDigest, until: u64) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            if postern_cache::unix_now() >= until {
-                tracing::warn!("a logout was never shared: it ended before Redis came back");
-                return;
-            }
-            if publisher.publish(digest, until).await.is_ok() {
-                tracing::info!("a logout was shared after a retry");
-                return;
-            }
-        }
-    });
 }
 
 /// A stable 64-bit tag for a JWT `kid` (FNV-1a; 0 means "no kid").
@@ -193,6 +178,7 @@ impl Gate {
             observer: None,
             miss_limiter: None,
             shared: None,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -280,9 +266,11 @@ impl Gate {
         let key = self.keys.derive(token.as_bytes());
         if let Some(shared) = &self.shared {
             if !shared.is_current(now) {
+                // Charged as a miss only if the cache could not have
+                // answered (junk tokens are never cached).
                 return Cached::Miss(Miss {
                     key,
-                    bypassed: true,
+                    bypassed: self.cache.expires_at(key).is_some(),
                 });
             }
         }
@@ -387,6 +375,7 @@ impl Gate {
         token: &str,
         now: u64,
     ) -> Result<Arc<Validated>, UpstreamError> {
+        let generation = self.generation.load(Ordering::Acquire);
         let started = Instant::now();
         let result = self.upstream.validate(token, now).await;
         let outcome = match &result {
@@ -399,7 +388,7 @@ impl Gate {
         match result {
             Ok(validated) => {
                 self.breaker.lock().success();
-                self.admit(key, token, validated, now)
+                self.admit(key, token, validated, now, generation)
             }
             Err(e) if e.is_verdict() => {
                 self.breaker.lock().success();
@@ -420,6 +409,7 @@ impl Gate {
         token: &str,
         mut validated: Validated,
         now: u64,
+        generation: u64,
     ) -> Result<Arc<Validated>, UpstreamError> {
         let mut expires_at = match validated.expires_at {
             0 => now.saturating_add(self.config.ttl_without_expiry),
@@ -458,6 +448,11 @@ impl Gate {
         if let (Some(shared), Some(digest)) = (&self.shared, digest) {
             shared.remember(digest, key, cache_until, now);
         }
+        // The cache was cleared while the upstream answered: the answer is
+        // fresh enough for this request, but is not kept past the clear.
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.cache.remove(key);
+        }
         // A logout may have landed between the check above and the insert
         // (here, or elsewhere: see `SharedRevocations::revoke`).
         if self.is_revoked(key, digest, now) {
@@ -477,17 +472,21 @@ impl Gate {
     }
 
     /// As [`Gate::logout`], charged to `client`'s miss limit when one is
-    /// configured: each logout costs an upstream call and, when shared, a
-    /// write every instance applies, so a flood of them is limited like a
-    /// flood of misses.
+    /// configured, unless the token is cached here: each logout costs an
+    /// upstream call and, when shared, a write every instance applies, so a
+    /// flood of them with junk tokens is limited like a flood of misses.
     pub async fn logout_from(
         &self,
         client: Option<&str>,
         token: &str,
         now: u64,
     ) -> Result<(), GateError> {
-        self.charge_miss(|| client, now)?;
         let key = self.keys.derive(token.as_bytes());
+        // A token cached here is a live session: its logout is never
+        // refused. Anything else costs what a miss costs, and is charged.
+        if self.cache.expires_at(key).is_none() {
+            self.charge_miss(|| client, now)?;
+        }
         let until = self
             .cache
             .expires_at(key)
@@ -502,11 +501,9 @@ impl Gate {
         let shared = match &self.shared {
             Some(shared) => {
                 let started = Instant::now();
-                let digest = token_digest(token);
-                let result = shared.publish(digest, until).await;
+                let result = shared.publish_own(token_digest(token), until, now).await;
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "logout not shared with the other instances yet; retrying in the background");
-                    retry_publication(shared.publisher(), digest, until);
                 }
                 if let Some(observer) = &self.observer {
                     let outcome = if result.is_ok() { "ok" } else { "unavailable" };
@@ -529,7 +526,22 @@ impl Gate {
     /// may not have delivered): every token is asked upstream again.
     /// Returns how many entries went.
     pub fn clear_cache(&self) -> usize {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.cache.clear()
+    }
+
+    /// The shared revocation feed lost history (e.g. Redis restarted
+    /// without persistence): revocations nobody here heard may be gone.
+    /// Empties the cache, so every token is asked upstream again, and
+    /// queues this instance's own logouts still in force to be published
+    /// again, for upstreams that cannot revoke. Returns both counts.
+    pub fn revocation_history_lost(&self, now: u64) -> (usize, usize) {
+        let cleared = self.clear_cache();
+        let republished = self
+            .shared
+            .as_ref()
+            .map_or(0, |shared| shared.republish_own(now));
+        (cleared, republished)
     }
 
     /// A revocation heard from another instance (see [`crate::shared`]):

@@ -143,30 +143,39 @@ impl RedisRevocations {
     /// advances whenever the reader has caught up. Connection failures are
     /// logged once per outage and retried; while they last the gate's lag
     /// grows and its hits go upstream.
+    ///
+    /// The server's `run_id` is read at every connection and every
+    /// [`IDENTITY_CHECK_EVERY`] reads; when it changes, or cannot be read
+    /// (an ACL refusing `INFO`) at a reconnection, the stream's history may
+    /// be lost: [`Gate::revocation_history_lost`] runs and the stream is
+    /// read again from its start.
     pub async fn follow(self: Arc<Self>, gate: Arc<Gate>, mut stop: watch::Receiver<bool>) {
         let mut last = String::from("0-0");
         let mut reader: Option<MultiplexedConnection> = None;
-        let mut run_id: Option<String> = None;
+        let mut server = ServerIdentity::default();
+        let mut rounds: u64 = 0;
         let mut failing = false;
         loop {
             let round = async {
+                let fresh = reader.is_none();
                 let connection = match reader.as_mut() {
                     Some(c) => c,
-                    None => {
-                        let mut fresh = self.connect(POLL + TIMEOUT).await?;
-                        let now_id = server_run_id(&mut fresh).await?;
-                        if run_id.as_ref().is_some_and(|before| *before != now_id) {
-                            let cleared = gate.clear_cache();
-                            last = String::from("0-0");
-                            tracing::warn!(
-                                cleared,
-                                "Redis restarted or failed over and may have lost revocations; the gate cache was emptied"
-                            );
-                        }
-                        run_id = Some(now_id);
-                        reader.insert(fresh)
-                    }
+                    None => reader.insert(self.connect(POLL + TIMEOUT).await?),
                 };
+                rounds += 1;
+                let check =
+                    fresh || (server.known() && rounds.is_multiple_of(IDENTITY_CHECK_EVERY));
+                if check && server.lost_history(server_run_id(connection).await) {
+                    let (cleared, republished) =
+                        gate.revocation_history_lost(postern_cache::unix_now());
+                    last = String::from("0-0");
+                    tracing::warn!(
+                            cleared,
+                            republished,
+                            "Redis restarted or failed over and may have lost revocations: \
+                             the gate cache was emptied and this instance's logouts are published again"
+                        );
+                }
                 let sent = postern_cache::unix_now();
                 let reply = self.read(connection, &last).await?;
                 Ok::<_, ::redis::RedisError>((sent, reply))
@@ -261,14 +270,54 @@ impl RevocationPublisher for RedisRevocations {
     }
 }
 
+/// How many reads between two checks of the server's `run_id` on a
+/// connection that stays up (a failover behind a proxy keeps it up).
+pub const IDENTITY_CHECK_EVERY: u64 = 10;
+
+/// What the follower knows of the Redis server behind the URL.
+#[derive(Debug, Default)]
+struct ServerIdentity {
+    /// `None` before the first check; then the last `run_id` read, `None`
+    /// inside when it could not be read.
+    seen: Option<Option<String>>,
+    warned: bool,
+}
+
+impl ServerIdentity {
+    fn known(&self) -> bool {
+        matches!(self.seen, Some(Some(_)))
+    }
+
+    /// Records `run_id`, read now; true when the stream's history may have
+    /// been lost since the last check: another server answers, or it cannot
+    /// be told (so the worst is assumed).
+    fn lost_history(&mut self, run_id: Option<String>) -> bool {
+        let lost = match (&self.seen, &run_id) {
+            (None, _) => false,
+            (Some(Some(before)), Some(now)) => before != now,
+            _ => true,
+        };
+        if run_id.is_none() && !self.warned {
+            tracing::warn!(
+                "cannot read the Redis server's run_id (is INFO refused by an ACL?): \
+                 the gate cache will be emptied at every reconnection"
+            );
+            self.warned = true;
+        }
+        self.seen = Some(run_id);
+        lost
+    }
+}
+
 /// The server's `run_id`, which changes whenever it restarts (or another
-/// server answers at the same address).
-async fn server_run_id(connection: &mut MultiplexedConnection) -> RedisResult<String> {
+/// server answers at the same address); `None` if it cannot be read.
+async fn server_run_id(connection: &mut MultiplexedConnection) -> Option<String> {
     let info: String = ::redis::cmd("INFO")
         .arg("server")
         .query_async(connection)
-        .await?;
-    Ok(run_id_of(&info).unwrap_or_default().to_string())
+        .await
+        .ok()?;
+    run_id_of(&info).map(str::to_string)
 }
 
 fn run_id_of(info: &str) -> Option<&str> {
@@ -324,6 +373,21 @@ mod tests {
             "not hex"
         );
         assert_eq!(parse(&entry(&[("d", digest), ("u", "-1")])), None);
+    }
+
+    #[test]
+    fn history_is_lost_when_the_server_changes_or_cannot_be_told() {
+        let mut server = ServerIdentity::default();
+        assert!(!server.lost_history(Some("a".into())), "first connection");
+        assert!(server.known());
+        assert!(!server.lost_history(Some("a".into())));
+        assert!(server.lost_history(Some("b".into())), "restarted");
+        assert!(server.lost_history(None), "cannot tell: assume the worst");
+        assert!(!server.known());
+        assert!(server.lost_history(None));
+        let mut refused = ServerIdentity::default();
+        assert!(!refused.lost_history(None), "nothing to lose yet");
+        assert!(refused.lost_history(Some("a".into())));
     }
 
     #[test]

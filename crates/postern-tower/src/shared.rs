@@ -17,10 +17,15 @@
 //! instance has not heard the whole feed for longer than `max_lag`, every
 //! request goes upstream (single-flighted, as any miss) — the gate is then
 //! exactly as strict as asking upstream every time, never less.
+//!
+//! A logout that cannot be published waits in one bounded queue, retried
+//! once a second by one task until the publisher takes it or it ends. Each
+//! instance also remembers its own logouts still in force, to publish them
+//! again if the feed's history was lost (see `crate::redis_feed`).
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -90,9 +95,74 @@ impl<V> Expiring<V> {
     }
 }
 
+/// Most logouts waiting to be published again; beyond it, new ones are
+/// dropped with an error in the log (they still hold on this instance).
+const MAX_PENDING: usize = 100_000;
+
+/// Logouts waiting to be published again, and the one task retrying them.
+struct RetryQueue {
+    publisher: Arc<dyn RevocationPublisher>,
+    pending: Mutex<HashMap<TokenDigest, u64>>,
+    running: AtomicBool,
+}
+
+impl RetryQueue {
+    /// Queues `digest` (keeping the later `until`) and makes sure the task
+    /// runs. Needs a Tokio runtime.
+    fn push(self: &Arc<Self>, digest: TokenDigest, until: u64) {
+        {
+            let mut pending = self.pending.lock();
+            if pending.len() >= MAX_PENDING && !pending.contains_key(&digest) {
+                tracing::error!("too many logouts waiting for Redis; this one is not shared");
+                return;
+            }
+            let held = pending.entry(digest).or_insert(until);
+            *held = (*held).max(until);
+        }
+        if !self.running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(Arc::clone(self).drain());
+        }
+    }
+
+    async fn drain(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let now = postern_cache::unix_now();
+            let batch: Vec<(TokenDigest, u64)> = {
+                let mut pending = self.pending.lock();
+                pending.retain(|_, until| *until > now);
+                pending.iter().map(|(&d, &u)| (d, u)).collect()
+            };
+            let mut shared = 0usize;
+            for (digest, until) in batch {
+                if self.publisher.publish(digest, until).await.is_err() {
+                    break;
+                }
+                self.pending.lock().remove(&digest);
+                shared += 1;
+            }
+            if shared > 0 {
+                tracing::info!(shared, "logouts shared after a retry");
+            }
+            if self.pending.lock().is_empty() {
+                self.running.store(false, Ordering::Release);
+                // A push between the check and the store saw `running` set
+                // and left the work to this task: take it back, unless a
+                // new task already did.
+                if self.pending.lock().is_empty() || self.running.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// A gate's view of the revocations shared with other instances.
 pub struct SharedRevocations {
     publisher: Arc<dyn RevocationPublisher>,
+    retries: Arc<RetryQueue>,
+    /// This instance's own logouts still in force.
+    own: Mutex<Expiring<()>>,
     max_lag: u64,
     /// When this view was made (Unix nanoseconds): the lag reported before
     /// the feed's first report counts from here.
@@ -118,6 +188,12 @@ impl SharedRevocations {
     /// hits wait for the feed's first report ([`SharedRevocations::heard_up_to`]).
     pub fn new(publisher: Arc<dyn RevocationPublisher>, max_lag: u64) -> Self {
         Self {
+            retries: Arc::new(RetryQueue {
+                publisher: Arc::clone(&publisher),
+                pending: Mutex::new(HashMap::new()),
+                running: AtomicBool::new(false),
+            }),
+            own: Mutex::new(Expiring::default()),
             publisher,
             max_lag,
             started: postern_cache::unix_now(),
@@ -146,17 +222,37 @@ impl SharedRevocations {
         heard != 0 && now.saturating_sub(heard) <= self.max_lag
     }
 
-    /// The publisher, for retrying a publication in the background.
-    pub(crate) fn publisher(&self) -> Arc<dyn RevocationPublisher> {
-        Arc::clone(&self.publisher)
-    }
-
-    pub(crate) async fn publish(
+    /// Publishes a logout made here; if that fails, it is queued and
+    /// retried in the background (the error is still returned).
+    pub(crate) async fn publish_own(
         &self,
         digest: TokenDigest,
         until: u64,
+        now: u64,
     ) -> Result<(), PublishError> {
-        self.publisher.publish(digest, until).await
+        self.own.lock().insert(digest, (), until, now);
+        let result = self.publisher.publish(digest, until).await;
+        if result.is_err() {
+            self.retries.push(digest, until);
+        }
+        result
+    }
+
+    /// Queues every logout made here that is still in force, to publish
+    /// again (the feed lost its history). Returns how many.
+    pub(crate) fn republish_own(&self, now: u64) -> usize {
+        let live: Vec<(TokenDigest, u64)> = self
+            .own
+            .lock()
+            .map
+            .iter()
+            .filter(|(_, (_, until))| *until > now)
+            .map(|(&digest, &((), until))| (digest, until))
+            .collect();
+        for &(digest, until) in &live {
+            self.retries.push(digest, until);
+        }
+        live.len()
     }
 
     /// A token was cached here under `key` until `until`.

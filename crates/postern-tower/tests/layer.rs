@@ -91,10 +91,7 @@ async fn start_app(gate: Arc<Gate>) -> String {
 #[tokio::test]
 async fn the_layer_admits_valid_tokens_and_hands_the_handler_its_session() {
     let (url, upstream) = start_upstream().await;
-    let gate = Arc::new(Gate::new(
-        Upstream::introspection(&url, None, "c", "s").unwrap(),
-        GateConfig::default(),
-    ));
+    let gate = Arc::new(gate_at(&url));
     let app = start_app(gate.clone()).await;
     let client = reqwest::Client::new();
     for _ in 0..3 {
@@ -206,7 +203,24 @@ async fn the_extractor_fails_closed_without_the_layer() {
 /// Records what a gate publishes, or fails every publication.
 struct Recorder {
     published: parking_lot::Mutex<Vec<(u128, u64)>>,
-    fail: bool,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Recorder {
+    fn new(fail: bool) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            published: parking_lot::Mutex::new(Vec::new()),
+            fail: fail.into(),
+        })
+    }
+}
+
+/// A gate in front of the test's introspection endpoint, with defaults.
+fn gate_at(url: &str) -> Gate {
+    Gate::new(
+        Upstream::introspection(url, None, "c", "s").unwrap(),
+        GateConfig::default(),
+    )
 }
 
 impl postern_tower::shared::RevocationPublisher for Recorder {
@@ -216,13 +230,24 @@ impl postern_tower::shared::RevocationPublisher for Recorder {
         until: u64,
     ) -> futures_util::future::BoxFuture<'_, Result<(), postern_tower::shared::PublishError>> {
         Box::pin(async move {
-            if self.fail {
+            if self.fail.load(Ordering::SeqCst) {
                 return Err(postern_tower::shared::PublishError("down".into()));
             }
             self.published.lock().push((digest, until));
             Ok(())
         })
     }
+}
+
+/// Waits for `condition`, failing the test after 5 s.
+async fn until(condition: impl Fn() -> bool) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("condition not met within 5 s");
 }
 
 fn unix_now() -> u64 {
@@ -236,17 +261,8 @@ fn unix_now() -> u64 {
 async fn shared_revocations_purge_refuse_and_beat_a_fetch_in_flight() {
     use postern_tower::shared::token_digest;
     let (url, upstream) = start_upstream().await;
-    let recorder = Arc::new(Recorder {
-        published: parking_lot::Mutex::new(Vec::new()),
-        fail: false,
-    });
-    let gate = Arc::new(
-        Gate::new(
-            Upstream::introspection(&url, None, "c", "s").unwrap(),
-            GateConfig::default(),
-        )
-        .with_shared_revocations(recorder.clone(), 5_000_000_000),
-    );
+    let recorder = Recorder::new(false);
+    let gate = Arc::new(gate_at(&url).with_shared_revocations(recorder.clone(), 5_000_000_000));
     let any = Requirement::none();
     let calls = || upstream.calls.load(Ordering::SeqCst);
     let now = unix_now();
@@ -280,9 +296,7 @@ async fn shared_revocations_purge_refuse_and_beat_a_fetch_in_flight() {
         let gate = gate.clone();
         tokio::spawn(async move { gate.check("held", &Requirement::none(), now).await })
     };
-    while calls() < 4 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    until(|| calls() >= 4).await;
     assert!(
         !gate.apply_revocation(token_digest("held"), now + 60_000_000_000, now),
         "not cached yet"
@@ -312,21 +326,11 @@ async fn shared_revocations_purge_refuse_and_beat_a_fetch_in_flight() {
 }
 
 #[tokio::test]
-async fn a_logout_that_cannot_be_shared_is_reported_and_still_refused_here() {
+async fn a_logout_that_cannot_be_shared_is_refused_here_retried_and_republished() {
+    use postern_tower::shared::token_digest;
     let (url, _upstream) = start_upstream().await;
-    let gate = Arc::new(
-        Gate::new(
-            Upstream::introspection(&url, None, "c", "s").unwrap(),
-            GateConfig::default(),
-        )
-        .with_shared_revocations(
-            Arc::new(Recorder {
-                published: parking_lot::Mutex::new(Vec::new()),
-                fail: true,
-            }),
-            5_000_000_000,
-        ),
-    );
+    let recorder = Recorder::new(true);
+    let gate = Arc::new(gate_at(&url).with_shared_revocations(recorder.clone(), 5_000_000_000));
     let now = unix_now();
     gate.revocations_heard_up_to(now);
     gate.check("good", &Requirement::none(), now).await.unwrap();
@@ -337,17 +341,45 @@ async fn a_logout_that_cannot_be_shared_is_reported_and_still_refused_here() {
             .unwrap_err(),
         GateError::Unauthenticated("revoked")
     );
+
+    // Retried in the background once the publisher is back, once.
+    recorder.fail.store(false, Ordering::SeqCst);
+    until(|| recorder.published.lock().len() == 1).await;
+    assert_eq!(recorder.published.lock()[0].0, token_digest("good"));
+
+    // If the feed's history is lost, this instance's logouts still in
+    // force are published again, and the cache is emptied.
+    gate.check("limited", &Requirement::none(), now)
+        .await
+        .unwrap();
+    assert_eq!(gate.stats().entries, 1);
+    assert_eq!(gate.revocation_history_lost(now), (1, 1));
+    assert_eq!(gate.stats().entries, 0);
+    until(|| recorder.published.lock().len() == 2).await;
+    assert_eq!(recorder.published.lock()[1].0, token_digest("good"));
+}
+
+#[tokio::test]
+async fn a_clear_during_a_fetch_does_not_leave_its_answer_cached() {
+    let (url, upstream) = start_upstream().await;
+    let gate = Arc::new(gate_at(&url));
+    let now = unix_now();
+    let fetching = {
+        let gate = gate.clone();
+        tokio::spawn(async move { gate.check("held", &Requirement::none(), now).await })
+    };
+    until(|| upstream.calls.load(Ordering::SeqCst) == 1).await;
+    gate.clear_cache();
+    upstream.hold.add_permits(1);
+    assert_eq!(fetching.await.unwrap().unwrap().subject, "harry");
+    assert_eq!(gate.stats().entries, 0, "the answer was not kept");
 }
 
 #[tokio::test]
 async fn logouts_are_charged_to_the_client_like_misses() {
     let (url, _upstream) = start_upstream().await;
     let gate = Arc::new(
-        Gate::new(
-            Upstream::introspection(&url, None, "c", "s").unwrap(),
-            GateConfig::default(),
-        )
-        .with_miss_limiter(postern_tower::ratelimit::MissLimiter::new(0.001, 2.0, 16)),
+        gate_at(&url).with_miss_limiter(postern_tower::ratelimit::MissLimiter::new(0.001, 2.0, 16)),
     );
     let now = unix_now();
     for token in ["junk-1", "junk-2"] {
@@ -360,5 +392,45 @@ async fn logouts_are_charged_to_the_client_like_misses() {
     assert_eq!(
         gate.logout_from(Some("someone-else"), "junk-3", now).await,
         Ok(())
+    );
+    gate.check("good", &Requirement::none(), now).await.unwrap();
+    assert_eq!(
+        gate.logout_from(Some("flooder"), "good", now).await,
+        Ok(()),
+        "a cached token is a live session: its logout is never refused"
+    );
+}
+
+#[tokio::test]
+async fn while_the_feed_lags_would_be_hits_are_not_charged_as_misses() {
+    let (url, _upstream) = start_upstream().await;
+    let gate = Arc::new(
+        gate_at(&url)
+            .with_miss_limiter(postern_tower::ratelimit::MissLimiter::new(0.001, 1.0, 16))
+            .with_shared_revocations(Recorder::new(false), 5_000_000_000),
+    );
+    let now = unix_now();
+    gate.revocations_heard_up_to(now);
+    gate.check("good", &Requirement::none(), now).await.unwrap();
+    let lagging = now + 10_000_000_000;
+    assert!(!gate.revocations_current(lagging));
+    for _ in 0..3 {
+        assert!(gate
+            .check_from(Some("c"), "good", &Requirement::none(), lagging)
+            .await
+            .is_ok());
+    }
+    assert_eq!(
+        gate.check_from(Some("c"), "junk-1", &Requirement::none(), lagging)
+            .await
+            .unwrap_err(),
+        GateError::Unauthenticated("inactive")
+    );
+    assert_eq!(
+        gate.check_from(Some("c"), "junk-2", &Requirement::none(), lagging)
+            .await
+            .unwrap_err(),
+        GateError::RateLimited,
+        "junk is still charged while the feed lags"
     );
 }
