@@ -20,8 +20,8 @@
 //!   while contention and cache misses still show in the tail). The engines
 //!   take turns in 20 rounds, so that noise from other tenants of a shared
 //!   machine falls on all of them alike; each turn first reads the hot set
-//!   once untimed, since the engine before it evicted it (steady state is
-//!   what is measured, as in criterion's warm-up). p50 and p99
+//!   once untimed, since the engine before it may have evicted it (steady
+//!   state is what is measured, as in criterion's warm-up). p50 and p99
 //!   are printed as a markdown table and written to
 //!   `$CARGO_TARGET_DIR/criterion/cache-percentiles.md`.
 //! - `reclaim`: the cost of protecting one read, `seize`'s guard against

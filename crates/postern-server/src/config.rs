@@ -557,7 +557,8 @@ pub struct Overrides {
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
     /// Gate mode: share logouts with every instance using this Redis, e.g.
-    /// redis://127.0.0.1:6379 (only the gate's revocations, for now).
+    /// redis://127.0.0.1:6379 (only the gate's revocations, for now). Prefer
+    /// POSTERN_REDIS when the URL holds a password.
     #[arg(
         long,
         env = "POSTERN_REDIS",
@@ -566,7 +567,8 @@ pub struct Overrides {
     )]
     pub redis: Option<String>,
     /// Gate mode with --redis: serve hits only while the shared revocation
-    /// feed is at most this far behind (else every request asks upstream).
+    /// feed is at most this far behind, else every request asks upstream
+    /// (default 5s, at least 3s).
     #[arg(long, env = "POSTERN_REVOCATION_MAX_LAG", value_parser = humantime::parse_duration)]
     pub revocation_max_lag: Option<Duration>,
     /// Required full-authentication stages, in order (identity, biometric).

@@ -165,7 +165,7 @@ impl RedisRevocations {
                 rounds += 1;
                 let check =
                     fresh || (server.known() && rounds.is_multiple_of(IDENTITY_CHECK_EVERY));
-                if check && server.lost_history(server_run_id(connection).await) {
+                if check && server.lost_history(server_run_id(connection).await?) {
                     let (cleared, republished) =
                         gate.revocation_history_lost(postern_cache::unix_now());
                     last = String::from("0-0");
@@ -277,26 +277,34 @@ pub const IDENTITY_CHECK_EVERY: u64 = 10;
 /// What the follower knows of the Redis server behind the URL.
 #[derive(Debug, Default)]
 struct ServerIdentity {
-    /// `None` before the first check; then the last `run_id` read, `None`
-    /// inside when it could not be read.
-    seen: Option<Option<String>>,
+    checked: bool,
+    /// The last `run_id` read.
+    last_known: Option<String>,
+    /// Whether the last check could read it.
+    readable: bool,
     warned: bool,
 }
 
 impl ServerIdentity {
     fn known(&self) -> bool {
-        matches!(self.seen, Some(Some(_)))
+        self.readable
     }
 
-    /// Records `run_id`, read now; true when the stream's history may have
-    /// been lost since the last check: another server answers, or it cannot
-    /// be told (so the worst is assumed).
+    /// Records `run_id`, read now (`None`: the server would not say); true
+    /// when the stream's history may have been lost since the last check:
+    /// another server answers, or it cannot be told (so the worst is
+    /// assumed).
     fn lost_history(&mut self, run_id: Option<String>) -> bool {
-        let lost = match (&self.seen, &run_id) {
-            (None, _) => false,
-            (Some(Some(before)), Some(now)) => before != now,
-            _ => true,
-        };
+        let lost = self.checked
+            && match &run_id {
+                Some(now) => self.last_known.as_deref() != Some(now.as_str()),
+                None => true,
+            };
+        self.checked = true;
+        self.readable = run_id.is_some();
+        if run_id.is_some() {
+            self.last_known.clone_from(&run_id);
+        }
         if run_id.is_none() && !self.warned {
             tracing::warn!(
                 "cannot read the Redis server's run_id (is INFO refused by an ACL?): \
@@ -304,20 +312,31 @@ impl ServerIdentity {
             );
             self.warned = true;
         }
-        self.seen = Some(run_id);
         lost
     }
 }
 
 /// The server's `run_id`, which changes whenever it restarts (or another
-/// server answers at the same address); `None` if it cannot be read.
-async fn server_run_id(connection: &mut MultiplexedConnection) -> Option<String> {
-    let info: String = ::redis::cmd("INFO")
+/// server answers at the same address); `None` if the server will not say
+/// (`INFO` refused, e.g. by an ACL, or no `run_id` in it). A lost
+/// connection or a timeout is an error: the round failed, nothing is known.
+async fn server_run_id(connection: &mut MultiplexedConnection) -> RedisResult<Option<String>> {
+    match ::redis::cmd("INFO")
         .arg("server")
-        .query_async(connection)
+        .query_async::<String>(connection)
         .await
-        .ok()?;
-    run_id_of(&info).map(str::to_string)
+    {
+        Ok(info) => Ok(run_id_of(&info).map(str::to_string)),
+        Err(e)
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal() =>
+        {
+            Err(e)
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 fn run_id_of(info: &str) -> Option<&str> {
@@ -385,6 +404,10 @@ mod tests {
         assert!(server.lost_history(None), "cannot tell: assume the worst");
         assert!(!server.known());
         assert!(server.lost_history(None));
+        assert!(
+            !server.lost_history(Some("b".into())),
+            "the same server as the last one read"
+        );
         let mut refused = ServerIdentity::default();
         assert!(!refused.lost_history(None), "nothing to lose yet");
         assert!(refused.lost_history(Some("a".into())));

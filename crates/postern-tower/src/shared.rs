@@ -104,6 +104,8 @@ struct RetryQueue {
     publisher: Arc<dyn RevocationPublisher>,
     pending: Mutex<HashMap<TokenDigest, u64>>,
     running: AtomicBool,
+    /// Logouts dropped because the queue was full (logged at the first).
+    dropped: AtomicU64,
 }
 
 impl RetryQueue {
@@ -113,7 +115,12 @@ impl RetryQueue {
         {
             let mut pending = self.pending.lock();
             if pending.len() >= MAX_PENDING && !pending.contains_key(&digest) {
-                tracing::error!("too many logouts waiting for Redis; this one is not shared");
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::error!(
+                        "too many logouts waiting for Redis: further ones are not shared \
+                         (they still hold on this instance; this is logged once)"
+                    );
+                }
                 return;
             }
             let held = pending.entry(digest).or_insert(until);
@@ -138,7 +145,11 @@ impl RetryQueue {
                 if self.publisher.publish(digest, until).await.is_err() {
                     break;
                 }
-                self.pending.lock().remove(&digest);
+                let mut pending = self.pending.lock();
+                // Queued again meanwhile with a later `until`: kept for that.
+                if pending.get(&digest) == Some(&until) {
+                    pending.remove(&digest);
+                }
                 shared += 1;
             }
             if shared > 0 {
@@ -192,6 +203,7 @@ impl SharedRevocations {
                 publisher: Arc::clone(&publisher),
                 pending: Mutex::new(HashMap::new()),
                 running: AtomicBool::new(false),
+                dropped: AtomicU64::new(0),
             }),
             own: Mutex::new(Expiring::default()),
             publisher,
