@@ -564,6 +564,14 @@ impl Gate {
         }
     }
 
+    /// The shared revocation feed's reader failed a round: see
+    /// [`SharedRevocations::check_stalled`].
+    pub fn revocations_check_stalled(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(SharedRevocations::check_stalled)
+    }
+
     /// Are hits being served from the cache, as far as the shared
     /// revocation feed goes? Always true when revocations are not shared.
     pub fn revocations_current(&self, now: u64) -> bool {

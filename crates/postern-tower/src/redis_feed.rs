@@ -204,6 +204,7 @@ impl RedisRevocations {
                     }
                 }
                 Err(e) => {
+                    gate.revocations_check_stalled();
                     if !failing {
                         tracing::error!(error = %e, "revocation feed from Redis lost; hits go upstream until it returns");
                         failing = true;

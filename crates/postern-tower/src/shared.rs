@@ -16,7 +16,10 @@
 //! A hit is served only while the feed of revocations is current: if the
 //! instance has not heard the whole feed for longer than `max_lag`, every
 //! request goes upstream (single-flighted, as any miss) — the gate is then
-//! exactly as strict as asking upstream every time, never less.
+//! exactly as strict as asking upstream every time, never less. The lag is
+//! read on the wall clock (the hit path's `now`); the reader also checks
+//! the monotonic clock whenever a round fails, so a wall clock stepped
+//! back cannot keep a dead feed looking current.
 //!
 //! A logout that cannot be published waits in one bounded queue, retried
 //! once a second by one task until the publisher takes it or it ends. Each
@@ -180,6 +183,12 @@ pub struct SharedRevocations {
     started: u64,
     /// Unix nanoseconds up to which every published revocation is applied.
     heard_up_to: AtomicU64,
+    /// The same moment on the monotonic clock (nanoseconds since
+    /// `monotonic_base`), so that a wall clock stepping back cannot hide a
+    /// stalled feed: see [`SharedRevocations::check_stalled`].
+    heard_at_monotonic: AtomicU64,
+    monotonic_base: std::time::Instant,
+    stalled: AtomicBool,
     cached: Mutex<Expiring<CacheKey>>,
     revoked: Mutex<Expiring<()>>,
 }
@@ -210,6 +219,9 @@ impl SharedRevocations {
             max_lag,
             started: postern_cache::unix_now(),
             heard_up_to: AtomicU64::new(0),
+            heard_at_monotonic: AtomicU64::new(0),
+            monotonic_base: std::time::Instant::now(),
+            stalled: AtomicBool::new(false),
             cached: Mutex::new(Expiring::default()),
             revoked: Mutex::new(Expiring::default()),
         }
@@ -218,6 +230,28 @@ impl SharedRevocations {
     /// Every revocation published before `at` has been applied.
     pub fn heard_up_to(&self, at: u64) {
         self.heard_up_to.fetch_max(at, Ordering::Release);
+        self.heard_at_monotonic
+            .store(self.monotonic_elapsed(), Ordering::Release);
+        if self.stalled.load(Ordering::Acquire) {
+            self.stalled.store(false, Ordering::Release);
+        }
+    }
+
+    fn monotonic_elapsed(&self) -> u64 {
+        u64::try_from(self.monotonic_base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Called by the feed's reader when a round fails: if, by the
+    /// monotonic clock, the last report is more than `max_lag` old, hits
+    /// stop until the next report, whatever the wall clock says. Returns
+    /// whether the feed is now marked stalled.
+    pub fn check_stalled(&self) -> bool {
+        let heard = self.heard_at_monotonic.load(Ordering::Acquire);
+        let stalled = self.monotonic_elapsed().saturating_sub(heard) > self.max_lag;
+        if stalled {
+            self.stalled.store(true, Ordering::Release);
+        }
+        stalled
     }
 
     /// How long since the feed was last known complete (nanoseconds),
@@ -231,7 +265,9 @@ impl SharedRevocations {
     /// report, nor once it is more than `max_lag` behind.
     pub(crate) fn is_current(&self, now: u64) -> bool {
         let heard = self.heard_up_to.load(Ordering::Acquire);
-        heard != 0 && now.saturating_sub(heard) <= self.max_lag
+        heard != 0
+            && now.saturating_sub(heard) <= self.max_lag
+            && !self.stalled.load(Ordering::Acquire)
     }
 
     /// Publishes a logout made here; if that fails, it is queued and
@@ -322,6 +358,22 @@ mod tests {
         assert!(!s.is_current(t + 6));
         s.heard_up_to(t - 10);
         assert_eq!(s.lag(t + 6), 6, "the feed never goes back");
+    }
+
+    #[test]
+    fn a_stalled_feed_stops_hits_even_if_the_wall_clock_went_back() {
+        let s = shared(1_000_000);
+        let t = s.started + 100;
+        s.heard_up_to(t);
+        assert!(!s.check_stalled(), "just heard");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // The wall clock still reads `t` (as if stepped back), but 5 ms
+        // have passed on the monotonic clock, over the 1 ms allowed.
+        assert!(s.is_current(t));
+        assert!(s.check_stalled());
+        assert!(!s.is_current(t));
+        s.heard_up_to(t);
+        assert!(s.is_current(t), "the next report lifts it");
     }
 
     #[test]
