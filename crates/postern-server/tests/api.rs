@@ -6,19 +6,9 @@
 
 mod common;
 
-use common::{device, enroll_and_login, http, Server};
+use common::{device, enroll_and_login, error_of, http, Server};
 use postern_client::identity_file::IdentityFile;
 use serde_json::{json, Value};
-
-async fn error_of(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "error body has a message: {body}"
-    );
-    (status, body["error"].as_str().unwrap().to_string())
-}
 
 async fn session_count(server: &Server, user: &str, token: &str, dev: &str) -> usize {
     let list: Value = http()

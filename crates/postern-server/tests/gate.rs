@@ -8,30 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http, Idp, Server};
-use serde_json::Value;
+use common::{check_bearer, error_of, http, Idp, Server};
 
 fn gate_server(idp: &Idp, dir: &std::path::Path) -> Server {
     let flags = idp.introspection_flags();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     Server::start(dir, &flags)
-}
-
-async fn check(server: &Server, token: &str, scopes: Option<&str>) -> reqwest::Response {
-    let mut request = http().get(server.url("/v1/check")).bearer_auth(token);
-    if let Some(scopes) = scopes {
-        request = request.header("X-Postern-Required-Scopes", scopes);
-    }
-    request.send().await.unwrap()
-}
-
-async fn code(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    (
-        status,
-        body["error"].as_str().unwrap_or_default().to_string(),
-    )
 }
 
 #[tokio::test]
@@ -41,7 +23,7 @@ async fn the_first_request_calls_upstream_once_and_repeats_hit() {
     let server = gate_server(&idp, dir.path());
     let token = idp.mint("alice", "read write", 600).await;
     for _ in 0..6 {
-        let r = check(&server, &token, None).await;
+        let r = check_bearer(&server, &token, None).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-postern-user"], "alice");
         assert_eq!(r.headers()["x-postern-scopes"], "read write");
@@ -73,14 +55,20 @@ async fn required_scopes_are_checked_on_every_hit() {
     let dir = tempfile::tempdir().unwrap();
     let server = gate_server(&idp, dir.path());
     let token = idp.mint("bob", "read", 600).await;
-    assert_eq!(check(&server, &token, Some("read")).await.status(), 200);
-    let denied = check(&server, &token, Some("read write")).await;
+    assert_eq!(
+        check_bearer(&server, &token, Some("read")).await.status(),
+        200
+    );
+    let denied = check_bearer(&server, &token, Some("read write")).await;
     assert_eq!(
         denied.headers()["www-authenticate"],
         "Bearer error=\"insufficient_scope\""
     );
-    assert_eq!(code(denied).await, (403, "insufficient_scope".into()));
-    assert_eq!(check(&server, &token, Some("read")).await.status(), 200);
+    assert_eq!(error_of(denied).await, (403, "insufficient_scope".into()));
+    assert_eq!(
+        check_bearer(&server, &token, Some("read")).await.status(),
+        200
+    );
     assert_eq!(
         idp.calls("introspect").await,
         1,
@@ -94,7 +82,7 @@ async fn logout_refuses_the_token_at_once_and_revokes_it_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let server = gate_server(&idp, dir.path());
     let token = idp.mint("carol", "read", 600).await;
-    assert_eq!(check(&server, &token, None).await.status(), 200);
+    assert_eq!(check_bearer(&server, &token, None).await.status(), 200);
     let out = http()
         .post(server.url("/v1/session/logout"))
         .bearer_auth(&token)
@@ -104,7 +92,7 @@ async fn logout_refuses_the_token_at_once_and_revokes_it_upstream() {
     assert_eq!(out.status(), 200);
     assert_eq!(idp.calls("revoke").await, 1);
     assert_eq!(
-        code(check(&server, &token, None).await).await,
+        error_of(check_bearer(&server, &token, None).await).await,
         (401, "invalid_token".into())
     );
 }
@@ -116,7 +104,7 @@ async fn failures_are_never_cached_and_expired_tokens_are_never_served() {
     let server = gate_server(&idp, dir.path());
     for _ in 0..3 {
         assert_eq!(
-            code(check(&server, "not-a-token-the-idp-knows", None).await).await,
+            error_of(check_bearer(&server, "not-a-token-the-idp-knows", None).await).await,
             (401, "invalid_token".into())
         );
     }
@@ -127,12 +115,12 @@ async fn failures_are_never_cached_and_expired_tokens_are_never_served() {
     );
 
     let short = idp.mint("dave", "read", 2).await;
-    assert_eq!(check(&server, &short, None).await.status(), 200);
-    assert_eq!(check(&server, &short, None).await.status(), 200);
+    assert_eq!(check_bearer(&server, &short, None).await.status(), 200);
+    assert_eq!(check_bearer(&server, &short, None).await.status(), 200);
     assert_eq!(idp.calls("introspect").await, 4);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(
-        code(check(&server, &short, None).await).await,
+        error_of(check_bearer(&server, &short, None).await).await,
         (401, "invalid_token".into())
     );
     assert_eq!(
@@ -151,7 +139,7 @@ async fn a_dead_upstream_fails_closed_with_503() {
     idp.kill();
     for _ in 0..8 {
         assert_eq!(
-            code(check(&server, &token, None).await).await,
+            error_of(check_bearer(&server, &token, None).await).await,
             (503, "upstream_unavailable".into())
         );
     }
@@ -201,7 +189,7 @@ async fn the_auth1_session_api_works_as_an_upstream_too() {
     let server = Server::start(dir.path(), &["--upstream-auth1", &idp.base]);
     let token = idp.mint("grace", "read", 600).await;
     for _ in 0..3 {
-        let r = check(&server, &token, Some("read")).await;
+        let r = check_bearer(&server, &token, Some("read")).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-postern-user"], "grace");
     }
@@ -218,7 +206,7 @@ async fn the_auth1_session_api_works_as_an_upstream_too() {
     );
     assert_eq!(idp.calls("logout").await, 1);
     assert_eq!(
-        code(check(&server, &token, None).await).await,
+        error_of(check_bearer(&server, &token, None).await).await,
         (401, "invalid_token".into())
     );
 }
@@ -255,8 +243,8 @@ async fn rotating_a_key_out_of_the_upstream_jwks_purges_its_tokens_at_once() {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let server = Server::start(dir.path(), &flags);
     let token = idp.mint("ivan", "read", 600).await;
-    assert_eq!(check(&server, &token, None).await.status(), 200);
-    assert_eq!(check(&server, &token, None).await.status(), 200);
+    assert_eq!(check_bearer(&server, &token, None).await.status(), 200);
+    assert_eq!(check_bearer(&server, &token, None).await.status(), 200);
     assert_eq!(idp.calls("introspect").await, 1);
     // The watcher has seen the first JWKS by now; rotate demo-key-1 out.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -273,7 +261,7 @@ async fn rotating_a_key_out_of_the_upstream_jwks_purges_its_tokens_at_once() {
         "{metrics}"
     );
     // The next request asks upstream again (which still vouches for it here).
-    assert_eq!(check(&server, &token, None).await.status(), 200);
+    assert_eq!(check_bearer(&server, &token, None).await.status(), 200);
     assert_eq!(idp.calls("introspect").await, 2);
 }
 

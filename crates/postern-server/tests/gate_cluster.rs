@@ -12,8 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{http, Idp, Redis, Server};
-use serde_json::Value;
+use common::{check_bearer, error_of, http, Idp, Redis, Server};
 
 fn instance(idp: &Idp, redis: &Redis, dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut flags = idp.introspection_flags();
@@ -24,14 +23,7 @@ fn instance(idp: &Idp, redis: &Redis, dir: &std::path::Path, extra: &[&str]) -> 
 }
 
 async fn status(server: &Server, token: &str) -> u16 {
-    http()
-        .get(server.url("/v1/check"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    check_bearer(server, token, None).await.status().as_u16()
 }
 
 async fn logout(server: &Server, token: &str) -> (u16, String) {
@@ -41,9 +33,7 @@ async fn logout(server: &Server, token: &str) -> (u16, String) {
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    (status, body["error"].as_str().unwrap_or_default().into())
+    error_of(response).await
 }
 
 /// Polls `server` until `/v1/check` answers `want` for `token`; panics
@@ -57,13 +47,6 @@ async fn until_status(server: &Server, token: &str, want: u16, within: Duration)
         assert!(start.elapsed() < within, "no {want} within {within:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-async fn metric(server: &Server, name: &str) -> f64 {
-    let text = server.metrics().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 #[tokio::test]
@@ -100,7 +83,9 @@ async fn a_logout_on_one_instance_is_refused_at_once_by_every_other() {
     assert_eq!(status(&c, &token).await, 401);
     assert_eq!(status(&c, &other).await, 200);
     assert!(
-        metric(&c, "postern_gate_oldest_unapplied_revocation_seconds").await < 3.0,
+        c.metric("postern_gate_oldest_unapplied_revocation_seconds")
+            .await
+            < 3.0,
         "0-1 s while the feed is live"
     );
 }
@@ -128,7 +113,7 @@ async fn while_redis_is_away_hits_go_upstream_and_logouts_fail_loudly() {
     redis.kill();
     let lag = "postern_gate_oldest_unapplied_revocation_seconds";
     let start = Instant::now();
-    while metric(&a, lag).await < 4.0 {
+    while a.metric(lag).await < 4.0 {
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "the lag never grew"
@@ -173,7 +158,7 @@ async fn while_redis_is_away_hits_go_upstream_and_logouts_fail_loudly() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(metric(&a, lag).await < 3.0);
+    assert!(a.metric(lag).await < 3.0);
     let before = idp.calls("introspect").await;
     assert_eq!(status(&a, &kept).await, 200);
     assert_eq!(

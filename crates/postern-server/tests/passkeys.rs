@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::soft_passkey::SoftPasskey;
-use common::{device, enroll_and_login, http, Server};
+use common::{device, enroll_and_login, error_of, http, Server};
 use serde_json::{json, Value};
 
 /// The server's default passkey origin and rp id.
@@ -30,16 +30,6 @@ async fn post(server: &Server, path: &str, body: Value) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-async fn error_of(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    (status, body["error"].as_str().unwrap().to_string())
 }
 
 /// Starts a registration for `user`, optionally with a session token.

@@ -306,7 +306,7 @@ impl Gate {
             self.charge_miss(client, now)?;
         }
         let validated = self
-            .fetch_shared(key, token, now)?
+            .fetch_shared(key, digest, token, now)?
             .await
             .map_err(GateError::from)?;
         requirement.check(&validated)?;
@@ -343,6 +343,7 @@ impl Gate {
     fn fetch_shared(
         self: &Arc<Self>,
         key: CacheKey,
+        digest: Option<TokenDigest>,
         token: &str,
         now: u64,
     ) -> Result<Fetch, GateError> {
@@ -358,7 +359,7 @@ impl Gate {
         // The fetch runs as its own task so that it completes (and leaves
         // the in-flight map) even if every waiting request is cancelled.
         let task = tokio::spawn(async move {
-            let result = gate.fetch(key, &token, now).await;
+            let result = gate.fetch(key, digest, &token, now).await;
             gate.inflight.lock().remove(&key);
             result
         });
@@ -372,6 +373,7 @@ impl Gate {
     async fn fetch(
         &self,
         key: CacheKey,
+        digest: Option<TokenDigest>,
         token: &str,
         now: u64,
     ) -> Result<Arc<Validated>, UpstreamError> {
@@ -388,7 +390,7 @@ impl Gate {
         match result {
             Ok(validated) => {
                 self.breaker.lock().success();
-                self.admit(key, token, validated, now, generation)
+                self.admit(key, digest, token, validated, now, generation)
             }
             Err(e) if e.is_verdict() => {
                 self.breaker.lock().success();
@@ -406,6 +408,7 @@ impl Gate {
     fn admit(
         &self,
         key: CacheKey,
+        digest: Option<TokenDigest>,
         token: &str,
         mut validated: Validated,
         now: u64,
@@ -433,7 +436,6 @@ impl Gate {
         // Rendered once here, so that every hit answers with shared bytes.
         validated.render();
         let validated = Arc::new(validated);
-        let digest = self.shared.as_ref().map(|_| token_digest(token));
         if self.is_revoked(key, digest, now) {
             return Err(UpstreamError::Rejected("revoked"));
         }

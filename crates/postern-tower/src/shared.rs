@@ -173,7 +173,7 @@ impl RetryQueue {
 
 /// A gate's view of the revocations shared with other instances.
 pub struct SharedRevocations {
-    publisher: Arc<dyn RevocationPublisher>,
+    /// Holds the publisher, for first attempts and retries alike.
     retries: Arc<RetryQueue>,
     /// This instance's own logouts still in force.
     own: Mutex<Expiring<()>>,
@@ -209,13 +209,12 @@ impl SharedRevocations {
     pub fn new(publisher: Arc<dyn RevocationPublisher>, max_lag: u64) -> Self {
         Self {
             retries: Arc::new(RetryQueue {
-                publisher: Arc::clone(&publisher),
+                publisher,
                 pending: Mutex::new(HashMap::new()),
                 running: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
             }),
             own: Mutex::new(Expiring::default()),
-            publisher,
             max_lag,
             started: postern_cache::unix_now(),
             heard_up_to: AtomicU64::new(0),
@@ -279,7 +278,7 @@ impl SharedRevocations {
         now: u64,
     ) -> Result<(), PublishError> {
         self.own.lock().insert(digest, (), until, now);
-        let result = self.publisher.publish(digest, until).await;
+        let result = self.retries.publisher.publish(digest, until).await;
         if result.is_err() {
             self.retries.push(digest, until);
         }

@@ -91,6 +91,14 @@ impl Server {
             .unwrap()
     }
 
+    /// The value of the unlabelled metric `name`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -229,6 +237,33 @@ pub async fn enroll_and_login(
     client.enroll(&identity).await.unwrap();
     let login = client.login(&identity, &device(device_id)).await.unwrap();
     (identity, login)
+}
+
+/// The status and `error` code of a JSON answer (`""` when it has none).
+/// An error answer must also carry a human message.
+pub async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    if status >= 400 {
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error body has a message: {body}"
+        );
+    }
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// `GET /v1/check` with `token` as bearer and, when given, the scopes the
+/// route requires (gate mode).
+pub async fn check_bearer(server: &Server, token: &str, scopes: Option<&str>) -> reqwest::Response {
+    let mut request = http().get(server.url("/v1/check")).bearer_auth(token);
+    if let Some(scopes) = scopes {
+        request = request.header("X-Postern-Required-Scopes", scopes);
+    }
+    request.send().await.unwrap()
 }
 
 pub fn http() -> reqwest::Client {
