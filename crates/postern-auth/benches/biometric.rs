@@ -130,6 +130,7 @@ fn prove(user: &User, challenge: &[u8; 32]) -> [u8; 64] {
     user.secret.prove(
         &Statement {
             challenge,
+            audience: "https://auth.example",
             user: user.id.as_str(),
             device_hash: &user.device.hash(),
         },
@@ -148,6 +149,7 @@ fn request<'a>(
         record,
         device: &user.device,
         challenge,
+        audience: "https://auth.example",
         factors: Factors {
             identity_proof: Some(proof),
             biometric_probe: Some(&user.probe),

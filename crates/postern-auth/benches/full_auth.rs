@@ -111,6 +111,7 @@ impl Client {
         self.secret.prove(
             &Statement {
                 challenge,
+                audience: "https://auth.example",
                 user: self.user.as_str(),
                 device_hash: &self.device_hash,
             },
@@ -124,6 +125,7 @@ impl Client {
             record: &self.record,
             device: &self.device,
             challenge,
+            audience: "https://auth.example",
             factors: Factors {
                 identity_proof: Some(proof),
                 ..Factors::default()
@@ -208,6 +210,7 @@ fn verify_and_mint(
         record: &record,
         device: &client.device,
         challenge: &challenge,
+        audience: "https://auth.example",
         factors: Factors {
             identity_proof: Some(proof),
             ..Factors::default()

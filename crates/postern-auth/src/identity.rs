@@ -44,6 +44,7 @@ impl Stage for IdentityStage {
         let device_hash = request.device.hash();
         let statement = Statement {
             challenge: request.challenge,
+            audience: request.audience,
             user: request.user.as_str(),
             device_hash: &device_hash,
         };

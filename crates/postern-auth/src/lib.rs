@@ -40,10 +40,10 @@
 //!
 //! let book = ChallengeBook::new(60_000_000_000, 1_000);
 //! let issued = book.issue(&user, 0, &mut rng).unwrap();
-//! let proof = secret.prove(&Statement { challenge: &issued.challenge, user: "alice", device_hash: &device.hash() }, &mut rng);
+//! let proof = secret.prove(&Statement { challenge: &issued.challenge, audience: "https://auth.example", user: "alice", device_hash: &device.hash() }, &mut rng);
 //!
 //! let challenge = book.take(&issued.id, &user, 1).unwrap();
-//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, factors: Factors { identity_proof: Some(&proof), passkey: None, biometric_probe: None } };
+//! let request = AuthRequest { user: &user, record: &record, device: &device, challenge: &challenge, audience: "https://auth.example", factors: Factors { identity_proof: Some(&proof), passkey: None, biometric_probe: None } };
 //! let outcome = Pipeline::new(vec![Box::new(IdentityStage::default())]).run(&request);
 //! assert!(outcome.result.is_ok());
 //! assert_eq!(outcome.reports[0].stage, "identity");

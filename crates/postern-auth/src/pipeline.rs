@@ -125,6 +125,7 @@ mod tests {
         let proof = secret.prove(
             &Statement {
                 challenge: &challenge,
+                audience: "https://auth.example",
                 user: "alice",
                 device_hash: &device.hash(),
             },
@@ -150,6 +151,7 @@ mod tests {
             record: &f.record,
             device: &f.device,
             challenge: &f.challenge,
+            audience: "https://auth.example",
             factors: Factors {
                 identity_proof: proof,
                 passkey: None,

@@ -27,6 +27,9 @@ pub struct AuthRequest<'a> {
     pub device: &'a Fingerprint,
     /// The one-time challenge, already consumed from the book.
     pub challenge: &'a [u8; 32],
+    /// The deployment the client meant its proofs for, already checked to
+    /// be one this server accepts (see `postern_core::identity::Statement`).
+    pub audience: &'a str,
     pub factors: Factors<'a>,
 }
 

@@ -56,6 +56,7 @@ fn run(
         record,
         device: &device,
         challenge: &[0; 32],
+        audience: "https://auth.example",
         factors: Factors {
             biometric_probe: probe,
             ..Factors::default()

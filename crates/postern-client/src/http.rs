@@ -138,6 +138,9 @@ pub struct LogoutResponse {
 pub struct PosternClient {
     http: reqwest::Client,
     base: String,
+    /// The server's origin as this client reaches it: what identity proofs
+    /// are bound to, so that a look-alike server cannot relay them.
+    audience: String,
 }
 
 impl PosternClient {
@@ -146,11 +149,25 @@ impl PosternClient {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::BadUrl(base));
         }
+        let audience = reqwest::Url::parse(&base)
+            .map_err(|_| ClientError::BadUrl(base.clone()))?
+            .origin()
+            .ascii_serialization();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(ClientError::Transport)?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            audience,
+        })
+    }
+
+    /// The origin identity proofs made through this client are bound to,
+    /// e.g. `https://auth.example.com` (see [`prove`]).
+    pub fn audience(&self) -> &str {
+        &self.audience
     }
 
     fn url(&self, path: &str) -> String {
@@ -222,8 +239,8 @@ impl PosternClient {
         probe: Option<&[u8]>,
     ) -> Result<LoginResponse, ClientError> {
         let challenge = self.challenge(identity.user.as_str()).await?;
-        let proof = prove(identity, &challenge, device)?;
-        let mut body = json!({ "user": identity.user.as_str(), "challenge_id": challenge.challenge_id, "device": device, "identity_proof": proof });
+        let proof = prove(identity, &challenge, device, &self.audience)?;
+        let mut body = json!({ "user": identity.user.as_str(), "challenge_id": challenge.challenge_id, "device": device, "identity_proof": proof, "audience": self.audience });
         if let Some(probe) = probe {
             body["biometric_probe"] = json!(URL_SAFE_NO_PAD.encode(probe));
         }
@@ -252,7 +269,7 @@ impl PosternClient {
         device: &DeviceInput,
         proof: &str,
     ) -> Result<LoginResponse, ClientError> {
-        let body = json!({ "user": user, "challenge_id": challenge_id, "device": device, "identity_proof": proof });
+        let body = json!({ "user": user, "challenge_id": challenge_id, "device": device, "identity_proof": proof, "audience": self.audience });
         self.send(self.http.post(self.url("/v1/auth/full")).json(&body))
             .await
     }
@@ -348,11 +365,14 @@ impl PosternClient {
     }
 }
 
-/// Computes the identity proof for a challenge, as base64url.
+/// Computes the identity proof for a challenge, as base64url, bound to
+/// `audience`: the server's origin as the caller reached it
+/// ([`PosternClient::audience`]).
 pub fn prove(
     identity: &IdentityFile,
     challenge: &ChallengeResponse,
     device: &DeviceInput,
+    audience: &str,
 ) -> Result<String, ClientError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(&challenge.challenge)
@@ -364,6 +384,7 @@ pub fn prove(
     let device_hash = device.fingerprint()?.hash();
     let statement = Statement {
         challenge: &challenge_bytes,
+        audience,
         user: identity.user.as_str(),
         device_hash: &device_hash,
     };

@@ -2,19 +2,24 @@
 //!
 //! The client holds an identity secret `x` with public key `P = x·G`,
 //! registered at enrollment. To authenticate it proves knowledge of `x` bound
-//! to a one-time server challenge, its user id and its device hash, made
-//! non-interactive by Fiat–Shamir:
+//! to a one-time server challenge, the deployment it is talking to (the
+//! audience: the server's origin as the client sees it), its user id and its
+//! device hash, made non-interactive by Fiat–Shamir:
 //!
 //! ```text
 //! k ← random;  R = k·G
-//! c = H("postern/identity-proof/v1" ‖ P ‖ R ‖ challenge ‖ |user| ‖ user ‖ device_hash)
+//! c = H("postern/identity-proof/v2" ‖ P ‖ R ‖ challenge ‖ |audience| ‖ audience
+//!       ‖ |user| ‖ user ‖ device_hash)
 //! s = k + c·x                         proof = R ‖ s (64 bytes)
 //! verify:  s·G − c·P == R,  with s canonical and P not the identity
 //! ```
 //!
 //! `H` is SHA-512 reduced mod ℓ (wide reduction, no bias). Binding the
 //! challenge makes a proof single-use; binding the user and device makes a
-//! proof stolen in transit useless for another account or device.
+//! proof stolen in transit useless for another account or device; binding
+//! the audience makes a proof that a look-alike server relays (it fetched
+//! the real server's challenge and handed it to the client) useless at the
+//! real server, which accepts only its own audiences.
 
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
@@ -25,7 +30,7 @@ use sha2::Sha512;
 use sha3::{Digest, Sha3_256};
 use zeroize::Zeroize;
 
-const DOMAIN: &[u8] = b"postern/identity-proof/v1";
+const DOMAIN: &[u8] = b"postern/identity-proof/v2";
 /// Length of an encoded proof.
 pub const PROOF_LEN: usize = 64;
 
@@ -141,6 +146,9 @@ impl IdentitySecret {
 #[derive(Debug, Clone, Copy)]
 pub struct Statement<'a> {
     pub challenge: &'a [u8; 32],
+    /// The deployment the proof is for: the server's origin as the client
+    /// reached it, e.g. `https://auth.example.com`.
+    pub audience: &'a str,
     pub user: &'a str,
     pub device_hash: &'a [u8; 32],
 }
@@ -152,6 +160,8 @@ impl Statement<'_> {
         h.update(public.bytes);
         h.update(r.as_bytes());
         h.update(self.challenge);
+        h.update((self.audience.len() as u64).to_le_bytes());
+        h.update(self.audience.as_bytes());
         h.update((self.user.len() as u64).to_le_bytes());
         h.update(self.user.as_bytes());
         h.update(self.device_hash);
@@ -186,9 +196,11 @@ pub fn verify_proof(
 /// the session context and used as the key of the verified-proof cache.
 pub fn proof_digest(proof: &[u8], statement: &Statement<'_>) -> [u8; 32] {
     Sha3_256::new()
-        .chain_update(b"postern/proof-digest/v1")
+        .chain_update(b"postern/proof-digest/v2")
         .chain_update(proof)
         .chain_update(statement.challenge)
+        .chain_update((statement.audience.len() as u64).to_le_bytes())
+        .chain_update(statement.audience.as_bytes())
         .chain_update((statement.user.len() as u64).to_le_bytes())
         .chain_update(statement.user.as_bytes())
         .chain_update(statement.device_hash)
@@ -207,9 +219,34 @@ mod tests {
     ) -> Statement<'a> {
         Statement {
             challenge,
+            audience: "https://auth.example",
             user,
             device_hash: device,
         }
+    }
+
+    #[test]
+    fn a_proof_made_for_one_deployment_is_refused_by_another() {
+        let secret = IdentitySecret::generate(&mut rand::thread_rng());
+        let relayed = Statement {
+            audience: "https://auth.example.evil",
+            ..statement(&[1; 32], "alice", &[2; 32])
+        };
+        // The client proved for the look-alike origin it was talking to.
+        let proof = secret.prove(&relayed, &mut rand::thread_rng());
+        assert_eq!(verify_proof(&secret.public_key(), &relayed, &proof), Ok(()));
+        assert_eq!(
+            verify_proof(
+                &secret.public_key(),
+                &statement(&[1; 32], "alice", &[2; 32]),
+                &proof
+            ),
+            Err(ProofError::Invalid)
+        );
+        assert_ne!(
+            proof_digest(&proof, &relayed),
+            proof_digest(&proof, &statement(&[1; 32], "alice", &[2; 32]))
+        );
     }
 
     #[test]

@@ -17,9 +17,21 @@
 //! a new instance joins by having the generations encapsulated to its own
 //! public key ([`Keyring::wrap`] takes any instance public key).
 //!
-//! Wrapped layout: `"PKRG" ‖ version (1) ‖ SHA3-256(instance public key) ‖
-//! count (1) ‖ count × (id u32 ‖ created u64 ‖ retired u64 (MAX = none) ‖
-//! ML-KEM ciphertext (1088) ‖ nonce (12) ‖ AES-GCM(96 bytes of secrets) (112))`.
+//! Wrapped layout (version 2): `"PKRG" ‖ version (1) ‖ SHA3-256(instance
+//! public key) ‖ revision (u64) ‖ count (1) ‖ count × (id u32 ‖ created u64 ‖
+//! retired u64 (MAX = none) ‖ ML-KEM ciphertext (1088) ‖ nonce (12) ‖
+//! AES-GCM(96 bytes of secrets) (112)) ‖ tag (32)`. Version 1 had no
+//! revision and no tag.
+//!
+//! The *revision* counts every change to the keyring (creation, rotation,
+//! pruning), so that an older copy of the file put back in place (undoing a
+//! rotation made after a compromise, or bringing back a pruned generation)
+//! is detected: the edge records the highest revision it has seen and
+//! refuses a lower one ([`Keyring::revision`]). The tag, HMAC-SHA256 over
+//! the whole file under a key derived from the newest generation, binds the
+//! revision and the list of generations together: dropping, reordering or
+//! renumbering them fails. Only a holder of the keyring can make it, which
+//! is also who may write the file.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -35,7 +47,10 @@ use crate::wire::Reader;
 use crate::UnixNanos;
 
 const MAGIC: &[u8; 4] = b"PKRG";
-const FILE_VERSION: u8 = 1;
+const FILE_VERSION: u8 = 2;
+/// The first format: no revision, no tag. Still read (as revision 0).
+const UNTAGGED_FILE_VERSION: u8 = 1;
+const FILE_TAG_LEN: usize = 32;
 const KEM_CT_LEN: usize = 1088;
 const SECRETS_LEN: usize = 96;
 const NOT_RETIRED: u64 = u64::MAX;
@@ -68,6 +83,8 @@ pub enum KeyringError {
     BadInstancePublicKey,
     #[error("keyring lists key generation {0} twice")]
     DuplicateId(u32),
+    #[error("keyring file's tag does not verify (generations dropped, reordered or edited)")]
+    BadTag,
 }
 
 /// The instance's ML-KEM-768 key pair, derived from a 64-byte secret seed.
@@ -100,6 +117,19 @@ impl InstanceKey {
     /// SHA3-256 of the public key: names the instance key without revealing it.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.public_key().fingerprint()
+    }
+
+    /// A 32-byte key for `label`, derived from the instance's private key:
+    /// for secrets that belong to this instance and need no storage of
+    /// their own (the session-row tag key). Distinct labels give
+    /// independent keys; the private key cannot be recovered from them.
+    pub fn derive_key(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let mut hash = Sha3_256::new();
+        hash.update(b"postern/instance/derive/v1");
+        hash.update((label.len() as u64).to_le_bytes());
+        hash.update(label.as_bytes());
+        hash.update(self.pair.private_key().as_slice());
+        Zeroizing::new(hash.finalize().into())
     }
 
     pub(crate) fn decapsulate(&self, ct: &MlKem768Ciphertext) -> Zeroizing<[u8; 32]> {
@@ -250,6 +280,9 @@ impl KeyGeneration {
 pub struct Keyring {
     /// Ordered by id; the last one is current and never retired.
     generations: Vec<KeyGeneration>,
+    /// Counts changes: 1 when generated, +1 at every rotation or prune that
+    /// drops something. Never goes down.
+    revision: u64,
 }
 
 impl Keyring {
@@ -257,7 +290,14 @@ impl Keyring {
     pub fn generate<R: RngCore + CryptoRng>(now: UnixNanos, rng: &mut R) -> Self {
         Self {
             generations: vec![KeyGeneration::generate(1, now, rng)],
+            revision: 1,
         }
+    }
+
+    /// How many changes this keyring has seen. A keyring file read back with
+    /// a lower revision than one seen before is an older copy put back.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn current(&self) -> &KeyGeneration {
@@ -288,6 +328,7 @@ impl Keyring {
         self.generations[len - 1].retired_at = Some(now);
         self.generations
             .push(KeyGeneration::generate(next, now, rng));
+        self.revision = self.revision.saturating_add(1);
         Ok(next)
     }
 
@@ -302,6 +343,9 @@ impl Keyring {
             }
             _ => true,
         });
+        if !dropped.is_empty() {
+            self.revision = self.revision.saturating_add(1);
+        }
         dropped
     }
 
@@ -334,6 +378,7 @@ impl Keyring {
         out.extend_from_slice(MAGIC);
         out.push(FILE_VERSION);
         out.extend_from_slice(&instance.fingerprint());
+        out.extend_from_slice(&self.revision.to_le_bytes());
         // At most MAX_GENERATIONS (16) generations, so the count fits a byte.
         out.push(self.generations.len() as u8);
         for g in &self.generations {
@@ -345,7 +390,7 @@ impl Keyring {
             let kek = Zeroizing::new(kek(&shared, &header));
             let mut nonce = [0u8; 12];
             rng.fill_bytes(&mut nonce);
-            let aad = wrap_aad(&header);
+            let aad = wrap_aad(FILE_VERSION, &header);
             let cipher = Aes256Gcm::new((&*kek).into());
             // Encrypting 96 bytes cannot exceed AES-GCM's length limit.
             let wrapped = cipher
@@ -362,6 +407,8 @@ impl Keyring {
             out.extend_from_slice(&nonce);
             out.extend_from_slice(&wrapped);
         }
+        let tag = file_tag(self.current(), &out);
+        out.extend_from_slice(&tag);
         out
     }
 
@@ -373,13 +420,18 @@ impl Keyring {
             return Err(KeyringError::BadMagic);
         }
         let version = r.u8().map_err(t)?;
-        if version != FILE_VERSION {
+        if version != FILE_VERSION && version != UNTAGGED_FILE_VERSION {
             return Err(KeyringError::UnknownVersion(version));
         }
         let fingerprint: [u8; 32] = r.array().map_err(t)?;
         if fingerprint != instance.fingerprint() {
             return Err(KeyringError::WrongInstanceKey);
         }
+        let revision = if version == FILE_VERSION {
+            u64::from_le_bytes(r.array().map_err(t)?)
+        } else {
+            0
+        };
         let count = usize::from(r.u8().map_err(t)?);
         if count == 0 {
             return Err(KeyringError::Empty);
@@ -407,7 +459,7 @@ impl Keyring {
                         Nonce::from_slice(&nonce),
                         Payload {
                             msg: wrapped,
-                            aad: &wrap_aad(&header),
+                            aad: &wrap_aad(version, &header),
                         },
                     )
                     .map_err(|_| KeyringError::Tampered(id))?,
@@ -423,10 +475,22 @@ impl Keyring {
             ));
             secrets.zeroize();
         }
+        let keyring = Self {
+            generations,
+            revision,
+        };
+        if version == FILE_VERSION {
+            let signed_len = bytes.len() - r.remaining();
+            let tag = r.take(FILE_TAG_LEN).map_err(t)?;
+            let expected = file_tag(keyring.current(), &bytes[..signed_len]);
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], tag)) {
+                return Err(KeyringError::BadTag);
+            }
+        }
         if r.remaining() != 0 {
             return Err(KeyringError::TrailingBytes);
         }
-        Ok(Self { generations })
+        Ok(keyring)
     }
 }
 
@@ -438,10 +502,22 @@ fn generation_header(id: u32, created_at: UnixNanos, retired_at: Option<UnixNano
     h
 }
 
-fn wrap_aad(header: &[u8; 20]) -> Vec<u8> {
+/// HMAC-SHA256 over a wrapped keyring's bytes under a key of its newest
+/// generation.
+fn file_tag(newest: &KeyGeneration, file: &[u8]) -> [u8; FILE_TAG_LEN] {
+    use hmac::{Hmac, Mac};
+    let key = newest.derive_key("keyring-file-tag");
+    // HMAC takes keys of any length, so the fallback never runs.
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_slice())
+        .unwrap_or_else(|_| <Hmac<sha2::Sha256> as Mac>::new(&Default::default()));
+    mac.update(file);
+    mac.finalize().into_bytes().into()
+}
+
+fn wrap_aad(version: u8, header: &[u8; 20]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(25);
     aad.extend_from_slice(MAGIC);
-    aad.push(FILE_VERSION);
+    aad.push(version);
     aad.extend_from_slice(header);
     aad
 }
@@ -462,6 +538,14 @@ mod tests {
 
     fn instance(byte: u8) -> InstanceKey {
         InstanceKey::from_seed(&[byte; 64])
+    }
+
+    #[test]
+    fn instance_derived_keys_depend_on_the_label_and_the_instance() {
+        let a = instance(1);
+        assert_eq!(*a.derive_key("row"), *instance(1).derive_key("row"));
+        assert_ne!(*a.derive_key("row"), *a.derive_key("rows"));
+        assert_ne!(*a.derive_key("row"), *instance(2).derive_key("row"));
     }
 
     #[test]
@@ -573,6 +657,106 @@ mod tests {
         );
         assert_eq!(ring.open(b"s", &new_sealed).unwrap(), b"new");
         assert_eq!(ring.current().id(), 2);
+    }
+
+    #[test]
+    fn the_revision_counts_every_change_and_travels_with_the_file() {
+        let mut rng = rand::thread_rng();
+        let inst = instance(1);
+        let mut ring = Keyring::generate(0, &mut rng);
+        assert_eq!(ring.revision(), 1);
+        ring.rotate(HOUR, &mut rng).unwrap();
+        assert_eq!(ring.revision(), 2);
+        assert!(ring.prune(HOUR, 8 * HOUR).is_empty());
+        assert_eq!(
+            ring.revision(),
+            2,
+            "a prune that drops nothing is no change"
+        );
+        assert_eq!(ring.prune(9 * HOUR, 8 * HOUR), vec![1]);
+        assert_eq!(ring.revision(), 3);
+        let back = Keyring::unwrap(&ring.wrap(&inst.public_key(), &mut rng), &inst).unwrap();
+        assert_eq!(back.revision(), 3);
+    }
+
+    /// The byte range of generation `i` in a version 2 file.
+    fn generation_block(i: usize) -> std::ops::Range<usize> {
+        let block = 20 + KEM_CT_LEN + 12 + SECRETS_LEN + 16;
+        let start = 4 + 1 + 32 + 8 + 1 + i * block;
+        start..start + block
+    }
+
+    #[test]
+    fn a_keyring_file_with_a_generation_dropped_or_its_revision_edited_is_refused() {
+        let mut rng = rand::thread_rng();
+        let inst = instance(1);
+        let mut ring = Keyring::generate(0, &mut rng);
+        ring.rotate(HOUR, &mut rng).unwrap();
+        ring.rotate(2 * HOUR, &mut rng).unwrap();
+        let wrapped = ring.wrap(&inst.public_key(), &mut rng);
+        // Each generation still opens on its own (its AEAD is intact), so
+        // only the file tag can tell that one is missing.
+        for dropped in 0..3 {
+            let mut bad = wrapped.clone();
+            bad.drain(generation_block(dropped));
+            bad[45] = 2;
+            assert_eq!(
+                Keyring::unwrap(&bad, &inst).unwrap_err(),
+                KeyringError::BadTag,
+                "generation {dropped} dropped"
+            );
+        }
+        let mut bumped = wrapped.clone();
+        bumped[37] = bumped[37].wrapping_add(1);
+        assert_eq!(
+            Keyring::unwrap(&bumped, &inst).unwrap_err(),
+            KeyringError::BadTag
+        );
+    }
+
+    /// A keyring in the first file format (no revision, no tag), as
+    /// releases before version 2 wrote it.
+    fn wrap_v1(ring: &Keyring, instance: &InstancePublicKey) -> Vec<u8> {
+        let mut rng = rand::thread_rng();
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.push(UNTAGGED_FILE_VERSION);
+        out.extend_from_slice(&instance.fingerprint());
+        out.push(ring.generations.len() as u8);
+        for g in &ring.generations {
+            let mut randomness = [0u8; 32];
+            rng.fill_bytes(&mut randomness);
+            let (ct, shared) = mlkem768::encapsulate(&instance.0, randomness);
+            let header = generation_header(g.id, g.created_at, g.retired_at);
+            let kek = kek(&shared, &header);
+            let nonce = [7u8; 12];
+            let wrapped = Aes256Gcm::new((&kek).into())
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &g.secrets[..],
+                        aad: &wrap_aad(UNTAGGED_FILE_VERSION, &header),
+                    },
+                )
+                .unwrap();
+            out.extend_from_slice(&header);
+            out.extend_from_slice(ct.as_slice());
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&wrapped);
+        }
+        out
+    }
+
+    #[test]
+    fn a_first_format_keyring_still_opens_as_revision_zero() {
+        let inst = instance(1);
+        let ring = Keyring::generate(0, &mut rand::thread_rng());
+        let back = Keyring::unwrap(&wrap_v1(&ring, &inst.public_key()), &inst).unwrap();
+        assert_eq!(back.revision(), 0);
+        assert_eq!(
+            *back.current().derive_key("x"),
+            *ring.current().derive_key("x")
+        );
     }
 
     #[test]

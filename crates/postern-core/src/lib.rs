@@ -21,6 +21,7 @@
 //!   seed) wrapped to the instance key, outside the rotating keyring.
 //! - [`identity`]: the non-interactive Schnorr identity proof (Ristretto255).
 //! - [`policy`]: the resume decision.
+//! - [`row_auth`]: tags over stored rows' mutable fields (revocation, last seen).
 //!
 //! # Example
 //!
@@ -40,6 +41,7 @@ pub mod device;
 pub mod identity;
 pub mod keyring;
 pub mod policy;
+pub mod row_auth;
 pub mod seal;
 pub mod signing;
 pub mod token;

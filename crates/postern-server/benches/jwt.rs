@@ -15,6 +15,7 @@ const NOW: u64 = 1_800_000_000;
 fn claims() -> SessionClaims {
     SessionClaims {
         iss: "https://auth.example".into(),
+        aud: "postern".into(),
         sub: "alice@example.com".into(),
         sid: "Qm9vdHN0cmFwcGVkU2Vzc2lvbg".into(),
         iat: NOW,

@@ -206,8 +206,17 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
         Ok(c) => c.apply(&overrides),
         Err(e) => return fail(e),
     };
+    // Bound first: identity proofs are bound to the address clients reach.
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot listen on {}: {e}", config.listen)),
+    };
+    let bound = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return fail(format!("cannot read the listening address: {e}")),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let opened = match crate::server::open(&config, clock) {
+    let opened = match crate::server::open(&config, bound, clock) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
@@ -238,14 +247,7 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
         data = %config.data_dir.display(),
         "sessions restored"
     );
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => return fail(format!("cannot listen on {}: {e}", config.listen)),
-    };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = bound.to_string();
     // Tests and scripts read this line to find the port when listening on :0.
     println!("postern listening on http://{addr}");
     let _ = std::io::stdout().flush();
@@ -302,7 +304,7 @@ fn keys_command(
         KeysAction::Rotate => match keys::rotate(&config, now) {
             Ok((keyring, id, pruned)) => {
                 print_json(
-                    &json!({ "current": id, "pruned": pruned, "generations": describe(&keyring),
+                    &json!({ "current": id, "pruned": pruned, "revision": keyring.revision(), "generations": describe(&keyring),
                     "note": "restart the server to start minting with the new generation" }),
                 );
                 ExitCode::SUCCESS
@@ -320,6 +322,7 @@ fn keys_command(
                     "keyring": keys::keyring_path(&config),
                     "instance_key_source": format!("{source:?}"),
                     "instance_key_fingerprint": fp,
+                    "revision": keyring.revision(),
                     "generations": describe(&keyring),
                 }));
                 ExitCode::SUCCESS

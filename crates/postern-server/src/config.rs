@@ -73,6 +73,9 @@ pub struct JwtConfig {
     pub ttl: Duration,
     /// The `iss` claim, and the only issuer accepted back.
     pub issuer: String,
+    /// The `aud` claim, and the only audience accepted back: the services
+    /// meant to accept these JWTs (they should check it too).
+    pub audience: String,
     /// `EdDSA` (Ed25519) or `ML-DSA-65` (post-quantum, RFC 9964).
     pub algorithm: crate::jwt::JwtAlgorithm,
 }
@@ -82,6 +85,7 @@ impl Default for JwtConfig {
         Self {
             ttl: Duration::from_secs(15 * 60),
             issuer: "postern".into(),
+            audience: crate::jwt::DEFAULT_AUDIENCE.into(),
             algorithm: crate::jwt::JwtAlgorithm::default(),
         }
     }
@@ -242,6 +246,12 @@ pub struct AuthConfig {
     /// session whose full authentication is at most this old.
     #[serde(with = "humantime_serde")]
     pub reauth_max_age: Duration,
+    /// The origins identity proofs may be made for: this deployment's
+    /// public origins as clients reach it (`https://auth.example.com`).
+    /// A proof is bound to one of them, so a look-alike server cannot relay
+    /// it here. Empty (the default): the address the server listens on and
+    /// the passkey origin. The first is assumed when a request names none.
+    pub audiences: Vec<String>,
     /// The encrypted biometric stage.
     pub biometric: BiometricSettings,
 }
@@ -296,6 +306,7 @@ impl Default for AuthConfig {
             max_outstanding_challenges: 100_000,
             stages: vec!["identity".into()],
             reauth_max_age: Duration::from_secs(300),
+            audiences: Vec::new(),
             biometric: BiometricSettings::default(),
         }
     }
@@ -335,6 +346,49 @@ impl Default for PasskeySettings {
             max_outstanding_ceremonies: 10_000,
         }
     }
+}
+
+impl AuthConfig {
+    /// The audiences identity proofs may be bound to, as origins (scheme,
+    /// host and port; what a client derives from the URL it uses). With
+    /// none configured: the origin of `listening_on` (with `localhost` for a
+    /// loopback address) and the passkey origin.
+    pub fn resolved_audiences(
+        &self,
+        listening_on: std::net::SocketAddr,
+        passkey_origin: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        let configured = if self.audiences.is_empty() {
+            let mut defaults = vec![format!("http://{listening_on}")];
+            if listening_on.ip().is_loopback() {
+                defaults.push(format!("http://localhost:{}", listening_on.port()));
+            }
+            defaults.push(passkey_origin.to_string());
+            defaults
+        } else {
+            self.audiences.clone()
+        };
+        let mut origins: Vec<String> = Vec::with_capacity(configured.len());
+        for text in &configured {
+            let origin = audience_origin(text).ok_or(ConfigError::Invalid(
+                "auth.audiences are http(s) origins such as https://auth.example.com",
+            ))?;
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+        Ok(origins)
+    }
+}
+
+/// `text` as an origin (`https://host[:port]`, default ports dropped), if it
+/// is an http(s) URL with no path beyond `/`.
+fn audience_origin(text: &str) -> Option<String> {
+    Url::parse(text.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .filter(|u| u.path() == "/" && u.query().is_none() && u.fragment().is_none())
+        .map(|u| u.origin().ascii_serialization())
 }
 
 impl PasskeySettings {
@@ -571,6 +625,10 @@ pub struct Overrides {
     /// (default 5s, at least 3s).
     #[arg(long, env = "POSTERN_REVOCATION_MAX_LAG", value_parser = humantime::parse_duration)]
     pub revocation_max_lag: Option<Duration>,
+    /// The origins identity proofs may be made for, comma-separated
+    /// (default: the listen address and the passkey origin).
+    #[arg(long = "audience", env = "POSTERN_AUDIENCES", value_delimiter = ',')]
+    pub audiences: Option<Vec<String>>,
     /// Required full-authentication stages, in order (identity, biometric).
     #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',')]
     pub stages: Option<Vec<String>>,
@@ -602,6 +660,9 @@ pub struct Overrides {
     /// JWT mode: the `iss` claim.
     #[arg(long, env = "POSTERN_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
+    /// JWT mode: the `aud` claim, required back on every JWT.
+    #[arg(long, env = "POSTERN_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// JWT mode: the signature algorithm.
     #[arg(long = "jwt-alg", env = "POSTERN_JWT_ALG", value_enum)]
     pub jwt_algorithm: Option<crate::jwt::JwtAlgorithm>,
@@ -669,6 +730,7 @@ impl Config {
         set(&mut self.max_body_bytes, &o.max_body_bytes);
         set(&mut self.session.mode, &o.session_mode);
         set(&mut self.auth.stages, &o.stages);
+        set(&mut self.auth.audiences, &o.audiences);
         set(&mut self.passkeys.stages, &o.passkey_stages);
         set(&mut self.auth.biometric.mode, &o.biometric_mode);
         set(&mut self.auth.biometric.threshold, &o.biometric_threshold);
@@ -679,6 +741,7 @@ impl Config {
         );
         set(&mut self.session.jwt.ttl, &o.jwt_ttl);
         set(&mut self.session.jwt.issuer, &o.jwt_issuer);
+        set(&mut self.session.jwt.audience, &o.jwt_audience);
         set(&mut self.session.jwt.algorithm, &o.jwt_algorithm);
         set(&mut self.session.cookie.name, &o.cookie_name);
         set(&mut self.session.cookie.same_site, &o.cookie_same_site);
@@ -753,6 +816,16 @@ impl Config {
         if self.max_body_bytes < 256 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 256"));
         }
+        if self
+            .auth
+            .audiences
+            .iter()
+            .any(|a| audience_origin(a).is_none())
+        {
+            return Err(ConfigError::Invalid(
+                "auth.audiences are http(s) origins such as https://auth.example.com",
+            ));
+        }
         if self.auth.stages.is_empty() {
             return Err(ConfigError::Invalid(
                 "at least one full-authentication stage is required",
@@ -787,9 +860,12 @@ impl Config {
                 "auth.biometric.prepared_cache_mb is at most 1048576 (1 TiB)",
             ));
         }
-        if self.session.jwt.ttl.is_zero() || self.session.jwt.issuer.trim().is_empty() {
+        if self.session.jwt.ttl.is_zero()
+            || self.session.jwt.issuer.trim().is_empty()
+            || self.session.jwt.audience.trim().is_empty()
+        {
             return Err(ConfigError::Invalid(
-                "session.jwt needs a positive ttl and a non-empty issuer",
+                "session.jwt needs a positive ttl, a non-empty issuer and a non-empty audience",
             ));
         }
         self.passkeys.relying_party()?;
@@ -1105,5 +1181,40 @@ mod tests {
         assert_eq!(merged.auth.biometric.mode, BiometricModeName::Turbo);
         assert_eq!(merged.session.jwt.ttl, Duration::from_secs(60));
         assert!(merged.validate().is_ok());
+    }
+
+    #[test]
+    fn audiences_default_to_the_listen_address_and_the_passkey_origin() {
+        let addr: std::net::SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        let auth = AuthConfig::default();
+        assert_eq!(
+            auth.resolved_audiences(addr, "http://localhost:8080")
+                .unwrap(),
+            [
+                "http://127.0.0.1:4321",
+                "http://localhost:4321",
+                "http://localhost:8080"
+            ]
+        );
+        let configured = AuthConfig {
+            audiences: vec![
+                "https://auth.example.com:443/".into(),
+                "https://auth.example.com".into(),
+            ],
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            configured
+                .resolved_audiences(addr, "http://localhost:8080")
+                .unwrap(),
+            ["https://auth.example.com"],
+            "configured audiences replace the defaults, as origins, once each"
+        );
+        let mut c = Config::default();
+        c.auth.audiences = vec!["https://auth.example.com/login".into()];
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid(m)) if m.contains("audiences")),
+            "an audience is an origin, not a page"
+        );
     }
 }

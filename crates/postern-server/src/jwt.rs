@@ -43,6 +43,13 @@ const LEEWAY_SECS: u64 = 1;
 const MAX_JWT_BYTES: usize = 16 * 1024;
 /// RFC 9964: JOSE signs with ML-DSA's empty context string.
 const JOSE_CONTEXT: &[u8] = b"";
+/// The JOSE `typ` of a Postern session JWT (RFC 8725 §3.11, explicit
+/// typing): a JWT of another kind signed by the same key (none exists
+/// today, but the keys are derived per generation and may sign more later)
+/// cannot pass for a session.
+pub const SESSION_JWT_TYPE: &str = "postern-session+jwt";
+/// The default `aud` of session JWTs (`[session.jwt] audience`).
+pub const DEFAULT_AUDIENCE: &str = "postern";
 
 /// Which algorithm signs session JWTs (`[session.jwt] algorithm`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -92,6 +99,10 @@ pub enum JwtError {
     Premature,
     #[error("the JWT was issued by someone else")]
     WrongIssuer,
+    #[error("the JWT is meant for another audience")]
+    WrongAudience,
+    #[error("the JWT is not a Postern session JWT (typ)")]
+    WrongType,
     #[error("could not make the signing key: {0}")]
     Key(String),
 }
@@ -100,6 +111,9 @@ pub enum JwtError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {
     pub iss: String,
+    /// The audience: the services meant to accept this JWT
+    /// (`[session.jwt] audience`); checked on the way back in.
+    pub aud: String,
     /// The user id.
     pub sub: String,
     /// The session id (the opaque token's selector); the session must be live.
@@ -117,6 +131,7 @@ pub struct SessionClaims {
 struct JoseHeader {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
     /// Extensions that must be understood: Postern understands none.
     crit: Option<serde_json::Value>,
 }
@@ -169,6 +184,7 @@ struct JwtKey {
 /// Signs and verifies session JWTs with the keyring's generations.
 pub struct JwtKeys {
     issuer: String,
+    audience: String,
     algorithm: JwtAlgorithm,
     /// Ordered by generation; the last one signs.
     keys: Vec<JwtKey>,
@@ -178,6 +194,7 @@ impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
             .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
             .field("algorithm", &self.algorithm)
             .field(
                 "kids",
@@ -246,13 +263,24 @@ impl JwtKeys {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             issuer: issuer.to_string(),
+            audience: DEFAULT_AUDIENCE.to_string(),
             algorithm,
             keys,
         })
     }
 
+    /// The `aud` this server puts in its JWTs and requires back.
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.audience = audience.to_string();
+        self
+    }
+
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
     }
 
     pub fn algorithm(&self) -> JwtAlgorithm {
@@ -273,6 +301,7 @@ impl JwtKeys {
         match &key.material {
             KeyMaterial::Ed25519 { encoding, .. } => {
                 let mut header = Header::new(Algorithm::EdDSA);
+                header.typ = Some(SESSION_JWT_TYPE.to_string());
                 header.kid = Some(key.kid.clone());
                 jsonwebtoken::encode(&header, claims, encoding)
                     .map_err(|e| JwtError::Key(e.to_string()))
@@ -280,7 +309,7 @@ impl JwtKeys {
             KeyMaterial::MlDsa65 { signing, .. } => {
                 let header = OwnHeader {
                     alg: JwtAlgorithm::MlDsa65.name(),
-                    typ: "JWT",
+                    typ: SESSION_JWT_TYPE,
                     kid: &key.kid,
                 };
                 let mut token = URL_SAFE_NO_PAD.encode(json_bytes(&header)?);
@@ -296,12 +325,18 @@ impl JwtKeys {
         }
     }
 
-    /// Verifies signature, algorithm, key, issuer and time (`now_secs`, Unix
-    /// seconds). Does not look at the session: the caller must.
+    /// Verifies type, signature, algorithm, key, issuer, audience and time
+    /// (`now_secs`, Unix seconds). Does not look at the session: the caller
+    /// must.
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<SessionClaims, JwtError> {
         let header = header_of(token)?;
         if header.alg != self.algorithm.name() {
             return Err(JwtError::WrongAlgorithm);
+        }
+        // RFC 8725 §3.11: a JWT of another type is refused before its
+        // signature is looked at.
+        if header.typ.as_deref() != Some(SESSION_JWT_TYPE) {
+            return Err(JwtError::WrongType);
         }
         let kid = header.kid.ok_or(JwtError::UnknownKey)?;
         let key = self
@@ -316,6 +351,9 @@ impl JwtKeys {
         if claims.iss != self.issuer {
             return Err(JwtError::WrongIssuer);
         }
+        if claims.aud != self.audience {
+            return Err(JwtError::WrongAudience);
+        }
         if claims.exp.saturating_add(LEEWAY_SECS) <= now_secs {
             return Err(JwtError::Expired);
         }
@@ -329,8 +367,10 @@ impl JwtKeys {
 
     fn verify_ed25519(&self, token: &str, key: &DecodingKey) -> Result<SessionClaims, JwtError> {
         let mut validation = Validation::new(Algorithm::EdDSA);
-        // Issuer and time are checked by the caller, against its clock.
+        // Issuer, audience and time are checked by the caller, against its
+        // clock and its configuration.
         validation.validate_exp = false;
+        validation.validate_aud = false;
         validation.validate_nbf = false;
         validation.required_spec_claims.clear();
         let data =
@@ -436,6 +476,7 @@ mod tests {
     fn claims(exp: u64) -> SessionClaims {
         SessionClaims {
             iss: "https://postern.test".into(),
+            aud: DEFAULT_AUDIENCE.into(),
             sub: "alice".into(),
             sid: "sid".into(),
             iat: NOW,
@@ -471,6 +512,7 @@ mod tests {
         assert_eq!(other.verify(&jwt, NOW), Err(JwtError::UnknownKey));
         let same_keys_other_issuer = JwtKeys {
             issuer: "https://evil.test".into(),
+            audience: DEFAULT_AUDIENCE.into(),
             algorithm: JwtAlgorithm::EdDsa,
             keys: JwtKeys::from_keyring(&ring(), "x", JwtAlgorithm::EdDsa)
                 .unwrap()
@@ -484,6 +526,7 @@ mod tests {
             .unwrap();
         let trusting = JwtKeys {
             issuer: "https://postern.test".into(),
+            audience: DEFAULT_AUDIENCE.into(),
             algorithm: JwtAlgorithm::EdDsa,
             keys: same_keys_other_issuer.keys,
         };
@@ -628,10 +671,68 @@ mod tests {
         );
         let other_issuer = JwtKeys {
             issuer: "https://evil.test".into(),
+            audience: DEFAULT_AUDIENCE.into(),
             algorithm: JwtAlgorithm::MlDsa65,
             keys: keys.keys,
         };
         assert_eq!(other_issuer.verify(&jwt, NOW), Err(JwtError::WrongIssuer));
+    }
+
+    #[test]
+    fn a_jwt_for_another_audience_is_refused() {
+        let ring = ring();
+        let api = JwtKeys::from_keyring(&ring, "https://postern.test", JwtAlgorithm::EdDsa)
+            .unwrap()
+            .with_audience("https://api.example");
+        let jwt = api
+            .sign(&SessionClaims {
+                aud: "https://api.example".into(),
+                ..claims(NOW + 60)
+            })
+            .unwrap();
+        assert_eq!(api.verify(&jwt, NOW).unwrap().aud, "https://api.example");
+        let default_audience =
+            JwtKeys::from_keyring(&ring, "https://postern.test", JwtAlgorithm::EdDsa).unwrap();
+        assert_eq!(
+            default_audience.verify(&jwt, NOW),
+            Err(JwtError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn a_jwt_without_the_session_type_is_refused_for_both_algorithms() {
+        for algorithm in [JwtAlgorithm::EdDsa, JwtAlgorithm::MlDsa65] {
+            let keys = JwtKeys::from_keyring(&ring(), "https://postern.test", algorithm).unwrap();
+            let jwt = keys.sign(&claims(NOW + 60)).unwrap();
+            let header: serde_json::Value = serde_json::from_slice(
+                &URL_SAFE_NO_PAD
+                    .decode(jwt.split('.').next().unwrap())
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(header["typ"], SESSION_JWT_TYPE);
+            // Re-signed with the right key, but typed as a plain JWT (or
+            // untyped): refused before the signature matters.
+            for typ in [Some("JWT"), Some("at+jwt"), None] {
+                let KeyMaterial::Ed25519 { encoding, .. } = &keys.keys[0].material else {
+                    // ML-DSA: the header is ours; swap it and keep the
+                    // signature, which the type check precedes.
+                    let mut h = serde_json::json!({"alg": "ML-DSA-65", "kid": keys.current_kid()});
+                    if let Some(t) = typ {
+                        h["typ"] = serde_json::json!(t);
+                    }
+                    let rest: Vec<&str> = jwt.splitn(2, '.').collect();
+                    let retyped = format!("{}.{}", URL_SAFE_NO_PAD.encode(h.to_string()), rest[1]);
+                    assert_eq!(keys.verify(&retyped, NOW), Err(JwtError::WrongType));
+                    continue;
+                };
+                let mut header = Header::new(Algorithm::EdDSA);
+                header.kid = keys.current_kid().map(str::to_string);
+                header.typ = typ.map(str::to_string);
+                let retyped = jsonwebtoken::encode(&header, &claims(NOW + 60), encoding).unwrap();
+                assert_eq!(keys.verify(&retyped, NOW), Err(JwtError::WrongType));
+            }
+        }
     }
 
     fn rotation_overlap(algorithm: JwtAlgorithm) {

@@ -39,6 +39,7 @@ use crate::routes::jwt::JwtDelivery;
 use crate::state::{AppState, Biometric, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
+use postern_core::row_auth::RowKey;
 use postern_tower::ratelimit::MissLimiter;
 use postern_tower::redis_feed::{RedisFeedError, RedisRevocations};
 use postern_tower::upstream::Upstream;
@@ -72,6 +73,8 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error("cannot make the JWT signing keys: {0}")]
     Jwt(#[from] crate::jwt::JwtError),
+    #[error("the keyring file is an older copy (revision {file}, but revision {seen} was in use here): it was rolled back; restore the newest keyring.bin")]
+    KeyringRolledBack { file: u64, seen: u64 },
 }
 
 /// What opening found, for the startup log.
@@ -157,16 +160,47 @@ fn build_biometric(config: &Config, instance: &InstanceKey) -> Result<BuiltBiome
 }
 
 /// Opens keys and store and restores sessions.
-pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError> {
+/// Refuses a keyring file older than one this database has seen (a copy
+/// put back to undo a rotation or revive a pruned generation), and records
+/// a newer one.
+fn check_keyring_revision(store: &RedbStore, file: u64) -> Result<(), StartError> {
+    let seen = store.keyring_revision_seen()?;
+    if file < seen {
+        return Err(StartError::KeyringRolledBack { file, seen });
+    }
+    if file > seen {
+        store.record_keyring_revision(file)?;
+    }
+    Ok(())
+}
+
+/// What the instance key derives the session-row tag key under.
+const SESSION_ROW_KEY_LABEL: &str = "postern/session-rows/v1";
+
+/// Opens everything `config` names. `listening_on` is the address the
+/// server is bound to: with no `[auth] audiences` configured, identity proofs
+/// made for it are accepted.
+pub fn open(
+    config: &Config,
+    listening_on: std::net::SocketAddr,
+    clock: Arc<dyn Clock>,
+) -> Result<Opened, StartError> {
     config.validate()?;
+    let audiences = config
+        .auth
+        .resolved_audiences(listening_on, &config.passkeys.origin)?;
     create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
     let now = clock.now();
     let opened = keys::open_or_init(config, now)?;
-    let store: Arc<dyn SessionStore> =
-        Arc::new(RedbStore::open(&config.data_dir.join("sessions.redb"))?);
+    // Session rows carry a tag under a key only this instance derives, so
+    // that a revocation cleared on disk reads back as tampered.
+    let row_key = RowKey::from_bytes(opened.instance.derive_key(SESSION_ROW_KEY_LABEL));
+    let redb = RedbStore::open(&config.data_dir.join("sessions.redb"))?.with_row_key(row_key);
+    check_keyring_revision(&redb, opened.keyring.revision())?;
+    let store: Arc<dyn SessionStore> = Arc::new(redb);
     let key_generation = opened.keyring.current().id();
     let (authority, restore) = SessionAuthority::restore(
         Arc::new(opened.keyring),
@@ -227,7 +261,8 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
                 authority.keyring(),
                 &config.session.jwt.issuer,
                 config.session.jwt.algorithm,
-            )?,
+            )?
+            .with_audience(&config.session.jwt.audience),
             ttl: config.session.jwt.ttl,
         }),
         _ => None,
@@ -276,6 +311,7 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         pipeline: Pipeline::new(stages),
         proofs,
         reauth_max_age: nanos(config.auth.reauth_max_age),
+        audiences,
         passkeys,
         passkey_pipeline,
         delivery,

@@ -46,6 +46,9 @@ pub struct Shared {
     /// How recent a session's full authentication must be to replace the
     /// identity key, in nanoseconds (`[auth] reauth_max_age`).
     pub reauth_max_age: u64,
+    /// The origins identity proofs may be bound to; the first is assumed
+    /// when a request names none (`[auth] audiences`).
+    pub audiences: Vec<String>,
     /// The WebAuthn relying party and its outstanding ceremonies.
     pub passkeys: RelyingParty,
     /// The stages a passkey login runs (the passkey stage).

@@ -254,7 +254,9 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
         (Some(401), Some("authentication_failed"))
     );
     let challenge = client.challenge("alice").await.unwrap();
-    let proof = postern_client::http::prove(&identity, &challenge, &device("laptop")).unwrap();
+    let proof =
+        postern_client::http::prove(&identity, &challenge, &device("laptop"), client.audience())
+            .unwrap();
     let err = client
         .full(
             "alice",
@@ -278,8 +280,40 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
         (Some(401), Some("challenge_invalid")),
         "replay"
     );
+    // A look-alike server relayed this server's challenge: the client bound
+    // its proof to the origin it was talking to, which is not ours.
+    let relayed = client.challenge("alice").await.unwrap();
+    let evil = "https://auth.example.evil";
+    let proof = postern_client::http::prove(&identity, &relayed, &device("laptop"), evil).unwrap();
+    let err = client
+        .full("alice", &relayed.challenge_id, &device("laptop"), &proof)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), Some("authentication_failed")),
+        "a proof made for another deployment"
+    );
+    let relayed = client.challenge("alice").await.unwrap();
+    let proof = postern_client::http::prove(&identity, &relayed, &device("laptop"), evil).unwrap();
+    let named = http()
+        .post(server.url("/v1/auth/full"))
+        .json(
+            &json!({"user": "alice", "challenge_id": relayed.challenge_id, "device": "laptop",
+            "identity_proof": proof, "audience": evil}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(named).await,
+        (400, "unknown_audience".into()),
+        "naming the look-alike's origin is refused before the proof is looked at"
+    );
     let foreign = client.challenge("bob").await.unwrap();
-    let proof = postern_client::http::prove(&identity, &foreign, &device("laptop")).unwrap();
+    let proof =
+        postern_client::http::prove(&identity, &foreign, &device("laptop"), client.audience())
+            .unwrap();
     let err = client
         .full("alice", &foreign.challenge_id, &device("laptop"), &proof)
         .await
@@ -291,7 +325,8 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
     );
     let late = client.challenge("alice").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let proof = postern_client::http::prove(&identity, &late, &device("laptop")).unwrap();
+    let proof = postern_client::http::prove(&identity, &late, &device("laptop"), client.audience())
+        .unwrap();
     let err = client
         .full("alice", &late.challenge_id, &device("laptop"), &proof)
         .await

@@ -73,6 +73,10 @@ fn verify_offline(token: &str, jwks: &Value) -> Value {
     let decoding = DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&["postern"]);
+    // An offline verifier checks the audience and the explicit type too.
+    validation.set_audience(&["postern"]);
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("postern-session+jwt"));
     jsonwebtoken::decode::<Value>(token, &decoding, &validation)
         .unwrap()
         .claims
@@ -267,6 +271,7 @@ fn verify_ml_dsa_offline(token: &str, jwks: &Value) -> Value {
     assert_eq!(parts.len(), 3);
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
     assert_eq!(header["alg"], "ML-DSA-65");
+    assert_eq!(header["typ"], "postern-session+jwt");
     let key = jwks["keys"]
         .as_array()
         .unwrap()
@@ -298,13 +303,21 @@ async fn ml_dsa_65_jwts_verify_offline_with_another_implementation_and_die_with_
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &["--session-mode", "jwt", "--jwt-alg", "ML-DSA-65"],
+        &[
+            "--session-mode",
+            "jwt",
+            "--jwt-alg",
+            "ML-DSA-65",
+            "--jwt-audience",
+            "https://api.example",
+        ],
     );
     let client = server.client();
     let (_, login) = enroll_and_login(&client, "alice", "laptop").await;
     let token = login.token.clone();
     let claims = verify_ml_dsa_offline(&token, &jwks(&server).await);
     assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], "https://api.example");
     assert_eq!(claims["sid"], login.session_id.as_str());
 
     let (status, body, user) = check(&server, &token).await;

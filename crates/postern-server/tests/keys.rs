@@ -97,6 +97,36 @@ async fn keys_init_show_and_rotate_keep_old_sessions_verifying() {
 }
 
 #[tokio::test]
+async fn an_older_keyring_file_put_back_after_a_rotation_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (ok, _, _) = run_json(&["keys", "init"], data);
+    assert!(ok);
+    let before_rotation = std::fs::read(data.join("keyring.bin")).unwrap();
+    let (ok, shown, _) = run_json(&["keys", "show"], data);
+    assert!(ok);
+    assert_eq!(shown["revision"], 1);
+    let (ok, _, _) = run_json(&["keys", "rotate"], data);
+    assert!(ok);
+    // The server records the revision it runs with...
+    let server = Server::start(data, &[]);
+    assert!(server.terminate());
+    // ...so the copy from before the rotation is refused.
+    std::fs::write(data.join("keyring.bin"), &before_rotation).unwrap();
+    let out = postern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("older copy (revision 1, but revision 2 was in use here)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn the_instance_secret_can_live_in_the_environment_and_must_match() {
     let dir = tempfile::tempdir().unwrap();
     let secret = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);

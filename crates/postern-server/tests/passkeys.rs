@@ -893,13 +893,16 @@ async fn revoking_the_identity_key_revokes_passkey_sessions_it_took_part_in() {
                 .to_string(),
             expires_at: String::new(),
         };
-        let proof = postern_client::http::prove(&identity, &challenge, &device("laptop")).unwrap();
+        let audience = server.client().audience().to_string();
+        let proof =
+            postern_client::http::prove(&identity, &challenge, &device("laptop"), &audience)
+                .unwrap();
         let login = post(
             &server,
             "/v1/passkeys/login/finish",
             json!({
                 "ceremony_id": start["ceremony_id"], "credential": credential,
-                "device": "laptop", "identity_proof": proof,
+                "device": "laptop", "identity_proof": proof, "audience": audience,
             }),
         )
         .await;

@@ -262,6 +262,46 @@ async fn a_tampered_record_on_disk_answers_tampered_after_restart() {
 }
 
 #[tokio::test]
+async fn a_logout_cleared_on_disk_answers_tampered_after_restart_not_resumed() {
+    use postern_core::token::SessionToken;
+    use postern_store::embedded::RedbStore;
+    use postern_store::SessionStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (_, login) = enroll_and_login(&server.client(), "heidi", "d").await;
+    server.client().logout(&login.token).await.unwrap();
+    assert!(server.terminate());
+    {
+        // A disk writer without the instance key clears the revocation
+        // time in the row, in place (bytes 17..25 of an encoded row).
+        let db = dir.path().join("sessions.redb");
+        let id = SessionToken::parse(&login.token).unwrap().id();
+        let row = RedbStore::open(&db).unwrap().get(&id).unwrap().unwrap();
+        assert!(row.revoked_at.is_some());
+        use redb::ReadableTable;
+        let db = redb::Database::create(&db).unwrap();
+        let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("sessions");
+        let tx = db.begin_write().unwrap();
+        {
+            let mut sessions = tx.open_table(table).unwrap();
+            let key = id.as_bytes().as_slice();
+            let mut bytes = sessions.get(key).unwrap().unwrap().value().to_vec();
+            bytes[17..25].fill(0);
+            sessions.insert(key, bytes.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let server = Server::start(dir.path(), &[]);
+    let r = server
+        .client()
+        .resume(&login.token, Some(&device("d")), None)
+        .await
+        .unwrap();
+    assert_eq!(decision(&r), ("full_auth_required", Some("tampered"), 401));
+}
+
+#[tokio::test]
 async fn revoking_the_identity_key_revokes_every_session_made_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);

@@ -206,6 +206,8 @@ enum RowError {
     Context(#[from] ContextError),
     #[error("row does not match its context")]
     Mismatch,
+    #[error("the row's tag does not verify: its revocation or activity was edited at rest")]
+    BadTag,
 }
 
 impl SessionAuthority {
@@ -325,6 +327,9 @@ impl SessionAuthority {
     }
 
     fn verify_row(&self, row: &SessionRow) -> Result<SessionContext, RowError> {
+        if row.tampered {
+            return Err(RowError::BadTag);
+        }
         let plain = self.keyring.open(row.id.as_bytes(), &row.sealed)?;
         let context = SessionContext::decode_verified(&plain, |id| {
             self.keyring.generation(id).map(|g| g.verifying())
@@ -699,6 +704,7 @@ fn row_of(context: &SessionContext, now: UnixNanos, sealed: Vec<u8>) -> SessionR
         last_seen: now,
         revoked_at: None,
         sealed,
+        tampered: false,
     }
 }
 

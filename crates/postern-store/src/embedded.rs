@@ -17,6 +17,7 @@
 use std::path::Path;
 
 use postern_core::context::UserId;
+use postern_core::row_auth::RowKey;
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 use redb::{
@@ -35,6 +36,9 @@ const PASSKEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("passkeys")
 const USER_PASSKEYS: MultimapTableDefinition<&str, &[u8]> =
     MultimapTableDefinition::new("user_passkeys");
 const PASSKEY_HANDLES: TableDefinition<&str, &[u8]> = TableDefinition::new("passkey_handles");
+/// Facts about the deployment kept beside its data (`keyring_revision`).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const KEYRING_REVISION: &str = "keyring_revision";
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     StoreError::Database(Box::new(e))
@@ -43,6 +47,10 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
 /// A [`SessionStore`] in a redb file.
 pub struct RedbStore {
     db: Database,
+    /// Tags session rows so that an edit on disk (a cleared revocation)
+    /// reads back as tampered; `None` only in tests and tools that read a
+    /// database without the instance key.
+    row_key: Option<RowKey>,
 }
 
 impl RedbStore {
@@ -56,8 +64,50 @@ impl RedbStore {
         tx.open_table(PASSKEYS).map_err(backend)?;
         tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
         tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
+        tx.open_table(META).map_err(backend)?;
         tx.commit().map_err(backend)?;
-        Ok(Self { db })
+        Ok(Self { db, row_key: None })
+    }
+
+    /// Tags every session row written from now on with `key` and checks
+    /// the tag of every row read: a row edited on disk, or written without
+    /// the key, reads as [`SessionRow::tampered`]. The server always sets it.
+    pub fn with_row_key(mut self, key: RowKey) -> Self {
+        self.row_key = Some(key);
+        self
+    }
+
+    /// The highest keyring revision recorded here (0 if none): a keyring
+    /// file with a lower one is an older copy put back.
+    pub fn keyring_revision_seen(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let meta = tx.open_table(META).map_err(backend)?;
+        let seen = meta.get(KEYRING_REVISION).map_err(backend)?;
+        Ok(seen.map_or(0, |v| v.value()))
+    }
+
+    /// Records `revision` as seen, durably; never lowers the record.
+    pub fn record_keyring_revision(&self, revision: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        {
+            let mut meta = tx.open_table(META).map_err(backend)?;
+            let seen = meta
+                .get(KEYRING_REVISION)
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
+            if revision > seen {
+                meta.insert(KEYRING_REVISION, revision).map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn encode(&self, row: &SessionRow) -> Vec<u8> {
+        row.encode(self.row_key.as_ref())
+    }
+
+    fn decode(&self, id: SessionId, bytes: &[u8]) -> Result<SessionRow, StoreError> {
+        SessionRow::decode(id, bytes, self.row_key.as_ref())
     }
 }
 
@@ -102,7 +152,7 @@ impl SessionStore for RedbStore {
                     return Err(StoreError::CorruptRow("duplicate session id"));
                 }
                 sessions
-                    .insert(row.id.as_bytes().as_slice(), row.encode().as_slice())
+                    .insert(row.id.as_bytes().as_slice(), self.encode(&row).as_slice())
                     .map_err(backend)?;
                 index
                     .insert(row.user.as_str(), row.id.as_bytes().as_slice())
@@ -117,7 +167,7 @@ impl SessionStore for RedbStore {
         let found = {
             let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
             let existing = match sessions.get(id.as_bytes().as_slice()).map_err(backend)? {
-                Some(value) => Some(SessionRow::decode(*id, value.value())?),
+                Some(value) => Some(self.decode(*id, value.value())?),
                 None => None,
             };
             match existing {
@@ -125,7 +175,7 @@ impl SessionStore for RedbStore {
                     if row.revoked_at.is_none() {
                         row.revoked_at = Some(at);
                         sessions
-                            .insert(id.as_bytes().as_slice(), row.encode().as_slice())
+                            .insert(id.as_bytes().as_slice(), self.encode(&row).as_slice())
                             .map_err(backend)?;
                     }
                     true
@@ -147,14 +197,16 @@ impl SessionStore for RedbStore {
             let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
             for (id, at) in updates {
                 let existing = match sessions.get(id.as_bytes().as_slice()).map_err(backend)? {
-                    Some(value) => Some(SessionRow::decode(*id, value.value())?),
+                    Some(value) => Some(self.decode(*id, value.value())?),
                     None => None,
                 };
                 if let Some(mut row) = existing {
-                    if *at > row.last_seen {
+                    // A tampered row is never re-tagged by a touch: that
+                    // would launder the edit.
+                    if *at > row.last_seen && !row.tampered {
                         row.last_seen = *at;
                         sessions
-                            .insert(id.as_bytes().as_slice(), row.encode().as_slice())
+                            .insert(id.as_bytes().as_slice(), self.encode(&row).as_slice())
                             .map_err(backend)?;
                     }
                 }
@@ -167,7 +219,7 @@ impl SessionStore for RedbStore {
         let tx = self.db.begin_read().map_err(backend)?;
         let sessions = tx.open_table(SESSIONS).map_err(backend)?;
         match sessions.get(id.as_bytes().as_slice()).map_err(backend)? {
-            Some(value) => Ok(Some(SessionRow::decode(*id, value.value())?)),
+            Some(value) => Ok(Some(self.decode(*id, value.value())?)),
             None => Ok(None),
         }
     }
@@ -187,7 +239,7 @@ impl SessionStore for RedbStore {
         let sessions = tx.open_table(SESSIONS).map_err(backend)?;
         for entry in sessions.iter().map_err(backend)? {
             let (key, value) = entry.map_err(backend)?;
-            visit(SessionRow::decode(id_of(key.value())?, value.value())?);
+            visit(self.decode(id_of(key.value())?, value.value())?);
         }
         Ok(())
     }
@@ -199,7 +251,7 @@ impl SessionStore for RedbStore {
             let mut expired = Vec::new();
             for entry in sessions.iter().map_err(backend)? {
                 let (key, value) = entry.map_err(backend)?;
-                let row = SessionRow::decode(id_of(key.value())?, value.value())?;
+                let row = self.decode(id_of(key.value())?, value.value())?;
                 if row.expires_at < before {
                     expired.push((row.id, row.user));
                 }

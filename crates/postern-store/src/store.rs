@@ -37,6 +37,7 @@
 //! also fill misses and broadcast revocations.
 
 use postern_core::context::UserId;
+use postern_core::row_auth::{RowKey, ROW_TAG_LEN};
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
 
@@ -75,14 +76,27 @@ pub struct SessionRow {
     pub revoked_at: Option<UnixNanos>,
     /// The AES-256-GCM-sealed, ML-DSA-65-signed session context.
     pub sealed: Vec<u8>,
+    /// Read from a store that tags its rows ([`RowKey`]) and this row's tag
+    /// did not verify: its revocation or activity may have been edited on
+    /// disk. Such a row answers `tampered`. Always `false` on rows made in
+    /// memory.
+    pub tampered: bool,
 }
 
-const ROW_VERSION: u8 = 1;
+/// v1: no tag. v2: `version ‖ expires ‖ last_seen ‖ revoked ‖ |user| ‖ user
+/// ‖ tag (32) ‖ sealed`, the tag being HMAC-SHA256 over the id, the fields
+/// before it and the sealed bytes (see `postern_core::row_auth`).
+const ROW_VERSION: u8 = 2;
+const UNTAGGED_ROW_VERSION: u8 = 1;
+const ROW_HEADER_LEN: usize = 1 + 8 + 8 + 8 + 1;
 
 impl SessionRow {
-    pub fn encode(&self) -> Vec<u8> {
+    /// The row's bytes at rest, tagged with `key` (a zero tag without one:
+    /// such rows read back only through a store without a key).
+    pub fn encode(&self, key: Option<&RowKey>) -> Vec<u8> {
         let user = self.user.as_str().as_bytes();
-        let mut out = Vec::with_capacity(26 + user.len() + self.sealed.len());
+        let mut out =
+            Vec::with_capacity(ROW_HEADER_LEN + user.len() + ROW_TAG_LEN + self.sealed.len());
         out.push(ROW_VERSION);
         out.extend_from_slice(&self.expires_at.to_le_bytes());
         out.extend_from_slice(&self.last_seen.to_le_bytes());
@@ -90,13 +104,20 @@ impl SessionRow {
         // UserId guarantees at most 64 bytes.
         out.push(user.len() as u8);
         out.extend_from_slice(user);
+        let tag = key.map_or([0; ROW_TAG_LEN], |key| {
+            key.tag(&[self.id.as_bytes(), &out, &self.sealed])
+        });
+        out.extend_from_slice(&tag);
         out.extend_from_slice(&self.sealed);
         out
     }
 
-    pub fn decode(id: SessionId, bytes: &[u8]) -> Result<Self, StoreError> {
+    /// Reads a row. With `key`, a row whose tag does not verify (edited, or
+    /// written before rows were tagged) comes back marked
+    /// [`SessionRow::tampered`]. Attacker-controlled input: never panics.
+    pub fn decode(id: SessionId, bytes: &[u8], key: Option<&RowKey>) -> Result<Self, StoreError> {
         let (&version, rest) = bytes.split_first().ok_or(StoreError::CorruptRow("empty"))?;
-        if version != ROW_VERSION {
+        if version != ROW_VERSION && version != UNTAGGED_ROW_VERSION {
             return Err(StoreError::CorruptRow("version"));
         }
         let u64_at = |at: usize| -> Result<u64, StoreError> {
@@ -116,14 +137,33 @@ impl SessionRow {
             .ok()
             .and_then(|u| UserId::parse(u).ok())
             .ok_or(StoreError::CorruptRow("user"))?;
-        let sealed = rest.get(25 + user_len..).unwrap_or_default().to_vec();
+        let header_len = ROW_HEADER_LEN + user_len;
+        let (tag, sealed) = if version == ROW_VERSION {
+            let tag = bytes
+                .get(header_len..header_len + ROW_TAG_LEN)
+                .ok_or(StoreError::CorruptRow("truncated"))?;
+            (
+                Some(tag),
+                bytes.get(header_len + ROW_TAG_LEN..).unwrap_or_default(),
+            )
+        } else {
+            (None, bytes.get(header_len..).unwrap_or_default())
+        };
+        let tampered = match (key, tag) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(key), Some(tag)) => {
+                !key.verify(&[id.as_bytes(), &bytes[..header_len], sealed], tag)
+            }
+        };
         Ok(Self {
             id,
             user,
             expires_at,
             last_seen,
             revoked_at: (revoked != 0).then_some(revoked),
-            sealed,
+            sealed: sealed.to_vec(),
+            tampered,
         })
     }
 }
@@ -141,6 +181,8 @@ pub struct UserRecord {
     pub biometric_template: Option<Vec<u8>>,
 }
 
+/// A user record without a biometric template (the first format).
+const USER_ROW_V1: u8 = 1;
 /// A user row with a biometric template: the version 1 fields, then the
 /// template's length (u32, little-endian) and bytes. Rows without a
 /// template keep the 49-byte version 1 layout.
@@ -156,7 +198,7 @@ impl UserRecord {
         let mut out = Vec::with_capacity(USER_ROW_V1_LEN + template.map_or(0, |t| 4 + t.len()));
         out.push(match template {
             Some(_) => USER_ROW_WITH_TEMPLATE,
-            None => ROW_VERSION,
+            None => USER_ROW_V1,
         });
         out.extend_from_slice(&self.identity_key);
         out.extend_from_slice(&self.enrolled_at.to_le_bytes());
@@ -172,7 +214,7 @@ impl UserRecord {
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let corrupt = || StoreError::CorruptRow("user record");
         let biometric_template = match bytes.first() {
-            Some(&ROW_VERSION) if bytes.len() == USER_ROW_V1_LEN => None,
+            Some(&USER_ROW_V1) if bytes.len() == USER_ROW_V1_LEN => None,
             Some(&USER_ROW_WITH_TEMPLATE) => {
                 let len = bytes
                     .get(USER_ROW_V1_LEN..USER_ROW_V1_LEN + 4)
@@ -274,23 +316,76 @@ mod tests {
             last_seen: 5,
             revoked_at: Some(7),
             sealed: vec![9; 40],
+            tampered: false,
         };
-        let bytes = row.encode();
-        assert_eq!(SessionRow::decode(row.id, &bytes).unwrap(), row);
+        let bytes = row.encode(None);
+        assert_eq!(SessionRow::decode(row.id, &bytes, None).unwrap(), row);
         assert_eq!(
-            SessionRow::decode(row.id, &[]).unwrap_err(),
+            SessionRow::decode(row.id, &[], None).unwrap_err(),
             StoreError::CorruptRow("empty")
         );
         assert_eq!(
-            SessionRow::decode(row.id, &bytes[..10]).unwrap_err(),
+            SessionRow::decode(row.id, &bytes[..10], None).unwrap_err(),
             StoreError::CorruptRow("truncated")
         );
         let mut v = bytes.clone();
         v[0] = 9;
         assert_eq!(
-            SessionRow::decode(row.id, &v).unwrap_err(),
+            SessionRow::decode(row.id, &v, None).unwrap_err(),
             StoreError::CorruptRow("version")
         );
+    }
+
+    fn row_key(byte: u8) -> RowKey {
+        RowKey::from_bytes(zeroize::Zeroizing::new([byte; 32]))
+    }
+
+    #[test]
+    fn a_row_edited_on_disk_reads_as_tampered() {
+        let key = row_key(3);
+        let row = SessionRow {
+            id: SessionId::from_bytes([1; 16]),
+            user: UserId::parse("alice").unwrap(),
+            expires_at: 10,
+            last_seen: 5,
+            revoked_at: Some(7),
+            sealed: vec![9; 40],
+            tampered: false,
+        };
+        let bytes = row.encode(Some(&key));
+        assert_eq!(SessionRow::decode(row.id, &bytes, Some(&key)).unwrap(), row);
+        // Un-revoke: zero the revocation time in place.
+        let mut unrevoked = bytes.clone();
+        unrevoked[17..25].fill(0);
+        let read = SessionRow::decode(row.id, &unrevoked, Some(&key)).unwrap();
+        assert_eq!((read.revoked_at, read.tampered), (None, true));
+        // Every other byte is covered too, and so is the row's id.
+        for i in 1..bytes.len() {
+            let mut edited = bytes.clone();
+            edited[i] ^= 1;
+            if let Ok(read) = SessionRow::decode(row.id, &edited, Some(&key)) {
+                assert!(read.tampered, "byte {i}");
+            }
+        }
+        let moved = SessionRow::decode(SessionId::from_bytes([2; 16]), &bytes, Some(&key)).unwrap();
+        assert!(moved.tampered, "a row copied under another session id");
+        // Another instance's key, a zero tag and an untagged v1 row.
+        assert!(
+            SessionRow::decode(row.id, &bytes, Some(&row_key(4)))
+                .unwrap()
+                .tampered
+        );
+        assert!(
+            SessionRow::decode(row.id, &row.encode(None), Some(&key))
+                .unwrap()
+                .tampered
+        );
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&bytes[1..31]);
+        v1.extend_from_slice(&row.sealed);
+        let read = SessionRow::decode(row.id, &v1, Some(&key)).unwrap();
+        assert!(read.tampered, "a row from before rows were tagged");
+        assert_eq!(read.sealed, row.sealed);
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn row(id: u8, user: &str, expires_at: u64) -> SessionRow {
         last_seen: 1,
         revoked_at: None,
         sealed: vec![id; 64],
+        tampered: false,
     }
 }
 
@@ -437,6 +438,78 @@ fn the_memory_store_meets_the_contract() {
 fn the_redb_store_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     conformance(&RedbStore::open(&dir.path().join("sessions.redb")).unwrap());
+}
+
+fn row_key(byte: u8) -> postern_core::row_auth::RowKey {
+    postern_core::row_auth::RowKey::from_bytes(zeroize::Zeroizing::new([byte; 32]))
+}
+
+#[test]
+fn the_redb_store_with_a_row_key_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance(
+        &RedbStore::open(&dir.path().join("sessions.redb"))
+            .unwrap()
+            .with_row_key(row_key(1)),
+    );
+}
+
+#[test]
+fn a_revocation_cleared_on_disk_reads_back_as_tampered_and_is_not_laundered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.redb");
+    let id = SessionId::from_bytes([7; 16]);
+    {
+        let store = RedbStore::open(&path).unwrap().with_row_key(row_key(1));
+        store.insert(&row(7, "alice", 100)).unwrap();
+        store.revoke(&id, 42).unwrap();
+        let back = store.get(&id).unwrap().unwrap();
+        assert_eq!((back.revoked_at, back.tampered), (Some(42), false));
+    }
+    // A disk writer zeroes the revocation time in place (bytes 17..25).
+    {
+        use redb::ReadableTable;
+        let db = redb::Database::create(&path).unwrap();
+        let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("sessions");
+        let tx = db.begin_write().unwrap();
+        {
+            let mut sessions = tx.open_table(table).unwrap();
+            let mut bytes = sessions
+                .get(id.as_bytes().as_slice())
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            bytes[17..25].fill(0);
+            sessions
+                .insert(id.as_bytes().as_slice(), bytes.as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = RedbStore::open(&path).unwrap().with_row_key(row_key(1));
+    let back = store.get(&id).unwrap().unwrap();
+    assert_eq!((back.revoked_at, back.tampered), (None, true));
+    // Activity does not re-tag it.
+    store.touch_many(&[(id, 90)]).unwrap();
+    let back = store.get(&id).unwrap().unwrap();
+    assert_eq!((back.last_seen, back.tampered), (1, true));
+    // Another instance's key does not verify untouched rows either.
+    let other = RedbStore::open(&dir.path().join("other.redb"))
+        .unwrap()
+        .with_row_key(row_key(1));
+    other.insert(&row(8, "bob", 100)).unwrap();
+    drop(other);
+    let foreign = RedbStore::open(&dir.path().join("other.redb"))
+        .unwrap()
+        .with_row_key(row_key(2));
+    assert!(
+        foreign
+            .get(&SessionId::from_bytes([8; 16]))
+            .unwrap()
+            .unwrap()
+            .tampered
+    );
 }
 
 #[test]

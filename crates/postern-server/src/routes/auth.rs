@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::issue::{issue_session, LoginResponse};
-use super::{blocking, user_id};
+use super::{audience_of, blocking, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -67,6 +67,10 @@ pub struct FullAuthRequest {
     pub device: DeviceInput,
     /// Schnorr identity proof, 64 bytes, base64url.
     pub identity_proof: Option<String>,
+    /// The origin the proof was made for (the server's origin as the client
+    /// reached it, e.g. `https://auth.example.com`); one of the server's
+    /// `[auth] audiences`. Default: the server's first audience.
+    pub audience: Option<String>,
     /// Encrypted biometric probe (BFV ciphertext, 111,618 bytes), base64url,
     /// when the `biometric` stage is required.
     pub biometric_probe: Option<String>,
@@ -104,6 +108,7 @@ pub async fn full(
         .device
         .fingerprint()
         .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
+    let audience = audience_of(&state, body.audience.as_deref())?;
     let challenge_id: [u8; 16] = URL_SAFE_NO_PAD
         .decode(body.challenge_id.trim())
         .ok()
@@ -148,6 +153,7 @@ pub async fn full(
             record: &record,
             device: &device,
             challenge: &challenge,
+            audience: &audience,
             factors: Factors { identity_proof: proof.as_deref(), biometric_probe: probe.as_deref(), ..Factors::default() },
         };
         let outcome = state.pipeline.run(&request);

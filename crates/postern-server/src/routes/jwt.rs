@@ -56,6 +56,7 @@ pub(crate) fn issue_jwt(
     let expires = now.saturating_add(ttl).min(ctx.expires_at);
     let claims = SessionClaims {
         iss: jwt.keys.issuer().to_string(),
+        aud: jwt.keys.audience().to_string(),
         sub: ctx.user.to_string(),
         sid: ctx.session_id.to_text(),
         iat: now / SECOND,

@@ -350,6 +350,34 @@ pub(crate) fn user_id(text: &str) -> Result<postern_core::context::UserId, ApiEr
         .map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))
 }
 
+/// The audience a request's identity proof is bound to: the one it names,
+/// if this server accepts it, else the server's first. A proof made for a
+/// look-alike server names that server's origin and is refused here.
+pub(crate) fn audience_of(state: &AppState, named: Option<&str>) -> Result<String, ApiError> {
+    let Some(named) = named else {
+        return state
+            .audiences
+            .first()
+            .cloned()
+            .ok_or(ApiError::Internal("no audience configured"));
+    };
+    let named = named.trim().trim_end_matches('/');
+    state
+        .audiences
+        .iter()
+        .find(|a| a.as_str() == named)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_audience",
+                format!(
+                    "this server accepts identity proofs made for {}, not for the audience named",
+                    state.audiences.join(", ")
+                ),
+            )
+        })
+}
+
 /// Runs blocking store work off the async workers.
 pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where

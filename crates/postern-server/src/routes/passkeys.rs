@@ -43,7 +43,7 @@ use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
 use super::session::{authenticated, Intent};
 use super::users::recent_session_of_user;
-use super::{blocking, user_id};
+use super::{audience_of, blocking, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -113,6 +113,8 @@ pub struct LoginFinishRequest {
     /// When passkey logins also require the identity stage: a Schnorr proof
     /// bound to this ceremony's challenge, base64url.
     pub identity_proof: Option<String>,
+    /// The origin the identity proof was made for (see `/v1/auth/full`).
+    pub audience: Option<String>,
     /// When passkey logins also require the biometric stage: an encrypted
     /// probe, base64url.
     pub biometric_probe: Option<String>,
@@ -340,6 +342,7 @@ pub async fn login_finish(
             .transpose()
     };
     let proof = decode(&body.identity_proof, "invalid_identity_proof")?;
+    let audience = audience_of(&state, body.audience.as_deref())?;
     let probe = decode(&body.biometric_probe, "invalid_biometric_probe")?;
     // The ceremony is consumed now, whatever happens next.
     let ceremony = state.passkeys.take_login(&id, state.clock.now())?;
@@ -371,6 +374,7 @@ pub async fn login_finish(
             record: &record,
             device: &device,
             challenge: ceremony.challenge(),
+            audience: &audience,
             factors: Factors {
                 passkey: Some(PasskeyFactor {
                     ceremony: &ceremony,
