@@ -152,7 +152,7 @@ impl SessionStore for RedbStore {
                     return Err(StoreError::CorruptRow("duplicate session id"));
                 }
                 sessions
-                    .insert(row.id.as_bytes().as_slice(), self.encode(&row).as_slice())
+                    .insert(row.id.as_bytes().as_slice(), self.encode(row).as_slice())
                     .map_err(backend)?;
                 index
                     .insert(row.user.as_str(), row.id.as_bytes().as_slice())
