@@ -66,16 +66,18 @@
 
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+// Statistics and the sketch's clock: estimates, never part of a decision
+// about memory, so `std` atomics even under loom.
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
 use rand::Rng;
 
 use crate::huge::MAX_LEN;
 use crate::key::CacheKey;
-use crate::reclaim;
+use crate::reclaim::{self, Patience};
 use crate::sketch::FrequencySketch;
+use crate::sync::{AtomicPtr, Mutex, MutexGuard, Ordering};
 use crate::table::{Located, Probe, SlotRef, Stored, Table, Writer, MIN_CAPACITY};
 
 /// Cache limits.
@@ -244,6 +246,29 @@ const ENTRIES_PER_HUGE_TABLE: usize = 16_384;
 /// Retired objects are freed in batches of this many (or by the sweeper).
 const RECLAIM_BATCH: usize = 64;
 
+/// Backoff steps (`crate::sync::backoff`: 64 spin hints, then yields) that
+/// an insert or removal waits for each read section in progress before it
+/// leaves its batch for a later attempt. A read section is a lookup, tens
+/// of nanoseconds, so only a reader that is descheduled or stalled inside
+/// one outlasts this; a few hundred steps is a few microseconds at most on
+/// a thread that an async runtime may be running.
+#[cfg(not(loom))]
+const INLINE_PATIENCE: u32 = 128;
+/// Under loom every step is a yield to the model checker; two are enough
+/// to explore both outcomes of a bounded wait.
+#[cfg(loom)]
+const INLINE_PATIENCE: u32 = 2;
+
+/// Objects waiting to be freed, and when the next inline attempt is due.
+struct Retirement<V> {
+    objects: Vec<Retired<V>>,
+    /// An inline attempt runs once `objects` reaches this length: one batch
+    /// at first, and one more batch after each attempt that a read section
+    /// outlasted, so a stalled reader does not make every write pay a
+    /// barrier and a wait.
+    due_at: usize,
+}
+
 /// A concurrent cache from [`CacheKey`]s to shared values with expiry.
 pub struct Cache<V> {
     partitions: Box<[Partition<V>]>,
@@ -257,7 +282,7 @@ pub struct Cache<V> {
     hits: StripedCounter,
     misses: StripedCounter,
     counters: Counters,
-    retired: Mutex<Vec<Retired<V>>>,
+    retired: Mutex<Retirement<V>>,
     /// The sketch's reset count when slot hits were last halved.
     hits_aged_at: AtomicU64,
 }
@@ -317,7 +342,10 @@ impl<V> Cache<V> {
             hits: StripedCounter::new(),
             misses: StripedCounter::new(),
             counters: Counters::default(),
-            retired: Mutex::new(Vec::new()),
+            retired: Mutex::new(Retirement {
+                objects: Vec::new(),
+                due_at: RECLAIM_BATCH,
+            }),
             hits_aged_at: AtomicU64::new(0),
         }
     }
@@ -536,42 +564,73 @@ impl<V> Cache<V> {
             .table
             .swap(fresh, Ordering::SeqCst);
         locked.accounts.tombstones = 0;
-        self.retired.lock().push(Retired::Table(old));
+        self.retired.lock().objects.push(Retired::Table(old));
     }
 
     /// Hands over a value whose slot was just overwritten or emptied.
     fn retire(&self, value: *mut V) {
-        self.retired.lock().push(Retired::Value(value));
+        self.retired.lock().objects.push(Retired::Value(value));
     }
 
     /// Frees the retired objects once no read section can still hold them,
-    /// if a batch has built up. Called with no partition mutex held.
+    /// if a batch has built up. Called with no partition mutex held, by
+    /// inserts and removals, which may run on an async runtime's worker
+    /// thread: it waits only briefly for read sections in progress
+    /// ([`INLINE_PATIENCE`]) and otherwise leaves the objects for a later
+    /// attempt (the next batch, or the sweeper).
     fn reclaim_if_due(&self) {
-        if self.retired.lock().len() >= RECLAIM_BATCH {
-            self.reclaim();
+        let due = {
+            let retired = self.retired.lock();
+            retired.objects.len() >= retired.due_at
+        };
+        if due {
+            self.reclaim_with(Patience::Steps(INLINE_PATIENCE));
         }
     }
 
     /// Frees every object retired so far, after waiting for the read
-    /// sections in progress to end. Does nothing inside a read section of
-    /// this thread (a `get_map` callback); a later call frees them.
+    /// sections in progress to end, however long they take: call it from a
+    /// thread that may block (the sweeper does), never from an async task.
+    /// Does nothing inside a read section of this thread (a `get_map`
+    /// callback); a later call frees them.
     pub fn reclaim(&self) {
+        self.reclaim_with(Patience::Unbounded);
+    }
+
+    /// Frees every object retired so far if the read sections in progress
+    /// end within a brief wait, as inserts and removals do; otherwise keeps
+    /// them for a later attempt. Returns whether it freed them. Safe to
+    /// call from an async task.
+    pub fn try_reclaim(&self) -> bool {
+        self.reclaim_with(Patience::Steps(INLINE_PATIENCE))
+    }
+
+    /// Frees every object retired so far if the read sections in progress
+    /// end within `patience`; otherwise keeps them for a later attempt.
+    /// Returns whether it freed them.
+    fn reclaim_with(&self, patience: Patience) -> bool {
         if reclaim::in_read_section() {
-            return;
+            return false;
         }
-        let batch = std::mem::take(&mut *self.retired.lock());
+        let batch = std::mem::take(&mut self.retired.lock().objects);
         if batch.is_empty() {
-            return;
+            return true;
         }
-        if reclaim::synchronize() {
+        if reclaim::synchronize(patience) {
             for retired in batch {
                 // SAFETY: every object in the batch was unreachable before
                 // `synchronize`, which waited out the sections that could
                 // have reached it; each is in the list once.
                 unsafe { retired.free() };
             }
+            let mut retired = self.retired.lock();
+            retired.due_at = retired.objects.len() + RECLAIM_BATCH;
+            true
         } else {
-            self.retired.lock().extend(batch);
+            let mut retired = self.retired.lock();
+            retired.objects.extend(batch);
+            retired.due_at = retired.objects.len() + RECLAIM_BATCH;
+            false
         }
     }
 
@@ -721,7 +780,8 @@ impl<V> Cache<V> {
     /// one partition at a time (readers never wait on a partition lock),
     /// then frees everything retired so far. The first sweep after the
     /// sketch ages also halves every entry's recent hits, so that hits fade
-    /// on the same clock as the sketch's counts.
+    /// on the same clock as the sketch's counts. Waits for read sections in
+    /// progress ([`Cache::reclaim`]): run it on a thread that may block.
     pub fn sweep(&self, now: u64, max_per_shard: usize) -> usize {
         let resets = self.sketch.resets();
         let age = self.hits_aged_at.swap(resets, Ordering::Relaxed) != resets;
@@ -768,14 +828,14 @@ impl<V> Drop for Cache<V> {
                 drop(unsafe { Arc::from_raw(entry.value) });
             }
         }
-        for retired in std::mem::take(self.retired.get_mut()) {
+        for retired in std::mem::take(&mut self.retired.get_mut().objects) {
             // SAFETY: unreachable, and no read section is left (`&mut self`).
             unsafe { retired.free() };
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
