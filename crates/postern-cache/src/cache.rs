@@ -232,9 +232,15 @@ impl<V> Retired<V> {
     /// and it is freed once.
     unsafe fn free(self) {
         match self {
-            // SAFETY: per the contract; the slot's reference, given up once.
+            // SAFETY: `value` came from `Arc::into_raw` when it was stored
+            // in a slot and is that slot's one reference, retired once when
+            // the slot let go of it; the caller guarantees no reader can
+            // still dereference it.
             Retired::Value(value) => drop(unsafe { Arc::from_raw(value) }),
-            // SAFETY: per the contract.
+            // SAFETY: `table` came from `Box::into_raw` and was retired once,
+            // when a rebuilt successor replaced it; the caller guarantees no
+            // reader can still search it. Its slots' values moved to the
+            // successor, and `Table` has no drop of its own that frees them.
             Retired::Table(table) => drop(unsafe { Box::from_raw(table) }),
         }
     }
@@ -287,10 +293,13 @@ pub struct Cache<V> {
     hits_aged_at: AtomicU64,
 }
 
-// SAFETY: the cache owns `Arc<V>`s through raw pointers: sharing it shares
-// the values (`Sync`), and any thread may drop them (`Send`).
+// SAFETY: the cache owns `Arc<V>`s and tables through raw pointers: sharing
+// it shares the values (`V: Sync`), and any thread may drop them (`V: Send`);
+// every other field is `Send` and `Sync`.
 unsafe impl<V: Send + Sync> Send for Cache<V> {}
-// SAFETY: as above.
+// SAFETY: as for `Send`: `&Cache` hands out `&Arc<V>`/`Arc<V>` to any thread,
+// which `V: Send + Sync` allows; writes are serialised by the partition
+// mutexes and reads are atomic.
 unsafe impl<V: Send + Sync> Sync for Cache<V> {}
 
 impl<V> std::fmt::Debug for Cache<V> {
@@ -424,7 +433,9 @@ impl<V> Cache<V> {
                 // No write is in progress while the mutex is held.
                 let _writers = self.lock(self.partition_of(key));
                 let table = partition.table.load(Ordering::Acquire);
-                // SAFETY: as above.
+                // SAFETY: as for the first load: the read section opened
+                // before this load is still open, so the table it names
+                // is not freed before the section ends.
                 match unsafe { &*table }.find(key) {
                     Probe::Found {
                         expires_at,
@@ -1255,6 +1266,56 @@ mod tests {
         }
         reader.join().unwrap();
         c.assert_consistent();
+    }
+
+    #[test]
+    fn removals_do_not_wait_for_a_reader_stalled_in_a_read_section() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let probe = Arc::new(());
+        let c: Arc<Cache<Arc<()>>> = Arc::new(Cache::new(CacheConfig::default()));
+        for i in 0..200 {
+            c.insert(key(i), probe.clone(), 8, 100, 0, 0);
+        }
+        // A reader enters a read section on another thread and stays in it
+        // (as one descheduled mid-lookup would) until it is told to leave.
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (leave_tx, leave_rx) = mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            crate::reclaim::read_section(|| {
+                entered_tx.send(()).unwrap();
+                leave_rx.recv().unwrap();
+            })
+        });
+        entered_rx.recv().unwrap();
+        // 200 removals retire enough values for several inline reclaim
+        // attempts, each of which would have waited for that reader.
+        let (done_tx, done_rx) = mpsc::channel();
+        let remover = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let removed = (0..200).filter(|&i| c.remove(key(i))).count();
+                let freed = c.try_reclaim();
+                done_tx.send((removed, freed)).unwrap();
+            })
+        };
+        // Generous: the removals take microseconds; a remover that waits
+        // for the reader never answers until the reader is released.
+        let outcome = done_rx.recv_timeout(Duration::from_secs(10));
+        leave_tx.send(()).unwrap();
+        reader.join().unwrap();
+        remover.join().unwrap();
+        assert_eq!(
+            outcome,
+            Ok((200, false)),
+            "the removals returned while the reader was still in its section, \
+             and kept the values it might hold"
+        );
+        assert_eq!(Arc::strong_count(&probe), 201, "nothing was freed");
+        // The reader has left: the next attempt frees them all.
+        assert!(c.try_reclaim());
+        assert_eq!(Arc::strong_count(&probe), 1);
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -459,9 +459,11 @@ impl<'t, V> Writer<'t, V> {
 }
 
 // SAFETY: the raw value pointers are `Arc<V>`s; sharing a table shares the
-// values (`Sync`) and lets any thread drop them (`Send`).
+// values (`Sync`) and lets any thread drop them (`Send`); the slots are
+// atomics.
 unsafe impl<V: Send + Sync> Send for Table<V> {}
-// SAFETY: as above.
+// SAFETY: as for `Send`; concurrent access to slots goes through atomics
+// only, and writes are confined to the one `Writer` of the partition's mutex.
 unsafe impl<V: Send + Sync> Sync for Table<V> {}
 
 #[cfg(all(test, not(loom)))]
