@@ -197,6 +197,30 @@ fn a_reader_racing_remove_and_reclaim_never_touches_a_freed_value() {
 }
 
 #[test]
+fn a_reader_racing_a_replacement_and_reclaim_sees_the_old_or_the_new_value() {
+    check(|| {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
+        let cache = Arc::new(cache());
+        insert(&cache, K1, 100, &drops);
+        let (c1, c2, d2) = (cache.clone(), cache.clone(), drops.clone());
+        let (found, ()) = race(
+            move || c1.get_map(K1, 50, read),
+            move || {
+                // Replaced in place: the old value is retired, then freed.
+                insert(&c2, K1, 200, &d2);
+                c2.reclaim();
+            },
+        );
+        assert!(
+            matches!(found, Some((K1, 100 | 200))),
+            "a lookup during a replacement finds one of the two: {found:?}"
+        );
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(cache.get_map(K1, 50, read), Some((K1, 200)));
+    });
+}
+
+#[test]
 fn a_reader_racing_a_rebuild_and_reclaim_never_touches_a_freed_table() {
     check(|| {
         let drops = std::sync::Arc::new(AtomicUsize::new(0));
