@@ -45,6 +45,8 @@
 //!   slice), and threads that exit while holding a record.
 
 #![cfg(loom)]
+// A failed unwrap or assertion is a failed model.
+#![allow(clippy::unwrap_used, clippy::panic)]
 // A value type shared by the model's threads holds a loom cell.
 #![allow(unsafe_code)]
 
@@ -67,7 +69,8 @@ struct Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         self.alive.set(false);
-        self.drops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.drops
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
