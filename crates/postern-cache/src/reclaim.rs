@@ -44,7 +44,7 @@
 //!   outlasts it (a reader descheduled or stalled inside one) makes the
 //!   writer give up and keep its objects for a later attempt, so a stalled
 //!   reader delays freeing, never the writer. Only the sweeper's thread
-//!   waits without bound ([`Patience::Unbounded`]).
+//!   waits without bound (`Patience::Unbounded`).
 
 #![allow(unsafe_code)]
 
