@@ -66,16 +66,18 @@
 
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+// Statistics and the sketch's clock: estimates, never part of a decision
+// about memory, so `std` atomics even under loom.
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
 use rand::Rng;
 
 use crate::huge::MAX_LEN;
 use crate::key::CacheKey;
-use crate::reclaim;
+use crate::reclaim::{self, Patience};
 use crate::sketch::FrequencySketch;
+use crate::sync::{AtomicPtr, Mutex, MutexGuard, Ordering};
 use crate::table::{Located, Probe, SlotRef, Stored, Table, Writer, MIN_CAPACITY};
 
 /// Cache limits.
@@ -230,9 +232,15 @@ impl<V> Retired<V> {
     /// and it is freed once.
     unsafe fn free(self) {
         match self {
-            // SAFETY: per the contract; the slot's reference, given up once.
+            // SAFETY: `value` came from `Arc::into_raw` when it was stored
+            // in a slot and is that slot's one reference, retired once when
+            // the slot let go of it; the caller guarantees no reader can
+            // still dereference it.
             Retired::Value(value) => drop(unsafe { Arc::from_raw(value) }),
-            // SAFETY: per the contract.
+            // SAFETY: `table` came from `Box::into_raw` and was retired once,
+            // when a rebuilt successor replaced it; the caller guarantees no
+            // reader can still search it. Its slots' values moved to the
+            // successor, and `Table` has no drop of its own that frees them.
             Retired::Table(table) => drop(unsafe { Box::from_raw(table) }),
         }
     }
@@ -243,6 +251,29 @@ const ENTRIES_PER_HUGE_TABLE: usize = 16_384;
 
 /// Retired objects are freed in batches of this many (or by the sweeper).
 const RECLAIM_BATCH: usize = 64;
+
+/// Backoff steps (`crate::sync::backoff`: 64 spin hints, then yields) that
+/// an insert or removal waits for each read section in progress before it
+/// leaves its batch for a later attempt. A read section is a lookup, tens
+/// of nanoseconds, so only a reader that is descheduled or stalled inside
+/// one outlasts this; a few hundred steps is a few microseconds at most on
+/// a thread that an async runtime may be running.
+#[cfg(not(loom))]
+const INLINE_PATIENCE: u32 = 128;
+/// Under loom every step is a yield to the model checker; two are enough
+/// to explore both outcomes of a bounded wait.
+#[cfg(loom)]
+const INLINE_PATIENCE: u32 = 2;
+
+/// Objects waiting to be freed, and when the next inline attempt is due.
+struct Retirement<V> {
+    objects: Vec<Retired<V>>,
+    /// An inline attempt runs once `objects` reaches this length: one batch
+    /// at first, and one more batch after each attempt that a read section
+    /// outlasted, so a stalled reader does not make every write pay a
+    /// barrier and a wait.
+    due_at: usize,
+}
 
 /// A concurrent cache from [`CacheKey`]s to shared values with expiry.
 pub struct Cache<V> {
@@ -257,15 +288,18 @@ pub struct Cache<V> {
     hits: StripedCounter,
     misses: StripedCounter,
     counters: Counters,
-    retired: Mutex<Vec<Retired<V>>>,
+    retired: Mutex<Retirement<V>>,
     /// The sketch's reset count when slot hits were last halved.
     hits_aged_at: AtomicU64,
 }
 
-// SAFETY: the cache owns `Arc<V>`s through raw pointers: sharing it shares
-// the values (`Sync`), and any thread may drop them (`Send`).
+// SAFETY: the cache owns `Arc<V>`s and tables through raw pointers: sharing
+// it shares the values (`V: Sync`), and any thread may drop them (`V: Send`);
+// every other field is `Send` and `Sync`.
 unsafe impl<V: Send + Sync> Send for Cache<V> {}
-// SAFETY: as above.
+// SAFETY: as for `Send`: `&Cache` hands out `&Arc<V>`/`Arc<V>` to any thread,
+// which `V: Send + Sync` allows; writes are serialised by the partition
+// mutexes and reads are atomic.
 unsafe impl<V: Send + Sync> Sync for Cache<V> {}
 
 impl<V> std::fmt::Debug for Cache<V> {
@@ -317,7 +351,10 @@ impl<V> Cache<V> {
             hits: StripedCounter::new(),
             misses: StripedCounter::new(),
             counters: Counters::default(),
-            retired: Mutex::new(Vec::new()),
+            retired: Mutex::new(Retirement {
+                objects: Vec::new(),
+                due_at: RECLAIM_BATCH,
+            }),
             hits_aged_at: AtomicU64::new(0),
         }
     }
@@ -396,7 +433,9 @@ impl<V> Cache<V> {
                 // No write is in progress while the mutex is held.
                 let _writers = self.lock(self.partition_of(key));
                 let table = partition.table.load(Ordering::Acquire);
-                // SAFETY: as above.
+                // SAFETY: as for the first load: the read section opened
+                // before this load is still open, so the table it names
+                // is not freed before the section ends.
                 match unsafe { &*table }.find(key) {
                     Probe::Found {
                         expires_at,
@@ -536,42 +575,73 @@ impl<V> Cache<V> {
             .table
             .swap(fresh, Ordering::SeqCst);
         locked.accounts.tombstones = 0;
-        self.retired.lock().push(Retired::Table(old));
+        self.retired.lock().objects.push(Retired::Table(old));
     }
 
     /// Hands over a value whose slot was just overwritten or emptied.
     fn retire(&self, value: *mut V) {
-        self.retired.lock().push(Retired::Value(value));
+        self.retired.lock().objects.push(Retired::Value(value));
     }
 
     /// Frees the retired objects once no read section can still hold them,
-    /// if a batch has built up. Called with no partition mutex held.
+    /// if a batch has built up. Called with no partition mutex held, by
+    /// inserts and removals, which may run on an async runtime's worker
+    /// thread: it waits only briefly for read sections in progress
+    /// ([`INLINE_PATIENCE`]) and otherwise leaves the objects for a later
+    /// attempt (the next batch, or the sweeper).
     fn reclaim_if_due(&self) {
-        if self.retired.lock().len() >= RECLAIM_BATCH {
-            self.reclaim();
+        let due = {
+            let retired = self.retired.lock();
+            retired.objects.len() >= retired.due_at
+        };
+        if due {
+            self.reclaim_with(Patience::Steps(INLINE_PATIENCE));
         }
     }
 
     /// Frees every object retired so far, after waiting for the read
-    /// sections in progress to end. Does nothing inside a read section of
-    /// this thread (a `get_map` callback); a later call frees them.
+    /// sections in progress to end, however long they take: call it from a
+    /// thread that may block (the sweeper does), never from an async task.
+    /// Does nothing inside a read section of this thread (a `get_map`
+    /// callback); a later call frees them.
     pub fn reclaim(&self) {
+        self.reclaim_with(Patience::Unbounded);
+    }
+
+    /// Frees every object retired so far if the read sections in progress
+    /// end within a brief wait, as inserts and removals do; otherwise keeps
+    /// them for a later attempt. Returns whether it freed them. Safe to
+    /// call from an async task.
+    pub fn try_reclaim(&self) -> bool {
+        self.reclaim_with(Patience::Steps(INLINE_PATIENCE))
+    }
+
+    /// Frees every object retired so far if the read sections in progress
+    /// end within `patience`; otherwise keeps them for a later attempt.
+    /// Returns whether it freed them.
+    fn reclaim_with(&self, patience: Patience) -> bool {
         if reclaim::in_read_section() {
-            return;
+            return false;
         }
-        let batch = std::mem::take(&mut *self.retired.lock());
+        let batch = std::mem::take(&mut self.retired.lock().objects);
         if batch.is_empty() {
-            return;
+            return true;
         }
-        if reclaim::synchronize() {
+        if reclaim::synchronize(patience) {
             for retired in batch {
                 // SAFETY: every object in the batch was unreachable before
                 // `synchronize`, which waited out the sections that could
                 // have reached it; each is in the list once.
                 unsafe { retired.free() };
             }
+            let mut retired = self.retired.lock();
+            retired.due_at = retired.objects.len() + RECLAIM_BATCH;
+            true
         } else {
-            self.retired.lock().extend(batch);
+            let mut retired = self.retired.lock();
+            retired.objects.extend(batch);
+            retired.due_at = retired.objects.len() + RECLAIM_BATCH;
+            false
         }
     }
 
@@ -721,7 +791,8 @@ impl<V> Cache<V> {
     /// one partition at a time (readers never wait on a partition lock),
     /// then frees everything retired so far. The first sweep after the
     /// sketch ages also halves every entry's recent hits, so that hits fade
-    /// on the same clock as the sketch's counts.
+    /// on the same clock as the sketch's counts. Waits for read sections in
+    /// progress ([`Cache::reclaim`]): run it on a thread that may block.
     pub fn sweep(&self, now: u64, max_per_shard: usize) -> usize {
         let resets = self.sketch.resets();
         let age = self.hits_aged_at.swap(resets, Ordering::Relaxed) != resets;
@@ -768,14 +839,14 @@ impl<V> Drop for Cache<V> {
                 drop(unsafe { Arc::from_raw(entry.value) });
             }
         }
-        for retired in std::mem::take(self.retired.get_mut()) {
+        for retired in std::mem::take(&mut self.retired.get_mut().objects) {
             // SAFETY: unreachable, and no read section is left (`&mut self`).
             unsafe { retired.free() };
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -1195,6 +1266,56 @@ mod tests {
         }
         reader.join().unwrap();
         c.assert_consistent();
+    }
+
+    #[test]
+    fn removals_do_not_wait_for_a_reader_stalled_in_a_read_section() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let probe = Arc::new(());
+        let c: Arc<Cache<Arc<()>>> = Arc::new(Cache::new(CacheConfig::default()));
+        for i in 0..200 {
+            c.insert(key(i), probe.clone(), 8, 100, 0, 0);
+        }
+        // A reader enters a read section on another thread and stays in it
+        // (as one descheduled mid-lookup would) until it is told to leave.
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (leave_tx, leave_rx) = mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            crate::reclaim::read_section(|| {
+                entered_tx.send(()).unwrap();
+                leave_rx.recv().unwrap();
+            })
+        });
+        entered_rx.recv().unwrap();
+        // 200 removals retire enough values for several inline reclaim
+        // attempts, each of which would have waited for that reader.
+        let (done_tx, done_rx) = mpsc::channel();
+        let remover = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let removed = (0..200).filter(|&i| c.remove(key(i))).count();
+                let freed = c.try_reclaim();
+                done_tx.send((removed, freed)).unwrap();
+            })
+        };
+        // Generous: the removals take microseconds; a remover that waits
+        // for the reader never answers until the reader is released.
+        let outcome = done_rx.recv_timeout(Duration::from_secs(10));
+        leave_tx.send(()).unwrap();
+        reader.join().unwrap();
+        remover.join().unwrap();
+        assert_eq!(
+            outcome,
+            Ok((200, false)),
+            "the removals returned while the reader was still in its section, \
+             and kept the values it might hold"
+        );
+        assert_eq!(Arc::strong_count(&probe), 201, "nothing was freed");
+        // The reader has left: the next attempt frees them all.
+        assert!(c.try_reclaim());
+        assert_eq!(Arc::strong_count(&probe), 1);
+        assert!(c.is_empty());
     }
 
     #[test]

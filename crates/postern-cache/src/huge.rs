@@ -175,7 +175,9 @@ mod mapping {
     /// # Safety
     /// `ptr` and `size` are those of one earlier [`map`], not yet unmapped.
     pub(super) unsafe fn unmap(ptr: NonNull<u8>, size: usize) {
-        // SAFETY: per the contract.
+        // SAFETY: the caller passes the pointer and size of one live mapping
+        // made by `map` (which rounded the size the same way), and nothing
+        // refers to its memory any more.
         unsafe { libc::munmap(ptr.as_ptr().cast(), rounded(size)) };
     }
 }

@@ -17,6 +17,8 @@
 //!   locks per slot).
 //! - [`reclaim`]: frees what readers might still hold once they cannot
 //!   (userspace RCU with `membarrier`: two plain stores per read).
+//! - `sync`: the atomics, mutex and backoff the table and the reclamation
+//!   use: `std`'s normally, loom's under `--cfg loom` (`tests/loom.rs`).
 //! - `huge`: zeroed arrays that large tables and the sketch back with huge
 //!   pages.
 //! - [`sweeper`]: a background thread that reaps expired entries one
@@ -45,6 +47,7 @@ pub mod key;
 pub mod reclaim;
 pub mod sketch;
 pub mod sweeper;
+mod sync;
 mod table;
 
 pub use cache::{Admission, Cache, CacheConfig, CacheStats};

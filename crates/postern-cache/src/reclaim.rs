@@ -38,14 +38,22 @@
 //!   fence instead; which one is fixed before the first read.
 //! - A thread never waits for itself: `synchronize` refuses to run inside
 //!   a read section (the caller keeps its objects for later).
+//! - A writer that may be on an async runtime's worker thread (every
+//!   insert and removal the gate makes) waits a bounded number of steps
+//!   for each section in progress (`Patience::Steps`). A section that
+//!   outlasts it (a reader descheduled or stalled inside one) makes the
+//!   writer give up and keep its objects for a later attempt, so a stalled
+//!   reader delays freeing, never the writer. Only the sweeper's thread
+//!   waits without bound (`Patience::Unbounded`).
 
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
-use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::compiler_fence;
+#[cfg(not(loom))]
 use std::sync::OnceLock;
 
-use parking_lot::Mutex;
+use crate::sync::{backoff, fence, AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// A thread's read-section counter: odd while inside one.
 #[repr(align(128))]
@@ -55,11 +63,35 @@ struct Record {
 }
 
 /// Every record ever made; records outlive their threads and are reused.
+#[cfg(not(loom))]
 static RECORDS: Mutex<Vec<&'static Record>> = Mutex::new(Vec::new());
 
-/// Whether readers may rely on the writers' process-wide barrier.
-static ASYMMETRIC: AtomicBool = AtomicBool::new(false);
+// Under loom, made afresh for each execution of a model (its records'
+// atomics belong to that execution).
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref RECORDS: Mutex<Vec<&'static Record>> = Mutex::new(Vec::new());
+}
 
+/// Whether readers may rely on the writers' process-wide barrier.
+#[cfg(not(loom))]
+static ASYMMETRIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether readers may rely on the writers' process-wide barrier: never
+/// under loom, which has no `membarrier`. The model checks the symmetric
+/// protocol, a `SeqCst` fence on each side; see `tests/loom.rs` for why
+/// that is what `membarrier` provides.
+#[cfg(loom)]
+fn asymmetric() -> bool {
+    false
+}
+
+#[cfg(not(loom))]
+fn asymmetric() -> bool {
+    ASYMMETRIC.load(Ordering::Relaxed)
+}
+
+#[cfg(not(loom))]
 thread_local! {
     static LOCAL: Cell<Option<&'static Record>> = const { Cell::new(None) };
     // Gives the record back when the thread exits; touched only when the
@@ -67,8 +99,18 @@ thread_local! {
     static RELEASE: Release = const { Release };
 }
 
+// Under loom, records are made afresh for each execution and never handed
+// back: loom drops thread-locals after the execution ends, where `Release`
+// could not touch a record's atomics.
+#[cfg(loom)]
+loom::thread_local! {
+    static LOCAL: Cell<Option<&'static Record>> = Cell::new(None);
+}
+
+#[cfg(not(loom))]
 struct Release;
 
+#[cfg(not(loom))]
 impl Drop for Release {
     fn drop(&mut self) {
         let record = LOCAL.try_with(|cell| cell.replace(None));
@@ -83,6 +125,12 @@ impl Drop for Release {
 }
 
 /// Chooses the barrier strategy; call before the first read of any cache.
+/// (Nothing to choose under loom.)
+#[cfg(loom)]
+pub(crate) fn init() {}
+
+/// Chooses the barrier strategy; call before the first read of any cache.
+#[cfg(not(loom))]
 pub(crate) fn init() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
@@ -111,6 +159,7 @@ fn claim_record() -> &'static Record {
         }
     };
     // Fails only during thread teardown; the record then stays claimed.
+    #[cfg(not(loom))]
     let _ = RELEASE.try_with(|_| ());
     LOCAL.with(|cell| cell.set(Some(record)));
     record
@@ -143,7 +192,7 @@ pub(crate) fn enter() -> ReadGuard {
     } else {
         let inside = state.wrapping_add(1);
         record.state.store(inside, Ordering::Relaxed);
-        if ASYMMETRIC.load(Ordering::Relaxed) {
+        if asymmetric() {
             compiler_fence(Ordering::SeqCst);
         } else {
             fence(Ordering::SeqCst);
@@ -183,15 +232,29 @@ pub(crate) fn in_read_section() -> bool {
         .is_some_and(|record| record.state.load(Ordering::Relaxed) & 1 == 1)
 }
 
+/// How long [`synchronize`] waits for the read sections in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// Until they have all ended, however long that takes: only for
+    /// threads that may block (the sweeper's, `Cache::reclaim`'s callers).
+    Unbounded,
+    /// At most this many backoff steps (spins, then yields) for each
+    /// section, then give up. For writers that may be on an async
+    /// runtime's worker thread, which must never wait on a reader that is
+    /// descheduled or stalled.
+    Steps(u32),
+}
+
 /// Waits until every read section that was in progress when this was
 /// called has ended. Returns `false`, having waited for nothing, when
-/// called inside a read section or when the barrier fails; the caller then
-/// keeps its objects for a later attempt.
-pub(crate) fn synchronize() -> bool {
+/// called inside a read section or when the barrier fails, and also when a
+/// section outlasts a bounded `patience`; the caller then keeps its
+/// objects for a later attempt.
+pub(crate) fn synchronize(patience: Patience) -> bool {
     if in_read_section() {
         return false;
     }
-    if ASYMMETRIC.load(Ordering::Relaxed) {
+    if asymmetric() {
         if !heavy::barrier() {
             return false;
         }
@@ -207,20 +270,24 @@ pub(crate) fn synchronize() -> bool {
         })
         .collect();
     for (record, state) in inside {
-        let mut spins = 0u32;
+        let mut step = 0u32;
         while record.state.load(Ordering::Acquire) == state {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+            if let Patience::Steps(limit) = patience {
+                if step >= limit {
+                    return false;
+                }
             }
+            backoff(step);
+            step = step.saturating_add(1);
         }
     }
     true
 }
 
+// Under loom only `barrier` is referenced (and never reached): the model
+// has no process-wide barrier to register for.
 #[cfg(target_os = "linux")]
+#[cfg_attr(loom, allow(dead_code))]
 mod heavy {
     // membarrier(2) commands.
     const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
@@ -232,12 +299,14 @@ mod heavy {
     }
 
     pub(super) fn barrier() -> bool {
-        // SAFETY: as above.
+        // SAFETY: membarrier takes two integers and touches no memory of
+        // ours; it fails (`-1`) rather than misbehaves if unregistered.
         unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0) == 0 }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
+#[cfg_attr(loom, allow(dead_code))]
 mod heavy {
     pub(super) fn register() -> bool {
         false
@@ -248,7 +317,7 @@ mod heavy {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
@@ -277,7 +346,7 @@ mod tests {
         let writer = {
             let synced = synced.clone();
             std::thread::spawn(move || {
-                assert!(synchronize());
+                assert!(synchronize(Patience::Unbounded));
                 synced.store(true, Ordering::SeqCst);
             })
         };
@@ -299,10 +368,13 @@ mod tests {
         let inner = enter();
         drop(inner);
         assert!(in_read_section(), "the outer section is still open");
-        assert!(!synchronize(), "refused inside a section");
+        assert!(
+            !synchronize(Patience::Unbounded),
+            "refused inside a section"
+        );
         drop(outer);
         assert!(!in_read_section());
-        assert!(synchronize());
+        assert!(synchronize(Patience::Unbounded));
     }
 
     #[test]

@@ -39,17 +39,23 @@
 
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
-
-use crate::huge::{ZeroValid, Zeroed, MAX_LEN};
+use crate::huge::MAX_LEN;
+#[cfg(not(loom))]
+use crate::huge::{ZeroValid, Zeroed};
 use crate::key::CacheKey;
+use crate::sync::{fence, spin_hint, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Smallest table a partition starts with.
 pub(crate) const MIN_CAPACITY: usize = 16;
 
 /// Attempts at an optimistic read of one slot before the reader gives up
 /// and reads under the partition's mutex (a writer was preempted mid-write).
+#[cfg(not(loom))]
 const OPTIMISTIC_READS: usize = 64;
+/// Under loom each failed attempt yields to the model checker: three
+/// explore both the retry and the fall-back to the mutex.
+#[cfg(loom)]
+const OPTIMISTIC_READS: usize = 3;
 
 /// The marker a removed entry leaves in `value`. Never dereferenced; no
 /// allocation lives at address 1.
@@ -75,8 +81,39 @@ struct Slot<V> {
 }
 
 // SAFETY: all-zero bytes are an empty slot: zero atomics and a null value
-// pointer.
+// pointer. (loom's atomics are not plain integers: under loom, tables are
+// built slot by slot instead, see `Slots`.)
+#[cfg(not(loom))]
 unsafe impl<V> ZeroValid for Slot<V> {}
+
+/// A table's slots: zeroed memory (huge pages when large) normally; under
+/// loom, slots constructed one by one, since loom's atomics register with
+/// the model when they are made.
+#[cfg(not(loom))]
+type Slots<V> = Zeroed<Slot<V>>;
+#[cfg(loom)]
+type Slots<V> = Box<[Slot<V>]>;
+
+#[cfg(not(loom))]
+fn empty_slots<V>(len: usize) -> Slots<V> {
+    Zeroed::new(len)
+}
+
+#[cfg(loom)]
+fn empty_slots<V>(len: usize) -> Slots<V> {
+    (0..len)
+        .map(|_| Slot {
+            seq: AtomicU64::new(0),
+            key_lo: AtomicU64::new(0),
+            key_hi: AtomicU64::new(0),
+            expires_at: AtomicU64::new(0),
+            value: AtomicPtr::new(std::ptr::null_mut()),
+            tag: AtomicU64::new(0),
+            weight: AtomicU32::new(0),
+            hits: AtomicU8::new(0),
+        })
+        .collect()
+}
 
 impl<V> Slot<V> {
     /// One optimistic read: `None` if a write overlapped it.
@@ -220,7 +257,11 @@ impl<V> SlotRef<'_, V> {
 /// A fixed-capacity open-addressing table (capacity a power of two).
 pub(crate) struct Table<V> {
     mask: usize,
-    slots: Zeroed<Slot<V>>,
+    slots: Slots<V>,
+    /// Under loom: fails the model if a reader searches this table after
+    /// (or racing) its free.
+    #[cfg(loom)]
+    alive: crate::sync::Alive,
 }
 
 impl<V> Table<V> {
@@ -228,7 +269,9 @@ impl<V> Table<V> {
         let capacity = capacity.clamp(MIN_CAPACITY, MAX_LEN).next_power_of_two();
         Self {
             mask: capacity - 1,
-            slots: Zeroed::new(capacity),
+            slots: empty_slots(capacity),
+            #[cfg(loom)]
+            alive: crate::sync::Alive::new(),
         }
     }
 
@@ -245,10 +288,17 @@ impl<V> Table<V> {
     /// was loaded.
     #[inline]
     pub(crate) fn find(&self, key: CacheKey) -> Probe<'_, V> {
+        #[cfg(loom)]
+        self.alive.check();
         let mut index = self.home(key);
         for _ in 0..self.slots.len() {
             let slot = &self.slots[index];
-            let seen = match (0..OPTIMISTIC_READS).find_map(|_| slot.read()) {
+            let seen = match (0..OPTIMISTIC_READS).find_map(|attempt| {
+                if attempt > 0 {
+                    spin_hint();
+                }
+                slot.read()
+            }) {
                 Some(seen) => seen,
                 None => return Probe::Contended,
             };
@@ -409,12 +459,14 @@ impl<'t, V> Writer<'t, V> {
 }
 
 // SAFETY: the raw value pointers are `Arc<V>`s; sharing a table shares the
-// values (`Sync`) and lets any thread drop them (`Send`).
+// values (`Sync`) and lets any thread drop them (`Send`); the slots are
+// atomics.
 unsafe impl<V: Send + Sync> Send for Table<V> {}
-// SAFETY: as above.
+// SAFETY: as for `Send`; concurrent access to slots goes through atomics
+// only, and writes are confined to the one `Writer` of the partition's mutex.
 unsafe impl<V: Send + Sync> Sync for Table<V> {}
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

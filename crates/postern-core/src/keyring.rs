@@ -35,7 +35,9 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use libcrux_ml_kem::mlkem768::{self, MlKem768Ciphertext, MlKem768KeyPair, MlKem768PublicKey};
+use libcrux_ml_kem::mlkem768::{
+    self, MlKem768Ciphertext, MlKem768KeyPair, MlKem768PrivateKey, MlKem768PublicKey,
+};
 use rand::{CryptoRng, RngCore};
 use sha3::{Digest, Sha3_256};
 use zeroize::{Zeroize, Zeroizing};
@@ -88,9 +90,28 @@ pub enum KeyringError {
 }
 
 /// The instance's ML-KEM-768 key pair, derived from a 64-byte secret seed.
+/// The private key's bytes are zeroed on drop (libcrux's key types do not
+/// zeroize themselves, so the pair is kept as its two parts).
 pub struct InstanceKey {
-    pair: MlKem768KeyPair,
+    private: MlKem768PrivateKey,
+    public: MlKem768PublicKey,
 }
+
+impl Zeroize for InstanceKey {
+    /// Zeroes the private key (the public key is public).
+    fn zeroize(&mut self) {
+        let len = self.private.as_slice().len();
+        self.private[..len].zeroize();
+    }
+}
+
+impl Drop for InstanceKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for InstanceKey {}
 
 impl std::fmt::Debug for InstanceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,13 +126,13 @@ fn hex8(bytes: &[u8]) -> String {
 impl InstanceKey {
     /// Derives the key pair (FIPS 203 `ML-KEM.KeyGen_internal(d, z)`).
     pub fn from_seed(seed: &[u8; 64]) -> Self {
-        Self {
-            pair: mlkem768::generate_key_pair(*seed),
-        }
+        let pair: MlKem768KeyPair = mlkem768::generate_key_pair(*seed);
+        let (private, public) = pair.into_parts();
+        Self { private, public }
     }
 
     pub fn public_key(&self) -> InstancePublicKey {
-        InstancePublicKey(self.pair.public_key().clone())
+        InstancePublicKey(self.public.clone())
     }
 
     /// SHA3-256 of the public key: names the instance key without revealing it.
@@ -128,12 +149,12 @@ impl InstanceKey {
         hash.update(b"postern/instance/derive/v1");
         hash.update((label.len() as u64).to_le_bytes());
         hash.update(label.as_bytes());
-        hash.update(self.pair.private_key().as_slice());
+        hash.update(self.private.as_slice());
         Zeroizing::new(hash.finalize().into())
     }
 
     pub(crate) fn decapsulate(&self, ct: &MlKem768Ciphertext) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(mlkem768::decapsulate(self.pair.private_key(), ct))
+        Zeroizing::new(mlkem768::decapsulate(&self.private, ct))
     }
 }
 
@@ -385,6 +406,7 @@ impl Keyring {
             let mut randomness = [0u8; 32];
             rng.fill_bytes(&mut randomness);
             let (ct, shared) = mlkem768::encapsulate(&instance.0, randomness);
+            let shared = Zeroizing::new(shared);
             randomness.zeroize();
             let header = generation_header(g.id, g.created_at, g.retired_at);
             let kek = Zeroizing::new(kek(&shared, &header));
@@ -450,7 +472,7 @@ impl Keyring {
             let nonce: [u8; 12] = r.array().map_err(t)?;
             let wrapped = r.take(SECRETS_LEN + 16).map_err(t)?;
             let ct = MlKem768Ciphertext::from(ct_bytes);
-            let shared = mlkem768::decapsulate(instance.pair.private_key(), &ct);
+            let shared = instance.decapsulate(&ct);
             let kek = Zeroizing::new(kek(&shared, &header));
             let cipher = Aes256Gcm::new((&*kek).into());
             let plain = Zeroizing::new(
@@ -533,6 +555,25 @@ fn kek(shared: &[u8; 32], header: &[u8; 20]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+    #[test]
+    fn the_instance_private_key_and_aes_round_keys_are_zeroed() {
+        assert_zeroize_on_drop::<InstanceKey>();
+        // `aes` built with `zeroize`: the AES-256 inside `Aes256Gcm`.
+        assert_zeroize_on_drop::<aes::Aes256>();
+        let mut key = InstanceKey::from_seed(&[7u8; 64]);
+        let public = key.public_key().0.as_slice().to_vec();
+        assert!(key.private.as_slice().iter().any(|&b| b != 0));
+        key.zeroize();
+        assert!(key.private.as_slice().iter().all(|&b| b == 0));
+        assert_eq!(
+            key.public_key().0.as_slice().to_vec(),
+            public,
+            "the public key is left as it was"
+        );
+    }
 
     const HOUR: u64 = 3_600 * crate::SECOND;
 

@@ -37,6 +37,10 @@ impl Drop for SigningKey {
     }
 }
 
+// The drop above zeroes the seed and the signing key (the verification key
+// is public).
+impl zeroize::ZeroizeOnDrop for SigningKey {}
+
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SigningKey(..)")
@@ -119,6 +123,12 @@ impl VerifyingKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ml_dsa_signing_key_zeroizes_on_drop() {
+        fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        assert_zeroize_on_drop::<SigningKey>();
+    }
 
     #[test]
     fn a_signature_verifies_and_a_changed_message_does_not() {

@@ -63,6 +63,7 @@ pub fn wrap<R: RngCore + CryptoRng>(
     let mut randomness = [0u8; 32];
     rng.fill_bytes(&mut randomness);
     let (ct, shared) = mlkem768::encapsulate(instance.inner(), randomness);
+    let shared = Zeroizing::new(shared);
     randomness.zeroize();
     let kek = kek(shared.as_slice(), label);
     let mut nonce = [0u8; 12];

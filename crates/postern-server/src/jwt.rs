@@ -469,6 +469,17 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
 
+    #[test]
+    fn every_jwt_signing_key_zeroizes_on_drop() {
+        fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        // Ed25519: the PKCS#8 document `KeyMaterial` keeps, and the dalek
+        // key each signature is made with (its `zeroize` feature is on).
+        assert_zeroize_on_drop::<EncodingKey>();
+        assert_zeroize_on_drop::<ed25519_dalek::SigningKey>();
+        // ML-DSA-65: seed and signing key.
+        assert_zeroize_on_drop::<signing::SigningKey>();
+    }
+
     fn ring() -> Keyring {
         Keyring::generate(NOW * SECOND, &mut rand::thread_rng())
     }

@@ -55,6 +55,9 @@ async fn introspect(
         "limited" => Json(json!({ "active": true, "sub": "bob", "scope": "email", "exp": exp }))
             .into_response(),
         "held" => Json(json!({ "active": true, "sub": "harry", "exp": exp })).into_response(),
+        many if many.starts_with("many-") => {
+            Json(json!({ "active": true, "sub": many, "exp": exp })).into_response()
+        }
         _ => Json(json!({ "active": false })).into_response(),
     }
 }
@@ -433,4 +436,56 @@ async fn while_the_feed_lags_would_be_hits_are_not_charged_as_misses() {
         GateError::RateLimited,
         "junk is still charged while the feed lags"
     );
+}
+
+#[tokio::test]
+async fn a_clear_on_the_runtime_does_not_wait_for_a_reader_stalled_in_the_cache() {
+    use std::sync::mpsc;
+    let (url, _upstream) = start_upstream().await;
+    let gate = Arc::new(gate_at(&url));
+    let now = unix_now();
+    // 100 cached sessions: clearing them retires enough values for the
+    // cache to try to free them at once.
+    let checks: Vec<_> = (0..100)
+        .map(|i| {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                gate.check(&format!("many-{i}"), &Requirement::none(), now)
+                    .await
+                    .map(|s| s.subject.clone())
+            })
+        })
+        .collect();
+    for check in checks {
+        check.await.unwrap().unwrap();
+    }
+    assert_eq!(gate.stats().entries, 100);
+    // A thread stalls inside a cache read section (as a reader descheduled
+    // mid-lookup would) until it is told to leave; a watchdog tells it
+    // after 10 s if the clear below has not returned by then.
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        postern_cache::reclaim::read_section(|| {
+            entered_tx.send(()).unwrap();
+            leave_rx.recv().unwrap();
+        })
+    });
+    entered_rx.recv().unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let in_time = done_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+        leave_tx.send(()).unwrap();
+        in_time
+    });
+    // On this runtime's worker thread, as the feed's history-lost path does.
+    assert_eq!(gate.clear_cache(), 100);
+    // Fails only if the watchdog gave up already; its verdict says so.
+    let _ = done_tx.send(());
+    assert!(
+        watchdog.join().unwrap(),
+        "the clear returned while the reader was still in its section"
+    );
+    reader.join().unwrap();
+    assert_eq!(gate.stats().entries, 0);
 }
