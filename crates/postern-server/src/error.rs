@@ -52,8 +52,10 @@ pub enum ApiError {
     ReauthRequired,
     #[error("the record changed while this request was handled; retry")]
     Conflict,
-    #[error("this is the account's last way in (no live identity key, no other passkey)")]
+    #[error("this is the account's last way in (no live identity key, no other passkey in good standing)")]
     LastCredential,
+    #[error("this passkey is not suspended")]
+    NotSuspended,
     /// A component the request needs is down (not the store, not an
     /// upstream): a retry may succeed, so 503, never 500.
     #[error("{0} is unavailable")]
@@ -103,9 +105,10 @@ impl ApiError {
                 }
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyEnrolled | ApiError::Conflict | ApiError::LastCredential => {
-                StatusCode::CONFLICT
-            }
+            ApiError::AlreadyEnrolled
+            | ApiError::Conflict
+            | ApiError::LastCredential
+            | ApiError::NotSuspended => StatusCode::CONFLICT,
             ApiError::ReauthRequired => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -148,6 +151,7 @@ impl ApiError {
             ApiError::ReauthRequired => "reauth_required",
             ApiError::Conflict => "conflict",
             ApiError::LastCredential => "last_credential",
+            ApiError::NotSuspended => "not_suspended",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::InvalidJwt(_) => "invalid_token",
             ApiError::RateLimited => "rate_limited",

@@ -187,7 +187,7 @@ async fn a_revoked_users_prepared_template_is_dropped_and_the_cache_can_be_turne
         );
     }
     let answer = http()
-        .delete(server.url("/v1/users/frank/identity"))
+        .delete(server.url("/v1/users/frank/identity?freeze=true"))
         .bearer_auth(token)
         .header("X-Postern-Device", "laptop")
         .send()

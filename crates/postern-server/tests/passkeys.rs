@@ -808,65 +808,67 @@ async fn a_cloned_authenticator_racing_the_real_one_gets_at_most_one_session() {
     );
 }
 
+/// Revoking the key every credential descends from would freeze the
+/// account: refused unless asked for (`freeze=true`). A frozen account's
+/// key and the passkeys it added are dead, also after a restart.
 #[tokio::test]
-async fn revoking_an_identity_key_again_finishes_the_sweep_and_keeps_its_time() {
+async fn revoking_the_key_everything_descends_from_takes_freeze_and_freezes_the_account() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let client = server.client();
-    let (_, by_identity) = enroll_and_login(&client, "bob", "laptop").await;
-    let (mut passkey, _) = add_passkey(&server, "bob", &by_identity.token).await;
+    let (identity, by_identity) = enroll_and_login(&client, "bob", "laptop").await;
+    let (mut passkey, passkey_id) = add_passkey(&server, "bob", &by_identity.token).await;
     let by_passkey = login_token(&server, &mut passkey, "bob").await;
 
-    let revoke = || async {
-        let answer = http()
-            .delete(server.url("/v1/users/bob/identity"))
-            .bearer_auth(&by_passkey)
-            .header("X-Postern-Device", "laptop")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-        answer.json::<Value>().await.unwrap()
+    let revoke = |query: &'static str| {
+        let url = server.url(&format!("/v1/users/bob/identity{query}"));
+        let token = by_identity.token.clone();
+        async move {
+            http()
+                .delete(url)
+                .bearer_auth(token)
+                .header("X-Postern-Device", "laptop")
+                .send()
+                .await
+                .unwrap()
+        }
     };
-    let first = revoke().await;
-    assert_eq!(first["revoked_sessions"], 1);
-    // The passkey was added with a session of the revoked key: listed for
-    // review, still working (it is how the owner recovers below).
-    assert_eq!(
-        first["passkeys_registered_with_it"]
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
-    let again = revoke().await;
-    assert_eq!(again["revoked_sessions"], 0);
-    assert_eq!(again["revoked_at"], first["revoked_at"]);
-    assert_eq!(again["credential_id"], first["credential_id"]);
-
-    // The identity session is refused, the passkey session is not.
-    assert_eq!(
-        check(&server, Some(&by_identity.token), None)
-            .await
-            .status(),
-        401
-    );
+    // The passkey was added with the key: revoking the key would suspend
+    // it and leave bob no way in.
+    let refused = revoke("").await;
+    assert_eq!(error_of(refused).await, (409, "last_credential".into()));
     assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 200);
 
-    // The unauthenticated enroll route cannot replace the revoked key; the
-    // user's fresh passkey session can.
+    let first = revoke("?freeze=true").await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["revoked_sessions"], 2, "the key's and the passkey's");
+    assert_eq!(first["passkeys_registered_with_it"], json!([passkey_id]));
+    assert_eq!(first["suspended_passkeys"], json!([passkey_id]));
+    // No session is left to call it again with.
+    let again = revoke("?freeze=true").await;
+    assert_eq!(error_of(again).await, (401, "full_auth_required".into()));
+    server.kill();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+
+    for token in [&by_identity.token, &by_passkey] {
+        assert_eq!(check(&server, Some(token), None).await.status(), 401);
+    }
+    assert!(client.login(&identity, &device("laptop")).await.is_err());
+    let suspended = login(&server, &mut passkey, Some("bob")).await;
+    assert_eq!(
+        error_of(suspended).await,
+        (401, "authentication_failed".into())
+    );
+    // Frozen: the enroll route cannot replace the key, nor can a session.
     let new = postern_client::identity_file::IdentityFile::generate("bob").unwrap();
     assert!(client.enroll(&new).await.is_err());
-    let replaced = client
+    let err = client
         .replace_identity(&new, &by_passkey, "laptop")
         .await
-        .unwrap();
-    assert_eq!(replaced.revoked_sessions, 0);
-    assert_eq!(
-        replaced.replaced_credential_id,
-        first["credential_id"].as_str().unwrap()
-    );
-    assert!(client.login(&new, &device("laptop")).await.is_ok());
-    assert_eq!(check(&server, Some(&by_passkey), None).await.status(), 200);
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
 }
 
 /// A passkey login that also needs the identity proof makes a session the
@@ -909,7 +911,7 @@ async fn revoking_the_identity_key_revokes_passkey_sessions_it_took_part_in() {
         assert_eq!(check(&server, Some(&both), None).await.status(), 200);
 
         let revoked = http()
-            .delete(server.url("/v1/users/carol/identity"))
+            .delete(server.url("/v1/users/carol/identity?freeze=true"))
             .bearer_auth(&by_identity.token)
             .header("X-Postern-Device", "laptop")
             .send()
@@ -942,7 +944,7 @@ async fn a_registration_authorised_by_a_key_revoked_meanwhile_is_refused() {
     let mut passkey = authenticator();
     let credential = passkey.register(&start["options"]);
     let revoked = http()
-        .delete(server.url("/v1/users/dave/identity"))
+        .delete(server.url("/v1/users/dave/identity?freeze=true"))
         .bearer_auth(&by_identity.token)
         .header("X-Postern-Device", "laptop")
         .send()
@@ -1022,4 +1024,276 @@ async fn a_passkey_is_removed_with_its_sessions_but_never_the_last_way_in() {
     let last = remove(grace.clone(), "grace", only_id).await;
     assert_eq!(error_of(last).await, (409, "last_credential".into()));
     assert_eq!(check(&server, Some(&grace), None).await.status(), 200);
+}
+
+/// `DELETE` with a session, as the account-changing routes take it.
+async fn delete_with(server: &Server, path: &str, token: &str) -> reqwest::Response {
+    http()
+        .delete(server.url(path))
+        .bearer_auth(token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The standing of each of `user`'s passkeys, by credential id.
+async fn standings(
+    server: &Server,
+    user: &str,
+    token: &str,
+) -> std::collections::BTreeMap<String, String> {
+    server
+        .client()
+        .list_passkeys(user, token, "laptop")
+        .await
+        .unwrap()
+        .passkeys
+        .into_iter()
+        .map(|p| (p.credential_id, p.standing))
+        .collect()
+}
+
+/// A stolen session (token and device string) that has aged past
+/// `reauth_max_age` can neither add a passkey nor revoke the identity key;
+/// a fresh login of the owner can.
+#[tokio::test]
+async fn a_stolen_session_older_than_reauth_max_age_cannot_add_a_passkey() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--reauth-max-age", "1s"]);
+    let client = server.client();
+    let (identity, stolen) = enroll_and_login(&client, "alice", "laptop").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Still a live session: it resumes.
+    assert_eq!(
+        check(&server, Some(&stolen.token), None).await.status(),
+        200
+    );
+
+    let refused = register_start(&server, "alice", Some(&stolen.token)).await;
+    assert_eq!(error_of(refused).await, (403, "reauth_required".into()));
+    let refused = delete_with(
+        &server,
+        "/v1/users/alice/identity?freeze=true",
+        &stolen.token,
+    )
+    .await;
+    assert_eq!(error_of(refused).await, (403, "reauth_required".into()));
+    assert!(client.login(&identity, &device("laptop")).await.is_ok());
+
+    let fresh = client.login(&identity, &device("laptop")).await.unwrap();
+    let (mut passkey, _) = add_passkey(&server, "alice", &fresh.token).await;
+    assert_eq!(
+        login(&server, &mut passkey, Some("alice")).await.status(),
+        200
+    );
+}
+
+/// The whole story. A thief with the owner's stolen identity key logs in,
+/// adds a passkey, and with it a second one. The owner replaces the key:
+/// every passkey that descends from the old key is suspended and its
+/// sessions revoked, the thief's included; the owner logs in with the new
+/// key, confirms their own passkey, removes the thief's, and is never
+/// without a way in.
+#[tokio::test]
+async fn replacing_a_stolen_key_locks_out_the_passkeys_the_thief_added_and_not_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (key, owner) = enroll_and_login(&client, "alice", "laptop").await;
+    let (mut owners, owners_id) = add_passkey(&server, "alice", &owner.token).await;
+
+    // The thief holds a copy of the key file.
+    let thief = client.login(&key, &device("laptop")).await.unwrap();
+    let (mut thiefs, thiefs_id) = add_passkey(&server, "alice", &thief.token).await;
+    let by_thiefs = login_token(&server, &mut thiefs, "alice").await;
+    let (mut second, second_id) = add_passkey(&server, "alice", &by_thiefs).await;
+    let by_second = login_token(&server, &mut second, "alice").await;
+    assert_eq!(check(&server, Some(&by_second), None).await.status(), 200);
+    let all_active = standings(&server, "alice", &owner.token).await;
+    assert!(all_active.values().all(|s| s == "active"), "{all_active:?}");
+
+    // The owner replaces the key from a fresh login with it.
+    let fresh = client.login(&key, &device("laptop")).await.unwrap();
+    let new_key = postern_client::identity_file::IdentityFile::generate("alice").unwrap();
+    let replaced = client
+        .replace_identity(&new_key, &fresh.token, "laptop")
+        .await
+        .unwrap();
+    let mut expected = vec![owners_id.clone(), thiefs_id.clone(), second_id.clone()];
+    expected.sort();
+    let mut suspended = replaced.suspended_passkeys.clone();
+    suspended.sort();
+    assert_eq!(suspended, expected);
+    // The key's three sessions (owner, thief, fresh) and the two sessions
+    // of the thief's passkeys.
+    assert_eq!(replaced.revoked_sessions, 5);
+
+    // The thief is out: sessions, passkeys and the old key.
+    for token in [&thief.token, &by_thiefs, &by_second] {
+        assert_eq!(check(&server, Some(token), None).await.status(), 401);
+    }
+    for passkey in [&mut thiefs, &mut second] {
+        let refused = login(&server, passkey, Some("alice")).await;
+        assert_eq!(
+            error_of(refused).await,
+            (401, "authentication_failed".into())
+        );
+        let refused = login(&server, passkey, None).await;
+        assert_eq!(
+            error_of(refused).await,
+            (401, "authentication_failed".into())
+        );
+    }
+    assert!(client.login(&key, &device("laptop")).await.is_err());
+
+    // The owner is in with the new key and confirms their own passkey.
+    let owner = client.login(&new_key, &device("laptop")).await.unwrap();
+    let listed = standings(&server, "alice", &owner.token).await;
+    assert!(listed.values().all(|s| s == "suspended"), "{listed:?}");
+    let confirmed = client
+        .confirm_passkey("alice", &owners_id, &owner.token, "laptop")
+        .await
+        .unwrap();
+    assert_eq!(confirmed.reactivated, vec![owners_id.clone()]);
+    assert_eq!(
+        confirmed.registered_by, replaced.credential_id,
+        "the new key vouches for it now"
+    );
+    let again = client
+        .confirm_passkey("alice", &owners_id, &owner.token, "laptop")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(409), Some("not_suspended"))
+    );
+    assert_eq!(
+        login(&server, &mut owners, Some("alice")).await.status(),
+        200
+    );
+    let refused = login(&server, &mut thiefs, Some("alice")).await;
+    assert_eq!(
+        error_of(refused).await,
+        (401, "authentication_failed".into())
+    );
+
+    // Removing the thief's first passkey leaves its child suspended.
+    let removed = client
+        .remove_passkey("alice", &thiefs_id, &owner.token, "laptop")
+        .await
+        .unwrap();
+    assert_eq!(removed.suspended_passkeys, vec![second_id.clone()]);
+    let listed = standings(&server, "alice", &owner.token).await;
+    assert_eq!(listed.get(&owners_id).map(String::as_str), Some("active"));
+    assert_eq!(
+        listed.get(&second_id).map(String::as_str),
+        Some("suspended")
+    );
+    assert_eq!(listed.len(), 2);
+
+    // Never locked out: revoking the new key would suspend the owner's
+    // passkey (it now descends from that key) and leave no way in.
+    let refused = delete_with(&server, "/v1/users/alice/identity", &owner.token).await;
+    assert_eq!(error_of(refused).await, (409, "last_credential".into()));
+    assert!(client.login(&new_key, &device("laptop")).await.is_ok());
+}
+
+/// On a passkey-only account, a thief with a fresh stolen session adds a
+/// passkey and chains another from it. The owner removes the thief's
+/// first passkey: the chained one is suspended with it, and cannot be
+/// confirmed by a thief who has nothing current left. The owner's own
+/// passkey cannot be removed while it is the only one in good standing.
+#[tokio::test]
+async fn removing_a_passkey_suspends_what_it_added_and_keeps_the_owner_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let mut owners = authenticator();
+    let owners_id = register(&server, &mut owners, "alice").await["credential_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stolen = login_token(&server, &mut owners, "alice").await;
+    let (mut thiefs, thiefs_id) = add_passkey(&server, "alice", &stolen).await;
+    let by_thiefs = login_token(&server, &mut thiefs, "alice").await;
+    let (mut chained, chained_id) = add_passkey(&server, "alice", &by_thiefs).await;
+    let by_chained = login_token(&server, &mut chained, "alice").await;
+
+    let owner = login_token(&server, &mut owners, "alice").await;
+    let removed = client
+        .remove_passkey("alice", &thiefs_id, &owner, "laptop")
+        .await
+        .unwrap();
+    assert_eq!(removed.revoked_sessions, 2, "the thief's two sessions");
+    assert_eq!(removed.suspended_passkeys, vec![chained_id.clone()]);
+    for token in [&by_thiefs, &by_chained] {
+        assert_eq!(check(&server, Some(token), None).await.status(), 401);
+    }
+    let refused = login(&server, &mut chained, Some("alice")).await;
+    assert_eq!(
+        error_of(refused).await,
+        (401, "authentication_failed".into())
+    );
+    let err = client
+        .confirm_passkey("alice", &chained_id, &by_chained, "laptop")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+
+    // The owner's passkey is the only one in good standing: kept.
+    let last = delete_with(
+        &server,
+        &format!("/v1/users/alice/passkeys/{owners_id}"),
+        &owner,
+    )
+    .await;
+    assert_eq!(error_of(last).await, (409, "last_credential".into()));
+    assert_eq!(check(&server, Some(&owner), None).await.status(), 200);
+    // The owner may remove the suspended one.
+    let gone = client
+        .remove_passkey("alice", &chained_id, &owner, "laptop")
+        .await
+        .unwrap();
+    assert!(gone.suspended_passkeys.is_empty());
+}
+
+/// A passkey suspended by a key rotation stays suspended across a restart
+/// (the standing is derived from the stored records), and confirming it
+/// from the new key restores it for good.
+#[tokio::test]
+async fn a_suspended_passkey_is_restored_by_confirmation_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (key, owner) = enroll_and_login(&client, "carol", "laptop").await;
+    let (mut passkey, id) = add_passkey(&server, "carol", &owner.token).await;
+    let new_key = postern_client::identity_file::IdentityFile::generate("carol").unwrap();
+    client
+        .replace_identity(&new_key, &owner.token, "laptop")
+        .await
+        .unwrap();
+    drop(key);
+    server.kill();
+
+    // Still suspended after a restart: the standing is derived from the
+    // stored records, not held in memory.
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let refused = login(&server, &mut passkey, Some("carol")).await;
+    assert_eq!(
+        error_of(refused).await,
+        (401, "authentication_failed".into())
+    );
+    let owner = client.login(&new_key, &device("laptop")).await.unwrap();
+    client
+        .confirm_passkey("carol", &id, &owner.token, "laptop")
+        .await
+        .unwrap();
+    server.kill();
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(
+        login(&server, &mut passkey, Some("carol")).await.status(),
+        200
+    );
 }

@@ -416,6 +416,39 @@ impl SessionStore for RedbStore {
         Ok(outcome)
     }
 
+    fn reauthorise_passkey(
+        &self,
+        credential_id: &[u8],
+        expected: [u8; 16],
+        by: [u8; 16],
+    ) -> Result<bool, StoreError> {
+        // One write transaction: the comparison and the write are atomic.
+        let tx = self.db.begin_write().map_err(backend)?;
+        let updated = {
+            let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
+            let stored = match passkeys.get(credential_id).map_err(backend)? {
+                Some(value) => Some(PasskeyRecord::decode(credential_id, value.value())?),
+                None => None,
+            };
+            match stored {
+                Some(mut record) if record.registered_by == expected => {
+                    record.registered_by = by;
+                    passkeys
+                        .insert(credential_id, record.encode().as_slice())
+                        .map_err(backend)?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if updated {
+            tx.commit().map_err(backend)?;
+        } else {
+            tx.abort().map_err(backend)?;
+        }
+        Ok(updated)
+    }
+
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(backend)?;
         let index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;

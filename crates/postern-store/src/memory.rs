@@ -234,6 +234,22 @@ impl SessionStore for MemoryStore {
         Ok(PasskeyRemoval::Removed)
     }
 
+    fn reauthorise_passkey(
+        &self,
+        credential_id: &[u8],
+        expected: [u8; 16],
+        by: [u8; 16],
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(match inner.passkeys.get_mut(credential_id) {
+            Some(stored) if stored.registered_by == expected => {
+                stored.registered_by = by;
+                true
+            }
+            _ => false,
+        })
+    }
+
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
         let inner = self.inner.lock();
         Ok(inner

@@ -259,6 +259,16 @@ pub trait SessionStore: Send + Sync {
         credential_id: &[u8],
         keep_last_way_in: bool,
     ) -> Result<PasskeyRemoval, StoreError>;
+    /// Records `by` as the credential that authorised a passkey, durably,
+    /// if its `registered_by` is still `expected` (compare and set; how a
+    /// suspended passkey is confirmed). `Ok(false)` if there is no such
+    /// passkey or it changed; nothing changes then.
+    fn reauthorise_passkey(
+        &self,
+        credential_id: &[u8],
+        expected: [u8; 16],
+        by: [u8; 16],
+    ) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

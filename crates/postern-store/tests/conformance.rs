@@ -38,6 +38,7 @@ fn conformance(store: &dyn SessionStore) {
     a_credential_id_is_registered_once(store);
     passkeys_are_found_by_credential_id_and_listed_by_user(store);
     a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store);
+    a_passkey_is_reauthorised_by_compare_and_set(store);
     claiming_an_account_is_exclusive(store);
     racing_claims_for_one_account_have_one_winner(store);
     racing_uses_of_one_counter_have_one_winner(store);
@@ -293,6 +294,37 @@ fn a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store: &dyn Sessi
         PasskeyUse::UnknownCredential
     );
     assert_eq!(store.get_passkey(&[14; 20]).unwrap(), None);
+}
+
+fn a_passkey_is_reauthorised_by_compare_and_set(store: &dyn SessionStore) {
+    let before = store.get_passkey(&[11; 20]).unwrap().unwrap();
+    assert_eq!(before.registered_by, [12; 16]);
+    // A stale expectation changes nothing.
+    assert!(!store
+        .reauthorise_passkey(&[11; 20], [99; 16], [50; 16])
+        .unwrap());
+    assert_eq!(store.get_passkey(&[11; 20]).unwrap().unwrap(), before);
+    assert!(store
+        .reauthorise_passkey(&[11; 20], [12; 16], [50; 16])
+        .unwrap());
+    assert_eq!(
+        store.get_passkey(&[11; 20]).unwrap().unwrap(),
+        PasskeyRecord {
+            registered_by: [50; 16],
+            ..before.clone()
+        },
+        "only the authoriser changed"
+    );
+    assert!(!store
+        .reauthorise_passkey(&[11; 20], [12; 16], [51; 16])
+        .unwrap());
+    assert!(!store
+        .reauthorise_passkey(&[77; 20], [0; 16], [51; 16])
+        .unwrap());
+    assert!(store
+        .reauthorise_passkey(&[11; 20], [50; 16], [12; 16])
+        .unwrap());
+    assert_eq!(store.get_passkey(&[11; 20]).unwrap().unwrap(), before);
 }
 
 fn inserted_rows_read_back_exactly(store: &dyn SessionStore) {

@@ -169,7 +169,7 @@ pub async fn full(
                 return Err(ApiError::AuthenticationFailed { stages });
             }
         };
-        issue_session(&state, user, device, evidence, stages)
+        issue_session(&state, user, device, evidence, None, stages)
     })
     .await
 }

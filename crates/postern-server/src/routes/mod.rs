@@ -73,9 +73,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/users/{user}/sessions/{session}",
             delete(users::revoke_one),
         )
+        .route("/v1/users/{user}/passkeys", get(passkeys::list))
         .route(
             "/v1/users/{user}/passkeys/{credential_id}",
             delete(passkeys::remove),
+        )
+        .route(
+            "/v1/users/{user}/passkeys/{credential_id}/confirm",
+            post(passkeys::confirm),
         )
         .route(
             "/v1/users/{user}/identity",
