@@ -742,6 +742,8 @@ impl Config {
     }
 
     /// Checks everything that `serve` relies on.
+    ///
+    /// Of the stage lists: see [`biometric_after_a_credential`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.authority()?;
         if self.auth.challenge_ttl.is_zero() {
@@ -769,6 +771,8 @@ impl Config {
                 "the passkey stage runs in passkey logins (passkeys.stages), not in auth.stages",
             ));
         }
+        biometric_after_a_credential(&self.auth.stages, "auth.stages")?;
+        biometric_after_a_credential(&self.passkeys.stages, "passkeys.stages")?;
         let b = &self.auth.biometric;
         if !(b.threshold > 0.0 && b.threshold <= 1.0) {
             return Err(ConfigError::Invalid(
@@ -854,6 +858,30 @@ impl Config {
 
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Refuses a stage list in which `biometric` runs without an `identity`
+/// or `passkey` stage before it (`list` names the setting in the error).
+///
+/// Why: a biometric match alone is not a credential. A random probe passes
+/// about 1 in 166 tries at the default threshold, a probe is not bound to
+/// the login's challenge, and the stage names no credential, so the session
+/// it mints is one no identity revocation or passkey removal can reach.
+/// It adds assurance after a credential; it never replaces one.
+fn biometric_after_a_credential(stages: &[String], list: &'static str) -> Result<(), ConfigError> {
+    let Some(at) = stages.iter().position(|s| s == "biometric") else {
+        return Ok(());
+    };
+    if stages[..at]
+        .iter()
+        .any(|s| s == "identity" || s == "passkey")
+    {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(match list {
+        "auth.stages" => "auth.stages: biometric must come after identity: a biometric match alone is not a credential (it is not bound to the challenge and names no credential that revocation can reach)",
+        _ => "passkeys.stages: biometric must come after passkey or identity: a biometric match alone is not a credential (it is not bound to the challenge and names no credential that revocation can reach)",
+    }))
 }
 
 #[cfg(test)]
@@ -1059,6 +1087,41 @@ mod tests {
         assert!(
             !format!("{shared:?}").contains("pw@"),
             "the Redis URL is redacted in debug output"
+        );
+    }
+
+    #[test]
+    fn biometric_must_follow_identity_or_passkey_in_every_stage_list() {
+        let refused = |auth: &[&str], passkeys: &[&str]| {
+            let mut c = Config::default();
+            c.auth.stages = auth.iter().map(|s| s.to_string()).collect();
+            c.passkeys.stages = passkeys.iter().map(|s| s.to_string()).collect();
+            match c.validate() {
+                Err(ConfigError::Invalid(m)) => Some(m.split(':').next().unwrap_or_default()),
+                Err(other) => panic!("unexpected error {other}"),
+                Ok(()) => None,
+            }
+        };
+        assert_eq!(refused(&["biometric"], &["passkey"]), Some("auth.stages"));
+        assert_eq!(
+            refused(&["biometric", "identity"], &["passkey"]),
+            Some("auth.stages")
+        );
+        assert_eq!(
+            refused(&["identity"], &["biometric", "passkey"]),
+            Some("passkeys.stages")
+        );
+        assert_eq!(refused(&["identity", "biometric"], &["passkey"]), None);
+        assert_eq!(refused(&["identity"], &["passkey", "biometric"]), None);
+        assert_eq!(
+            refused(&["identity"], &["identity", "biometric", "passkey"]),
+            None
+        );
+        let mut c = Config::default();
+        c.auth.stages = vec!["biometric".into()];
+        assert_eq!(
+            c.validate().map_err(|e| e.to_string()),
+            Err("auth.stages: biometric must come after identity: a biometric match alone is not a credential (it is not bound to the challenge and names no credential that revocation can reach)".to_string())
         );
     }
 
