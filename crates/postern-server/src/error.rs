@@ -1,7 +1,9 @@
 //! API errors: one enum, mapped to HTTP once, here.
 //!
 //! Every error response is `{ "error": "<code>", "message": "<text>" }`,
-//! sometimes with documented extra fields (`decision`, `reason`, `stages`).
+//! sometimes with documented extra fields (`decision`, `reason`). A failed
+//! authentication has none: its body is [`AUTHENTICATION_FAILED_BODY`]
+//! whatever failed, so it cannot tell a known user from an unknown one.
 //! Messages never contain a token or any secret; the precise internal cause
 //! is logged (without secrets), not sent.
 
@@ -15,9 +17,11 @@ use postern_auth::relying_party::PasskeyError;
 use postern_core::policy::Decision;
 use postern_store::StoreError;
 use postern_tower::GateError;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::routes::auth::StageReportBody;
+/// The whole body of every failed authentication, byte for byte.
+pub const AUTHENTICATION_FAILED_BODY: &str =
+    r#"{"error":"authentication_failed","message":"authentication failed"}"#;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +34,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("missing bearer token")]
     MissingToken,
-    #[error("full authentication failed")]
-    AuthenticationFailed { stages: Vec<StageReportBody> },
+    /// Every failed authentication (`/v1/auth/full`, passkey login):
+    /// one fixed body; which stage failed, and why, goes to the log and
+    /// the metrics only.
+    #[error("authentication failed")]
+    AuthenticationFailed,
     #[error("challenge rejected: {0}")]
     Challenge(ChallengeError),
     #[error("{}: {}", .0.as_str(), .0.reason().map_or("none", |r| r.as_str()))]
@@ -86,7 +93,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MissingToken
-            | ApiError::AuthenticationFailed { .. }
+            | ApiError::AuthenticationFailed
             | ApiError::InvalidJwt(_)
             | ApiError::Challenge(_) => StatusCode::UNAUTHORIZED,
             ApiError::Decision(Decision::StepUp(_)) => StatusCode::FORBIDDEN,
@@ -128,7 +135,7 @@ impl ApiError {
             ApiError::TooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MissingToken => "missing_token",
-            ApiError::AuthenticationFailed { .. } => "authentication_failed",
+            ApiError::AuthenticationFailed => "authentication_failed",
             ApiError::Challenge(ChallengeError::Expired) => "challenge_expired",
             ApiError::Challenge(ChallengeError::TooMany) => "rate_limited",
             ApiError::Challenge(_) => "challenge_invalid",
@@ -219,15 +226,9 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        match &self {
-            ApiError::AuthenticationFailed { stages } => {
-                body["stages"] = serde_json::to_value(stages).unwrap_or(Value::Null);
-            }
-            ApiError::Decision(decision) => {
-                body["decision"] = json!(decision.as_str());
-                body["reason"] = json!(decision.reason().map(|r| r.as_str()));
-            }
-            _ => {}
+        if let ApiError::Decision(decision) = &self {
+            body["decision"] = json!(decision.as_str());
+            body["reason"] = json!(decision.reason().map(|r| r.as_str()));
         }
         let mut response = (status, Json(body)).into_response();
         // RFC 6750 §3: 401s carry a Bearer challenge; a 403 for missing

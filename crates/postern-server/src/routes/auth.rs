@@ -1,9 +1,12 @@
 //! Full authentication: `POST /v1/auth/challenge` and `POST /v1/auth/full`.
 //!
 //! A challenge is issued for any well-formed user id, enrolled or not, and a
-//! failed full authentication answers the same `401 authentication_failed`
-//! whether the user is unknown or the proof is wrong, so neither endpoint
-//! tells an attacker which users exist.
+//! failed full authentication answers one fixed body,
+//! `{"error":"authentication_failed","message":"authentication failed"}`,
+//! whether the user is unknown, the proof is wrong or the key is revoked:
+//! no stage list, no outcomes, no times. Which stage failed and why goes
+//! to the log and to `postern_auth_stage_duration_seconds{stage,outcome}`
+//! only, so neither endpoint's body tells an attacker which users exist.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -94,7 +97,8 @@ impl StageReportBody {
 /// deployment's session mode says: see `issue_session`).
 #[utoipa::path(post, path = "/v1/auth/full", request_body = FullAuthRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown user, wrong proof, revoked key, missing factor), or `challenge_invalid` / `challenge_expired`", body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn full(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FullAuthRequest>,
@@ -162,11 +166,11 @@ pub async fn full(
             (Ok(evidence), true) => evidence,
             (result, _) => {
                 if let Err((stage, failure)) = result {
-                    tracing::info!(user = %user, stage, failure = failure.as_str(), "full authentication failed");
+                    tracing::info!(user = %user, stage, failure = failure.as_str(), known, "full authentication failed");
                 } else {
                     tracing::info!(user = %user, "full authentication for an unknown user");
                 }
-                return Err(ApiError::AuthenticationFailed { stages });
+                return Err(ApiError::AuthenticationFailed);
             }
         };
         issue_session(&state, user, device, evidence, None, stages)

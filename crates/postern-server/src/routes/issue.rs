@@ -138,22 +138,18 @@ pub(crate) fn issue_session(
     if identity_key_retired(state, &user, identity_key)? {
         state.authority.revoke(&ctx.session_id, state.clock.now())?;
         tracing::info!(user = %user, "identity key revoked or replaced during the login; its session is revoked");
-        stages.push(StageReportBody::of(
-            "identity",
-            StageOutcome::Failed(StageFailure::CredentialRevoked),
-            0,
-        ));
-        return Err(ApiError::AuthenticationFailed { stages });
+        state
+            .metrics
+            .observe_stage("identity", StageFailure::CredentialRevoked.as_str(), 0);
+        return Err(ApiError::AuthenticationFailed);
     }
     if passkey_retired(state, &user, passkey)? {
         state.authority.revoke(&ctx.session_id, state.clock.now())?;
         tracing::info!(user = %user, "passkey removed or suspended during the login; its session is revoked");
-        stages.push(StageReportBody::of(
-            "passkey",
-            StageOutcome::Failed(StageFailure::CredentialRevoked),
-            0,
-        ));
-        return Err(ApiError::AuthenticationFailed { stages });
+        state
+            .metrics
+            .observe_stage("passkey", StageFailure::CredentialRevoked.as_str(), 0);
+        return Err(ApiError::AuthenticationFailed);
     }
     tracing::info!(user = %user, session = %ctx.session_id.to_text(), "session minted");
     let mut body = LoginResponse {

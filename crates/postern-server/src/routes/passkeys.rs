@@ -28,9 +28,11 @@
 //! passkey stage through the pipeline and mints the session through the
 //! same `issue_session` as `/v1/auth/full`. Login with a `user` offers
 //! that user's passkeys; without one it is usernameless (the authenticator
-//! offers a discoverable credential). Any failure of the assertion answers
-//! the same `401 authentication_failed`, whether the credential is unknown,
-//! foreign or forged.
+//! offers a discoverable credential). Any failure of the login answers the
+//! same fixed `401 authentication_failed` body as `/v1/auth/full`, whether
+//! the credential is unknown, foreign, forged, replayed or suspended, or
+//! another required stage failed; the detail goes to the log and the
+//! metrics.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -39,7 +41,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use postern_auth::ceremony::CeremonyId;
 use postern_auth::passkey::PasskeyFactor;
-use postern_auth::pipeline::{StageOutcome, StageReport};
+use postern_auth::pipeline::StageReport;
 use postern_auth::relying_party::{has_credentials, Enrolment};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
@@ -526,7 +528,7 @@ pub async fn login_start(
 #[utoipa::path(post, path = "/v1/passkeys/login/finish", request_body = LoginFinishRequest,
     responses((status = 200, description = "The session; in cookie mode also `Set-Cookie`, and no `token` in the body", body = LoginResponse),
         (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, description = "authentication_failed, ceremony_invalid or ceremony_expired", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown, forged, replayed or suspended passkey, another stage), or `ceremony_invalid` / `ceremony_expired`", body = crate::openapi::ErrorBody),
         (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn login_finish(
     State(state): State<AppState>,
@@ -564,7 +566,7 @@ pub async fn login_finish(
             .or_else(|| stored.as_ref().map(|s| s.user.clone()))
         else {
             tracing::info!("passkey login with an unknown credential");
-            return Err(refused("passkey", StageFailure::Rejected));
+            return Err(refused(&state, StageFailure::Rejected));
         };
         // The passkey stage does not read the identity record; a user with
         // passkeys only has none.
@@ -604,7 +606,7 @@ pub async fn login_finish(
             Ok(evidence) => evidence,
             Err((stage, failure)) => {
                 tracing::info!(user = %user, stage, failure = failure.as_str(), "passkey login failed");
-                return Err(ApiError::AuthenticationFailed { stages });
+                return Err(ApiError::AuthenticationFailed);
             }
         };
         // A suspended passkey verifies but does not log in; the answer is
@@ -613,7 +615,7 @@ pub async fn login_finish(
         if let Some(credential) = used_credential {
             if !state.authority.credential_is_current(&user, &credential)? {
                 tracing::info!(user = %user, "passkey login refused: the passkey is suspended");
-                return Err(refused("passkey", StageFailure::CredentialRevoked));
+                return Err(refused(&state, StageFailure::CredentialRevoked));
             }
         }
         // The new counter is durable before any session exists, so a
@@ -627,7 +629,7 @@ pub async fn login_finish(
                 PasskeyUse::Recorded => {}
                 PasskeyUse::UnknownCredential | PasskeyUse::CounterNotAdvanced { .. } => {
                     tracing::warn!(user = %user, "passkey use refused: its signature counter did not advance (possible cloned authenticator)");
-                    return Err(refused("passkey", StageFailure::Replayed));
+                    return Err(refused(&state, StageFailure::Replayed));
                 }
             }
         }
@@ -636,8 +638,9 @@ pub async fn login_finish(
     .await
 }
 
-fn refused(stage: &'static str, failure: StageFailure) -> ApiError {
-    ApiError::AuthenticationFailed {
-        stages: vec![StageReportBody::of(stage, StageOutcome::Failed(failure), 0)],
-    }
+/// A passkey login refused outside the pipeline: counted in the metrics
+/// under the passkey stage, answered with the fixed failure body.
+fn refused(state: &AppState, failure: StageFailure) -> ApiError {
+    state.metrics.observe_stage("passkey", failure.as_str(), 0);
+    ApiError::AuthenticationFailed
 }
