@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use postern_auth::quota::ShareLimits;
 use postern_auth::relying_party::RelyingPartyConfig;
 use postern_core::policy::{DeviceBinding, PolicyError, ResumePolicy};
 use postern_store::AuthorityConfig;
@@ -236,6 +237,11 @@ pub struct AuthConfig {
     pub challenge_ttl: Duration,
     /// Most outstanding challenges; beyond it `/v1/auth/challenge` answers 429.
     pub max_outstanding_challenges: usize,
+    /// Most outstanding challenges one client may hold (429 with
+    /// `Retry-After` beyond it), so that one client cannot take them all.
+    pub max_challenges_per_client: usize,
+    /// Most outstanding challenges for one user, whoever asked.
+    pub max_challenges_per_user: usize,
     /// Required stages of `/v1/auth/full`, in order: `identity`, `biometric`.
     pub stages: Vec<String>,
     /// Replacing an identity key (`PUT /v1/users/{user}/identity`) needs a
@@ -294,6 +300,10 @@ impl Default for AuthConfig {
         Self {
             challenge_ttl: Duration::from_secs(120),
             max_outstanding_challenges: 100_000,
+            // Many users can share one address (a NAT, an office); one
+            // user needs one challenge at a time, a few with retries.
+            max_challenges_per_client: 256,
+            max_challenges_per_user: 8,
             stages: vec!["identity".into()],
             reauth_max_age: Duration::from_secs(300),
             biometric: BiometricSettings::default(),
@@ -316,6 +326,11 @@ pub struct PasskeySettings {
     pub ceremony_ttl: Duration,
     /// Most outstanding ceremonies of each kind; beyond it, 429.
     pub max_outstanding_ceremonies: usize,
+    /// Most outstanding ceremonies of each kind one client may hold.
+    pub max_ceremonies_per_client: usize,
+    /// Most outstanding ceremonies of each kind for one user (usernameless
+    /// logins name none and count only against their client).
+    pub max_ceremonies_per_user: usize,
     /// Required stages of a passkey login, in order; `passkey` must be one
     /// of them, and `identity` / `biometric` add the factors
     /// `/v1/passkeys/login/finish` then requires.
@@ -333,6 +348,9 @@ impl Default for PasskeySettings {
             // 300 s; a ceremony must outlive the browser's prompt.
             ceremony_ttl: Duration::from_secs(300),
             max_outstanding_ceremonies: 10_000,
+            // As for challenges (`[auth]`).
+            max_ceremonies_per_client: 256,
+            max_ceremonies_per_user: 8,
         }
     }
 }
@@ -348,9 +366,13 @@ impl PasskeySettings {
             .ok_or(ConfigError::Invalid(
                 "passkey origin must be an http(s) origin such as https://login.example.com",
             ))?;
-        if self.ceremony_ttl.is_zero() || self.max_outstanding_ceremonies == 0 {
+        if self.ceremony_ttl.is_zero()
+            || self.max_outstanding_ceremonies == 0
+            || self.max_ceremonies_per_client == 0
+            || self.max_ceremonies_per_user == 0
+        {
             return Err(ConfigError::Invalid(
-                "ceremony_ttl and max_outstanding_ceremonies must be positive",
+                "ceremony_ttl, max_outstanding_ceremonies and max_ceremonies_per_client/_per_user must be positive",
             ));
         }
         Ok(RelyingPartyConfig {
@@ -359,6 +381,10 @@ impl PasskeySettings {
             rp_name: self.rp_name.clone(),
             ceremony_ttl: nanos(self.ceremony_ttl),
             max_ceremonies: self.max_outstanding_ceremonies,
+            shares: ShareLimits {
+                per_client: self.max_ceremonies_per_client,
+                per_user: self.max_ceremonies_per_user,
+            },
         })
     }
 }
@@ -574,6 +600,20 @@ pub struct Overrides {
     /// Required full-authentication stages, in order (identity, biometric).
     #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',')]
     pub stages: Option<Vec<String>>,
+    /// Most outstanding challenges one client may hold (default 256).
+    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_CLIENT")]
+    pub max_challenges_per_client: Option<usize>,
+    /// Most outstanding challenges for one user (default 8).
+    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_USER")]
+    pub max_challenges_per_user: Option<usize>,
+    /// Most outstanding passkey ceremonies of each kind one client may hold
+    /// (default 256).
+    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_CLIENT")]
+    pub max_ceremonies_per_client: Option<usize>,
+    /// Most outstanding passkey ceremonies of each kind for one user
+    /// (default 8).
+    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_USER")]
+    pub max_ceremonies_per_user: Option<usize>,
     /// Required stages of a passkey login, in order (passkey, and
     /// optionally identity, biometric).
     #[arg(long, env = "POSTERN_PASSKEY_STAGES", value_delimiter = ',')]
@@ -669,6 +709,22 @@ impl Config {
         set(&mut self.max_body_bytes, &o.max_body_bytes);
         set(&mut self.session.mode, &o.session_mode);
         set(&mut self.auth.stages, &o.stages);
+        set(
+            &mut self.auth.max_challenges_per_client,
+            &o.max_challenges_per_client,
+        );
+        set(
+            &mut self.auth.max_challenges_per_user,
+            &o.max_challenges_per_user,
+        );
+        set(
+            &mut self.passkeys.max_ceremonies_per_client,
+            &o.max_ceremonies_per_client,
+        );
+        set(
+            &mut self.passkeys.max_ceremonies_per_user,
+            &o.max_ceremonies_per_user,
+        );
         set(&mut self.passkeys.stages, &o.passkey_stages);
         set(&mut self.auth.biometric.mode, &o.biometric_mode);
         set(&mut self.auth.biometric.threshold, &o.biometric_threshold);
@@ -748,6 +804,11 @@ impl Config {
         self.authority()?;
         if self.auth.challenge_ttl.is_zero() {
             return Err(ConfigError::Invalid("challenge_ttl must be positive"));
+        }
+        if self.auth.max_challenges_per_client == 0 || self.auth.max_challenges_per_user == 0 {
+            return Err(ConfigError::Invalid(
+                "max_challenges_per_client and max_challenges_per_user must be positive",
+            ));
         }
         if self.auth.reauth_max_age.is_zero() {
             return Err(ConfigError::Invalid("reauth_max_age must be positive"));

@@ -71,6 +71,10 @@ pub enum ApiError {
     InvalidJwt(crate::jwt::JwtError),
     #[error("too many requests")]
     RateLimited,
+    /// This client's, or this user's, share of outstanding challenges or
+    /// ceremonies is full; one frees in `retry_after` seconds.
+    #[error("too many outstanding challenges or ceremonies for this client or user")]
+    ShareExhausted { retry_after: u64 },
     #[error("session store unavailable")]
     StoreUnavailable(#[source] StoreError),
     #[error(transparent)]
@@ -92,6 +96,10 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // A full challenge book is a 429, as documented (it was a 401).
+            ApiError::Challenge(
+                ChallengeError::TooMany | ChallengeError::ShareExhausted { .. },
+            ) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingToken
             | ApiError::AuthenticationFailed
             | ApiError::InvalidJwt(_)
@@ -100,7 +108,9 @@ impl ApiError {
             ApiError::Decision(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::Passkey(e) => match e {
-                PasskeyError::Ceremony(CeremonyError::TooMany) => StatusCode::TOO_MANY_REQUESTS,
+                PasskeyError::Ceremony(
+                    CeremonyError::TooMany | CeremonyError::ShareExhausted { .. },
+                ) => StatusCode::TOO_MANY_REQUESTS,
                 PasskeyError::Ceremony(_) => StatusCode::UNAUTHORIZED,
                 PasskeyError::Verification(_) => StatusCode::BAD_REQUEST,
                 PasskeyError::AlreadyRegistered | PasskeyError::AccountClaimed => {
@@ -118,7 +128,9 @@ impl ApiError {
             | ApiError::NotSuspended => StatusCode::CONFLICT,
             ApiError::ReauthRequired => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited | ApiError::ShareExhausted { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
             ApiError::Gate(GateError::Forbidden(_)) => StatusCode::FORBIDDEN,
@@ -137,14 +149,18 @@ impl ApiError {
             ApiError::MissingToken => "missing_token",
             ApiError::AuthenticationFailed => "authentication_failed",
             ApiError::Challenge(ChallengeError::Expired) => "challenge_expired",
-            ApiError::Challenge(ChallengeError::TooMany) => "rate_limited",
+            ApiError::Challenge(
+                ChallengeError::TooMany | ChallengeError::ShareExhausted { .. },
+            ) => "rate_limited",
             ApiError::Challenge(_) => "challenge_invalid",
             ApiError::Decision(Decision::StepUp(_)) => "step_up_required",
             ApiError::Decision(_) => "full_auth_required",
             ApiError::Forbidden => "forbidden",
             ApiError::CrossOrigin => "cross_origin",
             ApiError::Passkey(e) => match e {
-                PasskeyError::Ceremony(CeremonyError::TooMany) => "rate_limited",
+                PasskeyError::Ceremony(
+                    CeremonyError::TooMany | CeremonyError::ShareExhausted { .. },
+                ) => "rate_limited",
                 PasskeyError::Ceremony(CeremonyError::Expired) => "ceremony_expired",
                 PasskeyError::Ceremony(CeremonyError::Unknown) => "ceremony_invalid",
                 PasskeyError::Verification(_) => "passkey_rejected",
@@ -161,7 +177,7 @@ impl ApiError {
             ApiError::NotSuspended => "not_suspended",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::InvalidJwt(_) => "invalid_token",
-            ApiError::RateLimited => "rate_limited",
+            ApiError::RateLimited | ApiError::ShareExhausted { .. } => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",
             ApiError::Gate(GateError::Forbidden(_)) => "insufficient_scope",
@@ -169,6 +185,38 @@ impl ApiError {
             ApiError::Gate(GateError::RateLimited) => "rate_limited",
             ApiError::Gate(GateError::NotShared) => "revocation_not_shared",
             ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ApiError {
+    /// A full share of the challenge book, as of `now`.
+    pub fn from_challenge(error: ChallengeError, now: postern_core::UnixNanos) -> Self {
+        match error {
+            ChallengeError::ShareExhausted { retry_at, .. } => {
+                ApiError::share_exhausted(retry_at, now)
+            }
+            other => ApiError::Challenge(other),
+        }
+    }
+
+    /// A full share of a ceremony book, as of `now`.
+    pub fn from_passkey(error: PasskeyError, now: postern_core::UnixNanos) -> Self {
+        match error {
+            PasskeyError::Ceremony(CeremonyError::ShareExhausted { retry_at, .. }) => {
+                ApiError::share_exhausted(retry_at, now)
+            }
+            other => ApiError::Passkey(other),
+        }
+    }
+
+    /// Whole seconds until `retry_at`, at least 1 (`Retry-After` has no
+    /// fractions, and 0 would invite an immediate retry that fails).
+    fn share_exhausted(retry_at: postern_core::UnixNanos, now: postern_core::UnixNanos) -> Self {
+        const SECOND: u64 = 1_000_000_000;
+        let wait = retry_at.saturating_sub(now);
+        ApiError::ShareExhausted {
+            retry_after: wait.div_ceil(SECOND).max(1),
         }
     }
 }
@@ -246,6 +294,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let ApiError::ShareExhausted { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

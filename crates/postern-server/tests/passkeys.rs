@@ -1291,3 +1291,196 @@ async fn a_suspended_passkey_is_restored_by_confirmation_and_survives_a_restart(
         200
     );
 }
+
+/// Starting a registration for an unused name writes nothing durable: the
+/// name stays unclaimed and gets no user handle until a registration
+/// finishes. Of two registrations racing for one new name, the first to
+/// finish wins and the other gets a 409.
+#[tokio::test]
+async fn starting_a_registration_writes_nothing_and_of_two_racing_finishes_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for i in 0..10 {
+        let started = register_start(&server, &format!("nobody-{i}"), None).await;
+        assert_eq!(started.status(), 200);
+    }
+    let first: Value = register_start(&server, "zoe", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = register_start(&server, "zoe", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (mut one, mut two) = (authenticator(), authenticator());
+    let finish = |start: &Value, credential: Value| {
+        post(
+            &server,
+            "/v1/passkeys/register/finish",
+            json!({ "ceremony_id": start["ceremony_id"], "credential": credential }),
+        )
+    };
+    let won = finish(&first, one.register(&first["options"])).await;
+    assert_eq!(won.status(), 201);
+    let lost = finish(&second, two.register(&second["options"])).await;
+    assert_eq!(error_of(lost).await, (409, "already_enrolled".into()));
+    assert_eq!(login(&server, &mut one, Some("zoe")).await.status(), 200);
+    assert_eq!(login(&server, &mut two, None).await.status(), 401);
+    server.kill();
+
+    let store =
+        postern_store::embedded::RedbStore::open(&dir.path().join("sessions.redb")).unwrap();
+    use postern_store::SessionStore as _;
+    for i in 0..10 {
+        let user = postern_core::context::UserId::parse(&format!("nobody-{i}")).unwrap();
+        assert_eq!(store.passkey_user_handle(&user).unwrap(), None);
+        assert!(store.list_passkeys(&user).unwrap().is_empty());
+        assert!(store.get_user(&user).unwrap().is_none());
+    }
+    let zoe = postern_core::context::UserId::parse("zoe").unwrap();
+    let passkeys = store.list_passkeys(&zoe).unwrap();
+    assert_eq!(passkeys.len(), 1);
+    assert_eq!(
+        store.passkey_user_handle(&zoe).unwrap(),
+        Some(passkeys[0].user_handle)
+    );
+}
+
+/// A POST from the client at `from` (as `X-Forwarded-For` names it).
+async fn post_from(server: &Server, path: &str, body: Value, from: &str) -> reqwest::Response {
+    http()
+        .post(server.url(path))
+        .header("X-Forwarded-For", from)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A `429 rate_limited` with a `Retry-After` within the entry lifetime.
+async fn limited(response: reqwest::Response, longest: u64) {
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=longest).contains(&retry_after), "{retry_after}");
+    assert_eq!(error_of(response).await, (429, "rate_limited".into()));
+}
+
+/// One client, or a flood aimed at one user, fills only its own share of
+/// challenges and ceremonies: the flood gets `429` with `Retry-After`, and
+/// everyone else still gets theirs and logs in.
+#[tokio::test]
+async fn a_flood_from_one_client_or_at_one_user_leaves_everyone_else_a_challenge_and_a_ceremony() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--max-challenges-per-client",
+            "3",
+            "--max-challenges-per-user",
+            "2",
+            "--max-ceremonies-per-client",
+            "3",
+            "--max-ceremonies-per-user",
+            "2",
+        ],
+    );
+    let client = server.client();
+    let (carol, _) = enroll_and_login(&client, "carol", "laptop").await;
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "dave").await;
+    let challenge = "/v1/auth/challenge";
+    // Challenges live 120 s by default, ceremonies 300 s.
+    for i in 0..3 {
+        let ok = post_from(
+            &server,
+            challenge,
+            json!({ "user": format!("u{i}") }),
+            "203.0.113.9",
+        )
+        .await;
+        assert_eq!(ok.status(), 200);
+    }
+    limited(
+        post_from(&server, challenge, json!({ "user": "u9" }), "203.0.113.9").await,
+        120,
+    )
+    .await;
+    for from in ["198.51.100.1", "198.51.100.2"] {
+        let ok = post_from(&server, challenge, json!({ "user": "alice" }), from).await;
+        assert_eq!(ok.status(), 200);
+    }
+    limited(
+        post_from(
+            &server,
+            challenge,
+            json!({ "user": "alice" }),
+            "198.51.100.3",
+        )
+        .await,
+        120,
+    )
+    .await;
+    // Everyone else: another user from another client, and a real login.
+    let ok = post_from(&server, challenge, json!({ "user": "bob" }), "192.0.2.1").await;
+    assert_eq!(ok.status(), 200);
+    assert!(client.login(&carol, &device("laptop")).await.is_ok());
+
+    let login_start_path = "/v1/passkeys/login/start";
+    for _ in 0..3 {
+        let ok = post_from(&server, login_start_path, json!({}), "203.0.113.9").await;
+        assert_eq!(ok.status(), 200);
+    }
+    limited(
+        post_from(&server, login_start_path, json!({}), "203.0.113.9").await,
+        300,
+    )
+    .await;
+    for from in ["198.51.100.1", "198.51.100.2"] {
+        let ok = post_from(&server, login_start_path, json!({ "user": "dave" }), from).await;
+        assert_eq!(ok.status(), 200);
+    }
+    limited(
+        post_from(
+            &server,
+            login_start_path,
+            json!({ "user": "dave" }),
+            "198.51.100.3",
+        )
+        .await,
+        300,
+    )
+    .await;
+    let register_path = "/v1/passkeys/register/start";
+    for from in ["198.51.100.1", "198.51.100.2"] {
+        let ok = post_from(&server, register_path, json!({ "user": "erin" }), from).await;
+        assert_eq!(ok.status(), 200);
+    }
+    limited(
+        post_from(
+            &server,
+            register_path,
+            json!({ "user": "erin" }),
+            "198.51.100.4",
+        )
+        .await,
+        300,
+    )
+    .await;
+    // Others still get ceremonies and log in.
+    let ok = post_from(
+        &server,
+        login_start_path,
+        json!({ "user": "frank" }),
+        "192.0.2.1",
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let mut other = authenticator();
+    register(&server, &mut other, "gina").await;
+    assert_eq!(login(&server, &mut other, Some("gina")).await.status(), 200);
+}

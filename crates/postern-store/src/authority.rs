@@ -197,6 +197,11 @@ impl std::fmt::Debug for SessionAuthority {
     }
 }
 
+/// The credential id of a user's identity key if it is live, and each of
+/// the user's passkeys with its standing
+/// ([`SessionAuthority::passkey_standings`]).
+pub type PasskeyStandings = (Option<[u8; 16]>, Vec<(PasskeyRecord, Standing)>);
+
 /// Why a stored row could not enter the hot tier.
 #[derive(Debug, thiserror::Error)]
 enum RowError {
@@ -319,10 +324,7 @@ impl SessionAuthority {
 
     /// The credential id of the user's identity key if it is live, and
     /// each of the user's passkeys with its standing.
-    pub fn passkey_standings(
-        &self,
-        user: &UserId,
-    ) -> Result<(Option<[u8; 16]>, Vec<(PasskeyRecord, Standing)>), StoreError> {
+    pub fn passkey_standings(&self, user: &UserId) -> Result<PasskeyStandings, StoreError> {
         let passkeys = self.store.list_passkeys(user)?;
         let identity = match self.store.get_user(user)? {
             Some(record) => match IdentityPublicKey::from_bytes(&record.identity_key) {

@@ -269,30 +269,16 @@ impl SessionStore for RedbStore {
         }
     }
 
-    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError> {
-        // redb serialises write transactions, so the read-then-insert below
-        // is atomic: concurrent first registrations agree on one handle.
-        let tx = self.db.begin_write().map_err(backend)?;
-        let handle = {
-            let mut handles = tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
-            let existing = match handles.get(user.as_str()).map_err(backend)? {
-                Some(value) => Some(
-                    <[u8; 16]>::try_from(value.value())
-                        .map_err(|_| StoreError::CorruptRow("passkey user handle"))?,
-                ),
-                None => None,
-            };
-            match existing {
-                Some(handle) => handle,
-                None => {
-                    handles
-                        .insert(user.as_str(), fresh.as_slice())
-                        .map_err(backend)?;
-                    fresh
-                }
-            }
+    fn passkey_user_handle(&self, user: &UserId) -> Result<Option<[u8; 16]>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let handles = tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
+        let handle = match handles.get(user.as_str()).map_err(backend)? {
+            Some(value) => Some(
+                <[u8; 16]>::try_from(value.value())
+                    .map_err(|_| StoreError::CorruptRow("passkey user handle"))?,
+            ),
+            None => None,
         };
-        tx.commit().map_err(backend)?;
         Ok(handle)
     }
 
@@ -320,6 +306,14 @@ impl SessionStore for RedbStore {
                     .map_err(backend)?;
                 let mut index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
                 index.insert(user.as_str(), id).map_err(backend)?;
+                // The user's handle is chosen by the first registration
+                // that finishes, in its own write.
+                let mut handles = tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
+                if handles.get(user.as_str()).map_err(backend)?.is_none() {
+                    handles
+                        .insert(user.as_str(), record.user_handle.as_slice())
+                        .map_err(backend)?;
+                }
                 PasskeyInsert::Inserted
             }
         };

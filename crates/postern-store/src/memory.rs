@@ -152,13 +152,8 @@ impl SessionStore for MemoryStore {
         Ok(self.inner.lock().users.get(user).cloned())
     }
 
-    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError> {
-        Ok(*self
-            .inner
-            .lock()
-            .handles
-            .entry(user.clone())
-            .or_insert(fresh))
+    fn passkey_user_handle(&self, user: &UserId) -> Result<Option<[u8; 16]>, StoreError> {
+        Ok(self.inner.lock().handles.get(user).copied())
     }
 
     fn insert_passkey(
@@ -183,6 +178,10 @@ impl SessionStore for MemoryStore {
         inner
             .passkeys
             .insert(record.credential_id.clone(), record.clone());
+        inner
+            .handles
+            .entry(record.user.clone())
+            .or_insert(record.user_handle);
         Ok(PasskeyInsert::Inserted)
     }
 

@@ -161,11 +161,29 @@ fn passkey(id: u8, user: &str, counter: u32) -> PasskeyRecord {
 }
 
 fn a_user_handle_is_chosen_once(store: &dyn SessionStore) {
-    let alice = UserId::parse("alice").unwrap();
-    assert_eq!(store.passkey_user_handle(&alice, [1; 16]).unwrap(), [1; 16]);
-    assert_eq!(store.passkey_user_handle(&alice, [2; 16]).unwrap(), [1; 16]);
-    let bob = UserId::parse("bob").unwrap();
-    assert_eq!(store.passkey_user_handle(&bob, [2; 16]).unwrap(), [2; 16]);
+    let hana = UserId::parse("hana").unwrap();
+    // Reading writes nothing: a name nobody registered has no handle.
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), None);
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), None);
+    // The first registration to finish chooses it; later ones keep it.
+    let first = passkey(90, "hana", 0);
+    store
+        .insert_passkey(&first, AccountClaim::NewAccount)
+        .unwrap();
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), Some([90; 16]));
+    store
+        .insert_passkey(&passkey(91, "hana", 0), EXISTING)
+        .unwrap();
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), Some([90; 16]));
+    // A refused registration chooses nothing.
+    let ivan = UserId::parse("ivan").unwrap();
+    let mut taken = passkey(90, "ivan", 0);
+    taken.user_handle = [7; 16];
+    assert_eq!(
+        store.insert_passkey(&taken, EXISTING).unwrap(),
+        PasskeyInsert::CredentialTaken
+    );
+    assert_eq!(store.passkey_user_handle(&ivan).unwrap(), None);
 }
 
 fn a_credential_id_is_registered_once(store: &dyn SessionStore) {
@@ -490,9 +508,6 @@ fn the_redb_store_keeps_everything_across_reopen() {
                 ..passkey(7, "alice", 1)
             })
             .unwrap();
-        store
-            .passkey_user_handle(&UserId::parse("alice").unwrap(), [8; 16])
-            .unwrap();
     }
     let store = RedbStore::open(&path).unwrap();
     let back = store.get(&SessionId::from_bytes([7; 16])).unwrap().unwrap();
@@ -509,5 +524,5 @@ fn the_redb_store_keeps_everything_across_reopen() {
         ),
         (5, true, Some(50))
     );
-    assert_eq!(store.passkey_user_handle(&alice, [9; 16]).unwrap(), [8; 16]);
+    assert_eq!(store.passkey_user_handle(&alice).unwrap(), Some([7; 16]));
 }

@@ -9,6 +9,7 @@
 //! only, so neither endpoint's body tells an attacker which users exist.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::issue::{issue_session, LoginResponse};
-use super::{blocking, user_id};
+use super::{blocking, requester, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -43,16 +44,18 @@ pub struct ChallengeResponse {
 /// Issue a one-time challenge for full authentication.
 #[utoipa::path(post, path = "/v1/auth/challenge", request_body = ChallengeRequest,
     responses((status = 200, body = ChallengeResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody)))]
+        (status = 429, description = "`rate_limited`: the server's, this client's or this user's outstanding challenges are at their limit; with `Retry-After` for the last two", body = crate::openapi::ErrorBody)))]
 pub async fn challenge(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<ApiJson<ChallengeResponse>, ApiError> {
     let user = user_id(&body.user)?;
+    let now = state.clock.now();
     let issued = state
         .challenges
-        .issue(&user, state.clock.now(), &mut OsRng)
-        .map_err(ApiError::Challenge)?;
+        .issue(&user, &requester(&headers), now, &mut OsRng)
+        .map_err(|e| ApiError::from_challenge(e, now))?;
     Ok(ApiJson(ChallengeResponse {
         challenge_id: URL_SAFE_NO_PAD.encode(issued.id),
         challenge: URL_SAFE_NO_PAD.encode(issued.challenge),

@@ -60,7 +60,7 @@ use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
 use super::session::Intent;
 use super::users::{recent_session_of_user, session_of_user};
-use super::{blocking, user_id};
+use super::{blocking, requester, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -177,15 +177,20 @@ pub async fn register_start(
         Enrolment::NewAccount
     };
     let worker = state.clone();
+    let client = requester(&headers);
     let started = blocking(move || {
         let now = worker.clock.now();
-        Ok(worker.passkeys.start_registration(
-            worker.store.as_ref(),
-            &user,
-            enrolment,
-            now,
-            &mut OsRng,
-        )?)
+        worker
+            .passkeys
+            .start_registration(
+                worker.store.as_ref(),
+                &user,
+                enrolment,
+                &client,
+                now,
+                &mut OsRng,
+            )
+            .map_err(|e| ApiError::from_passkey(e, now))
     })
     .await?;
     Ok(ApiJson(RegisterStartResponse {
@@ -506,15 +511,24 @@ pub async fn confirm(
         (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn login_start(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginStartRequest>,
 ) -> Result<ApiJson<LoginStartResponse>, ApiError> {
     let user = body.user.as_deref().map(user_id).transpose()?;
     let worker = state.clone();
+    let client = requester(&headers);
     let started = blocking(move || {
         let now = worker.clock.now();
-        Ok(worker
+        worker
             .passkeys
-            .start_login(worker.store.as_ref(), user.as_ref(), now, &mut OsRng)?)
+            .start_login(
+                worker.store.as_ref(),
+                user.as_ref(),
+                &client,
+                now,
+                &mut OsRng,
+            )
+            .map_err(|e| ApiError::from_passkey(e, now))
     })
     .await?;
     Ok(ApiJson(LoginStartResponse {
