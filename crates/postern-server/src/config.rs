@@ -244,8 +244,9 @@ pub struct AuthConfig {
     pub max_challenges_per_user: usize,
     /// Required stages of `/v1/auth/full`, in order: `identity`, `biometric`.
     pub stages: Vec<String>,
-    /// Replacing an identity key (`PUT /v1/users/{user}/identity`) needs a
-    /// session whose full authentication is at most this old.
+    /// Changing an account's credentials (adding, removing or confirming a
+    /// passkey; revoking or replacing the identity key) needs a session
+    /// whose full authentication is at most this old.
     #[serde(with = "humantime_serde")]
     pub reauth_max_age: Duration,
     /// The encrypted biometric stage.

@@ -154,7 +154,7 @@ fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
     params(("Authorization" = Option<String>, Header, description = "A session of the user from a full authentication at most `reauth_max_age` old, when the user already has a credential (or the session cookie); else 403 `reauth_required`")),
     responses((status = 200, body = RegisterStartResponse), (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 429, description = "`rate_limited`: too many outstanding registrations overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn register_start(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -508,7 +508,7 @@ pub async fn confirm(
 /// Start a passkey login (with a user, or usernameless).
 #[utoipa::path(post, path = "/v1/passkeys/login/start", request_body = LoginStartRequest,
     responses((status = 200, body = LoginStartResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 429, description = "`rate_limited`: too many outstanding logins overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn login_start(
     State(state): State<AppState>,
     headers: HeaderMap,
