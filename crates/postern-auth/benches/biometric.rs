@@ -78,6 +78,7 @@ use postern_auth::biometric::{
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
 use postern_auth::pipeline::Pipeline;
+use postern_auth::quota::ShareLimits;
 use postern_auth::stage::{AuthRequest, Evidence, Factors, Stage};
 use postern_client::biometric::{BiometricClient, TestPerson};
 use postern_core::context::{UserId, Verdict};
@@ -295,7 +296,7 @@ fn bench_biometric(c: &mut Criterion) {
         SessionAuthority::restore(keyring, store.clone(), AuthorityConfig::default(), T0)
             .unwrap()
             .0;
-    let book = ChallengeBook::new(60 * SECOND, 100_000);
+    let book = ChallengeBook::new(60 * SECOND, 100_000, ShareLimits::UNLIMITED);
     let identity_only = Pipeline::new(vec![Box::new(IdentityStage::default())]);
     let full_standard = Pipeline::new(vec![
         Box::new(IdentityStage::default()),
@@ -483,7 +484,7 @@ fn bench_biometric(c: &mut Criterion) {
             let mut total = std::time::Duration::ZERO;
             for _ in 0..iters {
                 let u = &batch[0];
-                let issued = book.issue(&u.id, T0, &mut OsRng).unwrap();
+                let issued = book.issue(&u.id, "bench", T0, &mut OsRng).unwrap();
                 let proof = prove(u, &issued.challenge);
                 let started = std::time::Instant::now();
                 let challenge = book.take(&issued.id, &u.id, T1).unwrap();
@@ -514,7 +515,7 @@ fn bench_biometric(c: &mut Criterion) {
                 for _ in 0..iters {
                     let issued: Vec<_> = batch
                         .iter()
-                        .map(|u| book.issue(&u.id, T0, &mut OsRng).unwrap())
+                        .map(|u| book.issue(&u.id, "bench", T0, &mut OsRng).unwrap())
                         .collect();
                     let proofs: Vec<_> = batch
                         .iter()

@@ -51,6 +51,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use postern_auth::challenge::ChallengeBook;
 use postern_auth::identity::IdentityStage;
 use postern_auth::pipeline::Pipeline;
+use postern_auth::quota::ShareLimits;
 use postern_auth::stage::{AuthRequest, Factors};
 use postern_core::claims::{Claim, ClaimKind};
 use postern_core::context::{SessionContext, UserId, Verdict};
@@ -239,11 +240,11 @@ fn scratch_dir() -> PathBuf {
 fn bench_full_auth(c: &mut Criterion) {
     let client = Client::new();
     let keyring = Arc::new(Keyring::generate(T0, &mut OsRng));
-    let book = ChallengeBook::new(CHALLENGE_TTL, MAX_CHALLENGES);
+    let book = ChallengeBook::new(CHALLENGE_TTL, MAX_CHALLENGES, ShareLimits::UNLIMITED);
     let pipeline = Pipeline::new(vec![Box::new(IdentityStage::default())]);
 
     // --- checks, outside every timed loop ---
-    let issued = book.issue(&client.user, T0, &mut OsRng).unwrap();
+    let issued = book.issue(&client.user, "bench", T0, &mut OsRng).unwrap();
     let challenge = book.take(&issued.id, &client.user, T1).unwrap();
     assert_eq!(challenge, issued.challenge);
     let proof = client.prove(&challenge);
@@ -279,7 +280,7 @@ fn bench_full_auth(c: &mut Criterion) {
     let e2e_store = Arc::new(MemoryStore::default());
     assert!(e2e_store.insert_user(&client.user, &client.record).unwrap());
     let e2e_authority = authority(&keyring, e2e_store.clone());
-    let issued = book.issue(&client.user, T0, &mut OsRng).unwrap();
+    let issued = book.issue(&client.user, "bench", T0, &mut OsRng).unwrap();
     let proof_e2e = client.prove(&issued.challenge);
     let minted = verify_and_mint(
         &book,
@@ -298,7 +299,7 @@ fn bench_full_auth(c: &mut Criterion) {
     group.bench_function("challenge_issue_take", |b| {
         b.iter(|| {
             let issued = book
-                .issue(black_box(&client.user), black_box(T0), &mut OsRng)
+                .issue(black_box(&client.user), "bench", black_box(T0), &mut OsRng)
                 .unwrap();
             book.take(black_box(&issued.id), &client.user, black_box(T1))
                 .unwrap()
@@ -344,7 +345,7 @@ fn bench_full_auth(c: &mut Criterion) {
             for _ in 0..iters {
                 let started = Instant::now();
                 let issued = book
-                    .issue(black_box(&client.user), black_box(T0), &mut OsRng)
+                    .issue(black_box(&client.user), "bench", black_box(T0), &mut OsRng)
                     .unwrap();
                 total += started.elapsed();
                 // Client side: not server work, not timed.

@@ -8,7 +8,8 @@
 //! outcome, so a ceremony can never be finished twice. An entry expires
 //! `ttl` after it was opened. The book holds at most `capacity` entries:
 //! when full it first drops expired ones, then refuses to open more (the
-//! server answers 429) rather than grow without limit.
+//! server answers 429) rather than grow without limit. Within that, one
+//! client and one user may each hold only their share ([`crate::quota`]).
 //!
 //! Like challenges, ceremonies live in process memory: a client finishes a
 //! ceremony on the instance that started it (sticky routing).
@@ -16,8 +17,11 @@
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
+use postern_core::context::UserId;
 use postern_core::UnixNanos;
 use rand::{CryptoRng, RngCore};
+
+use crate::quota::{Exhausted, ShareLimits, Shares};
 
 /// Why a ceremony could not be opened or finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +32,20 @@ pub enum CeremonyError {
     Expired,
     #[error("too many outstanding ceremonies")]
     TooMany,
+    /// The asking client's or the user's share is full until `retry_at`.
+    #[error("too many outstanding ceremonies for this client or user")]
+    ShareExhausted {
+        whose: Exhausted,
+        retry_at: UnixNanos,
+    },
+}
+
+/// Whom a ceremony is charged to: the client that asked for it and, when
+/// it names one, the user it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    pub client: &'a str,
+    pub user: Option<&'a UserId>,
 }
 
 /// The id a client sends back to finish a ceremony.
@@ -36,7 +54,14 @@ pub struct CeremonyId(pub [u8; 16]);
 
 struct Open<T> {
     state: T,
+    client: Box<str>,
+    user: Option<UserId>,
     expires_at: UnixNanos,
+}
+
+struct Book<T> {
+    open: HashMap<CeremonyId, Open<T>>,
+    shares: Shares<UserId>,
 }
 
 /// Outstanding ceremonies, each holding its server-side state `T`.
@@ -44,23 +69,29 @@ pub struct CeremonyBook<T> {
     ttl: u64,
     capacity: usize,
     // Held only for map operations; never across verification or an await.
-    open: Mutex<HashMap<CeremonyId, Open<T>>>,
+    book: Mutex<Book<T>>,
 }
 
 impl<T> CeremonyBook<T> {
-    /// `ttl` in ns; `capacity` bounds outstanding ceremonies.
-    pub fn new(ttl: u64, capacity: usize) -> Self {
+    /// `ttl` in ns; `capacity` bounds outstanding ceremonies; `shares`
+    /// bounds those of one client and of one user.
+    pub fn new(ttl: u64, capacity: usize, shares: ShareLimits) -> Self {
         Self {
             ttl,
             capacity,
-            open: Mutex::new(HashMap::new()),
+            book: Mutex::new(Book {
+                open: HashMap::new(),
+                shares: Shares::new(shares),
+            }),
         }
     }
 
-    /// Opens a ceremony holding `state`; returns its id and expiry.
+    /// Opens a ceremony holding `state` for `asker`; returns its id and
+    /// expiry.
     pub fn open<R: RngCore + CryptoRng>(
         &self,
         state: T,
+        asker: Asker<'_>,
         now: UnixNanos,
         rng: &mut R,
     ) -> Result<(CeremonyId, UnixNanos), CeremonyError> {
@@ -68,20 +99,39 @@ impl<T> CeremonyBook<T> {
         rng.fill_bytes(&mut id);
         let id = CeremonyId(id);
         let expires_at = now.saturating_add(self.ttl);
-        let mut open = self.open.lock();
-        if open.len() >= self.capacity {
-            open.retain(|_, o| o.expires_at > now);
-            if open.len() >= self.capacity {
+        let mut book = self.book.lock();
+        let book = &mut *book;
+        if book.open.len() >= self.capacity {
+            book.open.retain(|_, o| o.expires_at > now);
+            book.shares.prune(now);
+            if book.open.len() >= self.capacity {
                 return Err(CeremonyError::TooMany);
             }
         }
-        open.insert(id, Open { state, expires_at });
+        book.shares
+            .charge(asker.client, asker.user, now, expires_at)
+            .map_err(|(whose, retry_at)| CeremonyError::ShareExhausted { whose, retry_at })?;
+        book.open.insert(
+            id,
+            Open {
+                state,
+                client: asker.client.into(),
+                user: asker.user.cloned(),
+                expires_at,
+            },
+        );
         Ok((id, expires_at))
     }
 
     /// Takes a ceremony's state. Whatever the result, the ceremony is gone.
     pub fn take(&self, id: &CeremonyId, now: UnixNanos) -> Result<T, CeremonyError> {
-        let open = self.open.lock().remove(id).ok_or(CeremonyError::Unknown)?;
+        let open = {
+            let mut book = self.book.lock();
+            let open = book.open.remove(id).ok_or(CeremonyError::Unknown)?;
+            book.shares
+                .release(&open.client, open.user.as_ref(), open.expires_at);
+            open
+        };
         if now >= open.expires_at {
             return Err(CeremonyError::Expired);
         }
@@ -89,7 +139,7 @@ impl<T> CeremonyBook<T> {
     }
 
     pub fn outstanding(&self) -> usize {
-        self.open.lock().len()
+        self.book.lock().open.len()
     }
 }
 
@@ -97,10 +147,17 @@ impl<T> CeremonyBook<T> {
 mod tests {
     use super::*;
 
+    const ANYONE: Asker<'static> = Asker {
+        client: "c",
+        user: None,
+    };
+
     #[test]
     fn a_ceremony_is_finished_once() {
-        let book = CeremonyBook::new(100, 10);
-        let (id, expires_at) = book.open("state", 0, &mut rand::thread_rng()).unwrap();
+        let book = CeremonyBook::new(100, 10, ShareLimits::UNLIMITED);
+        let (id, expires_at) = book
+            .open("state", ANYONE, 0, &mut rand::thread_rng())
+            .unwrap();
         assert_eq!(expires_at, 100);
         assert_eq!(book.take(&id, 99), Ok("state"));
         assert_eq!(book.take(&id, 99), Err(CeremonyError::Unknown));
@@ -108,8 +165,8 @@ mod tests {
 
     #[test]
     fn an_expired_ceremony_is_refused_and_gone() {
-        let book = CeremonyBook::new(100, 10);
-        let (id, _) = book.open(1u8, 0, &mut rand::thread_rng()).unwrap();
+        let book = CeremonyBook::new(100, 10, ShareLimits::UNLIMITED);
+        let (id, _) = book.open(1u8, ANYONE, 0, &mut rand::thread_rng()).unwrap();
         assert_eq!(book.take(&id, 100), Err(CeremonyError::Expired));
         assert_eq!(book.take(&id, 1), Err(CeremonyError::Unknown));
         assert_eq!(book.outstanding(), 0);
@@ -117,14 +174,71 @@ mod tests {
 
     #[test]
     fn the_book_is_bounded_but_reclaims_expired_entries() {
-        let book = CeremonyBook::new(100, 2);
+        let book = CeremonyBook::new(100, 2, ShareLimits::UNLIMITED);
         let mut rng = rand::thread_rng();
-        book.open(1u8, 0, &mut rng).unwrap();
-        book.open(2u8, 10, &mut rng).unwrap();
-        assert_eq!(book.open(3u8, 50, &mut rng), Err(CeremonyError::TooMany));
+        book.open(1u8, ANYONE, 0, &mut rng).unwrap();
+        book.open(2u8, ANYONE, 10, &mut rng).unwrap();
+        assert_eq!(
+            book.open(3u8, ANYONE, 50, &mut rng),
+            Err(CeremonyError::TooMany)
+        );
         // At 105 the first has expired, the second has not.
-        assert!(book.open(3u8, 105, &mut rng).is_ok());
+        assert!(book.open(3u8, ANYONE, 105, &mut rng).is_ok());
         assert_eq!(book.outstanding(), 2);
-        assert_eq!(book.open(4u8, 105, &mut rng), Err(CeremonyError::TooMany));
+        assert_eq!(
+            book.open(4u8, ANYONE, 105, &mut rng),
+            Err(CeremonyError::TooMany)
+        );
+    }
+
+    #[test]
+    fn one_client_or_one_user_holds_only_its_share_of_ceremonies() {
+        let limits = ShareLimits {
+            per_client: 2,
+            per_user: 1,
+        };
+        let book = CeremonyBook::new(100, 1000, limits);
+        let mut rng = rand::thread_rng();
+        let alice = UserId::parse("alice").unwrap();
+        let flood = Asker {
+            client: "mallory",
+            user: None,
+        };
+        book.open(1u8, flood, 0, &mut rng).unwrap();
+        book.open(2u8, flood, 0, &mut rng).unwrap();
+        assert_eq!(
+            book.open(3u8, flood, 1, &mut rng),
+            Err(CeremonyError::ShareExhausted {
+                whose: Exhausted::Client,
+                retry_at: 100
+            })
+        );
+        let for_alice = |client| Asker {
+            client,
+            user: Some(&alice),
+        };
+        let (first, _) = book.open(4u8, for_alice("bot-1"), 5, &mut rng).unwrap();
+        assert_eq!(
+            book.open(5u8, for_alice("bot-2"), 6, &mut rng),
+            Err(CeremonyError::ShareExhausted {
+                whose: Exhausted::User,
+                retry_at: 105
+            })
+        );
+        assert_eq!(book.take(&first, 7), Ok(4));
+        assert!(book
+            .open(6u8, for_alice("alice's phone"), 8, &mut rng)
+            .is_ok());
+        assert!(book
+            .open(
+                7u8,
+                Asker {
+                    client: "bob's laptop",
+                    user: None
+                },
+                9,
+                &mut rng
+            )
+            .is_ok());
     }
 }

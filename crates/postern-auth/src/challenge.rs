@@ -5,6 +5,9 @@
 //! so a proof can never be replayed. The book is bounded: when it holds
 //! `capacity` outstanding challenges it first drops expired ones, then
 //! refuses new ones (the server answers 429) rather than grow without limit.
+//! Within that, one client and one user may each hold only their share
+//! ([`crate::quota`]), so a flood from one client, or aimed at one user,
+//! cannot take every slot.
 //!
 //! Challenges live in process memory: a client must complete full
 //! authentication on the instance that issued its challenge (sticky routing),
@@ -17,6 +20,8 @@ use postern_core::context::UserId;
 use postern_core::UnixNanos;
 use rand::{CryptoRng, RngCore};
 
+use crate::quota::{Exhausted, ShareLimits, Shares};
+
 /// Why a challenge could not be issued or used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ChallengeError {
@@ -28,6 +33,12 @@ pub enum ChallengeError {
     WrongUser,
     #[error("too many outstanding challenges")]
     TooMany,
+    /// The asking client's or the user's share is full until `retry_at`.
+    #[error("too many outstanding challenges for this client or user")]
+    ShareExhausted {
+        whose: Exhausted,
+        retry_at: UnixNanos,
+    },
 }
 
 /// A challenge handed to a client.
@@ -40,8 +51,14 @@ pub struct Issued {
 
 struct Pending {
     user: UserId,
+    client: Box<str>,
     challenge: [u8; 32],
     expires_at: UnixNanos,
+}
+
+struct Book {
+    pending: HashMap<[u8; 16], Pending>,
+    shares: Shares<UserId>,
 }
 
 /// Outstanding challenges.
@@ -49,22 +66,29 @@ pub struct ChallengeBook {
     ttl: u64,
     capacity: usize,
     // Held only for map operations; never across a stage or an await.
-    pending: Mutex<HashMap<[u8; 16], Pending>>,
+    book: Mutex<Book>,
 }
 
 impl ChallengeBook {
-    /// `ttl` in ns; `capacity` bounds outstanding challenges.
-    pub fn new(ttl: u64, capacity: usize) -> Self {
+    /// `ttl` in ns; `capacity` bounds outstanding challenges; `shares`
+    /// bounds those of one client and of one user.
+    pub fn new(ttl: u64, capacity: usize, shares: ShareLimits) -> Self {
         Self {
             ttl,
             capacity,
-            pending: Mutex::new(HashMap::new()),
+            book: Mutex::new(Book {
+                pending: HashMap::new(),
+                shares: Shares::new(shares),
+            }),
         }
     }
 
+    /// Issues a challenge for `user`, asked for by `client` (the server's
+    /// name for where the request came from).
     pub fn issue<R: RngCore + CryptoRng>(
         &self,
         user: &UserId,
+        client: &str,
         now: UnixNanos,
         rng: &mut R,
     ) -> Result<Issued, ChallengeError> {
@@ -75,17 +99,23 @@ impl ChallengeBook {
         };
         rng.fill_bytes(&mut issued.id);
         rng.fill_bytes(&mut issued.challenge);
-        let mut pending = self.pending.lock();
-        if pending.len() >= self.capacity {
-            pending.retain(|_, p| p.expires_at > now);
-            if pending.len() >= self.capacity {
+        let mut book = self.book.lock();
+        let book = &mut *book;
+        if book.pending.len() >= self.capacity {
+            book.pending.retain(|_, p| p.expires_at > now);
+            book.shares.prune(now);
+            if book.pending.len() >= self.capacity {
                 return Err(ChallengeError::TooMany);
             }
         }
-        pending.insert(
+        book.shares
+            .charge(client, Some(user), now, issued.expires_at)
+            .map_err(|(whose, retry_at)| ChallengeError::ShareExhausted { whose, retry_at })?;
+        book.pending.insert(
             issued.id,
             Pending {
                 user: user.clone(),
+                client: client.into(),
                 challenge: issued.challenge,
                 expires_at: issued.expires_at,
             },
@@ -100,11 +130,13 @@ impl ChallengeBook {
         user: &UserId,
         now: UnixNanos,
     ) -> Result<[u8; 32], ChallengeError> {
-        let pending = self
-            .pending
-            .lock()
-            .remove(id)
-            .ok_or(ChallengeError::Unknown)?;
+        let pending = {
+            let mut book = self.book.lock();
+            let pending = book.pending.remove(id).ok_or(ChallengeError::Unknown)?;
+            book.shares
+                .release(&pending.client, Some(&pending.user), pending.expires_at);
+            pending
+        };
         if now >= pending.expires_at {
             return Err(ChallengeError::Expired);
         }
@@ -115,7 +147,7 @@ impl ChallengeBook {
     }
 
     pub fn outstanding(&self) -> usize {
-        self.pending.lock().len()
+        self.book.lock().pending.len()
     }
 }
 
@@ -129,9 +161,9 @@ mod tests {
 
     #[test]
     fn a_challenge_is_used_once() {
-        let book = ChallengeBook::new(100, 10);
+        let book = ChallengeBook::new(100, 10, ShareLimits::UNLIMITED);
         let issued = book
-            .issue(&user("alice"), 0, &mut rand::thread_rng())
+            .issue(&user("alice"), "c", 0, &mut rand::thread_rng())
             .unwrap();
         assert_eq!(issued.expires_at, 100);
         assert_eq!(
@@ -146,16 +178,16 @@ mod tests {
 
     #[test]
     fn an_expired_or_foreign_challenge_is_refused_and_consumed() {
-        let book = ChallengeBook::new(100, 10);
+        let book = ChallengeBook::new(100, 10, ShareLimits::UNLIMITED);
         let late = book
-            .issue(&user("alice"), 0, &mut rand::thread_rng())
+            .issue(&user("alice"), "c", 0, &mut rand::thread_rng())
             .unwrap();
         assert_eq!(
             book.take(&late.id, &user("alice"), 100),
             Err(ChallengeError::Expired)
         );
         let foreign = book
-            .issue(&user("alice"), 0, &mut rand::thread_rng())
+            .issue(&user("alice"), "c", 0, &mut rand::thread_rng())
             .unwrap();
         assert_eq!(
             book.take(&foreign.id, &user("mallory"), 1),
@@ -170,15 +202,61 @@ mod tests {
 
     #[test]
     fn the_book_is_bounded_but_reclaims_expired_entries() {
-        let book = ChallengeBook::new(100, 2);
+        let book = ChallengeBook::new(100, 2, ShareLimits::UNLIMITED);
         let mut rng = rand::thread_rng();
-        book.issue(&user("a"), 0, &mut rng).unwrap();
-        book.issue(&user("b"), 0, &mut rng).unwrap();
+        book.issue(&user("a"), "c", 0, &mut rng).unwrap();
+        book.issue(&user("b"), "c", 0, &mut rng).unwrap();
         assert_eq!(
-            book.issue(&user("c"), 50, &mut rng),
+            book.issue(&user("c"), "c", 50, &mut rng),
             Err(ChallengeError::TooMany)
         );
-        assert!(book.issue(&user("c"), 100, &mut rng).is_ok());
+        assert!(book.issue(&user("c"), "c", 100, &mut rng).is_ok());
         assert_eq!(book.outstanding(), 1);
+    }
+
+    #[test]
+    fn one_client_or_one_user_cannot_take_every_challenge() {
+        let shares = ShareLimits {
+            per_client: 3,
+            per_user: 2,
+        };
+        let book = ChallengeBook::new(100, 1000, shares);
+        let mut rng = rand::thread_rng();
+        let flood = |book: &ChallengeBook, client: &str, name: &str, now| {
+            book.issue(&user(name), client, now, &mut rand::thread_rng())
+        };
+        flood(&book, "mallory", "a", 0).unwrap();
+        flood(&book, "mallory", "b", 0).unwrap();
+        flood(&book, "mallory", "c", 10).unwrap();
+        assert_eq!(
+            flood(&book, "mallory", "d", 20),
+            Err(ChallengeError::ShareExhausted {
+                whose: Exhausted::Client,
+                retry_at: 100
+            })
+        );
+        // Aimed at one user from many clients: that user's share fills.
+        flood(&book, "bot-1", "alice", 0).unwrap();
+        flood(&book, "bot-2", "alice", 5).unwrap();
+        assert_eq!(
+            flood(&book, "bot-3", "alice", 20),
+            Err(ChallengeError::ShareExhausted {
+                whose: Exhausted::User,
+                retry_at: 100
+            })
+        );
+        // Everyone else still gets a challenge, and a taken one gives its
+        // share back.
+        let bob = book
+            .issue(&user("bob"), "bob's laptop", 20, &mut rng)
+            .unwrap();
+        assert!(book.take(&bob.id, &user("bob"), 21).is_ok());
+        let first = flood(&book, "bot-4", "bob", 22).unwrap();
+        flood(&book, "bot-4", "bob", 22).unwrap();
+        assert!(flood(&book, "bot-4", "bob", 23).is_err());
+        assert!(book.take(&first.id, &user("bob"), 24).is_ok());
+        assert!(flood(&book, "bot-4", "bob", 25).is_ok());
+        // Shares free themselves when their challenges expire.
+        assert!(flood(&book, "mallory", "e", 100).is_ok());
     }
 }

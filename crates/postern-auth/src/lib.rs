@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`challenge`]: one-time server challenges (expire, single use, bounded).
+//! - [`quota`]: the per-client and per-user shares of the challenge and
+//!   ceremony books.
 //! - [`stage`]: the [`Stage`](stage::Stage) trait every verifier implements, the request it
 //!   sees and the evidence it contributes.
 //! - [`identity`]: the identity-proof stage (Schnorr over Ristretto255).
@@ -28,7 +30,7 @@
 //! # Example
 //!
 //! ```
-//! use postern_auth::{challenge::ChallengeBook, identity::IdentityStage, pipeline::Pipeline, stage::{AuthRequest, Factors}};
+//! use postern_auth::{challenge::ChallengeBook, quota::ShareLimits, identity::IdentityStage, pipeline::Pipeline, stage::{AuthRequest, Factors}};
 //! use postern_core::{context::UserId, device::Fingerprint, identity::{IdentitySecret, Statement}};
 //! use postern_store::UserRecord;
 //!
@@ -38,8 +40,8 @@
 //! let record = UserRecord { identity_key: *secret.public_key().as_bytes(), enrolled_at: 0, identity_revoked_at: None, biometric_template: None };
 //! let device = Fingerprint::single("laptop").unwrap();
 //!
-//! let book = ChallengeBook::new(60_000_000_000, 1_000);
-//! let issued = book.issue(&user, 0, &mut rng).unwrap();
+//! let book = ChallengeBook::new(60_000_000_000, 1_000, ShareLimits { per_client: 100, per_user: 8 });
+//! let issued = book.issue(&user, "192.0.2.7", 0, &mut rng).unwrap();
 //! let proof = secret.prove(&Statement { challenge: &issued.challenge, audience: "https://auth.example", user: "alice", device_hash: &device.hash() }, &mut rng);
 //!
 //! let challenge = book.take(&issued.id, &user, 1).unwrap();
@@ -56,5 +58,6 @@ pub mod identity;
 pub mod passkey;
 pub mod pipeline;
 pub mod proof_cache;
+pub mod quota;
 pub mod relying_party;
 pub mod stage;

@@ -26,7 +26,8 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::ResidentKeyRequirement;
 
-use crate::ceremony::{CeremonyBook, CeremonyError, CeremonyId};
+use crate::ceremony::{Asker, CeremonyBook, CeremonyError, CeremonyId};
+use crate::quota::ShareLimits;
 
 /// Where passkeys are valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct RelyingPartyConfig {
     pub ceremony_ttl: u64,
     /// Most outstanding ceremonies of each kind (registration, login).
     pub max_ceremonies: usize,
+    /// Most outstanding ceremonies of each kind per client and per user.
+    pub shares: ShareLimits,
 }
 
 /// Why a passkey operation failed.
@@ -149,8 +152,12 @@ impl RelyingParty {
             .map_err(PasskeyError::Configuration)?;
         Ok(Self {
             webauthn: Arc::new(webauthn),
-            registrations: CeremonyBook::new(config.ceremony_ttl, config.max_ceremonies),
-            logins: CeremonyBook::new(config.ceremony_ttl, config.max_ceremonies),
+            registrations: CeremonyBook::new(
+                config.ceremony_ttl,
+                config.max_ceremonies,
+                config.shares,
+            ),
+            logins: CeremonyBook::new(config.ceremony_ttl, config.max_ceremonies, config.shares),
         })
     }
 
@@ -158,19 +165,28 @@ impl RelyingParty {
         self.webauthn.clone()
     }
 
-    /// Starts registering a new passkey for `user`. The user's existing
-    /// passkeys are excluded, so one authenticator is registered once.
+    /// Starts registering a new passkey for `user`, asked for by `client`.
+    /// The user's existing passkeys are excluded, so one authenticator is
+    /// registered once.
     pub fn start_registration<R: RngCore + CryptoRng>(
         &self,
         store: &dyn SessionStore,
         user: &UserId,
         enrolment: Enrolment,
+        client: &str,
         now: UnixNanos,
         rng: &mut R,
     ) -> Result<Started<CreationChallengeResponse>, PasskeyError> {
-        let mut fresh = [0u8; 16];
-        rng.fill_bytes(&mut fresh);
-        let handle = store.passkey_user_handle(user, fresh)?;
+        // Nothing is written until a registration finishes: a start for an
+        // unused name leaves no trace (its handle lives in the ceremony).
+        let handle = match store.passkey_user_handle(user)? {
+            Some(handle) => handle,
+            None => {
+                let mut fresh = [0u8; 16];
+                rng.fill_bytes(&mut fresh);
+                fresh
+            }
+        };
         let existing: Vec<_> = store
             .list_passkeys(user)?
             .into_iter()
@@ -194,7 +210,11 @@ impl RelyingParty {
             enrolment,
             state,
         };
-        let (ceremony_id, expires_at) = self.registrations.open(pending, now, rng)?;
+        let asker = Asker {
+            client,
+            user: Some(user),
+        };
+        let (ceremony_id, expires_at) = self.registrations.open(pending, asker, now, rng)?;
         Ok(Started {
             ceremony_id,
             expires_at,
@@ -242,6 +262,7 @@ impl RelyingParty {
         &self,
         store: &dyn SessionStore,
         user: Option<&UserId>,
+        client: &str,
         now: UnixNanos,
         rng: &mut R,
     ) -> Result<Started<RequestChallengeResponse>, PasskeyError> {
@@ -276,7 +297,9 @@ impl RelyingParty {
             kind,
             challenge,
         };
-        let (ceremony_id, expires_at) = self.logins.open(pending, now, rng)?;
+        let (ceremony_id, expires_at) =
+            self.logins
+                .open(pending, Asker { client, user }, now, rng)?;
         Ok(Started {
             ceremony_id,
             expires_at,
@@ -351,6 +374,7 @@ mod tests {
             rp_name: "Postern".into(),
             ceremony_ttl: 100,
             max_ceremonies: 10,
+            shares: ShareLimits::UNLIMITED,
         }
     }
 
@@ -364,16 +388,16 @@ mod tests {
     }
 
     #[test]
-    fn registration_asks_for_a_discoverable_credential_under_a_stable_user_handle() {
+    fn registration_asks_for_a_discoverable_credential_and_writes_nothing_at_start() {
         let rp = RelyingParty::new(&config("localhost", "http://localhost:8080")).unwrap();
         let store = MemoryStore::default();
         let alice = UserId::parse("alice").unwrap();
         let mut rng = rand::thread_rng();
         let first = rp
-            .start_registration(&store, &alice, Enrolment::NewAccount, 0, &mut rng)
+            .start_registration(&store, &alice, Enrolment::NewAccount, "c", 0, &mut rng)
             .unwrap();
         let second = rp
-            .start_registration(&store, &alice, Enrolment::NewAccount, 0, &mut rng)
+            .start_registration(&store, &alice, Enrolment::NewAccount, "c", 0, &mut rng)
             .unwrap();
         let options = &first.options.public_key;
         assert_eq!(
@@ -383,9 +407,38 @@ mod tests {
                 .and_then(|s| s.resident_key),
             Some(ResidentKeyRequirement::Preferred)
         );
-        assert_eq!(options.user.id, second.options.public_key.user.id);
         assert_ne!(first.ceremony_id, second.ceremony_id);
         assert_eq!(first.expires_at, 100);
+        // Starting wrote nothing: each start of an unused name holds its
+        // own fresh handle in its ceremony, and the store has none.
+        assert_ne!(options.user.id, second.options.public_key.user.id);
+        assert_eq!(store.passkey_user_handle(&alice).unwrap(), None);
+        // Once a registration has stored one, every start uses it.
+        let mut record = record_of_test(&alice);
+        record.user_handle = [9; 16];
+        store
+            .insert_passkey(&record, postern_store::AccountClaim::NewAccount)
+            .unwrap();
+        let third = rp
+            .start_registration(&store, &alice, Enrolment::NewAccount, "c", 0, &mut rng)
+            .unwrap();
+        let id: &[u8] = third.options.public_key.user.id.as_ref();
+        assert_eq!(id, &[9u8; 16][..]);
+    }
+
+    fn record_of_test(user: &UserId) -> PasskeyRecord {
+        PasskeyRecord {
+            credential_id: vec![1; 16],
+            user: user.clone(),
+            user_handle: [0; 16],
+            credential: b"{}".to_vec(),
+            counter: 0,
+            backup_eligible: false,
+            backup_state: false,
+            created_at: 0,
+            last_used_at: None,
+            registered_by: [0; 16],
+        }
     }
 
     #[test]
@@ -394,7 +447,9 @@ mod tests {
         let store = MemoryStore::default();
         let alice = UserId::parse("alice").unwrap();
         let mut rng = rand::thread_rng();
-        let started = rp.start_login(&store, Some(&alice), 0, &mut rng).unwrap();
+        let started = rp
+            .start_login(&store, Some(&alice), "c", 0, &mut rng)
+            .unwrap();
         assert!(started.options.mediation.is_none());
         assert!(started.options.public_key.allow_credentials.is_empty());
         let pending = rp.take_login(&started.ceremony_id, 1).unwrap();

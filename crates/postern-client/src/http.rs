@@ -77,12 +77,49 @@ pub struct IdentityReplacedResponse {
     pub sweep_complete: bool,
     pub revoked_sessions: usize,
     pub forgotten_proofs: usize,
+    /// The user's passkeys now suspended (added with the replaced key,
+    /// transitively): confirm yours with a session of the new key.
+    #[serde(default)]
+    pub suspended_passkeys: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyRemovedResponse {
     pub credential_id: String,
     pub revoked_sessions: usize,
+    /// The user's passkeys now suspended.
+    #[serde(default)]
+    pub suspended_passkeys: Vec<String>,
+}
+
+/// One passkey as `GET /v1/users/{user}/passkeys` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyInfo {
+    pub credential_id: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub last_used_at: Option<String>,
+    /// The credential that authorised (or last confirmed) it; `None` if it
+    /// founded the account.
+    #[serde(default)]
+    pub registered_by: Option<String>,
+    /// `active` or `suspended`.
+    pub standing: String,
+    pub session_credential: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyList {
+    pub user: String,
+    pub passkeys: Vec<PasskeyInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyConfirmedResponse {
+    pub credential_id: String,
+    pub registered_by: String,
+    /// Passkeys active again: the confirmed one and those it authorised.
+    pub reactivated: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,19 +373,49 @@ impl PosternClient {
         token: &str,
         device_id: &str,
     ) -> Result<PasskeyRemovedResponse, ClientError> {
-        let user = UserId::parse(user).map_err(|e| ClientError::Input(e.to_string()))?;
-        if credential_id.is_empty()
-            || !credential_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(ClientError::Input(
-                "the credential id is not base64url".into(),
-            ));
-        }
+        let (user, credential_id) = passkey_path(user, credential_id)?;
         self.send(
             self.http
                 .delete(self.url(&format!("/v1/users/{user}/passkeys/{credential_id}")))
+                .bearer_auth(token)
+                .header("X-Postern-Device", device_id),
+        )
+        .await
+    }
+
+    /// Lists `user`'s passkeys with their standing, with a session of
+    /// that user.
+    pub async fn list_passkeys(
+        &self,
+        user: &str,
+        token: &str,
+        device_id: &str,
+    ) -> Result<PasskeyList, ClientError> {
+        let user = UserId::parse(user).map_err(|e| ClientError::Input(e.to_string()))?;
+        self.send(
+            self.http
+                .get(self.url(&format!("/v1/users/{user}/passkeys")))
+                .bearer_auth(token)
+                .header("X-Postern-Device", device_id),
+        )
+        .await
+    }
+
+    /// Confirms one of `user`'s suspended passkeys with a recent session
+    /// of another current credential of that user.
+    pub async fn confirm_passkey(
+        &self,
+        user: &str,
+        credential_id: &str,
+        token: &str,
+        device_id: &str,
+    ) -> Result<PasskeyConfirmedResponse, ClientError> {
+        let (user, credential_id) = passkey_path(user, credential_id)?;
+        self.send(
+            self.http
+                .post(self.url(&format!(
+                    "/v1/users/{user}/passkeys/{credential_id}/confirm"
+                )))
                 .bearer_auth(token)
                 .header("X-Postern-Device", device_id),
         )
@@ -363,6 +430,22 @@ impl PosternClient {
         )
         .await
     }
+}
+
+/// A user id and a base64url credential id, checked before they go into a
+/// URL path.
+fn passkey_path<'a>(user: &str, credential_id: &'a str) -> Result<(UserId, &'a str), ClientError> {
+    let user = UserId::parse(user).map_err(|e| ClientError::Input(e.to_string()))?;
+    if credential_id.is_empty()
+        || !credential_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ClientError::Input(
+            "the credential id is not base64url".into(),
+        ));
+    }
+    Ok((user, credential_id))
 }
 
 /// Computes the identity proof for a challenge, as base64url, bound to

@@ -130,6 +130,23 @@ enum ClientAction {
         #[arg(long)]
         credential_id: String,
     },
+    /// List the user's passkeys and their standing (`active`, or
+    /// `suspended`: added with a credential since revoked, replaced or
+    /// removed).
+    Passkeys {
+        #[command(flatten)]
+        account: AccountSession,
+    },
+    /// Confirm a suspended passkey, using a session of that user from a
+    /// recent full authentication with another current credential (say, a
+    /// login with the new identity key after replacing a stolen one).
+    ConfirmPasskey {
+        #[command(flatten)]
+        account: AccountSession,
+        /// The passkey's credential id, base64url.
+        #[arg(long)]
+        credential_id: String,
+    },
     /// Revoke the session everywhere.
     Logout {
         #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
@@ -490,6 +507,7 @@ async fn client(action: ClientAction) -> ExitCode {
                         "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at,
                         "replaced_credential_id": r.replaced_credential_id,
                         "revoked_sessions": r.revoked_sessions, "sweep_complete": r.sweep_complete,
+                        "suspended_passkeys": r.suspended_passkeys,
                         "identity_file": path,
                     }));
                     ExitCode::SUCCESS
@@ -532,7 +550,54 @@ async fn client(action: ClientAction) -> ExitCode {
                     print_json(&json!({
                         "credential_id": r.credential_id,
                         "revoked_sessions": r.revoked_sessions,
+                        "suspended_passkeys": r.suspended_passkeys,
                     }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_error(e),
+            }
+        }
+        ClientAction::Passkeys {
+            account:
+                AccountSession {
+                    server,
+                    user,
+                    token,
+                    device,
+                },
+        } => {
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client.list_passkeys(&user, &token, &device).await {
+                Ok(list) => {
+                    print_json(&json!(list));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_error(e),
+            }
+        }
+        ClientAction::ConfirmPasskey {
+            account:
+                AccountSession {
+                    server,
+                    user,
+                    token,
+                    device,
+                },
+            credential_id,
+        } => {
+            let client = match PosternClient::new(&server) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match client
+                .confirm_passkey(&user, &credential_id, &token, &device)
+                .await
+            {
+                Ok(r) => {
+                    print_json(&json!(r));
                     ExitCode::SUCCESS
                 }
                 Err(e) => client_error(e),

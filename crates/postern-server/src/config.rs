@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use postern_auth::quota::ShareLimits;
 use postern_auth::relying_party::RelyingPartyConfig;
 use postern_core::policy::{DeviceBinding, PolicyError, ResumePolicy};
 use postern_store::AuthorityConfig;
@@ -240,10 +241,16 @@ pub struct AuthConfig {
     pub challenge_ttl: Duration,
     /// Most outstanding challenges; beyond it `/v1/auth/challenge` answers 429.
     pub max_outstanding_challenges: usize,
+    /// Most outstanding challenges one client may hold (429 with
+    /// `Retry-After` beyond it), so that one client cannot take them all.
+    pub max_challenges_per_client: usize,
+    /// Most outstanding challenges for one user, whoever asked.
+    pub max_challenges_per_user: usize,
     /// Required stages of `/v1/auth/full`, in order: `identity`, `biometric`.
     pub stages: Vec<String>,
-    /// Replacing an identity key (`PUT /v1/users/{user}/identity`) needs a
-    /// session whose full authentication is at most this old.
+    /// Changing an account's credentials (adding, removing or confirming a
+    /// passkey; revoking or replacing the identity key) needs a session
+    /// whose full authentication is at most this old.
     #[serde(with = "humantime_serde")]
     pub reauth_max_age: Duration,
     /// The origins identity proofs may be made for: this deployment's
@@ -304,6 +311,10 @@ impl Default for AuthConfig {
         Self {
             challenge_ttl: Duration::from_secs(120),
             max_outstanding_challenges: 100_000,
+            // Many users can share one address (a NAT, an office); one
+            // user needs one challenge at a time, a few with retries.
+            max_challenges_per_client: 256,
+            max_challenges_per_user: 8,
             stages: vec!["identity".into()],
             reauth_max_age: Duration::from_secs(300),
             audiences: Vec::new(),
@@ -327,6 +338,11 @@ pub struct PasskeySettings {
     pub ceremony_ttl: Duration,
     /// Most outstanding ceremonies of each kind; beyond it, 429.
     pub max_outstanding_ceremonies: usize,
+    /// Most outstanding ceremonies of each kind one client may hold.
+    pub max_ceremonies_per_client: usize,
+    /// Most outstanding ceremonies of each kind for one user (usernameless
+    /// logins name none and count only against their client).
+    pub max_ceremonies_per_user: usize,
     /// Required stages of a passkey login, in order; `passkey` must be one
     /// of them, and `identity` / `biometric` add the factors
     /// `/v1/passkeys/login/finish` then requires.
@@ -344,6 +360,9 @@ impl Default for PasskeySettings {
             // 300 s; a ceremony must outlive the browser's prompt.
             ceremony_ttl: Duration::from_secs(300),
             max_outstanding_ceremonies: 10_000,
+            // As for challenges (`[auth]`).
+            max_ceremonies_per_client: 256,
+            max_ceremonies_per_user: 8,
         }
     }
 }
@@ -402,9 +421,13 @@ impl PasskeySettings {
             .ok_or(ConfigError::Invalid(
                 "passkey origin must be an http(s) origin such as https://login.example.com",
             ))?;
-        if self.ceremony_ttl.is_zero() || self.max_outstanding_ceremonies == 0 {
+        if self.ceremony_ttl.is_zero()
+            || self.max_outstanding_ceremonies == 0
+            || self.max_ceremonies_per_client == 0
+            || self.max_ceremonies_per_user == 0
+        {
             return Err(ConfigError::Invalid(
-                "ceremony_ttl and max_outstanding_ceremonies must be positive",
+                "ceremony_ttl, max_outstanding_ceremonies and max_ceremonies_per_client/_per_user must be positive",
             ));
         }
         Ok(RelyingPartyConfig {
@@ -413,6 +436,10 @@ impl PasskeySettings {
             rp_name: self.rp_name.clone(),
             ceremony_ttl: nanos(self.ceremony_ttl),
             max_ceremonies: self.max_outstanding_ceremonies,
+            shares: ShareLimits {
+                per_client: self.max_ceremonies_per_client,
+                per_user: self.max_ceremonies_per_user,
+            },
         })
     }
 }
@@ -632,6 +659,20 @@ pub struct Overrides {
     /// Required full-authentication stages, in order (identity, biometric).
     #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',')]
     pub stages: Option<Vec<String>>,
+    /// Most outstanding challenges one client may hold (default 256).
+    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_CLIENT")]
+    pub max_challenges_per_client: Option<usize>,
+    /// Most outstanding challenges for one user (default 8).
+    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_USER")]
+    pub max_challenges_per_user: Option<usize>,
+    /// Most outstanding passkey ceremonies of each kind one client may hold
+    /// (default 256).
+    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_CLIENT")]
+    pub max_ceremonies_per_client: Option<usize>,
+    /// Most outstanding passkey ceremonies of each kind for one user
+    /// (default 8).
+    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_USER")]
+    pub max_ceremonies_per_user: Option<usize>,
     /// Required stages of a passkey login, in order (passkey, and
     /// optionally identity, biometric).
     #[arg(long, env = "POSTERN_PASSKEY_STAGES", value_delimiter = ',')]
@@ -731,6 +772,22 @@ impl Config {
         set(&mut self.session.mode, &o.session_mode);
         set(&mut self.auth.stages, &o.stages);
         set(&mut self.auth.audiences, &o.audiences);
+        set(
+            &mut self.auth.max_challenges_per_client,
+            &o.max_challenges_per_client,
+        );
+        set(
+            &mut self.auth.max_challenges_per_user,
+            &o.max_challenges_per_user,
+        );
+        set(
+            &mut self.passkeys.max_ceremonies_per_client,
+            &o.max_ceremonies_per_client,
+        );
+        set(
+            &mut self.passkeys.max_ceremonies_per_user,
+            &o.max_ceremonies_per_user,
+        );
         set(&mut self.passkeys.stages, &o.passkey_stages);
         set(&mut self.auth.biometric.mode, &o.biometric_mode);
         set(&mut self.auth.biometric.threshold, &o.biometric_threshold);
@@ -805,10 +862,17 @@ impl Config {
     }
 
     /// Checks everything that `serve` relies on.
+    ///
+    /// Of the stage lists: see [`biometric_after_a_credential`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.authority()?;
         if self.auth.challenge_ttl.is_zero() {
             return Err(ConfigError::Invalid("challenge_ttl must be positive"));
+        }
+        if self.auth.max_challenges_per_client == 0 || self.auth.max_challenges_per_user == 0 {
+            return Err(ConfigError::Invalid(
+                "max_challenges_per_client and max_challenges_per_user must be positive",
+            ));
         }
         if self.auth.reauth_max_age.is_zero() {
             return Err(ConfigError::Invalid("reauth_max_age must be positive"));
@@ -842,6 +906,8 @@ impl Config {
                 "the passkey stage runs in passkey logins (passkeys.stages), not in auth.stages",
             ));
         }
+        biometric_after_a_credential(&self.auth.stages, "auth.stages")?;
+        biometric_after_a_credential(&self.passkeys.stages, "passkeys.stages")?;
         let b = &self.auth.biometric;
         if !(b.threshold > 0.0 && b.threshold <= 1.0) {
             return Err(ConfigError::Invalid(
@@ -930,6 +996,30 @@ impl Config {
 
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Refuses a stage list in which `biometric` runs without an `identity`
+/// or `passkey` stage before it (`list` names the setting in the error).
+///
+/// Why: a biometric match alone is not a credential. A random probe passes
+/// about 1 in 166 tries at the default threshold, a probe is not bound to
+/// the login's challenge, and the stage names no credential, so the session
+/// it mints is one no identity revocation or passkey removal can reach.
+/// It adds assurance after a credential; it never replaces one.
+fn biometric_after_a_credential(stages: &[String], list: &'static str) -> Result<(), ConfigError> {
+    let Some(at) = stages.iter().position(|s| s == "biometric") else {
+        return Ok(());
+    };
+    if stages[..at]
+        .iter()
+        .any(|s| s == "identity" || s == "passkey")
+    {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(match list {
+        "auth.stages" => "auth.stages: biometric must come after identity: a biometric match alone is not a credential (it is not bound to the challenge and names no credential that revocation can reach)",
+        _ => "passkeys.stages: biometric must come after passkey or identity: a biometric match alone is not a credential (it is not bound to the challenge and names no credential that revocation can reach)",
+    }))
 }
 
 #[cfg(test)]
@@ -1135,6 +1225,41 @@ mod tests {
         assert!(
             !format!("{shared:?}").contains("pw@"),
             "the Redis URL is redacted in debug output"
+        );
+    }
+
+    #[test]
+    fn biometric_must_follow_identity_or_passkey_in_every_stage_list() {
+        let refused = |auth: &[&str], passkeys: &[&str]| {
+            let mut c = Config::default();
+            c.auth.stages = auth.iter().map(|s| s.to_string()).collect();
+            c.passkeys.stages = passkeys.iter().map(|s| s.to_string()).collect();
+            match c.validate() {
+                Err(ConfigError::Invalid(m)) => Some(m.split(':').next().unwrap_or_default()),
+                Err(other) => panic!("unexpected error {other}"),
+                Ok(()) => None,
+            }
+        };
+        assert_eq!(refused(&["biometric"], &["passkey"]), Some("auth.stages"));
+        assert_eq!(
+            refused(&["biometric", "identity"], &["passkey"]),
+            Some("auth.stages")
+        );
+        assert_eq!(
+            refused(&["identity"], &["biometric", "passkey"]),
+            Some("passkeys.stages")
+        );
+        assert_eq!(refused(&["identity", "biometric"], &["passkey"]), None);
+        assert_eq!(refused(&["identity"], &["passkey", "biometric"]), None);
+        assert_eq!(
+            refused(&["identity"], &["identity", "biometric", "passkey"]),
+            None
+        );
+        let mut c = Config::default();
+        c.auth.stages = vec!["biometric".into()];
+        assert_eq!(
+            c.validate().map_err(|e| e.to_string()),
+            Err("auth.stages: biometric must come after identity: a biometric match alone is not a credential (it is not bound to the challenge and names no credential that revocation can reach)".to_string())
         );
     }
 

@@ -1,7 +1,9 @@
 //! API errors: one enum, mapped to HTTP once, here.
 //!
 //! Every error response is `{ "error": "<code>", "message": "<text>" }`,
-//! sometimes with documented extra fields (`decision`, `reason`, `stages`).
+//! sometimes with documented extra fields (`decision`, `reason`). A failed
+//! authentication has none: its body is [`AUTHENTICATION_FAILED_BODY`]
+//! whatever failed, so it cannot tell a known user from an unknown one.
 //! Messages never contain a token or any secret; the precise internal cause
 //! is logged (without secrets), not sent.
 
@@ -15,9 +17,11 @@ use postern_auth::relying_party::PasskeyError;
 use postern_core::policy::Decision;
 use postern_store::StoreError;
 use postern_tower::GateError;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::routes::auth::StageReportBody;
+/// The whole body of every failed authentication, byte for byte.
+pub const AUTHENTICATION_FAILED_BODY: &str =
+    r#"{"error":"authentication_failed","message":"authentication failed"}"#;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +34,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("missing bearer token")]
     MissingToken,
-    #[error("full authentication failed")]
-    AuthenticationFailed { stages: Vec<StageReportBody> },
+    /// Every failed authentication (`/v1/auth/full`, passkey login):
+    /// one fixed body; which stage failed, and why, goes to the log and
+    /// the metrics only.
+    #[error("authentication failed")]
+    AuthenticationFailed,
     #[error("challenge rejected: {0}")]
     Challenge(ChallengeError),
     #[error("{}: {}", .0.as_str(), .0.reason().map_or("none", |r| r.as_str()))]
@@ -52,8 +59,10 @@ pub enum ApiError {
     ReauthRequired,
     #[error("the record changed while this request was handled; retry")]
     Conflict,
-    #[error("this is the account's last way in (no live identity key, no other passkey)")]
+    #[error("this is the account's last way in (no live identity key, no other passkey in good standing)")]
     LastCredential,
+    #[error("this passkey is not suspended")]
+    NotSuspended,
     /// A component the request needs is down (not the store, not an
     /// upstream): a retry may succeed, so 503, never 500.
     #[error("{0} is unavailable")]
@@ -62,6 +71,10 @@ pub enum ApiError {
     InvalidJwt(crate::jwt::JwtError),
     #[error("too many requests")]
     RateLimited,
+    /// This client's, or this user's, share of outstanding challenges or
+    /// ceremonies is full; one frees in `retry_after` seconds.
+    #[error("too many outstanding challenges or ceremonies for this client or user")]
+    ShareExhausted { retry_after: u64 },
     #[error("session store unavailable")]
     StoreUnavailable(#[source] StoreError),
     #[error(transparent)]
@@ -83,15 +96,21 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // A full challenge book is a 429, as documented (it was a 401).
+            ApiError::Challenge(
+                ChallengeError::TooMany | ChallengeError::ShareExhausted { .. },
+            ) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingToken
-            | ApiError::AuthenticationFailed { .. }
+            | ApiError::AuthenticationFailed
             | ApiError::InvalidJwt(_)
             | ApiError::Challenge(_) => StatusCode::UNAUTHORIZED,
             ApiError::Decision(Decision::StepUp(_)) => StatusCode::FORBIDDEN,
             ApiError::Decision(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::Passkey(e) => match e {
-                PasskeyError::Ceremony(CeremonyError::TooMany) => StatusCode::TOO_MANY_REQUESTS,
+                PasskeyError::Ceremony(
+                    CeremonyError::TooMany | CeremonyError::ShareExhausted { .. },
+                ) => StatusCode::TOO_MANY_REQUESTS,
                 PasskeyError::Ceremony(_) => StatusCode::UNAUTHORIZED,
                 PasskeyError::Verification(_) => StatusCode::BAD_REQUEST,
                 PasskeyError::AlreadyRegistered | PasskeyError::AccountClaimed => {
@@ -103,12 +122,15 @@ impl ApiError {
                 }
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyEnrolled | ApiError::Conflict | ApiError::LastCredential => {
-                StatusCode::CONFLICT
-            }
+            ApiError::AlreadyEnrolled
+            | ApiError::Conflict
+            | ApiError::LastCredential
+            | ApiError::NotSuspended => StatusCode::CONFLICT,
             ApiError::ReauthRequired => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited | ApiError::ShareExhausted { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
             ApiError::Gate(GateError::Forbidden(_)) => StatusCode::FORBIDDEN,
@@ -125,16 +147,20 @@ impl ApiError {
             ApiError::TooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MissingToken => "missing_token",
-            ApiError::AuthenticationFailed { .. } => "authentication_failed",
+            ApiError::AuthenticationFailed => "authentication_failed",
             ApiError::Challenge(ChallengeError::Expired) => "challenge_expired",
-            ApiError::Challenge(ChallengeError::TooMany) => "rate_limited",
+            ApiError::Challenge(
+                ChallengeError::TooMany | ChallengeError::ShareExhausted { .. },
+            ) => "rate_limited",
             ApiError::Challenge(_) => "challenge_invalid",
             ApiError::Decision(Decision::StepUp(_)) => "step_up_required",
             ApiError::Decision(_) => "full_auth_required",
             ApiError::Forbidden => "forbidden",
             ApiError::CrossOrigin => "cross_origin",
             ApiError::Passkey(e) => match e {
-                PasskeyError::Ceremony(CeremonyError::TooMany) => "rate_limited",
+                PasskeyError::Ceremony(
+                    CeremonyError::TooMany | CeremonyError::ShareExhausted { .. },
+                ) => "rate_limited",
                 PasskeyError::Ceremony(CeremonyError::Expired) => "ceremony_expired",
                 PasskeyError::Ceremony(CeremonyError::Unknown) => "ceremony_invalid",
                 PasskeyError::Verification(_) => "passkey_rejected",
@@ -148,9 +174,10 @@ impl ApiError {
             ApiError::ReauthRequired => "reauth_required",
             ApiError::Conflict => "conflict",
             ApiError::LastCredential => "last_credential",
+            ApiError::NotSuspended => "not_suspended",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::InvalidJwt(_) => "invalid_token",
-            ApiError::RateLimited => "rate_limited",
+            ApiError::RateLimited | ApiError::ShareExhausted { .. } => "rate_limited",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",
             ApiError::Gate(GateError::Forbidden(_)) => "insufficient_scope",
@@ -158,6 +185,38 @@ impl ApiError {
             ApiError::Gate(GateError::RateLimited) => "rate_limited",
             ApiError::Gate(GateError::NotShared) => "revocation_not_shared",
             ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ApiError {
+    /// A full share of the challenge book, as of `now`.
+    pub fn from_challenge(error: ChallengeError, now: postern_core::UnixNanos) -> Self {
+        match error {
+            ChallengeError::ShareExhausted { retry_at, .. } => {
+                ApiError::share_exhausted(retry_at, now)
+            }
+            other => ApiError::Challenge(other),
+        }
+    }
+
+    /// A full share of a ceremony book, as of `now`.
+    pub fn from_passkey(error: PasskeyError, now: postern_core::UnixNanos) -> Self {
+        match error {
+            PasskeyError::Ceremony(CeremonyError::ShareExhausted { retry_at, .. }) => {
+                ApiError::share_exhausted(retry_at, now)
+            }
+            other => ApiError::Passkey(other),
+        }
+    }
+
+    /// Whole seconds until `retry_at`, at least 1 (`Retry-After` has no
+    /// fractions, and 0 would invite an immediate retry that fails).
+    fn share_exhausted(retry_at: postern_core::UnixNanos, now: postern_core::UnixNanos) -> Self {
+        const SECOND: u64 = 1_000_000_000;
+        let wait = retry_at.saturating_sub(now);
+        ApiError::ShareExhausted {
+            retry_after: wait.div_ceil(SECOND).max(1),
         }
     }
 }
@@ -215,15 +274,9 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        match &self {
-            ApiError::AuthenticationFailed { stages } => {
-                body["stages"] = serde_json::to_value(stages).unwrap_or(Value::Null);
-            }
-            ApiError::Decision(decision) => {
-                body["decision"] = json!(decision.as_str());
-                body["reason"] = json!(decision.reason().map(|r| r.as_str()));
-            }
-            _ => {}
+        if let ApiError::Decision(decision) = &self {
+            body["decision"] = json!(decision.as_str());
+            body["reason"] = json!(decision.reason().map(|r| r.as_str()));
         }
         let mut response = (status, Json(body)).into_response();
         // RFC 6750 §3: 401s carry a Bearer challenge; a 403 for missing
@@ -241,6 +294,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let ApiError::ShareExhausted { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -307,6 +307,10 @@ pub fn open(
         challenges: ChallengeBook::new(
             nanos(config.auth.challenge_ttl),
             config.auth.max_outstanding_challenges,
+            postern_auth::quota::ShareLimits {
+                per_client: config.auth.max_challenges_per_client,
+                per_user: config.auth.max_challenges_per_user,
+            },
         ),
         pipeline: Pipeline::new(stages),
         proofs,

@@ -43,8 +43,9 @@ pub struct Shared {
     pub pipeline: Pipeline,
     /// Verified identity proofs by digest (see `postern_auth::proof_cache`).
     pub proofs: Arc<ProofCache>,
-    /// How recent a session's full authentication must be to replace the
-    /// identity key, in nanoseconds (`[auth] reauth_max_age`).
+    /// How recent a session's full authentication must be to change the
+    /// account's credentials (add, remove or confirm a passkey, revoke or
+    /// replace the identity key), in nanoseconds (`[auth] reauth_max_age`).
     pub reauth_max_age: u64,
     /// The origins identity proofs may be bound to; the first is assumed
     /// when a request names none (`[auth] audiences`).

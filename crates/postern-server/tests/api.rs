@@ -435,3 +435,68 @@ async fn operations_endpoints_report_health_metrics_and_the_api() {
         assert!(api["paths"][path].is_object(), "openapi lacks {path}");
     }
 }
+
+/// The one body every failed full authentication answers, byte for byte.
+const FAILED: &str = r#"{"error":"authentication_failed","message":"authentication failed"}"#;
+
+/// A raw `/v1/auth/full` for `user` with `identity`'s proof (or none);
+/// returns the status and the body's bytes.
+async fn full_raw(server: &Server, user: &str, identity: Option<&IdentityFile>) -> (u16, String) {
+    let client = server.client();
+    let challenge = client.challenge(user).await.unwrap();
+    let proof =
+        identity.map(|id| {
+            postern_client::http::prove(id, &challenge, &device("laptop"), client.audience())
+                .unwrap()
+        });
+    let answer = http()
+        .post(server.url("/v1/auth/full"))
+        .json(&json!({
+            "user": user, "challenge_id": challenge.challenge_id,
+            "device": "laptop", "identity_proof": proof,
+        }))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+/// An unknown user, a wrong proof, a missing proof and a revoked key get
+/// byte-identical answers: no stage list, no outcome, no time. The detail
+/// is in the metrics.
+#[tokio::test]
+async fn every_failed_full_authentication_answers_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let (alice, _) = enroll_and_login(&client, "alice", "laptop").await;
+    let (carol, carols) = enroll_and_login(&client, "carol", "laptop").await;
+    let revoked = http()
+        .delete(server.url("/v1/users/carol/identity?freeze=true"))
+        .bearer_auth(&carols.token)
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let ghost = IdentityFile::generate("ghost").unwrap();
+    let mallory = IdentityFile::generate("alice").unwrap();
+
+    let unknown = full_raw(&server, "ghost", Some(&ghost)).await;
+    let wrong = full_raw(&server, "alice", Some(&mallory)).await;
+    let missing = full_raw(&server, "alice", None).await;
+    let unknown_missing = full_raw(&server, "ghost", None).await;
+    let revoked = full_raw(&server, "carol", Some(&carol)).await;
+    for answer in [&unknown, &wrong, &missing, &unknown_missing, &revoked] {
+        assert_eq!(answer, &(401, FAILED.to_string()));
+    }
+    assert_eq!(full_raw(&server, "alice", Some(&alice)).await.0, 200);
+
+    let metrics = server.metrics().await;
+    for (outcome, count) in [("credential_revoked", 1), ("missing", 1), ("rejected", 3)] {
+        let line = format!(
+            "postern_auth_stage_duration_seconds_count{{stage=\"identity\",outcome=\"{outcome}\"}} {count}"
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+}

@@ -19,17 +19,22 @@ use serde_json::{json, Value};
 
 const STANDARD: &[&str] = &["--stages", "identity,biometric"];
 
-fn stage_outcome(error: &ClientError, stage: &str) -> Option<String> {
+/// A refusal is the fixed `authentication_failed` body; why the
+/// biometric stage refused is counted in the metrics only.
+async fn refused_by_biometric(server: &Server, error: &ClientError, outcome: &str) -> f64 {
     match error {
         ClientError::Api {
             status: 401, body, ..
-        } => body["stages"]
-            .as_array()?
-            .iter()
-            .find(|s| s["stage"] == stage)
-            .and_then(|s| s["outcome"].as_str().map(str::to_string)),
-        _ => None,
+        } => assert_eq!(
+            body,
+            &json!({ "error": "authentication_failed", "message": "authentication failed" })
+        ),
+        other => panic!("not a refusal: {other}"),
     }
+    let name = format!(
+        "postern_auth_stage_duration_seconds_count{{stage=\"biometric\",outcome=\"{outcome}\"}}"
+    );
+    server.metric(&name).await
 }
 
 async fn enroll(
@@ -85,24 +90,24 @@ async fn the_same_person_passes_and_anyone_else_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(
-        stage_outcome(&refused, "biometric").as_deref(),
-        Some("rejected")
+        refused_by_biometric(&server, &refused, "rejected").await,
+        1.0
     );
     let missing = client
         .login(&identity, &device("laptop"))
         .await
         .unwrap_err();
     assert_eq!(
-        stage_outcome(&missing, "biometric").as_deref(),
-        Some("missing")
+        refused_by_biometric(&server, &missing, "missing").await,
+        1.0
     );
     let truncated = client
         .login_with_probe(&identity, &device("laptop"), Some(&probe[..1000]))
         .await
         .unwrap_err();
     assert_eq!(
-        stage_outcome(&truncated, "biometric").as_deref(),
-        Some("malformed")
+        refused_by_biometric(&server, &truncated, "malformed").await,
+        1.0
     );
     // A template sent as the probe is the wrong kind of ciphertext.
     let template = bio.template(&alice.embedding()).unwrap();
@@ -111,8 +116,8 @@ async fn the_same_person_passes_and_anyone_else_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(
-        stage_outcome(&confused, "biometric").as_deref(),
-        Some("malformed")
+        refused_by_biometric(&server, &confused, "malformed").await,
+        2.0
     );
 
     // Enrollment checks the template is a well-formed ciphertext, and the
@@ -187,7 +192,7 @@ async fn a_revoked_users_prepared_template_is_dropped_and_the_cache_can_be_turne
         );
     }
     let answer = http()
-        .delete(server.url("/v1/users/frank/identity"))
+        .delete(server.url("/v1/users/frank/identity?freeze=true"))
         .bearer_auth(token)
         .header("X-Postern-Device", "laptop")
         .send()

@@ -310,7 +310,7 @@ async fn revoking_the_identity_key_revokes_every_session_made_with_it() {
     let second = client.login(&identity, &device("phone")).await.unwrap();
 
     let revoke = |token: String, dev: &'static str| {
-        let url = server.url("/v1/users/erin/identity");
+        let url = server.url("/v1/users/erin/identity?freeze=true");
         async move {
             http()
                 .delete(url)
@@ -377,7 +377,7 @@ async fn no_login_in_flight_during_an_identity_revocation_survives_it() {
     }
     tokio::time::sleep(Duration::from_millis(5)).await;
     let answer = http()
-        .delete(server.url("/v1/users/erin/identity"))
+        .delete(server.url("/v1/users/erin/identity?freeze=true"))
         .bearer_auth(&first.token)
         .header("X-Postern-Device", "laptop")
         .send()

@@ -31,7 +31,7 @@ use postern_core::{UnixNanos, SECOND};
 use rand::{CryptoRng, RngCore};
 
 use crate::hot::{HotSession, HotTier, Lookup, Slot};
-use crate::passkey::PasskeyRecord;
+use crate::passkey::{standings, PasskeyRecord, Standing};
 use crate::store::{SessionRow, SessionStore, StoreError};
 
 /// Authority settings beyond the resume policy.
@@ -197,6 +197,11 @@ impl std::fmt::Debug for SessionAuthority {
     }
 }
 
+/// The credential id of a user's identity key if it is live, and each of
+/// the user's passkeys with its standing
+/// ([`SessionAuthority::passkey_standings`]).
+pub type PasskeyStandings = (Option<[u8; 16]>, Vec<(PasskeyRecord, Standing)>);
+
 /// Why a stored row could not enter the hot tier.
 #[derive(Debug, thiserror::Error)]
 enum RowError {
@@ -263,8 +268,9 @@ impl SessionAuthority {
     /// their user's: minted with an identity key that was since revoked or
     /// replaced, when that sweep was cut short (a store error, a crash). It
     /// finishes here, at the latest on the next start. A user's credentials
-    /// are the identity key (unless revoked) and the registered passkeys; a
-    /// session that records no credential is left alone.
+    /// are the identity key (unless revoked) and the passkeys in good
+    /// standing (so a suspended passkey's sessions go too); a session that
+    /// records no credential is left alone.
     fn finish_identity_revocations(
         &self,
         users: HashMap<UserId, HashSet<[u8; 16]>>,
@@ -304,26 +310,52 @@ impl SessionAuthority {
     }
 
     /// The credentials a user can authenticate with now: the identity key
-    /// unless it is revoked, and every registered passkey.
+    /// unless it is revoked, and every passkey in good standing (see
+    /// [`crate::passkey::standings`]: a passkey authorised by a credential
+    /// that is no longer current is suspended).
     fn current_credentials(&self, user: &UserId) -> Result<HashSet<[u8; 16]>, StoreError> {
-        let mut current: HashSet<[u8; 16]> = self
-            .store
-            .list_passkeys(user)?
+        let (identity, passkeys) = self.passkey_standings(user)?;
+        let mut current: HashSet<[u8; 16]> = passkeys
             .iter()
-            .map(PasskeyRecord::session_credential)
+            .filter(|(_, standing)| *standing == Standing::Active)
+            .map(|(passkey, _)| passkey.session_credential())
             .collect();
-        if let Some(record) = self.store.get_user(user)? {
-            match IdentityPublicKey::from_bytes(&record.identity_key) {
-                Ok(key) if record.identity_revoked_at.is_none() => {
-                    current.insert(key.credential_id());
-                }
-                Ok(_) => {}
+        current.extend(identity);
+        Ok(current)
+    }
+
+    /// The credential id of the user's identity key if it is live, and
+    /// each of the user's passkeys with its standing.
+    pub fn passkey_standings(&self, user: &UserId) -> Result<PasskeyStandings, StoreError> {
+        let passkeys = self.store.list_passkeys(user)?;
+        let identity = match self.store.get_user(user)? {
+            Some(record) => match IdentityPublicKey::from_bytes(&record.identity_key) {
+                Ok(key) if record.identity_revoked_at.is_none() => Some(key.credential_id()),
+                Ok(_) => None,
                 Err(_) => {
                     tracing::warn!(user = %user, "the identity key does not decode; sessions minted with it are revoked");
+                    None
                 }
-            }
-        }
-        Ok(current)
+            },
+            None => None,
+        };
+        let standing = standings(identity, &passkeys);
+        Ok((identity, passkeys.into_iter().zip(standing).collect()))
+    }
+
+    /// Revokes every session of `user` whose credential is no longer one
+    /// the user can authenticate with: a revoked or replaced identity key,
+    /// a removed passkey, and every passkey suspended because of them.
+    /// Call it after any change to the user's credentials (after the store
+    /// write). Returns how many were live; like [`Self::revoke_credential`]
+    /// it writes already-refused sessions again, so a retry finishes a
+    /// sweep a store error cut short.
+    pub fn revoke_not_current(&self, user: &UserId, now: UnixNanos) -> Result<usize, StoreError> {
+        let current = self.current_credentials(user)?;
+        self.revoke_matching(user, now, Rewrite::AllMatching, |s| {
+            let credential = s.context().credential;
+            credential != [0; 16] && !current.contains(&credential)
+        })
     }
 
     fn verify_row(&self, row: &SessionRow) -> Result<SessionContext, RowError> {

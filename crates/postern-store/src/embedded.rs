@@ -321,30 +321,16 @@ impl SessionStore for RedbStore {
         }
     }
 
-    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError> {
-        // redb serialises write transactions, so the read-then-insert below
-        // is atomic: concurrent first registrations agree on one handle.
-        let tx = self.db.begin_write().map_err(backend)?;
-        let handle = {
-            let mut handles = tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
-            let existing = match handles.get(user.as_str()).map_err(backend)? {
-                Some(value) => Some(
-                    <[u8; 16]>::try_from(value.value())
-                        .map_err(|_| StoreError::CorruptRow("passkey user handle"))?,
-                ),
-                None => None,
-            };
-            match existing {
-                Some(handle) => handle,
-                None => {
-                    handles
-                        .insert(user.as_str(), fresh.as_slice())
-                        .map_err(backend)?;
-                    fresh
-                }
-            }
+    fn passkey_user_handle(&self, user: &UserId) -> Result<Option<[u8; 16]>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let handles = tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
+        let handle = match handles.get(user.as_str()).map_err(backend)? {
+            Some(value) => Some(
+                <[u8; 16]>::try_from(value.value())
+                    .map_err(|_| StoreError::CorruptRow("passkey user handle"))?,
+            ),
+            None => None,
         };
-        tx.commit().map_err(backend)?;
         Ok(handle)
     }
 
@@ -372,6 +358,14 @@ impl SessionStore for RedbStore {
                     .map_err(backend)?;
                 let mut index = tx.open_multimap_table(USER_PASSKEYS).map_err(backend)?;
                 index.insert(user.as_str(), id).map_err(backend)?;
+                // The user's handle is chosen by the first registration
+                // that finishes, in its own write.
+                let mut handles = tx.open_table(PASSKEY_HANDLES).map_err(backend)?;
+                if handles.get(user.as_str()).map_err(backend)?.is_none() {
+                    handles
+                        .insert(user.as_str(), record.user_handle.as_slice())
+                        .map_err(backend)?;
+                }
                 PasskeyInsert::Inserted
             }
         };
@@ -466,6 +460,39 @@ impl SessionStore for RedbStore {
             tx.abort().map_err(backend)?;
         }
         Ok(outcome)
+    }
+
+    fn reauthorise_passkey(
+        &self,
+        credential_id: &[u8],
+        expected: [u8; 16],
+        by: [u8; 16],
+    ) -> Result<bool, StoreError> {
+        // One write transaction: the comparison and the write are atomic.
+        let tx = self.db.begin_write().map_err(backend)?;
+        let updated = {
+            let mut passkeys = tx.open_table(PASSKEYS).map_err(backend)?;
+            let stored = match passkeys.get(credential_id).map_err(backend)? {
+                Some(value) => Some(PasskeyRecord::decode(credential_id, value.value())?),
+                None => None,
+            };
+            match stored {
+                Some(mut record) if record.registered_by == expected => {
+                    record.registered_by = by;
+                    passkeys
+                        .insert(credential_id, record.encode().as_slice())
+                        .map_err(backend)?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if updated {
+            tx.commit().map_err(backend)?;
+        } else {
+            tx.abort().map_err(backend)?;
+        }
+        Ok(updated)
     }
 
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {

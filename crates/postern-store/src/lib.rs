@@ -50,5 +50,7 @@ pub use authority::{
     AuthorityConfig, Minted, NewSession, RestoreReport, ResumeOutcome, SessionAuthority,
     SessionSummary,
 };
-pub use passkey::{AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyRemoval, PasskeyUse};
+pub use passkey::{
+    standings, AccountClaim, PasskeyInsert, PasskeyRecord, PasskeyRemoval, PasskeyUse, Standing,
+};
 pub use store::{SessionRow, SessionStore, StoreError, UserRecord};

@@ -152,13 +152,8 @@ impl SessionStore for MemoryStore {
         Ok(self.inner.lock().users.get(user).cloned())
     }
 
-    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError> {
-        Ok(*self
-            .inner
-            .lock()
-            .handles
-            .entry(user.clone())
-            .or_insert(fresh))
+    fn passkey_user_handle(&self, user: &UserId) -> Result<Option<[u8; 16]>, StoreError> {
+        Ok(self.inner.lock().handles.get(user).copied())
     }
 
     fn insert_passkey(
@@ -183,6 +178,10 @@ impl SessionStore for MemoryStore {
         inner
             .passkeys
             .insert(record.credential_id.clone(), record.clone());
+        inner
+            .handles
+            .entry(record.user.clone())
+            .or_insert(record.user_handle);
         Ok(PasskeyInsert::Inserted)
     }
 
@@ -232,6 +231,22 @@ impl SessionStore for MemoryStore {
             ids.remove(credential_id);
         }
         Ok(PasskeyRemoval::Removed)
+    }
+
+    fn reauthorise_passkey(
+        &self,
+        credential_id: &[u8],
+        expected: [u8; 16],
+        by: [u8; 16],
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock();
+        Ok(match inner.passkeys.get_mut(credential_id) {
+            Some(stored) if stored.registered_by == expected => {
+                stored.registered_by = by;
+                true
+            }
+            _ => false,
+        })
     }
 
     fn list_passkeys(&self, user: &UserId) -> Result<Vec<PasskeyRecord>, StoreError> {

@@ -40,8 +40,11 @@ pub struct PasskeyRecord {
     /// The credential of the session that authorised registering this
     /// passkey on an existing account (an identity key's `credential_id`
     /// or another passkey's [`session_credential`]); all zero when the
-    /// passkey founded the account. Revoking that credential removes this
-    /// passkey too: whoever held it could have added it.
+    /// passkey founded the account. When that credential stops being one
+    /// the user can authenticate with (revoked, replaced or removed), this
+    /// passkey is suspended (see [`standings`]): whoever held it could
+    /// have added it. Confirming the passkey from another credential
+    /// records that credential here instead.
     pub registered_by: [u8; 16],
 }
 
@@ -189,6 +192,65 @@ impl PasskeyRecord {
     }
 }
 
+/// Whether a passkey may be used, as [`standings`] judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// It founded the account (`registered_by` all zero), or the
+    /// credential that authorised it is one the user can authenticate
+    /// with now.
+    Active,
+    /// The credential that authorised it, or transitively the one that
+    /// authorised that, was revoked, replaced or removed. A suspended
+    /// passkey cannot log in, and sessions it authenticated are revoked,
+    /// until it is confirmed from another current credential or removed.
+    Suspended,
+}
+
+impl Standing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Active => "active",
+            Standing::Suspended => "suspended",
+        }
+    }
+}
+
+/// The standing of each of one user's `passkeys` (same order), given the
+/// credential id of the user's identity key if it is live (not revoked).
+///
+/// The rule: a credential that was revoked, replaced or removed may have
+/// been stolen, and so may everything it authorised. A passkey is active
+/// when it founded the account or when its `registered_by` names a live
+/// identity key or an active passkey (by [`session_credential`]); every
+/// other passkey is suspended. This is the least fixed point from the
+/// founders and the live key, so a chain (a stolen key added passkey A, A
+/// added B) is suspended whole, and so is a cycle with no live root.
+///
+/// Pure and derived on every read, never stored: there is no suspension
+/// write to lose in a crash or to race with, and confirming a passkey is
+/// re-pointing its `registered_by` at the confirming credential.
+/// Quadratic in the number of passkeys in the worst case (a chain listed
+/// backwards), which is a handful per user.
+pub fn standings(live_identity: Option<[u8; 16]>, passkeys: &[PasskeyRecord]) -> Vec<Standing> {
+    let mut standing = vec![Standing::Suspended; passkeys.len()];
+    let mut current: Vec<[u8; 16]> = live_identity.into_iter().collect();
+    loop {
+        let mut changed = false;
+        for (passkey, standing) in passkeys.iter().zip(standing.iter_mut()) {
+            if *standing == Standing::Suspended
+                && (passkey.registered_by == [0; 16] || current.contains(&passkey.registered_by))
+            {
+                *standing = Standing::Active;
+                current.push(passkey.session_credential());
+                changed = true;
+            }
+        }
+        if !changed {
+            return standing;
+        }
+    }
+}
+
 /// What [`crate::SessionStore::update_passkey`] did with a use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasskeyUse {
@@ -317,6 +379,55 @@ mod tests {
         assert!(merged.backup_state);
         assert_eq!(merged.last_used_at, Some(99));
         assert_eq!(merged.created_at, 10);
+    }
+
+    fn authorised_by(id: u8, by: [u8; 16]) -> PasskeyRecord {
+        PasskeyRecord {
+            credential_id: vec![id; 8],
+            registered_by: by,
+            ..record()
+        }
+    }
+
+    #[test]
+    fn passkeys_authorised_by_a_dead_credential_are_suspended_transitively() {
+        use Standing::{Active, Suspended};
+        let key = [1; 16];
+        let founder = authorised_by(10, [0; 16]);
+        let by_key = authorised_by(11, key);
+        // Listed before its authoriser: the order does not matter.
+        let by_by_key = authorised_by(12, by_key.session_credential());
+        let by_founder = authorised_by(13, founder.session_credential());
+        let all = [
+            by_by_key.clone(),
+            founder.clone(),
+            by_key.clone(),
+            by_founder.clone(),
+        ];
+        assert_eq!(
+            standings(Some(key), &all),
+            vec![Active, Active, Active, Active]
+        );
+        // The key revoked or replaced: what it added, and what that added,
+        // is suspended; the founder's line is not.
+        assert_eq!(
+            standings(None, &all),
+            vec![Suspended, Active, Suspended, Active]
+        );
+        assert_eq!(
+            standings(Some([2; 16]), &all),
+            vec![Suspended, Active, Suspended, Active]
+        );
+        // The founder removed: its line is suspended.
+        assert_eq!(
+            standings(Some(key), &[by_founder, by_key.clone()]),
+            vec![Suspended, Active]
+        );
+        // Two passkeys that authorised each other have no live root.
+        let a = authorised_by(20, authorised_by(21, [0; 16]).session_credential());
+        let b = authorised_by(21, a.session_credential());
+        assert_eq!(standings(None, &[a, b]), vec![Suspended, Suspended]);
+        assert_eq!(standings(None, &[]), Vec::<Standing>::new());
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //!   does not advance past the stored one changes nothing (see
 //!   [`PasskeyRecord::after_use`]), and no use changes the owner, the user
 //!   handle or the creation time. A user's WebAuthn user handle is chosen
-//!   once (`passkey_user_handle`) and never changes.
+//!   once, by the first `insert_passkey` for that user (in the same write),
+//!   and never changes; reading it (`passkey_user_handle`) writes nothing,
+//!   so starting a registration for a name leaves no trace.
 //! - Claiming an account is atomic: `insert_user` refuses a user who has a
 //!   passkey, and `insert_passkey` with [`AccountClaim::NewAccount`]
 //!   refuses a user who has an identity key or a passkey, each checked in
@@ -275,12 +277,13 @@ pub trait SessionStore: Send + Sync {
         record: &UserRecord,
     ) -> Result<bool, StoreError>;
     fn get_user(&self, user: &UserId) -> Result<Option<UserRecord>, StoreError>;
-    /// The user's WebAuthn user handle. If the user has none yet, `fresh`
-    /// becomes it, durably; concurrent callers all get the one stored.
-    fn passkey_user_handle(&self, user: &UserId, fresh: [u8; 16]) -> Result<[u8; 16], StoreError>;
+    /// The user's WebAuthn user handle, if a passkey was ever registered
+    /// for the user. Reads only.
+    fn passkey_user_handle(&self, user: &UserId) -> Result<Option<[u8; 16]>, StoreError>;
     /// Registers a passkey, durably, unless its credential id is already
     /// registered (to anyone) or `claim` finds the account claimed; nothing
-    /// changes then.
+    /// changes then. If the user has no user handle yet, the record's
+    /// becomes it, in the same write.
     fn insert_passkey(
         &self,
         record: &PasskeyRecord,
@@ -301,6 +304,16 @@ pub trait SessionStore: Send + Sync {
         credential_id: &[u8],
         keep_last_way_in: bool,
     ) -> Result<PasskeyRemoval, StoreError>;
+    /// Records `by` as the credential that authorised a passkey, durably,
+    /// if its `registered_by` is still `expected` (compare and set; how a
+    /// suspended passkey is confirmed). `Ok(false)` if there is no such
+    /// passkey or it changed; nothing changes then.
+    fn reauthorise_passkey(
+        &self,
+        credential_id: &[u8],
+        expected: [u8; 16],
+        by: [u8; 16],
+    ) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

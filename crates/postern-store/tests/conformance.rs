@@ -39,6 +39,7 @@ fn conformance(store: &dyn SessionStore) {
     a_credential_id_is_registered_once(store);
     passkeys_are_found_by_credential_id_and_listed_by_user(store);
     a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store);
+    a_passkey_is_reauthorised_by_compare_and_set(store);
     claiming_an_account_is_exclusive(store);
     racing_claims_for_one_account_have_one_winner(store);
     racing_uses_of_one_counter_have_one_winner(store);
@@ -161,11 +162,29 @@ fn passkey(id: u8, user: &str, counter: u32) -> PasskeyRecord {
 }
 
 fn a_user_handle_is_chosen_once(store: &dyn SessionStore) {
-    let alice = UserId::parse("alice").unwrap();
-    assert_eq!(store.passkey_user_handle(&alice, [1; 16]).unwrap(), [1; 16]);
-    assert_eq!(store.passkey_user_handle(&alice, [2; 16]).unwrap(), [1; 16]);
-    let bob = UserId::parse("bob").unwrap();
-    assert_eq!(store.passkey_user_handle(&bob, [2; 16]).unwrap(), [2; 16]);
+    let hana = UserId::parse("hana").unwrap();
+    // Reading writes nothing: a name nobody registered has no handle.
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), None);
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), None);
+    // The first registration to finish chooses it; later ones keep it.
+    let first = passkey(90, "hana", 0);
+    store
+        .insert_passkey(&first, AccountClaim::NewAccount)
+        .unwrap();
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), Some([90; 16]));
+    store
+        .insert_passkey(&passkey(91, "hana", 0), EXISTING)
+        .unwrap();
+    assert_eq!(store.passkey_user_handle(&hana).unwrap(), Some([90; 16]));
+    // A refused registration chooses nothing.
+    let ivan = UserId::parse("ivan").unwrap();
+    let mut taken = passkey(90, "ivan", 0);
+    taken.user_handle = [7; 16];
+    assert_eq!(
+        store.insert_passkey(&taken, EXISTING).unwrap(),
+        PasskeyInsert::CredentialTaken
+    );
+    assert_eq!(store.passkey_user_handle(&ivan).unwrap(), None);
 }
 
 fn a_credential_id_is_registered_once(store: &dyn SessionStore) {
@@ -294,6 +313,37 @@ fn a_passkey_use_moves_the_counter_forward_and_keeps_the_owner(store: &dyn Sessi
         PasskeyUse::UnknownCredential
     );
     assert_eq!(store.get_passkey(&[14; 20]).unwrap(), None);
+}
+
+fn a_passkey_is_reauthorised_by_compare_and_set(store: &dyn SessionStore) {
+    let before = store.get_passkey(&[11; 20]).unwrap().unwrap();
+    assert_eq!(before.registered_by, [12; 16]);
+    // A stale expectation changes nothing.
+    assert!(!store
+        .reauthorise_passkey(&[11; 20], [99; 16], [50; 16])
+        .unwrap());
+    assert_eq!(store.get_passkey(&[11; 20]).unwrap().unwrap(), before);
+    assert!(store
+        .reauthorise_passkey(&[11; 20], [12; 16], [50; 16])
+        .unwrap());
+    assert_eq!(
+        store.get_passkey(&[11; 20]).unwrap().unwrap(),
+        PasskeyRecord {
+            registered_by: [50; 16],
+            ..before.clone()
+        },
+        "only the authoriser changed"
+    );
+    assert!(!store
+        .reauthorise_passkey(&[11; 20], [12; 16], [51; 16])
+        .unwrap());
+    assert!(!store
+        .reauthorise_passkey(&[77; 20], [0; 16], [51; 16])
+        .unwrap());
+    assert!(store
+        .reauthorise_passkey(&[11; 20], [50; 16], [12; 16])
+        .unwrap());
+    assert_eq!(store.get_passkey(&[11; 20]).unwrap().unwrap(), before);
 }
 
 fn inserted_rows_read_back_exactly(store: &dyn SessionStore) {
@@ -531,9 +581,6 @@ fn the_redb_store_keeps_everything_across_reopen() {
                 ..passkey(7, "alice", 1)
             })
             .unwrap();
-        store
-            .passkey_user_handle(&UserId::parse("alice").unwrap(), [8; 16])
-            .unwrap();
     }
     let store = RedbStore::open(&path).unwrap();
     let back = store.get(&SessionId::from_bytes([7; 16])).unwrap().unwrap();
@@ -550,5 +597,5 @@ fn the_redb_store_keeps_everything_across_reopen() {
         ),
         (5, true, Some(50))
     );
-    assert_eq!(store.passkey_user_handle(&alice, [9; 16]).unwrap(), [8; 16]);
+    assert_eq!(store.passkey_user_handle(&alice).unwrap(), Some([7; 16]));
 }

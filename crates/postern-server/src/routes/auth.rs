@@ -1,11 +1,15 @@
 //! Full authentication: `POST /v1/auth/challenge` and `POST /v1/auth/full`.
 //!
 //! A challenge is issued for any well-formed user id, enrolled or not, and a
-//! failed full authentication answers the same `401 authentication_failed`
-//! whether the user is unknown or the proof is wrong, so neither endpoint
-//! tells an attacker which users exist.
+//! failed full authentication answers one fixed body,
+//! `{"error":"authentication_failed","message":"authentication failed"}`,
+//! whether the user is unknown, the proof is wrong or the key is revoked:
+//! no stage list, no outcomes, no times. Which stage failed and why goes
+//! to the log and to `postern_auth_stage_duration_seconds{stage,outcome}`
+//! only, so neither endpoint's body tells an attacker which users exist.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -18,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::issue::{issue_session, LoginResponse};
-use super::{audience_of, blocking, user_id};
+use super::{audience_of, blocking, requester, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -40,16 +44,18 @@ pub struct ChallengeResponse {
 /// Issue a one-time challenge for full authentication.
 #[utoipa::path(post, path = "/v1/auth/challenge", request_body = ChallengeRequest,
     responses((status = 200, body = ChallengeResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody)))]
+        (status = 429, description = "`rate_limited`: the server's, this client's or this user's outstanding challenges are at their limit; with `Retry-After` for the last two", body = crate::openapi::ErrorBody)))]
 pub async fn challenge(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<ApiJson<ChallengeResponse>, ApiError> {
     let user = user_id(&body.user)?;
+    let now = state.clock.now();
     let issued = state
         .challenges
-        .issue(&user, state.clock.now(), &mut OsRng)
-        .map_err(ApiError::Challenge)?;
+        .issue(&user, &requester(&headers), now, &mut OsRng)
+        .map_err(|e| ApiError::from_challenge(e, now))?;
     Ok(ApiJson(ChallengeResponse {
         challenge_id: URL_SAFE_NO_PAD.encode(issued.id),
         challenge: URL_SAFE_NO_PAD.encode(issued.challenge),
@@ -98,7 +104,8 @@ impl StageReportBody {
 /// deployment's session mode says: see `issue_session`).
 #[utoipa::path(post, path = "/v1/auth/full", request_body = FullAuthRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown user, wrong proof, revoked key, missing factor), or `challenge_invalid` / `challenge_expired`", body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn full(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FullAuthRequest>,
@@ -168,14 +175,14 @@ pub async fn full(
             (Ok(evidence), true) => evidence,
             (result, _) => {
                 if let Err((stage, failure)) = result {
-                    tracing::info!(user = %user, stage, failure = failure.as_str(), "full authentication failed");
+                    tracing::info!(user = %user, stage, failure = failure.as_str(), known, "full authentication failed");
                 } else {
                     tracing::info!(user = %user, "full authentication for an unknown user");
                 }
-                return Err(ApiError::AuthenticationFailed { stages });
+                return Err(ApiError::AuthenticationFailed);
             }
         };
-        issue_session(&state, user, device, evidence, stages)
+        issue_session(&state, user, device, evidence, None, stages)
     })
     .await
 }

@@ -11,8 +11,20 @@
 //! reopening the unauthenticated enroll route: it needs a session of that
 //! user from a full authentication no older than `[auth] reauth_max_age`
 //! (say, a passkey login, or a login with the key being rotated out).
+//! Revoking needs the same.
+//!
+//! Passkeys added with a session of the retired key, and what they added
+//! in turn, are suspended (see `passkeys.rs`), and their sessions revoked
+//! in the same sweep: whoever stole the key could have added them. So
+//! replacing a stolen key locks out a thief's passkey; the owner then
+//! confirms their own passkeys from a session of the new key. Revoking
+//! without a replacement would suspend every passkey that descends from the
+//! key; when that leaves the account no credential in good standing it is
+//! refused (409 `last_credential`) unless the caller asks to freeze the
+//! account (`?freeze=true`), so an owner never locks themselves out by
+//! accident.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -21,13 +33,13 @@ use postern_core::identity::IdentityPublicKey;
 use postern_core::policy::{Decision, Reason};
 use postern_core::UnixNanos;
 use postern_store::UserRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::blocking;
 use super::enroll::{decode_enrollment, EnrollRequest};
-use super::session::Intent;
-use super::users::{recent_session_of_user, session_of_user};
+use super::passkeys::{keeps_a_way_in, suspended};
+use super::users::recent_session_of_user;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -45,9 +57,22 @@ pub struct IdentityRevokedResponse {
     /// Verified proofs of that key forgotten from the proof cache.
     pub forgotten_proofs: usize,
     /// Passkeys (credential ids, base64url) registered with a session of
-    /// that key. They still work: whoever held the key could have added
-    /// any of them, and so could the owner, so review them.
+    /// that key. Whoever held the key could have added any of them, so
+    /// they are suspended (and so is what they added).
     pub passkeys_registered_with_it: Vec<String>,
+    /// Every passkey of the user now suspended (credential ids, base64url):
+    /// they cannot log in until confirmed from another current credential
+    /// or removed.
+    pub suspended_passkeys: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RevokeQuery {
+    /// Revoke even if no credential in good standing is left: the account
+    /// is then frozen (nobody, the owner included, can log in).
+    #[serde(default)]
+    pub freeze: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,6 +91,10 @@ pub struct IdentityReplacedResponse {
     /// caller's own included, if the replaced key minted it).
     pub revoked_sessions: usize,
     pub forgotten_proofs: usize,
+    /// Every passkey of the user now suspended (credential ids, base64url):
+    /// those added with a session of the replaced key, transitively.
+    /// Confirm yours with a session of the new key.
+    pub suspended_passkeys: Vec<String>,
 }
 
 /// What the sweep of a retired key did.
@@ -74,7 +103,8 @@ struct Swept {
     forgotten_proofs: usize,
 }
 
-/// Forgets the proofs of the key `credential` and revokes its sessions.
+/// Forgets the proofs of the key `credential` and revokes its sessions,
+/// and those of the passkeys its retirement suspended.
 fn sweep(
     state: &AppState,
     user: &UserId,
@@ -88,7 +118,10 @@ fn sweep(
     if let Some(biometric) = &state.biometric {
         biometric.prepared.forget(user);
     }
-    let revoked_sessions = state.authority.revoke_credential(user, credential, now)?;
+    let mut revoked_sessions = state.authority.revoke_credential(user, credential, now)?;
+    // The passkeys the key authorised are suspended from the moment the
+    // record changed; their sessions go now.
+    revoked_sessions += state.authority.revoke_not_current(user, now)?;
     Ok(Swept {
         revoked_sessions,
         forgotten_proofs,
@@ -103,58 +136,75 @@ fn credential_of(record: &UserRecord) -> Result<[u8; 16], ApiError> {
 
 /// Revoke a user's identity key: its proofs are forgotten, every session
 /// derived from it is revoked (and resumes as `revoked`), and full
-/// authentication with it fails from then on.
+/// authentication with it fails from then on. The passkeys it authorised
+/// are suspended. Needs a session of that user from a full authentication
+/// at most `reauth_max_age` old (else `403 reauth_required`). When no
+/// credential in good standing would be left, refused with 409
+/// `last_credential` (replace the key instead) unless `freeze=true`.
 ///
 /// Idempotent: if the key is already revoked (say an earlier call failed
 /// part way through its sweep), the sweep runs again and the answer keeps
 /// the original `revoked_at`, so a retry always finishes the job.
-#[utoipa::path(delete, path = "/v1/users/{user}/identity", params(("user" = String, Path, description = "User id")),
+#[utoipa::path(delete, path = "/v1/users/{user}/identity", params(("user" = String, Path, description = "User id"), RevokeQuery),
     responses((status = 200, body = IdentityRevokedResponse), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
         (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn revoke_identity(
     State(state): State<AppState>,
     Path(user): Path<String>,
+    Query(query): Query<RevokeQuery>,
     headers: HeaderMap,
 ) -> Result<ApiJson<IdentityRevokedResponse>, ApiError> {
-    let (user, _) = session_of_user(&state, &headers, &user, Intent::Change)?;
+    let (user, _, _) = recent_session_of_user(&state, &headers, &user)?;
     let worker = state.clone();
     let for_store = user.clone();
-    let (credential, revoked_at, (swept, registered_with_it)) = blocking(move || {
-        let state = worker;
-        let now = state.clock.now();
-        for _ in 0..UPDATE_ATTEMPTS {
-            let record = state
-                .store
-                .get_user(&for_store)?
-                .ok_or(ApiError::NotFound)?;
-            let credential = credential_of(&record)?;
-            let revoked_at = match record.identity_revoked_at {
-                Some(at) => at,
-                None => {
-                    let revoked = UserRecord {
-                        identity_revoked_at: Some(now),
-                        ..record.clone()
-                    };
-                    if !state.store.update_user(&for_store, &record, &revoked)? {
-                        continue;
+    let (credential, revoked_at, (swept, registered_with_it, suspended_passkeys)) =
+        blocking(move || {
+            let state = worker;
+            let now = state.clock.now();
+            for _ in 0..UPDATE_ATTEMPTS {
+                let record = state
+                    .store
+                    .get_user(&for_store)?
+                    .ok_or(ApiError::NotFound)?;
+                let credential = credential_of(&record)?;
+                let revoked_at = match record.identity_revoked_at {
+                    Some(at) => at,
+                    None => {
+                        // Read before the write and not in it: a passkey change
+                        // racing this one can still leave the account frozen.
+                        let (_, passkeys) = state.authority.passkey_standings(&for_store)?;
+                        if !query.freeze && !keeps_a_way_in(None, &passkeys, None) {
+                            return Err(ApiError::LastCredential);
+                        }
+                        let revoked = UserRecord {
+                            identity_revoked_at: Some(now),
+                            ..record.clone()
+                        };
+                        if !state.store.update_user(&for_store, &record, &revoked)? {
+                            continue;
+                        }
+                        now
                     }
-                    now
-                }
-            };
-            let swept = sweep(&state, &for_store, &credential, now)?;
-            let registered_with_it: Vec<String> = state
-                .store
-                .list_passkeys(&for_store)?
-                .iter()
-                .filter(|p| p.registered_by == credential)
-                .map(|p| URL_SAFE_NO_PAD.encode(&p.credential_id))
-                .collect();
-            return Ok((credential, revoked_at, (swept, registered_with_it)));
-        }
-        Err(ApiError::Conflict)
-    })
-    .await?;
+                };
+                let swept = sweep(&state, &for_store, &credential, now)?;
+                let registered_with_it: Vec<String> = state
+                    .store
+                    .list_passkeys(&for_store)?
+                    .iter()
+                    .filter(|p| p.registered_by == credential)
+                    .map(|p| URL_SAFE_NO_PAD.encode(&p.credential_id))
+                    .collect();
+                let (_, after) = state.authority.passkey_standings(&for_store)?;
+                return Ok((
+                    credential,
+                    revoked_at,
+                    (swept, registered_with_it, suspended(&after)),
+                ));
+            }
+            Err(ApiError::Conflict)
+        })
+        .await?;
     tracing::info!(user = %user, revoked_sessions = swept.revoked_sessions, "identity key revoked");
     Ok(ApiJson(IdentityRevokedResponse {
         credential_id: URL_SAFE_NO_PAD.encode(credential),
@@ -162,14 +212,16 @@ pub async fn revoke_identity(
         revoked_sessions: swept.revoked_sessions,
         forgotten_proofs: swept.forgotten_proofs,
         passkeys_registered_with_it: registered_with_it,
+        suspended_passkeys,
     }))
 }
 
 /// Replace a user's identity key (revoked or live) with a new one. Needs a
 /// session of that user whose full authentication is recent
 /// (`[auth] reauth_max_age`, else `403 reauth_required`). Every session
-/// minted with the replaced key is revoked; the biometric template is kept
-/// (sending one is a 400).
+/// minted with the replaced key is revoked, and the passkeys added with it
+/// are suspended (listed in the answer; confirm yours with a session of
+/// the new key); the biometric template is kept (sending one is a 400).
 #[utoipa::path(put, path = "/v1/users/{user}/identity", request_body = EnrollRequest,
     params(("user" = String, Path, description = "User id")),
     responses((status = 200, body = IdentityReplacedResponse), (status = 400, body = crate::openapi::ErrorBody),
@@ -195,7 +247,7 @@ pub async fn replace_identity(
     let (key, _) = decode_enrollment(&state, &body)?;
     let worker = state.clone();
     let for_store = user.clone();
-    let (replaced, swept) = blocking(move || {
+    let (replaced, swept, suspended_passkeys) = blocking(move || {
         let state = worker;
         // A passkey-only account has no key to replace: adding one is not
         // what this route does.
@@ -238,7 +290,14 @@ pub async fn replace_identity(
                 None
             }
         };
-        Ok((current, swept))
+        let suspended_passkeys = match state.authority.passkey_standings(&for_store) {
+            Ok((_, after)) => suspended(&after),
+            Err(e) => {
+                tracing::error!(user = %for_store, error = %e, "identity key replaced, passkeys not listed");
+                Vec::new()
+            }
+        };
+        Ok((current, swept, suspended_passkeys))
     })
     .await?;
     tracing::info!(user = %user, sweep_complete = swept.is_some(), "identity key replaced");
@@ -250,5 +309,6 @@ pub async fn replace_identity(
         sweep_complete: swept.is_some(),
         revoked_sessions: swept.as_ref().map_or(0, |s| s.revoked_sessions),
         forgotten_proofs: swept.as_ref().map_or(0, |s| s.forgotten_proofs),
+        suspended_passkeys,
     }))
 }

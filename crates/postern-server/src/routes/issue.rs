@@ -71,10 +71,26 @@ fn identity_key_retired(
     })
 }
 
+/// Whether the passkey a login used (its session credential, if a passkey
+/// stage ran) is no longer one `user` can authenticate with: removed, or
+/// suspended because its authoriser was revoked meanwhile. Read after the
+/// mint, for the reason [`identity_key_retired`] is.
+fn passkey_retired(
+    state: &AppState,
+    user: &UserId,
+    passkey: Option<[u8; 16]>,
+) -> Result<bool, ApiError> {
+    match passkey {
+        Some(credential) => Ok(!state.authority.credential_is_current(user, &credential)?),
+        None => Ok(false),
+    }
+}
+
 /// Mints a session for `user` on `device` from what the pipeline's stages
 /// established, and answers with it as the deployment delivers sessions.
-/// `stages` are the pipeline's reports; attestation and persistence are
-/// added here.
+/// `passkey` is the session credential of the passkey the login used, if
+/// any. `stages` are the pipeline's reports; attestation and persistence
+/// are added here.
 ///
 /// Blocking (the mint is durable before it returns): call it from
 /// [`super::blocking`].
@@ -83,6 +99,7 @@ pub(crate) fn issue_session(
     user: UserId,
     device: Fingerprint,
     evidence: Evidence,
+    passkey: Option<[u8; 16]>,
     mut stages: Vec<StageReportBody>,
 ) -> Result<Response, ApiError> {
     let identity_key = evidence.identity_key;
@@ -121,12 +138,18 @@ pub(crate) fn issue_session(
     if identity_key_retired(state, &user, identity_key)? {
         state.authority.revoke(&ctx.session_id, state.clock.now())?;
         tracing::info!(user = %user, "identity key revoked or replaced during the login; its session is revoked");
-        stages.push(StageReportBody::of(
-            "identity",
-            StageOutcome::Failed(StageFailure::CredentialRevoked),
-            0,
-        ));
-        return Err(ApiError::AuthenticationFailed { stages });
+        state
+            .metrics
+            .observe_stage("identity", StageFailure::CredentialRevoked.as_str(), 0);
+        return Err(ApiError::AuthenticationFailed);
+    }
+    if passkey_retired(state, &user, passkey)? {
+        state.authority.revoke(&ctx.session_id, state.clock.now())?;
+        tracing::info!(user = %user, "passkey removed or suspended during the login; its session is revoked");
+        state
+            .metrics
+            .observe_stage("passkey", StageFailure::CredentialRevoked.as_str(), 0);
+        return Err(ApiError::AuthenticationFailed);
     }
     tracing::info!(user = %user, session = %ctx.session_id.to_text(), "session minted");
     let mut body = LoginResponse {

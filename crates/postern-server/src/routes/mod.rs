@@ -30,6 +30,13 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
+/// The name per-client limits charge a request to: where it came from, as
+/// `session::client_of` tells it. (The one place to change when the
+/// client's address comes from the connection and trusted proxies.)
+pub(crate) fn requester(headers: &HeaderMap) -> String {
+    session::client_of(headers).to_string()
+}
+
 /// Builds the router the server serves.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
@@ -73,9 +80,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/users/{user}/sessions/{session}",
             delete(users::revoke_one),
         )
+        .route("/v1/users/{user}/passkeys", get(passkeys::list))
         .route(
             "/v1/users/{user}/passkeys/{credential_id}",
             delete(passkeys::remove),
+        )
+        .route(
+            "/v1/users/{user}/passkeys/{credential_id}/confirm",
+            post(passkeys::confirm),
         )
         .route(
             "/v1/users/{user}/identity",

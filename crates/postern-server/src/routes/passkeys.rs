@@ -9,13 +9,30 @@
 //!
 //! Who may register: a user with no credential at all, first come first
 //! served (like identity enrollment); a user who already has one needs a
-//! session of that user (bearer header or cookie). A passkey login runs the
+//! session of that user (bearer header or cookie) from a full
+//! authentication at most `reauth_max_age` old (`403 reauth_required`), so
+//! a stolen session that has aged cannot add a way in.
+//!
+//! A passkey added to an existing account records the credential of the
+//! session that authorised it (`registered_by`). When that credential is
+//! revoked, replaced or removed, the passkey is *suspended*, and so is
+//! everything it authorised in turn (`postern_store::passkey::standings`):
+//! it cannot log in (the same `401 authentication_failed` as a forged
+//! assertion) and its sessions are revoked, until the owner confirms it
+//! from a recent session of another current credential (`POST
+//! .../passkeys/{id}/confirm`) or removes it. This is how an owner locks
+//! out a thief who used a stolen key or session to add a passkey: replace
+//! the key (or remove the passkey the thief used) and confirm only their
+//! own passkeys. `GET /v1/users/{user}/passkeys` shows each passkey's
+//! standing. A passkey login runs the
 //! passkey stage through the pipeline and mints the session through the
 //! same `issue_session` as `/v1/auth/full`. Login with a `user` offers
 //! that user's passkeys; without one it is usernameless (the authenticator
-//! offers a discoverable credential). Any failure of the assertion answers
-//! the same `401 authentication_failed`, whether the credential is unknown,
-//! foreign or forged.
+//! offers a discoverable credential). Any failure of the login answers the
+//! same fixed `401 authentication_failed` body as `/v1/auth/full`, whether
+//! the credential is unknown, foreign, forged, replayed or suspended, or
+//! another required stage failed; the detail goes to the log and the
+//! metrics.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -24,13 +41,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use postern_auth::ceremony::CeremonyId;
 use postern_auth::passkey::PasskeyFactor;
-use postern_auth::pipeline::{StageOutcome, StageReport};
+use postern_auth::pipeline::StageReport;
 use postern_auth::relying_party::{has_credentials, Enrolment};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
 use postern_core::policy::{Decision, Reason};
 use postern_store::passkey::MAX_CREDENTIAL_ID_LEN;
-use postern_store::{PasskeyRemoval, PasskeyUse, UserRecord};
+use postern_store::{standings, PasskeyRecord, PasskeyRemoval, PasskeyUse, Standing, UserRecord};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -41,9 +58,9 @@ use webauthn_rs::prelude::{
 
 use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
-use super::session::{authenticated, Intent};
-use super::users::recent_session_of_user;
-use super::{audience_of, blocking, user_id};
+use super::session::Intent;
+use super::users::{recent_session_of_user, session_of_user};
+use super::{audience_of, blocking, requester, user_id};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -136,10 +153,10 @@ fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
 
 /// Start registering a passkey.
 #[utoipa::path(post, path = "/v1/passkeys/register/start", request_body = RegisterStartRequest,
-    params(("Authorization" = Option<String>, Header, description = "A session of the user, when the user already has a credential (or the session cookie)")),
+    params(("Authorization" = Option<String>, Header, description = "A session of the user from a full authentication at most `reauth_max_age` old, when the user already has a credential (or the session cookie); else 403 `reauth_required`")),
     responses((status = 200, body = RegisterStartResponse), (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 429, description = "`rate_limited`: too many outstanding registrations overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn register_start(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -150,26 +167,32 @@ pub async fn register_start(
     let for_store = user.clone();
     let claimed = blocking(move || Ok(has_credentials(worker.store.as_ref(), &for_store)?)).await?;
     let enrolment = if claimed {
-        let session = authenticated(&state, &headers, Intent::Change)?;
-        if session.context().user != user {
+        let (_, session, _) = recent_session_of_user(&state, &headers, &body.user)?;
+        let authorized_by = session.context().credential;
+        // A session that names no credential could vouch for a passkey
+        // that no revocation would ever suspend.
+        if authorized_by == [0; 16] {
             return Err(ApiError::Forbidden);
         }
-        Enrolment::ExistingAccount {
-            authorized_by: session.context().credential,
-        }
+        Enrolment::ExistingAccount { authorized_by }
     } else {
         Enrolment::NewAccount
     };
     let worker = state.clone();
+    let client = requester(&headers);
     let started = blocking(move || {
         let now = worker.clock.now();
-        Ok(worker.passkeys.start_registration(
-            worker.store.as_ref(),
-            &user,
-            enrolment,
-            now,
-            &mut OsRng,
-        )?)
+        worker
+            .passkeys
+            .start_registration(
+                worker.store.as_ref(),
+                &user,
+                enrolment,
+                &client,
+                now,
+                &mut OsRng,
+            )
+            .map_err(|e| ApiError::from_passkey(e, now))
     })
     .await?;
     Ok(ApiJson(RegisterStartResponse {
@@ -233,15 +256,131 @@ pub async fn register_finish(
 pub struct PasskeyRemovedResponse {
     /// The removed passkey's credential id (base64url).
     pub credential_id: String,
-    /// Live sessions the passkey authenticated, now revoked.
+    /// Live sessions the passkey authenticated, now revoked, with those of
+    /// the passkeys its removal suspended.
     pub revoked_sessions: usize,
+    /// The user's passkeys that are now suspended (credential ids,
+    /// base64url): those this one authorised, transitively, and any
+    /// suspended before. Confirm the ones that are yours.
+    pub suspended_passkeys: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyInfo {
+    /// The credential id (base64url).
+    pub credential_id: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    /// The credential whose session authorised (or last confirmed) this
+    /// passkey (base64url): an identity key's credential id or another
+    /// passkey's session credential; `null` if it founded the account.
+    pub registered_by: Option<String>,
+    /// `active`, or `suspended`: its authoriser was revoked, replaced or
+    /// removed; it cannot log in until confirmed or removed.
+    pub standing: &'static str,
+    /// The credential name this passkey's sessions carry (base64url),
+    /// which other passkeys' `registered_by` may name.
+    pub session_credential: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyList {
+    pub user: String,
+    pub passkeys: Vec<PasskeyInfo>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyConfirmedResponse {
+    /// The confirmed passkey's credential id (base64url).
+    pub credential_id: String,
+    /// The credential now recorded as its authoriser (base64url): the
+    /// confirming session's.
+    pub registered_by: String,
+    /// Passkeys active again (credential ids, base64url): this one and
+    /// those it authorised.
+    pub reactivated: Vec<String>,
+}
+
+fn credential_id_of(text: &str) -> Result<Vec<u8>, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .ok()
+        .filter(|id| !id.is_empty() && id.len() <= MAX_CREDENTIAL_ID_LEN)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_credential_id",
+                "credential_id is not a base64url passkey credential id",
+            )
+        })
+}
+
+/// The credential ids (base64url) of `passkeys` that are suspended.
+pub(super) fn suspended(passkeys: &[(PasskeyRecord, Standing)]) -> Vec<String> {
+    passkeys
+        .iter()
+        .filter(|(_, standing)| *standing == Standing::Suspended)
+        .map(|(p, _)| URL_SAFE_NO_PAD.encode(&p.credential_id))
+        .collect()
+}
+
+/// Whether the user keeps a credential they can authenticate with if
+/// `without` is removed (and the identity key is `identity`): what keeps
+/// an owner from locking themselves out.
+pub(super) fn keeps_a_way_in(
+    identity: Option<[u8; 16]>,
+    passkeys: &[(PasskeyRecord, Standing)],
+    without: Option<&[u8]>,
+) -> bool {
+    if identity.is_some() {
+        return true;
+    }
+    let left: Vec<PasskeyRecord> = passkeys
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| Some(p.credential_id.as_slice()) != without)
+        .cloned()
+        .collect();
+    standings(None, &left).contains(&Standing::Active)
+}
+
+/// List a user's passkeys with their standing.
+#[utoipa::path(get, path = "/v1/users/{user}/passkeys", params(("user" = String, Path, description = "User id")),
+    responses((status = 200, body = PasskeyList), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<ApiJson<PasskeyList>, ApiError> {
+    let (user, _) = session_of_user(&state, &headers, &user, Intent::Read)?;
+    let worker = state.clone();
+    let for_store = user.clone();
+    let (_, passkeys) =
+        blocking(move || Ok(worker.authority.passkey_standings(&for_store)?)).await?;
+    let t = crate::time::rfc3339;
+    Ok(ApiJson(PasskeyList {
+        user: user.to_string(),
+        passkeys: passkeys
+            .into_iter()
+            .map(|(p, standing)| PasskeyInfo {
+                credential_id: URL_SAFE_NO_PAD.encode(&p.credential_id),
+                created_at: t(p.created_at),
+                last_used_at: p.last_used_at.map(t),
+                registered_by: (p.registered_by != [0; 16])
+                    .then(|| URL_SAFE_NO_PAD.encode(p.registered_by)),
+                standing: standing.as_str(),
+                session_credential: URL_SAFE_NO_PAD.encode(p.session_credential()),
+            })
+            .collect(),
+    }))
 }
 
 /// Remove one of a user's passkeys; the sessions it authenticated are
-/// revoked. Needs a session of that user from a full authentication at most
-/// `reauth_max_age` old (else `403 reauth_required`). The account's last
-/// way in (no live identity key and no other passkey) is not removed (409
-/// `last_credential`).
+/// revoked, and the passkeys it authorised are suspended (their sessions
+/// revoked too). Needs a session of that user from a full authentication
+/// at most `reauth_max_age` old (else `403 reauth_required`). A removal
+/// that would leave the account no credential in good standing is refused
+/// (409 `last_credential`).
 #[utoipa::path(delete, path = "/v1/users/{user}/passkeys/{credential_id}",
     params(("user" = String, Path, description = "User id"),
         ("credential_id" = String, Path, description = "The passkey's credential id, base64url")),
@@ -255,58 +394,143 @@ pub async fn remove(
     headers: HeaderMap,
 ) -> Result<ApiJson<PasskeyRemovedResponse>, ApiError> {
     let (user, _, now) = recent_session_of_user(&state, &headers, &user)?;
-    let id = URL_SAFE_NO_PAD
-        .decode(credential_id.trim())
-        .ok()
-        .filter(|id| !id.is_empty() && id.len() <= MAX_CREDENTIAL_ID_LEN)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_credential_id",
-                "credential_id is not a base64url passkey credential id",
-            )
-        })?;
+    let id = credential_id_of(&credential_id)?;
     let worker = state.clone();
-    let revoked_sessions = blocking(move || {
+    let (revoked_sessions, suspended_passkeys) = blocking(move || {
         let state = worker;
-        let record = state
-            .store
-            .get_passkey(&id)?
-            .filter(|p| p.user == user)
+        let (identity, passkeys) = state.authority.passkey_standings(&user)?;
+        let record = passkeys
+            .iter()
+            .map(|(p, _)| p)
+            .find(|p| p.credential_id == id)
+            .cloned()
             .ok_or(ApiError::NotFound)?;
+        // Standing-aware: removing the passkey every other one descends
+        // from would suspend them all. The store's own check below (any
+        // other passkey or a live key) is the floor under a race with
+        // another change to the account.
+        if !keeps_a_way_in(identity, &passkeys, Some(&id)) {
+            return Err(ApiError::LastCredential);
+        }
         match state.store.remove_passkey(&id, true)? {
             PasskeyRemoval::Removed => {}
             PasskeyRemoval::NotRegistered => return Err(ApiError::NotFound),
             PasskeyRemoval::LastWayIn => return Err(ApiError::LastCredential),
         }
-        let revoked =
+        let mut revoked =
             state
                 .authority
                 .revoke_credential(&user, &record.session_credential(), now)?;
-        tracing::info!(user = %user, revoked_sessions = revoked, "passkey removed");
-        Ok(revoked)
+        revoked += state.authority.revoke_not_current(&user, now)?;
+        let (_, after) = state.authority.passkey_standings(&user)?;
+        let suspended_passkeys = suspended(&after);
+        tracing::info!(user = %user, revoked_sessions = revoked, suspended = suspended_passkeys.len(), "passkey removed");
+        Ok((revoked, suspended_passkeys))
     })
     .await?;
     Ok(ApiJson(PasskeyRemovedResponse {
         credential_id: credential_id.trim().to_string(),
         revoked_sessions,
+        suspended_passkeys,
+    }))
+}
+
+/// Confirm a suspended passkey: record the caller's credential as the one
+/// that authorised it, which makes it (and what it authorised) active
+/// again. Needs a session of that user from a full authentication at most
+/// `reauth_max_age` old (else `403 reauth_required`), made with a current
+/// credential other than this passkey. An active passkey is not confirmed
+/// (409 `not_suspended`).
+#[utoipa::path(post, path = "/v1/users/{user}/passkeys/{credential_id}/confirm",
+    params(("user" = String, Path, description = "User id"),
+        ("credential_id" = String, Path, description = "The passkey's credential id, base64url")),
+    responses((status = 200, body = PasskeyConfirmedResponse), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path((user, credential_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<ApiJson<PasskeyConfirmedResponse>, ApiError> {
+    let (user, session, _) = recent_session_of_user(&state, &headers, &user)?;
+    let by = session.context().credential;
+    if by == [0; 16] {
+        return Err(ApiError::Forbidden);
+    }
+    let id = credential_id_of(&credential_id)?;
+    let worker = state.clone();
+    let reactivated = blocking(move || {
+        let state = worker;
+        let (identity, passkeys) = state.authority.passkey_standings(&user)?;
+        let (record, standing) = passkeys
+            .iter()
+            .find(|(p, _)| p.credential_id == id)
+            .cloned()
+            .ok_or(ApiError::NotFound)?;
+        if standing == Standing::Active {
+            return Err(ApiError::NotSuspended);
+        }
+        // The confirming credential must be one the user can authenticate
+        // with now (a suspended passkey's session is revoked already; this
+        // also refuses one a sweep has not reached).
+        let current = identity == Some(by)
+            || passkeys
+                .iter()
+                .any(|(p, s)| *s == Standing::Active && p.session_credential() == by);
+        if !current || session.revoked_at().is_some() {
+            return Err(ApiError::Decision(Decision::FullAuth(Reason::Revoked)));
+        }
+        if !state
+            .store
+            .reauthorise_passkey(&id, record.registered_by, by)?
+        {
+            return Err(ApiError::Conflict);
+        }
+        let (_, after) = state.authority.passkey_standings(&user)?;
+        let reactivated: Vec<String> = passkeys
+            .iter()
+            .zip(&after)
+            .filter(|((_, before), (_, now))| {
+                *before == Standing::Suspended && *now == Standing::Active
+            })
+            .map(|((p, _), _)| URL_SAFE_NO_PAD.encode(&p.credential_id))
+            .collect();
+        tracing::info!(user = %user, reactivated = reactivated.len(), "suspended passkey confirmed");
+        Ok(reactivated)
+    })
+    .await?;
+    Ok(ApiJson(PasskeyConfirmedResponse {
+        credential_id: credential_id.trim().to_string(),
+        registered_by: URL_SAFE_NO_PAD.encode(by),
+        reactivated,
     }))
 }
 
 /// Start a passkey login (with a user, or usernameless).
 #[utoipa::path(post, path = "/v1/passkeys/login/start", request_body = LoginStartRequest,
     responses((status = 200, body = LoginStartResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 429, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 429, description = "`rate_limited`: too many outstanding logins overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn login_start(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginStartRequest>,
 ) -> Result<ApiJson<LoginStartResponse>, ApiError> {
     let user = body.user.as_deref().map(user_id).transpose()?;
     let worker = state.clone();
+    let client = requester(&headers);
     let started = blocking(move || {
         let now = worker.clock.now();
-        Ok(worker
+        worker
             .passkeys
-            .start_login(worker.store.as_ref(), user.as_ref(), now, &mut OsRng)?)
+            .start_login(
+                worker.store.as_ref(),
+                user.as_ref(),
+                &client,
+                now,
+                &mut OsRng,
+            )
+            .map_err(|e| ApiError::from_passkey(e, now))
     })
     .await?;
     Ok(ApiJson(LoginStartResponse {
@@ -320,7 +544,7 @@ pub async fn login_start(
 #[utoipa::path(post, path = "/v1/passkeys/login/finish", request_body = LoginFinishRequest,
     responses((status = 200, description = "The session; in cookie mode also `Set-Cookie`, and no `token` in the body", body = LoginResponse),
         (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, description = "authentication_failed, ceremony_invalid or ceremony_expired", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown, forged, replayed or suspended passkey, another stage), or `ceremony_invalid` / `ceremony_expired`", body = crate::openapi::ErrorBody),
         (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn login_finish(
     State(state): State<AppState>,
@@ -359,7 +583,7 @@ pub async fn login_finish(
             .or_else(|| stored.as_ref().map(|s| s.user.clone()))
         else {
             tracing::info!("passkey login with an unknown credential");
-            return Err(refused("passkey", StageFailure::Rejected));
+            return Err(refused(&state, StageFailure::Rejected));
         };
         // The passkey stage does not read the identity record; a user with
         // passkeys only has none.
@@ -400,9 +624,18 @@ pub async fn login_finish(
             Ok(evidence) => evidence,
             Err((stage, failure)) => {
                 tracing::info!(user = %user, stage, failure = failure.as_str(), "passkey login failed");
-                return Err(ApiError::AuthenticationFailed { stages });
+                return Err(ApiError::AuthenticationFailed);
             }
         };
+        // A suspended passkey verifies but does not log in; the answer is
+        // the one a forged assertion gets.
+        let used_credential = evidence.passkey.as_ref().map(PasskeyRecord::session_credential);
+        if let Some(credential) = used_credential {
+            if !state.authority.credential_is_current(&user, &credential)? {
+                tracing::info!(user = %user, "passkey login refused: the passkey is suspended");
+                return Err(refused(&state, StageFailure::CredentialRevoked));
+            }
+        }
         // The new counter is durable before any session exists, so a
         // replayed assertion cannot mint a second one after a crash. The
         // store compares and sets it: of two logins that verified against
@@ -414,17 +647,18 @@ pub async fn login_finish(
                 PasskeyUse::Recorded => {}
                 PasskeyUse::UnknownCredential | PasskeyUse::CounterNotAdvanced { .. } => {
                     tracing::warn!(user = %user, "passkey use refused: its signature counter did not advance (possible cloned authenticator)");
-                    return Err(refused("passkey", StageFailure::Replayed));
+                    return Err(refused(&state, StageFailure::Replayed));
                 }
             }
         }
-        issue_session(&state, user, device, evidence, stages)
+        issue_session(&state, user, device, evidence, used_credential, stages)
     })
     .await
 }
 
-fn refused(stage: &'static str, failure: StageFailure) -> ApiError {
-    ApiError::AuthenticationFailed {
-        stages: vec![StageReportBody::of(stage, StageOutcome::Failed(failure), 0)],
-    }
+/// A passkey login refused outside the pipeline: counted in the metrics
+/// under the passkey stage, answered with the fixed failure body.
+fn refused(state: &AppState, failure: StageFailure) -> ApiError {
+    state.metrics.observe_stage("passkey", failure.as_str(), 0);
+    ApiError::AuthenticationFailed
 }

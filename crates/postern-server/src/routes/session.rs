@@ -257,7 +257,7 @@ pub(crate) async fn check_request(
 /// last `X-Forwarded-For` hop (the one the proxy in front of Postern added;
 /// earlier hops are client-supplied), else `X-Real-IP`, else one shared
 /// bucket for direct callers.
-fn client_of(headers: &HeaderMap) -> &str {
+pub(crate) fn client_of(headers: &HeaderMap) -> &str {
     let forwarded = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
