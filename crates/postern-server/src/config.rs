@@ -404,7 +404,9 @@ pub struct GateSettings {
     pub breaker_threshold: u32,
     #[serde(with = "humantime_serde")]
     pub breaker_cooldown: Duration,
-    /// Cache misses allowed per client per second (off when unset).
+    /// Cache misses (and logouts of tokens not cached) allowed per client
+    /// per second; 0 turns the limit off. A client is the TCP peer, or
+    /// what a trusted proxy says (`trusted_proxies`, `crate::client_ip`).
     pub miss_rate_per_client: Option<f64>,
     /// Burst of misses a client may make before the rate applies.
     pub miss_burst_per_client: f64,
@@ -418,6 +420,9 @@ pub struct GateSettings {
     /// upstream until the feed catches up).
     #[serde(with = "humantime_serde")]
     pub revocation_max_lag: Duration,
+    /// Most gate logouts held in force at once; past it, logouts answer
+    /// 503 `revocations_full` (see `postern_tower::Gate::logout`).
+    pub max_revocations: usize,
 }
 
 impl Default for GateSettings {
@@ -437,11 +442,18 @@ impl Default for GateSettings {
             cache_max_bytes: 512 << 20,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
-            miss_rate_per_client: None,
-            miss_burst_per_client: 20.0,
+            // On by default: a miss is an upstream call, a junk-token flood
+            // is all misses. 20/s after a burst of 100 is far above what a
+            // user makes (one miss per token per `max_ttl`), and still
+            // bounds what one client can cost the upstream. Behind a proxy
+            // not listed in `trusted_proxies`, every user shares the
+            // proxy's bucket: list it.
+            miss_rate_per_client: Some(20.0),
+            miss_burst_per_client: 100.0,
             redis: None,
             redis_stream: postern_tower::redis_feed::DEFAULT_STREAM.to_string(),
             revocation_max_lag: Duration::from_secs(5),
+            max_revocations: postern_tower::GateConfig::default().max_revocations,
         }
     }
 }
@@ -468,6 +480,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub passkeys: PasskeySettings,
     pub gate: GateSettings,
+    /// Proxies (address ranges) whose `X-Forwarded-For` and `X-Real-IP`
+    /// name the client; from anyone else the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::client_ip::Cidr>,
 }
 
 impl Default for Config {
@@ -481,6 +496,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             passkeys: PasskeySettings::default(),
             gate: GateSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -552,8 +568,10 @@ pub struct Overrides {
     /// are purged from the cache at once.
     #[arg(long, env = "POSTERN_UPSTREAM_JWKS", value_name = "URL")]
     pub upstream_jwks: Option<String>,
-    /// Gate mode: cache misses allowed per client per second (a client is
-    /// the last `X-Forwarded-For` hop, else `X-Real-IP`); off when unset.
+    /// Gate mode: cache misses (and logouts of tokens not cached) allowed
+    /// per client per second, after a burst of miss_burst_per_client
+    /// (default 20/s, burst 100; 0 turns it off). A client is the TCP peer,
+    /// or the address a --trusted-proxies peer forwards.
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
     /// Gate mode: share logouts with every instance using this Redis, e.g.
@@ -624,6 +642,17 @@ pub struct Overrides {
     /// How often to poll the upstream JWKS.
     #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration)]
     pub jwks_interval: Option<Duration>,
+    /// Address ranges of the proxies in front of Postern, e.g.
+    /// 10.0.0.0/8,::1: only from these peers do X-Forwarded-For and
+    /// X-Real-IP name the client for per-client limits (default: none,
+    /// the TCP peer is the client).
+    #[arg(
+        long,
+        env = "POSTERN_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR,..."
+    )]
+    pub trusted_proxies: Option<Vec<crate::client_ip::Cidr>>,
 }
 
 impl Config {
@@ -710,6 +739,7 @@ impl Config {
             self.gate.redis = Some(Secret(url.clone()));
         }
         set(&mut self.gate.revocation_max_lag, &o.revocation_max_lag);
+        set(&mut self.trusted_proxies, &o.trusted_proxies);
         self
     }
 
@@ -833,13 +863,16 @@ impl Config {
                  and redis_stream must not be empty",
             ));
         }
+        if g.max_revocations == 0 {
+            return Err(ConfigError::Invalid("gate.max_revocations must be positive"));
+        }
         if g.miss_rate_per_client
-            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+            .is_some_and(|r| !(r.is_finite() && r >= 0.0))
             || g.miss_burst_per_client.is_nan()
             || g.miss_burst_per_client < 1.0
         {
             return Err(ConfigError::Invalid(
-                "miss_rate_per_client must be positive and miss_burst_per_client at least 1",
+                "miss_rate_per_client must be 0 (off) or positive, and miss_burst_per_client at least 1",
             ));
         }
         Ok(())

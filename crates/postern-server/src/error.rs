@@ -115,6 +115,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Gate(GateError::NotShared) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gate(GateError::RevocationsFull) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -157,6 +158,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unavailable(_)) => "upstream_unavailable",
             ApiError::Gate(GateError::RateLimited) => "rate_limited",
             ApiError::Gate(GateError::NotShared) => "revocation_not_shared",
+            ApiError::Gate(GateError::RevocationsFull) => "revocations_full",
             ApiError::Internal(_) => "internal",
         }
     }

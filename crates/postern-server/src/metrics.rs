@@ -76,6 +76,7 @@ pub struct Metrics {
     biometric_prepared: Gauge,
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     gate_cache: [Gauge; 7],
+    gate_revocations: [Gauge; GATE_REVOCATION_STATS.len()],
     oldest_unapplied_revocation: Gauge,
     check: CheckMetrics,
 }
@@ -89,6 +90,27 @@ struct CheckMetrics {
     /// 200, 401, 403, 503: the statuses a forward-auth check answers.
     statuses: [OnceLock<Counter>; 4],
 }
+
+/// The gate's bounded revocation maps (see `postern_tower::Gate::logout`
+/// and `postern_tower::shared`), read at scrape.
+const GATE_REVOCATION_STATS: [(&str, &str); 4] = [
+    (
+        "postern_gate_revocations_held",
+        "Gate logouts held in force on this instance (bounded by gate.max_revocations)",
+    ),
+    (
+        "postern_gate_revocations_refused",
+        "Gate logouts answered 503 revocations_full because too many were in force",
+    ),
+    (
+        "postern_gate_shared_revocations_held",
+        "Revocations heard from other instances and held",
+    ),
+    (
+        "postern_gate_shared_revocations_dropped",
+        "Revocations heard from other instances that could not be held (too many in force)",
+    ),
+];
 
 const GATE_CACHE_STATS: [(&str, &str); 7] = [
     ("postern_gate_cache_hits", "Gate cache hits since start"),
@@ -158,6 +180,10 @@ impl Default for Metrics {
         for ((name, help), gauge) in GATE_CACHE_STATS.iter().zip(&gate_cache) {
             registry.register(*name, *help, gauge.clone());
         }
+        let gate_revocations: [Gauge; GATE_REVOCATION_STATS.len()] = Default::default();
+        for ((name, help), gauge) in GATE_REVOCATION_STATS.iter().zip(&gate_revocations) {
+            registry.register(*name, *help, gauge.clone());
+        }
         let oldest_unapplied_revocation = Gauge::default();
         registry.register(
             "postern_gate_oldest_unapplied_revocation_seconds",
@@ -180,6 +206,7 @@ impl Default for Metrics {
             biometric_prepared,
             upstream,
             gate_cache,
+            gate_revocations,
             oldest_unapplied_revocation,
             check: CheckMetrics::default(),
         }
@@ -278,8 +305,18 @@ impl Metrics {
         if let Some(GateReading {
             cache: s,
             revocation_lag,
+            revocations,
         }) = gate
         {
+            let counts = [
+                revocations.held,
+                revocations.refused,
+                revocations.shared_held,
+                revocations.shared_dropped,
+            ];
+            for (gauge, value) in self.gate_revocations.iter().zip(counts) {
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
             let values = [
                 s.hits,
                 s.misses,
@@ -309,6 +346,28 @@ pub struct GateReading {
     pub cache: postern_cache::CacheStats,
     /// Nanoseconds the shared revocation feed is behind (`None` without it).
     pub revocation_lag: Option<u64>,
+    pub revocations: RevocationReading,
+}
+
+/// The gate's revocation maps, counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RevocationReading {
+    pub held: u64,
+    pub refused: u64,
+    pub shared_held: u64,
+    pub shared_dropped: u64,
+}
+
+impl RevocationReading {
+    pub fn of(gate: &postern_tower::Gate) -> Self {
+        let (shared_held, shared_dropped) = gate.shared_revocations().unwrap_or((0, 0));
+        Self {
+            held: gate.revocations_held() as u64,
+            refused: gate.revocations_refused(),
+            shared_held: shared_held as u64,
+            shared_dropped,
+        }
+    }
 }
 
 impl postern_tower::GateObserver for Metrics {

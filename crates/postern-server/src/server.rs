@@ -284,6 +284,7 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         clock,
         gate,
         revocation_feed,
+        trusted_proxies: crate::client_ip::TrustedProxies::new(config.trusted_proxies.clone()),
         _sweeper: sweeper,
     }));
     Ok(Opened {
@@ -329,13 +330,14 @@ fn build_gate(
         ttl_without_expiry: nanos(settings.ttl_without_expiry),
         breaker_threshold: settings.breaker_threshold,
         breaker_cooldown: nanos(settings.breaker_cooldown),
+        max_revocations: settings.max_revocations,
     };
     tracing::info!(
         upstream = upstream.name(),
         "gate mode: validating upstream tokens"
     );
     let mut gate = Gate::new(upstream, config).with_observer(metrics);
-    if let Some(rate) = settings.miss_rate_per_client {
+    if let Some(rate) = settings.miss_rate_per_client.filter(|&r| r > 0.0) {
         gate = gate.with_miss_limiter(MissLimiter::new(
             rate,
             settings.miss_burst_per_client,
@@ -411,7 +413,7 @@ where
         replay_revocations(gate, &*state.clock).await;
     }
     let app = crate::routes::App::new(state.clone(), config.max_body_bytes);
-    axum::serve(listener, tower::make::Shared::new(app))
+    axum::serve(listener, PerConnection(app))
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("stopped accepting; in-flight requests finished");
@@ -427,6 +429,28 @@ where
         Err(_) => tracing::error!("activity flush task failed"),
     }
     Ok(())
+}
+
+/// Makes the app for each accepted connection, knowing its TCP peer (the
+/// client, unless it is a trusted proxy: see `crate::client_ip`).
+#[derive(Clone)]
+struct PerConnection(crate::routes::App);
+
+impl<'a> tower::Service<axum::serve::IncomingStream<'a, TcpListener>> for PerConnection {
+    type Response = crate::routes::App;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<crate::routes::App, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: axum::serve::IncomingStream<'a, TcpListener>) -> Self::Future {
+        std::future::ready(Ok(self.0.for_peer(*stream.remote_addr())))
+    }
 }
 
 /// Waits (a few seconds at most) for the shared revocation feed to replay,

@@ -13,12 +13,13 @@ pub mod session;
 pub mod users;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -115,7 +116,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// timed in the same metrics under the same labels; every other request,
 /// `HEAD /v1/check` included, goes through the router unchanged.
 #[derive(Clone)]
-pub struct App(Arc<AppParts>);
+pub struct App {
+    parts: Arc<AppParts>,
+    /// The connection's TCP peer, handed to every request on it (as
+    /// `ConnectInfo`) for per-client limits (`crate::client_ip`).
+    peer: Option<SocketAddr>,
+}
 
 struct AppParts {
     router: Router,
@@ -124,10 +130,21 @@ struct AppParts {
 
 impl App {
     pub fn new(state: AppState, max_body_bytes: usize) -> Self {
-        Self(Arc::new(AppParts {
-            router: router(state.clone(), max_body_bytes),
-            state,
-        }))
+        Self {
+            parts: Arc::new(AppParts {
+                router: router(state.clone(), max_body_bytes),
+                state,
+            }),
+            peer: None,
+        }
+    }
+
+    /// The same app, serving one connection from `peer`.
+    pub fn for_peer(&self, peer: SocketAddr) -> Self {
+        Self {
+            parts: self.parts.clone(),
+            peer: Some(peer),
+        }
     }
 }
 
@@ -141,12 +158,19 @@ impl Service<Request> for App {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        let parts = self.0.clone();
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let parts = self.parts.clone();
+        let peer = self.peer;
         if request.method() == axum::http::Method::GET && request.uri().path() == "/v1/check" {
             return Box::pin(async move {
                 let started = Instant::now();
-                let response = match session::check_request(&parts.state, request.headers()).await {
+                let response = match session::check_request(
+                    &parts.state,
+                    request.headers(),
+                    crate::client_ip::Peer(peer),
+                )
+                .await
+                {
                     Ok(response) => response,
                     Err(error) => axum::response::IntoResponse::into_response(error),
                 };
@@ -156,6 +180,9 @@ impl Service<Request> for App {
                     .observe_check(response.status().as_u16(), started.elapsed().as_secs_f64());
                 Ok(response)
             });
+        }
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
         }
         let mut router = parts.router.clone();
         Box::pin(async move { router.call(request).await })
