@@ -423,6 +423,14 @@ pub struct GateSettings {
     /// Most gate logouts held in force at once; past it, logouts answer
     /// 503 `revocations_full` (see `postern_tower::Gate::logout`).
     pub max_revocations: usize,
+    /// With `redis`: a file holding the key (at least 32 bytes; a trailing
+    /// newline is ignored) that authenticates the revocation feed's
+    /// entries. Every instance holds the same one; Redis never sees it.
+    pub redis_feed_key_file: Option<PathBuf>,
+    /// The same key given directly (`POSTERN_REDIS_FEED_KEY`; never read
+    /// from the file, which may be world-readable).
+    #[serde(skip)]
+    pub redis_feed_key: Option<Secret>,
 }
 
 impl Default for GateSettings {
@@ -454,6 +462,8 @@ impl Default for GateSettings {
             redis_stream: postern_tower::redis_feed::DEFAULT_STREAM.to_string(),
             revocation_max_lag: Duration::from_secs(5),
             max_revocations: postern_tower::GateConfig::default().max_revocations,
+            redis_feed_key_file: None,
+            redis_feed_key: None,
         }
     }
 }
@@ -653,6 +663,14 @@ pub struct Overrides {
         value_name = "CIDR,..."
     )]
     pub trusted_proxies: Option<Vec<crate::client_ip::Cidr>>,
+    /// Gate mode with --redis: a file holding the key (32 bytes or more)
+    /// that authenticates revocation entries; the same on every instance.
+    #[arg(long, env = "POSTERN_REDIS_FEED_KEY_FILE", value_name = "FILE")]
+    pub redis_feed_key_file: Option<PathBuf>,
+    /// Gate mode with --redis: the feed key itself (use the environment
+    /// variable: a flag's value shows in `ps`).
+    #[arg(long, env = "POSTERN_REDIS_FEED_KEY", hide_env_values = true)]
+    pub redis_feed_key: Option<String>,
 }
 
 impl Config {
@@ -740,6 +758,12 @@ impl Config {
         }
         set(&mut self.gate.revocation_max_lag, &o.revocation_max_lag);
         set(&mut self.trusted_proxies, &o.trusted_proxies);
+        if o.redis_feed_key_file.is_some() {
+            self.gate.redis_feed_key_file.clone_from(&o.redis_feed_key_file);
+        }
+        if let Some(key) = &o.redis_feed_key {
+            self.gate.redis_feed_key = Some(Secret(key.clone()));
+        }
         self
     }
 
@@ -863,6 +887,16 @@ impl Config {
                  and redis_stream must not be empty",
             ));
         }
+        if let Some(url) = &g.redis {
+            check_redis_url(&url.0)?;
+            if g.redis_feed_key.is_none() && g.redis_feed_key_file.is_none() {
+                return Err(ConfigError::Invalid(
+                    "--redis needs the key that authenticates the revocation feed: \
+                     POSTERN_REDIS_FEED_KEY or --redis-feed-key-file (the same on every \
+                     instance, 32 bytes or more; e.g. `openssl rand -hex 32`)",
+                ));
+            }
+        }
         if g.max_revocations == 0 {
             return Err(ConfigError::Invalid("gate.max_revocations must be positive"));
         }
@@ -882,6 +916,49 @@ impl Config {
         self.instance_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("instance.key"))
+    }
+}
+
+/// Refuses a Redis URL that would send revocations (and the Redis
+/// password) in the clear, or to a Redis anyone on the path could write to:
+/// a host other than loopback needs TLS (`rediss://`) and a password (AUTH).
+/// Unix sockets and loopback hosts are accepted as they are.
+pub fn check_redis_url(url: &str) -> Result<(), ConfigError> {
+    const NOT_LOOPBACK: &str = "--redis to a host other than loopback needs TLS and AUTH: \
+         rediss://:password@host:port (or rediss://user:password@host:port)";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(ConfigError::Invalid("--redis is not a redis:// or rediss:// URL"));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme == "unix" || scheme == "redis+unix" {
+        return Ok(());
+    }
+    if scheme != "redis" && scheme != "rediss" {
+        return Err(ConfigError::Invalid("--redis is not a redis:// or rediss:// URL"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => (Some(userinfo), host_port),
+        None => (None, authority),
+    };
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    let password = userinfo
+        .and_then(|u| u.split_once(':'))
+        .is_some_and(|(_, password)| !password.is_empty());
+    if scheme == "rediss" && password {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(NOT_LOOPBACK))
     }
 }
 
@@ -1083,9 +1160,18 @@ mod tests {
         assert!(
             matches!(too_short.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least 3s"))
         );
+        let keyless = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://b".into()),
+            redis: Some("redis://:pw@127.0.0.1:6379".into()),
+            ..Default::default()
+        });
+        assert!(
+            matches!(keyless.validate(), Err(ConfigError::Invalid(m)) if m.contains("POSTERN_REDIS_FEED_KEY"))
+        );
         let shared = Config::default().apply(&Overrides {
             upstream_auth1: Some("http://b".into()),
             redis: Some("redis://:pw@127.0.0.1:6379".into()),
+            redis_feed_key: Some("k".repeat(32)),
             ..Default::default()
         });
         assert_eq!(shared.validate().map_err(|e| e.to_string()), Ok(()));
@@ -1093,6 +1179,32 @@ mod tests {
             !format!("{shared:?}").contains("pw@"),
             "the Redis URL is redacted in debug output"
         );
+    }
+
+    #[test]
+    fn redis_outside_loopback_needs_tls_and_a_password() {
+        for ok in [
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://[::1]:6379/0",
+            "redis://user:pw@127.0.0.2",
+            "unix:///run/redis.sock",
+            "rediss://:pw@redis.internal:6380",
+            "rediss://postern:pw@10.0.0.5/2",
+        ] {
+            assert_eq!(check_redis_url(ok).map_err(|e| e.to_string()), Ok(()), "{ok}");
+        }
+        for refused in [
+            "redis://redis.internal:6379",
+            "redis://:pw@10.0.0.5:6379",
+            "rediss://redis.internal:6380",
+            "rediss://user@redis.internal",
+            "rediss://user:@redis.internal",
+            "http://127.0.0.1",
+            "127.0.0.1:6379",
+        ] {
+            assert!(check_redis_url(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -93,7 +93,7 @@ struct CheckMetrics {
 
 /// The gate's bounded revocation maps (see `postern_tower::Gate::logout`
 /// and `postern_tower::shared`), read at scrape.
-const GATE_REVOCATION_STATS: [(&str, &str); 4] = [
+const GATE_REVOCATION_STATS: [(&str, &str); 5] = [
     (
         "postern_gate_revocations_held",
         "Gate logouts held in force on this instance (bounded by gate.max_revocations)",
@@ -109,6 +109,10 @@ const GATE_REVOCATION_STATS: [(&str, &str); 4] = [
     (
         "postern_gate_shared_revocations_dropped",
         "Revocations heard from other instances that could not be held (too many in force)",
+    ),
+    (
+        "postern_gate_feed_entries_rejected",
+        "Revocation feed entries dropped for a missing or wrong MAC (written without the feed key)",
     ),
 ];
 
@@ -313,6 +317,7 @@ impl Metrics {
                 revocations.refused,
                 revocations.shared_held,
                 revocations.shared_dropped,
+                revocations.feed_rejected,
             ];
             for (gauge, value) in self.gate_revocations.iter().zip(counts) {
                 gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
@@ -356,16 +361,21 @@ pub struct RevocationReading {
     pub refused: u64,
     pub shared_held: u64,
     pub shared_dropped: u64,
+    pub feed_rejected: u64,
 }
 
 impl RevocationReading {
-    pub fn of(gate: &postern_tower::Gate) -> Self {
+    pub fn of(
+        gate: &postern_tower::Gate,
+        feed: Option<&postern_tower::redis_feed::RedisRevocations>,
+    ) -> Self {
         let (shared_held, shared_dropped) = gate.shared_revocations().unwrap_or((0, 0));
         Self {
             held: gate.revocations_held() as u64,
             refused: gate.revocations_refused(),
             shared_held: shared_held as u64,
             shared_dropped,
+            feed_rejected: feed.map_or(0, |f| f.entries_rejected()),
         }
     }
 }

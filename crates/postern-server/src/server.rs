@@ -40,7 +40,7 @@ use crate::state::{AppState, Biometric, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
 use postern_tower::ratelimit::MissLimiter;
-use postern_tower::redis_feed::{RedisFeedError, RedisRevocations};
+use postern_tower::redis_feed::{FeedKey, RedisFeedError, RedisRevocations};
 use postern_tower::upstream::Upstream;
 use postern_tower::{Gate, GateConfig};
 
@@ -66,6 +66,11 @@ pub enum StartError {
     Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
     #[error("--redis: {0}")]
     Redis(#[from] RedisFeedError),
+    #[error("cannot read the Redis feed key file {path}: {source}")]
+    FeedKey {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot start the biometric stage: {0}")]
     Biometric(#[from] postern_auth::biometric::BiometricError),
     #[error("cannot start the mint batcher: {0}")]
@@ -352,6 +357,7 @@ fn build_gate(
                 &url.0,
                 &settings.redis_stream,
                 keep_for,
+                feed_key(settings)?,
             )?);
             gate = gate.with_shared_revocations(feed.clone(), nanos(settings.revocation_max_lag));
             tracing::info!(
@@ -363,6 +369,29 @@ fn build_gate(
         None => None,
     };
     Ok(Some((Arc::new(gate), feed)))
+}
+
+/// The key that authenticates the revocation feed: `POSTERN_REDIS_FEED_KEY`,
+/// else the key file (a trailing newline ignored). Validation made sure
+/// one is there.
+fn feed_key(settings: &GateSettings) -> Result<FeedKey, StartError> {
+    if let Some(key) = &settings.redis_feed_key {
+        return Ok(FeedKey::new(key.0.trim_end().as_bytes())?);
+    }
+    let Some(path) = &settings.redis_feed_key_file else {
+        return Err(RedisFeedError::ShortKey.into());
+    };
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| {
+        StartError::FeedKey {
+            path: path.display().to_string(),
+            source,
+        }
+    })?);
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    Ok(FeedKey::new(&bytes[..end])?)
 }
 
 /// Creates the data directory with mode 0700 if it does not exist yet (an

@@ -53,7 +53,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             state.gate.as_ref().map(|g| GateReading {
                 cache: g.stats(),
                 revocation_lag: g.revocation_lag(state.clock.now()),
-                revocations: crate::metrics::RevocationReading::of(g),
+                revocations: crate::metrics::RevocationReading::of(g, state.revocation_feed.as_deref()),
             }),
         ),
     )
