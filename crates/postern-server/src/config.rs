@@ -493,6 +493,15 @@ pub struct Config {
     /// Proxies (address ranges) whose `X-Forwarded-For` and `X-Real-IP`
     /// name the client; from anyone else the TCP peer is the client.
     pub trusted_proxies: Vec<crate::client_ip::Cidr>,
+    /// How long a connection may take to send a request's headers (and
+    /// how long it may stay idle between requests) before it is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long one request may take, body included (408 past it).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -507,6 +516,13 @@ impl Default for Config {
             passkeys: PasskeySettings::default(),
             gate: GateSettings::default(),
             trusted_proxies: Vec::new(),
+            // Slowloris: a client trickling headers holds a connection at
+            // most this long. Far above any real client's header time.
+            header_read_timeout: Duration::from_secs(10),
+            // Above the slowest request (a biometric login, about a second).
+            request_timeout: Duration::from_secs(30),
+            // Under common file-descriptor limits raised for a server.
+            max_connections: 4096,
         }
     }
 }
@@ -671,6 +687,16 @@ pub struct Overrides {
     /// variable: a flag's value shows in `ps`).
     #[arg(long, env = "POSTERN_REDIS_FEED_KEY", hide_env_values = true)]
     pub redis_feed_key: Option<String>,
+    /// Close a connection that has not sent a request's headers within
+    /// this time (default 10s; also the keep-alive idle limit).
+    #[arg(long, env = "POSTERN_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Answer 408 to a request not finished within this time (default 30s).
+    #[arg(long, env = "POSTERN_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<Duration>,
+    /// Most connections served at once (default 4096); more wait.
+    #[arg(long, env = "POSTERN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 impl Config {
@@ -764,6 +790,9 @@ impl Config {
         if let Some(key) = &o.redis_feed_key {
             self.gate.redis_feed_key = Some(Secret(key.clone()));
         }
+        set(&mut self.header_read_timeout, &o.header_read_timeout);
+        set(&mut self.request_timeout, &o.request_timeout);
+        set(&mut self.max_connections, &o.max_connections);
         self
     }
 
@@ -803,6 +832,16 @@ impl Config {
         }
         if self.auth.reauth_max_age.is_zero() {
             return Err(ConfigError::Invalid("reauth_max_age must be positive"));
+        }
+        if self.header_read_timeout.is_zero()
+            || self.request_timeout.is_zero()
+            || self.max_connections == 0
+            || self.max_connections > u32::MAX as usize
+        {
+            return Err(ConfigError::Invalid(
+                "header_read_timeout and request_timeout must be positive, \
+                 max_connections from 1 to 4294967295",
+            ));
         }
         if self.max_body_bytes < 256 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 256"));

@@ -62,6 +62,10 @@ pub enum ApiError {
     InvalidJwt(crate::jwt::JwtError),
     #[error("too many requests")]
     RateLimited,
+    /// The request was not finished within `request_timeout` (a client
+    /// sending its body too slowly, or work taking too long).
+    #[error("the request took longer than the server allows")]
+    RequestTimeout,
     #[error("session store unavailable")]
     StoreUnavailable(#[source] StoreError),
     #[error(transparent)]
@@ -103,6 +107,7 @@ impl ApiError {
                 }
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::AlreadyEnrolled | ApiError::Conflict | ApiError::LastCredential => {
                 StatusCode::CONFLICT
             }
@@ -145,6 +150,7 @@ impl ApiError {
                 PasskeyError::Configuration(_) | PasskeyError::Encoding(_) => "internal",
             },
             ApiError::NotFound => "not_found",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::AlreadyEnrolled => "already_enrolled",
             ApiError::ReauthRequired => "reauth_required",
             ApiError::Conflict => "conflict",

@@ -36,6 +36,7 @@ use crate::jwt::JwtKeys;
 use crate::keys::{self, InstanceSource, KeyError};
 use crate::metrics::Metrics;
 use crate::routes::jwt::JwtDelivery;
+use crate::routes::App;
 use crate::state::{AppState, Biometric, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
@@ -442,9 +443,17 @@ where
         replay_revocations(gate, &*state.clock).await;
     }
     let app = crate::routes::App::new(state.clone(), config.max_body_bytes);
-    axum::serve(listener, PerConnection(app))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    serve(
+        listener,
+        app,
+        ConnectionLimits {
+            header_read_timeout: config.header_read_timeout,
+            request_timeout: config.request_timeout,
+            max_connections: config.max_connections,
+        },
+        shutdown,
+    )
+    .await;
     tracing::info!("stopped accepting; in-flight requests finished");
     let _ = stop_tx.send(true);
     let _ = maintenance.await;
@@ -460,26 +469,96 @@ where
     Ok(())
 }
 
-/// Makes the app for each accepted connection, knowing its TCP peer (the
-/// client, unless it is a trusted proxy: see `crate::client_ip`).
-#[derive(Clone)]
-struct PerConnection(crate::routes::App);
+/// What one connection, and all of them together, may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// To send a request's headers, and to stay idle between requests.
+    pub header_read_timeout: Duration,
+    /// For a whole request, body included (408 past it).
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
 
-impl<'a> tower::Service<axum::serve::IncomingStream<'a, TcpListener>> for PerConnection {
-    type Response = crate::routes::App;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<crate::routes::App, std::convert::Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
+/// Serves `listener` until `shutdown` completes, then lets the open
+/// connections finish their requests (each is told to close after its
+/// current one).
+///
+/// Why not `axum::serve`: it offers neither a header-read timeout nor a
+/// connection cap, so a slowloris client (headers sent a byte at a time,
+/// over many connections) could hold every connection for good. Here
+/// hyper closes a connection whose headers are not in within
+/// `header_read_timeout` (also the keep-alive idle limit), each request
+/// is cut at `request_timeout`, and beyond `max_connections` the loop
+/// stops accepting: new connections wait in the kernel's backlog until
+/// one closes. Each connection's app knows its TCP peer
+/// (`crate::client_ip`).
+pub async fn serve<F>(listener: TcpListener, app: App, limits: ConnectionLimits, shutdown: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let (closing, closing_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before
+                    // it was accepted: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.for_peer(peer);
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let mut app = app.clone();
+                async move {
+                    let request = request.map(axum::body::Body::new);
+                    let answer = tokio::time::timeout(limits.request_timeout, tower::Service::call(&mut app, request)).await;
+                    Ok::<_, std::convert::Infallible>(match answer {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => axum::response::IntoResponse::into_response(
+                            crate::error::ApiError::RequestTimeout,
+                        ),
+                    })
+                }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = closing.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
     }
-
-    fn call(&mut self, stream: axum::serve::IncomingStream<'a, TcpListener>) -> Self::Future {
-        std::future::ready(Ok(self.0.for_peer(*stream.remote_addr())))
-    }
+    drop(listener);
+    let _ = closing.send(true);
+    // Every slot back: every connection has finished.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
 }
 
 /// Waits (a few seconds at most) for the shared revocation feed to replay,

@@ -178,14 +178,39 @@ impl Service<Request> for App {
                     .state
                     .metrics
                     .observe_check(response.status().as_u16(), started.elapsed().as_secs_f64());
+                let mut response = response;
+                harden(&mut response, true);
                 Ok(response)
             });
         }
+        let api = request.uri().path().starts_with("/v1/");
         if let Some(peer) = peer {
             request.extensions_mut().insert(ConnectInfo(peer));
         }
         let mut router = parts.router.clone();
-        Box::pin(async move { router.call(request).await })
+        Box::pin(async move {
+            let mut response = router.call(request).await?;
+            harden(&mut response, api);
+            Ok(response)
+        })
+    }
+}
+
+/// Headers every answer carries: `X-Content-Type-Options: nosniff` (a
+/// browser never guesses a type, e.g. runs a JSON error as script), and on
+/// the API (`/v1/`: sessions, tokens, users, passkeys) `Cache-Control:
+/// no-store`, so no browser or shared cache keeps a session token or a
+/// user's data. Set here, once, for the router and the early `/v1/check`
+/// alike (a static header value: no allocation).
+fn harden(response: &mut Response, api: bool) {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 
