@@ -241,7 +241,10 @@ mod tests {
     #[test]
     fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
         let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("x-real-ip", "5.6.7.8")]);
-        assert_eq!(client_of(&TrustedProxies::default(), &h, ip("9.9.9.9")), "9.9.9.9");
+        assert_eq!(
+            client_of(&TrustedProxies::default(), &h, ip("9.9.9.9")),
+            "9.9.9.9"
+        );
         assert_eq!(
             client_of(&ranges(&["10.0.0.0/8"]), &h, ip("9.9.9.9")),
             "9.9.9.9"
@@ -253,9 +256,17 @@ mod tests {
         let trusted = ranges(&["10.0.0.0/8"]);
         let peer = ip("10.0.0.1");
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.7")]);
-        assert_eq!(client_of(&trusted, &h, peer), "1.2.3.4", "6.6.6.6 is client-written");
+        assert_eq!(
+            client_of(&trusted, &h, peer),
+            "1.2.3.4",
+            "6.6.6.6 is client-written"
+        );
         let h = headers(&[("x-forwarded-for", "10.0.0.9, 10.0.0.7")]);
-        assert_eq!(client_of(&trusted, &h, peer), "10.0.0.9", "all trusted: the first");
+        assert_eq!(
+            client_of(&trusted, &h, peer),
+            "10.0.0.9",
+            "all trusted: the first"
+        );
         let h = headers(&[("x-forwarded-for", "1.2.3.4, junk")]);
         assert_eq!(client_of(&trusted, &h, peer), "10.0.0.1", "stops at junk");
         let h = headers(&[("x-real-ip", "5.6.7.8")]);

@@ -502,6 +502,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Most connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Serve `/metrics` here, and not on `listen` (e.g. an address only
+    /// the monitoring network reaches). Unset: `/metrics` on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -523,6 +526,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             // Under common file-descriptor limits raised for a server.
             max_connections: 4096,
+            metrics_listen: None,
         }
     }
 }
@@ -697,6 +701,9 @@ pub struct Overrides {
     /// Most connections served at once (default 4096); more wait.
     #[arg(long, env = "POSTERN_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Serve /metrics on this address instead of the main listener.
+    #[arg(long, env = "POSTERN_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -785,7 +792,9 @@ impl Config {
         set(&mut self.gate.revocation_max_lag, &o.revocation_max_lag);
         set(&mut self.trusted_proxies, &o.trusted_proxies);
         if o.redis_feed_key_file.is_some() {
-            self.gate.redis_feed_key_file.clone_from(&o.redis_feed_key_file);
+            self.gate
+                .redis_feed_key_file
+                .clone_from(&o.redis_feed_key_file);
         }
         if let Some(key) = &o.redis_feed_key {
             self.gate.redis_feed_key = Some(Secret(key.clone()));
@@ -793,6 +802,9 @@ impl Config {
         set(&mut self.header_read_timeout, &o.header_read_timeout);
         set(&mut self.request_timeout, &o.request_timeout);
         set(&mut self.max_connections, &o.max_connections);
+        if o.metrics_listen.is_some() {
+            self.metrics_listen = o.metrics_listen;
+        }
         self
     }
 
@@ -937,7 +949,9 @@ impl Config {
             }
         }
         if g.max_revocations == 0 {
-            return Err(ConfigError::Invalid("gate.max_revocations must be positive"));
+            return Err(ConfigError::Invalid(
+                "gate.max_revocations must be positive",
+            ));
         }
         if g.miss_rate_per_client
             .is_some_and(|r| !(r.is_finite() && r >= 0.0))
@@ -966,14 +980,18 @@ pub fn check_redis_url(url: &str) -> Result<(), ConfigError> {
     const NOT_LOOPBACK: &str = "--redis to a host other than loopback needs TLS and AUTH: \
          rediss://:password@host:port (or rediss://user:password@host:port)";
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(ConfigError::Invalid("--redis is not a redis:// or rediss:// URL"));
+        return Err(ConfigError::Invalid(
+            "--redis is not a redis:// or rediss:// URL",
+        ));
     };
     let scheme = scheme.to_ascii_lowercase();
     if scheme == "unix" || scheme == "redis+unix" {
         return Ok(());
     }
     if scheme != "redis" && scheme != "rediss" {
-        return Err(ConfigError::Invalid("--redis is not a redis:// or rediss:// URL"));
+        return Err(ConfigError::Invalid(
+            "--redis is not a redis:// or rediss:// URL",
+        ));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let (userinfo, host_port) = match authority.rsplit_once('@') {
@@ -1231,7 +1249,11 @@ mod tests {
             "rediss://:pw@redis.internal:6380",
             "rediss://postern:pw@10.0.0.5/2",
         ] {
-            assert_eq!(check_redis_url(ok).map_err(|e| e.to_string()), Ok(()), "{ok}");
+            assert_eq!(
+                check_redis_url(ok).map_err(|e| e.to_string()),
+                Ok(()),
+                "{ok}"
+            );
         }
         for refused in [
             "redis://redis.internal:6379",

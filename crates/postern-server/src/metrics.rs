@@ -6,7 +6,11 @@
 //!   `resumed`), counting resumes from `/v1/session/resume` and `/v1/check`;
 //! - `postern_auth_stage_duration_seconds{stage,outcome}` for every
 //!   full-authentication stage, plus `attestation` and `persist`;
-//! - `postern_active_sessions` (live, unexpired, unrevoked), computed at scrape;
+//! - `postern_active_sessions` (live, unexpired, unrevoked). Counting walks
+//!   every session, so it is done at most once per [`RECOUNT_EVERY`]
+//!   whatever the scrape rate (a scrape within it reads the last count),
+//!   and by the maintenance task once per round: a flood of scrapes cannot
+//!   make the server walk every session each time;
 //! - gate mode: `postern_gate_cache_*` (hits, misses, admissions rejected,
 //!   evictions, expired reaped, entries, bytes) read at scrape,
 //!   `postern_gate_upstream_duration_seconds{op,outcome}`, and
@@ -65,8 +69,14 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1e-6, 2.0, 25))
 }
 
+/// Least time between two walks of every session to count the live ones.
+pub const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The registry and its metrics.
 pub struct Metrics {
+    /// When the live sessions were last counted; held (try-locked) by
+    /// the one scrape that counts, so concurrent scrapes never wait.
+    counted_at: parking_lot::Mutex<Option<std::time::Instant>>,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
@@ -201,6 +211,7 @@ impl Default for Metrics {
             biometric_prepared.clone(),
         );
         Self {
+            counted_at: parking_lot::Mutex::new(None),
             registry,
             requests,
             latency,
@@ -296,14 +307,33 @@ impl Metrics {
     /// Renders the text exposition format with the current active-session
     /// count, the prepared biometric templates held and, in gate mode, the
     /// gate's reading.
-    pub fn render(
-        &self,
-        active_sessions: usize,
-        biometric_prepared: usize,
-        gate: Option<GateReading>,
-    ) -> String {
+    /// Records the live-session count (see the module docs: counted by the
+    /// maintenance task, not at scrape).
+    pub fn set_active_sessions(&self, active_sessions: usize) {
         self.active_sessions
             .set(i64::try_from(active_sessions).unwrap_or(i64::MAX));
+    }
+
+    /// Counts the live sessions with `count` unless they were counted less
+    /// than [`RECOUNT_EVERY`] before `now` (or another scrape is counting
+    /// them): then the last count stands. Returns whether it counted.
+    pub fn refresh_active_sessions(
+        &self,
+        now: std::time::Instant,
+        count: impl FnOnce() -> usize,
+    ) -> bool {
+        let Some(mut counted_at) = self.counted_at.try_lock() else {
+            return false;
+        };
+        if counted_at.is_some_and(|at| now.saturating_duration_since(at) < RECOUNT_EVERY) {
+            return false;
+        }
+        *counted_at = Some(now);
+        self.set_active_sessions(count());
+        true
+    }
+
+    pub fn render(&self, biometric_prepared: usize, gate: Option<GateReading>) -> String {
         self.biometric_prepared
             .set(i64::try_from(biometric_prepared).unwrap_or(i64::MAX));
         if let Some(GateReading {
@@ -400,7 +430,8 @@ mod tests {
         m.observe_decision(Decision::FullAuth(Reason::DeviceMismatch));
         m.observe_decision(Decision::Resumed);
         m.observe_stage("identity", "passed", 25_000);
-        let text = m.render(3, 0, None);
+        m.set_active_sessions(3);
+        let text = m.render(0, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/session/resume\",method=\"POST\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("postern_resume_decisions_total{decision=\"full_auth_required\",reason=\"device_mismatch\"} 1"));
         assert!(
@@ -414,13 +445,31 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_scrapes_counts_the_sessions_once_a_second() {
+        let m = Metrics::default();
+        let start = std::time::Instant::now();
+        let mut walks = 0;
+        for ms in 0..3_000u64 {
+            let at = start + std::time::Duration::from_millis(ms);
+            if m.refresh_active_sessions(at, || {
+                walks += 1;
+                7
+            }) {
+                assert_eq!(ms % 1_000, 0, "recounted at {ms} ms");
+            }
+        }
+        assert_eq!(walks, 3, "3,000 scrapes over 3 s: 3 walks");
+        assert!(m.render(0, None).contains("postern_active_sessions 7"));
+    }
+
+    #[test]
     fn check_metrics_land_in_the_same_series_as_other_requests() {
         let m = Metrics::default();
         m.observe_check(200, 0.000_001);
         m.observe_check(200, 0.000_001);
         m.observe_request("/v1/check", "GET", 200, 0.000_001);
         m.observe_check(400, 0.000_001);
-        let text = m.render(0, 0, None);
+        let text = m.render(0, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"200\"} 3"), "{text}");
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"400\"} 1"), "{text}");
         assert!(text.contains("postern_http_request_duration_seconds_count{endpoint=\"/v1/check\",method=\"GET\"} 4"), "{text}");

@@ -382,12 +382,11 @@ fn feed_key(settings: &GateSettings) -> Result<FeedKey, StartError> {
     let Some(path) = &settings.redis_feed_key_file else {
         return Err(RedisFeedError::ShortKey.into());
     };
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| {
-        StartError::FeedKey {
+    let bytes =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| StartError::FeedKey {
             path: path.display().to_string(),
             source,
-        }
-    })?);
+        })?);
     let end = bytes
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
@@ -442,7 +441,32 @@ where
     if let (Some(gate), Some(_)) = (&state.gate, &revocations) {
         replay_revocations(gate, &*state.clock).await;
     }
-    let app = crate::routes::App::new(state.clone(), config.max_body_bytes);
+    let metrics = match config.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await?;
+            tracing::info!(address = %listener.local_addr()?, "serving /metrics here, not on the main listener");
+            let mut stop = stop_rx.clone();
+            let state_for_metrics = state.clone();
+            Some(tokio::spawn(async move {
+                let router = crate::routes::metrics_router(state_for_metrics);
+                let stopped = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
+    let app = App::new(
+        state.clone(),
+        config.max_body_bytes,
+        config.metrics_listen.is_some(),
+    );
     serve(
         listener,
         app,
@@ -457,7 +481,7 @@ where
     tracing::info!("stopped accepting; in-flight requests finished");
     let _ = stop_tx.send(true);
     let _ = maintenance.await;
-    for task in [jwks, revocations].into_iter().flatten() {
+    for task in [jwks, revocations, metrics].into_iter().flatten() {
         let _ = task.await;
     }
     let authority = state.authority.clone();
@@ -525,25 +549,32 @@ where
         let mut closing = closing_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let mut app = app.clone();
-                async move {
-                    let request = request.map(axum::body::Body::new);
-                    let answer = tokio::time::timeout(limits.request_timeout, tower::Service::call(&mut app, request)).await;
-                    Ok::<_, std::convert::Infallible>(match answer {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(never)) => match never {},
-                        Err(_) => axum::response::IntoResponse::into_response(
-                            crate::error::ApiError::RequestTimeout,
-                        ),
-                    })
-                }
-            });
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut app = app.clone();
+                    async move {
+                        let request = request.map(axum::body::Body::new);
+                        let answer = tokio::time::timeout(
+                            limits.request_timeout,
+                            tower::Service::call(&mut app, request),
+                        )
+                        .await;
+                        Ok::<_, std::convert::Infallible>(match answer {
+                            Ok(Ok(response)) => response,
+                            Ok(Err(never)) => match never {},
+                            Err(_) => axum::response::IntoResponse::into_response(
+                                crate::error::ApiError::RequestTimeout,
+                            ),
+                        })
+                    }
+                },
+            );
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
@@ -590,6 +621,10 @@ async fn maintain(state: AppState, interval: Duration, mut stop: watch::Receiver
         let result = tokio::task::spawn_blocking(move || {
             let flushed = worker.authority.flush_activity()?;
             let swept = worker.authority.sweep(worker.clock.now())?;
+            // Counted here, once a round, rather than at every scrape.
+            worker
+                .metrics
+                .set_active_sessions(worker.authority.hot().count_active(worker.clock.now()));
             Ok::<_, StoreError>((flushed, swept))
         })
         .await;

@@ -370,9 +370,7 @@ async fn the_miss_limit_is_on_by_default_and_covers_junk_logouts() {
     let server = gate_server(&idp, dir.path());
     let logout = |token: String| {
         let url = server.url("/v1/session/logout");
-        async move {
-            error_of(http().post(url).bearer_auth(token).send().await.unwrap()).await
-        }
+        async move { error_of(http().post(url).bearer_auth(token).send().await.unwrap()).await }
     };
     // The default burst is 100 misses, then 20 a second: each junk logout
     // is asked upstream once and leaves nothing behind, until the limit.

@@ -184,7 +184,13 @@ fn digest_hex(token: &str) -> String {
 /// write to Redis (but does not hold the feed key) could.
 fn xadd(redis: &Redis, fields: &[&str]) {
     let status = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "XADD", "postern:gate:revocations", "*"])
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "XADD",
+            "postern:gate:revocations",
+            "*",
+        ])
         .args(fields)
         .stdout(std::process::Stdio::null())
         .status()

@@ -118,7 +118,9 @@ async fn api_answers_are_not_stored_and_no_answer_is_sniffed() {
         let r = http().get(server.url(path)).send().await.unwrap();
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(
-            r.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+            r.headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
             no_store.then_some("no-store"),
             "{path}"
         );
@@ -133,4 +135,33 @@ async fn api_answers_are_not_stored_and_no_answer_is_sniffed() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn with_metrics_listen_metrics_move_to_their_own_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let server = Server::start(dir.path(), &["--metrics-listen", &address]);
+    let main = http().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        common::error_of(main).await,
+        (404, "not_found".into()),
+        "not on the main listener"
+    );
+    let text = http()
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("postern_active_sessions 0"), "{text}");
+    assert!(
+        text.contains(
+            "postern_http_requests_total{endpoint=\"unmatched\",method=\"GET\",status=\"404\"} 1"
+        ),
+        "{text}"
+    );
 }

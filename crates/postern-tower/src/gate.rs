@@ -555,7 +555,7 @@ impl Gate {
         self.cache.remove(key);
         if recorded.is_err() {
             let refused = self.revocations_refused.fetch_add(1, Ordering::Relaxed);
-            if refused % 1_000 == 0 {
+            if refused.is_multiple_of(1_000) {
                 tracing::error!(
                     refused = refused + 1,
                     "too many logouts in force: logouts are answered 503 until some end \

@@ -192,7 +192,11 @@ impl SharedRevocations {
     /// `max_lag` (nanoseconds): how far behind the feed may be before hits
     /// stop being served from the cache. Nothing is heard at first, so
     /// hits wait for the feed's first report ([`SharedRevocations::heard_up_to`]).
-    pub fn new(publisher: Arc<dyn RevocationPublisher>, max_lag: u64, limits: SharedLimits) -> Self {
+    pub fn new(
+        publisher: Arc<dyn RevocationPublisher>,
+        max_lag: u64,
+        limits: SharedLimits,
+    ) -> Self {
         Self {
             retries: Arc::new(RetryQueue {
                 publisher,
@@ -325,7 +329,7 @@ impl SharedRevocations {
     pub(crate) fn revoke(&self, digest: TokenDigest, until: u64, now: u64) -> Option<CacheKey> {
         if self.revoked.lock().insert(digest, (), until, now).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
-            if dropped % 1_000 == 0 {
+            if dropped.is_multiple_of(1_000) {
                 tracing::error!(
                     dropped = dropped + 1,
                     "too many shared revocations in force: this one purged the cache \

@@ -517,7 +517,9 @@ async fn a_flood_of_junk_logouts_records_publishes_and_revokes_nothing() {
         assert_eq!(gate.logout(&format!("valid-{n}"), now).await, Ok(()));
     }
     assert_eq!(gate.revocations_held(), 3);
-    gate.check("valid-x", &Requirement::none(), now).await.unwrap();
+    gate.check("valid-x", &Requirement::none(), now)
+        .await
+        .unwrap();
     assert_eq!(gate.stats().entries, 1);
     assert_eq!(
         gate.logout("valid-x", now).await,

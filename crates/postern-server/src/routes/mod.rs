@@ -31,9 +31,15 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
-/// Builds the router the server serves.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// Builds the router the server serves (with `/metrics` unless
+/// `metrics_elsewhere`: then [`metrics_router`] serves it on its own
+/// listener and the main one answers 404).
+pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -> Router {
+    let mut router = Router::new();
+    if !metrics_elsewhere {
+        router = router.route("/metrics", get(ops::metrics));
+    }
+    router
         .route(
             "/v1/users/{user}/enroll",
             post(enroll::enroll).layer(DefaultBodyLimit::max(
@@ -94,7 +100,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/login.css", get(page::style))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(ops::not_found)
         .layer(TrackLayer {
@@ -129,10 +134,10 @@ struct AppParts {
 }
 
 impl App {
-    pub fn new(state: AppState, max_body_bytes: usize) -> Self {
+    pub fn new(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -> Self {
         Self {
             parts: Arc::new(AppParts {
-                router: router(state.clone(), max_body_bytes),
+                router: router(state.clone(), max_body_bytes, metrics_elsewhere),
                 state,
             }),
             peer: None,
@@ -272,6 +277,17 @@ where
             Ok(response)
         })
     }
+}
+
+/// `/metrics` alone, for `--metrics-listen`: counted in the same metrics.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .layer(TrackLayer {
+            metrics: state.metrics.clone(),
+        })
+        .with_state(state)
 }
 
 /// Every route template the router serves, as metric labels.

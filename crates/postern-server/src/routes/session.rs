@@ -218,7 +218,9 @@ pub(crate) fn authenticated(
         ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested")),
     responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody)))]
+        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 429, description = "gate mode: rate_limited (too many cache misses from this client)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "gate mode: upstream_unavailable", body = crate::openapi::ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
     peer: Peer,
@@ -328,7 +330,8 @@ pub struct LogoutResponse {
     params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)")),
     responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 429, description = "gate mode: rate_limited (a logout of a token not cached here counts as a miss)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "gate mode: upstream_unavailable, revocation_not_shared or revocations_full", body = crate::openapi::ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let result = revoke_presented(&state, &headers, peer).await;
     let clear =
