@@ -114,7 +114,8 @@ mkdir -m 700 "$WORK/data"
 # The Redis URL goes through the environment, never the command line (ps).
 SHARED=()
 if [ -n "${GATE_REDIS:-}" ]; then
-    SHARED=("POSTERN_REDIS=$GATE_REDIS")
+    # A throwaway feed key: one instance, nothing to share it with.
+    SHARED=("POSTERN_REDIS=$GATE_REDIS" "POSTERN_REDIS_FEED_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n")")
 fi
 start postern "postern listening on" \
     env "${SHARED[@]}" "$BIN/postern" serve --listen 127.0.0.1:0 --data "$WORK/data" \

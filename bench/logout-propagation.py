@@ -133,11 +133,14 @@ def main():
         idp = procs.start([os.path.join(args.bin_dir, "postern-demo-idp"), "--stateless"],
                           "postern-demo-idp listening on")
         gates = []
+        # The key that authenticates the feed's entries: the same on both.
+        feed_key = os.urandom(32).hex()
         for name in ("a", "b"):
             data = os.path.join(work, name)
             os.mkdir(data, 0o700)
             env = {k: v for k, v in os.environ.items() if not k.startswith("POSTERN_")}
             env["POSTERN_REDIS"] = f"redis://127.0.0.1:{redis_port}"
+            env["POSTERN_REDIS_FEED_KEY"] = feed_key
             child = subprocess.Popen(
                 [os.path.join(args.bin_dir, "postern"), "serve", "--listen", "127.0.0.1:0", "--data", data,
                  "--upstream-introspection", f"{idp}/oauth/introspect",

@@ -485,7 +485,9 @@ pub struct GateSettings {
     pub breaker_threshold: u32,
     #[serde(with = "humantime_serde")]
     pub breaker_cooldown: Duration,
-    /// Cache misses allowed per client per second (off when unset).
+    /// Cache misses (and logouts of tokens not cached) allowed per client
+    /// per second; 0 turns the limit off. A client is the TCP peer, or
+    /// what a trusted proxy says (`trusted_proxies`, `crate::client_ip`).
     pub miss_rate_per_client: Option<f64>,
     /// Burst of misses a client may make before the rate applies.
     pub miss_burst_per_client: f64,
@@ -499,6 +501,17 @@ pub struct GateSettings {
     /// upstream until the feed catches up).
     #[serde(with = "humantime_serde")]
     pub revocation_max_lag: Duration,
+    /// Most gate logouts held in force at once; past it, logouts answer
+    /// 503 `revocations_full` (see `postern_tower::Gate::logout`).
+    pub max_revocations: usize,
+    /// With `redis`: a file holding the key (at least 32 bytes; a trailing
+    /// newline is ignored) that authenticates the revocation feed's
+    /// entries. Every instance holds the same one; Redis never sees it.
+    pub redis_feed_key_file: Option<PathBuf>,
+    /// The same key given directly (`POSTERN_REDIS_FEED_KEY`; never read
+    /// from the file, which may be world-readable).
+    #[serde(skip)]
+    pub redis_feed_key: Option<Secret>,
 }
 
 impl Default for GateSettings {
@@ -518,11 +531,20 @@ impl Default for GateSettings {
             cache_max_bytes: 512 << 20,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
-            miss_rate_per_client: None,
-            miss_burst_per_client: 20.0,
+            // On by default: a miss is an upstream call, a junk-token flood
+            // is all misses. 20/s after a burst of 100 is far above what a
+            // user makes (one miss per token per `max_ttl`), and still
+            // bounds what one client can cost the upstream. Behind a proxy
+            // not listed in `trusted_proxies`, every user shares the
+            // proxy's bucket: list it.
+            miss_rate_per_client: Some(20.0),
+            miss_burst_per_client: 100.0,
             redis: None,
             redis_stream: postern_tower::redis_feed::DEFAULT_STREAM.to_string(),
             revocation_max_lag: Duration::from_secs(5),
+            max_revocations: postern_tower::GateConfig::default().max_revocations,
+            redis_feed_key_file: None,
+            redis_feed_key: None,
         }
     }
 }
@@ -549,6 +571,21 @@ pub struct Config {
     pub auth: AuthConfig,
     pub passkeys: PasskeySettings,
     pub gate: GateSettings,
+    /// Proxies (address ranges) whose `X-Forwarded-For` and `X-Real-IP`
+    /// name the client; from anyone else the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::client_ip::Cidr>,
+    /// How long a connection may take to send a request's headers (and
+    /// how long it may stay idle between requests) before it is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long one request may take, body included (408 past it).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Serve `/metrics` here, and not on `listen` (e.g. an address only
+    /// the monitoring network reaches). Unset: `/metrics` on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -562,6 +599,15 @@ impl Default for Config {
             auth: AuthConfig::default(),
             passkeys: PasskeySettings::default(),
             gate: GateSettings::default(),
+            trusted_proxies: Vec::new(),
+            // Slowloris: a client trickling headers holds a connection at
+            // most this long. Far above any real client's header time.
+            header_read_timeout: Duration::from_secs(10),
+            // Above the slowest request (a biometric login, about a second).
+            request_timeout: Duration::from_secs(30),
+            // Under common file-descriptor limits raised for a server.
+            max_connections: 4096,
+            metrics_listen: None,
         }
     }
 }
@@ -633,8 +679,10 @@ pub struct Overrides {
     /// are purged from the cache at once.
     #[arg(long, env = "POSTERN_UPSTREAM_JWKS", value_name = "URL")]
     pub upstream_jwks: Option<String>,
-    /// Gate mode: cache misses allowed per client per second (a client is
-    /// the last `X-Forwarded-For` hop, else `X-Real-IP`); off when unset.
+    /// Gate mode: cache misses (and logouts of tokens not cached) allowed
+    /// per client per second, after a burst of miss_burst_per_client
+    /// (default 20/s, burst 100; 0 turns it off). A client is the TCP peer,
+    /// or the address a --trusted-proxies peer forwards.
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
     /// Gate mode: share logouts with every instance using this Redis, e.g.
@@ -726,6 +774,38 @@ pub struct Overrides {
     /// How often to poll the upstream JWKS.
     #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration)]
     pub jwks_interval: Option<Duration>,
+    /// Address ranges of the proxies in front of Postern, e.g.
+    /// 10.0.0.0/8,::1: only from these peers do X-Forwarded-For and
+    /// X-Real-IP name the client for per-client limits (default: none,
+    /// the TCP peer is the client).
+    #[arg(
+        long,
+        env = "POSTERN_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR,..."
+    )]
+    pub trusted_proxies: Option<Vec<crate::client_ip::Cidr>>,
+    /// Gate mode with --redis: a file holding the key (32 bytes or more)
+    /// that authenticates revocation entries; the same on every instance.
+    #[arg(long, env = "POSTERN_REDIS_FEED_KEY_FILE", value_name = "FILE")]
+    pub redis_feed_key_file: Option<PathBuf>,
+    /// Gate mode with --redis: the feed key itself (use the environment
+    /// variable: a flag's value shows in `ps`).
+    #[arg(long, env = "POSTERN_REDIS_FEED_KEY", hide_env_values = true)]
+    pub redis_feed_key: Option<String>,
+    /// Close a connection that has not sent a request's headers within
+    /// this time (default 10s; also the keep-alive idle limit).
+    #[arg(long, env = "POSTERN_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Answer 408 to a request not finished within this time (default 30s).
+    #[arg(long, env = "POSTERN_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub request_timeout: Option<Duration>,
+    /// Most connections served at once (default 4096); more wait.
+    #[arg(long, env = "POSTERN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Serve /metrics on this address instead of the main listener.
+    #[arg(long, env = "POSTERN_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -830,6 +910,21 @@ impl Config {
             self.gate.redis = Some(Secret(url.clone()));
         }
         set(&mut self.gate.revocation_max_lag, &o.revocation_max_lag);
+        set(&mut self.trusted_proxies, &o.trusted_proxies);
+        if o.redis_feed_key_file.is_some() {
+            self.gate
+                .redis_feed_key_file
+                .clone_from(&o.redis_feed_key_file);
+        }
+        if let Some(key) = &o.redis_feed_key {
+            self.gate.redis_feed_key = Some(Secret(key.clone()));
+        }
+        set(&mut self.header_read_timeout, &o.header_read_timeout);
+        set(&mut self.request_timeout, &o.request_timeout);
+        set(&mut self.max_connections, &o.max_connections);
+        if o.metrics_listen.is_some() {
+            self.metrics_listen = o.metrics_listen;
+        }
         self
     }
 
@@ -876,6 +971,16 @@ impl Config {
         }
         if self.auth.reauth_max_age.is_zero() {
             return Err(ConfigError::Invalid("reauth_max_age must be positive"));
+        }
+        if self.header_read_timeout.is_zero()
+            || self.request_timeout.is_zero()
+            || self.max_connections == 0
+            || self.max_connections > u32::MAX as usize
+        {
+            return Err(ConfigError::Invalid(
+                "header_read_timeout and request_timeout must be positive, \
+                 max_connections from 1 to 4294967295",
+            ));
         }
         if self.max_body_bytes < 256 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 256"));
@@ -975,13 +1080,28 @@ impl Config {
                  and redis_stream must not be empty",
             ));
         }
+        if let Some(url) = &g.redis {
+            check_redis_url(&url.0)?;
+            if g.redis_feed_key.is_none() && g.redis_feed_key_file.is_none() {
+                return Err(ConfigError::Invalid(
+                    "--redis needs the key that authenticates the revocation feed: \
+                     POSTERN_REDIS_FEED_KEY or --redis-feed-key-file (the same on every \
+                     instance, 32 bytes or more; e.g. `openssl rand -hex 32`)",
+                ));
+            }
+        }
+        if g.max_revocations == 0 {
+            return Err(ConfigError::Invalid(
+                "gate.max_revocations must be positive",
+            ));
+        }
         if g.miss_rate_per_client
-            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+            .is_some_and(|r| !(r.is_finite() && r >= 0.0))
             || g.miss_burst_per_client.is_nan()
             || g.miss_burst_per_client < 1.0
         {
             return Err(ConfigError::Invalid(
-                "miss_rate_per_client must be positive and miss_burst_per_client at least 1",
+                "miss_rate_per_client must be 0 (off) or positive, and miss_burst_per_client at least 1",
             ));
         }
         Ok(())
@@ -991,6 +1111,53 @@ impl Config {
         self.instance_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("instance.key"))
+    }
+}
+
+/// Refuses a Redis URL that would send revocations (and the Redis
+/// password) in the clear, or to a Redis anyone on the path could write to:
+/// a host other than loopback needs TLS (`rediss://`) and a password (AUTH).
+/// Unix sockets and loopback hosts are accepted as they are.
+pub fn check_redis_url(url: &str) -> Result<(), ConfigError> {
+    const NOT_LOOPBACK: &str = "--redis to a host other than loopback needs TLS and AUTH: \
+         rediss://:password@host:port (or rediss://user:password@host:port)";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(ConfigError::Invalid(
+            "--redis is not a redis:// or rediss:// URL",
+        ));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme == "unix" || scheme == "redis+unix" {
+        return Ok(());
+    }
+    if scheme != "redis" && scheme != "rediss" {
+        return Err(ConfigError::Invalid(
+            "--redis is not a redis:// or rediss:// URL",
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => (Some(userinfo), host_port),
+        None => (None, authority),
+    };
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    let password = userinfo
+        .and_then(|u| u.split_once(':'))
+        .is_some_and(|(_, password)| !password.is_empty());
+    if scheme == "rediss" && password {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(NOT_LOOPBACK))
     }
 }
 
@@ -1216,9 +1383,18 @@ mod tests {
         assert!(
             matches!(too_short.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least 3s"))
         );
+        let keyless = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://b".into()),
+            redis: Some("redis://:pw@127.0.0.1:6379".into()),
+            ..Default::default()
+        });
+        assert!(
+            matches!(keyless.validate(), Err(ConfigError::Invalid(m)) if m.contains("POSTERN_REDIS_FEED_KEY"))
+        );
         let shared = Config::default().apply(&Overrides {
             upstream_auth1: Some("http://b".into()),
             redis: Some("redis://:pw@127.0.0.1:6379".into()),
+            redis_feed_key: Some("k".repeat(32)),
             ..Default::default()
         });
         assert_eq!(shared.validate().map_err(|e| e.to_string()), Ok(()));
@@ -1261,6 +1437,36 @@ mod tests {
             c.validate().map_err(|e| e.to_string()),
             Err("auth.stages: biometric must come after identity: a biometric match alone is not a credential (it is not bound to the challenge and names no credential that revocation can reach)".to_string())
         );
+    }
+
+    #[test]
+    fn redis_outside_loopback_needs_tls_and_a_password() {
+        for ok in [
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://[::1]:6379/0",
+            "redis://user:pw@127.0.0.2",
+            "unix:///run/redis.sock",
+            "rediss://:pw@redis.internal:6380",
+            "rediss://postern:pw@10.0.0.5/2",
+        ] {
+            assert_eq!(
+                check_redis_url(ok).map_err(|e| e.to_string()),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for refused in [
+            "redis://redis.internal:6379",
+            "redis://:pw@10.0.0.5:6379",
+            "rediss://redis.internal:6380",
+            "rediss://user@redis.internal",
+            "rediss://user:@redis.internal",
+            "http://127.0.0.1",
+            "127.0.0.1:6379",
+        ] {
+            assert!(check_redis_url(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

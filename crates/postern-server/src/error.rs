@@ -75,6 +75,10 @@ pub enum ApiError {
     /// ceremonies is full; one frees in `retry_after` seconds.
     #[error("too many outstanding challenges or ceremonies for this client or user")]
     ShareExhausted { retry_after: u64 },
+    /// The request was not finished within `request_timeout` (a client
+    /// sending its body too slowly, or work taking too long).
+    #[error("the request took longer than the server allows")]
+    RequestTimeout,
     #[error("session store unavailable")]
     StoreUnavailable(#[source] StoreError),
     #[error(transparent)]
@@ -122,6 +126,7 @@ impl ApiError {
                 }
             },
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::AlreadyEnrolled
             | ApiError::Conflict
             | ApiError::LastCredential
@@ -137,6 +142,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Gate(GateError::NotShared) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gate(GateError::RevocationsFull) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -170,6 +176,7 @@ impl ApiError {
                 PasskeyError::Configuration(_) | PasskeyError::Encoding(_) => "internal",
             },
             ApiError::NotFound => "not_found",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::AlreadyEnrolled => "already_enrolled",
             ApiError::ReauthRequired => "reauth_required",
             ApiError::Conflict => "conflict",
@@ -184,6 +191,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unavailable(_)) => "upstream_unavailable",
             ApiError::Gate(GateError::RateLimited) => "rate_limited",
             ApiError::Gate(GateError::NotShared) => "revocation_not_shared",
+            ApiError::Gate(GateError::RevocationsFull) => "revocations_full",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -18,9 +18,12 @@
 //! - [`openapi`]: the OpenAPI document, generated from the handlers.
 //! - [`server`]: [`server::run`] — serve a listener until a shutdown future
 //!   completes, then drain, flush and stop background work.
+//! - [`client_ip`]: who a request comes from (the TCP peer, or what
+//!   trusted proxies say), for per-client limits.
 //! - [`cli`]: the command line (`serve`, `client …`, `keys …`).
 
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod cookie;
 pub mod error;

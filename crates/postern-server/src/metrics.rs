@@ -6,7 +6,11 @@
 //!   `resumed`), counting resumes from `/v1/session/resume` and `/v1/check`;
 //! - `postern_auth_stage_duration_seconds{stage,outcome}` for every
 //!   full-authentication stage, plus `attestation` and `persist`;
-//! - `postern_active_sessions` (live, unexpired, unrevoked), computed at scrape;
+//! - `postern_active_sessions` (live, unexpired, unrevoked). Counting walks
+//!   every session, so it is done at most once per [`RECOUNT_EVERY`]
+//!   whatever the scrape rate (a scrape within it reads the last count),
+//!   and by the maintenance task once per round: a flood of scrapes cannot
+//!   make the server walk every session each time;
 //! - gate mode: `postern_gate_cache_*` (hits, misses, admissions rejected,
 //!   evictions, expired reaped, entries, bytes) read at scrape,
 //!   `postern_gate_upstream_duration_seconds{op,outcome}`, and
@@ -65,8 +69,14 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1e-6, 2.0, 25))
 }
 
+/// Least time between two walks of every session to count the live ones.
+pub const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The registry and its metrics.
 pub struct Metrics {
+    /// When the live sessions were last counted; held (try-locked) by
+    /// the one scrape that counts, so concurrent scrapes never wait.
+    counted_at: parking_lot::Mutex<Option<std::time::Instant>>,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
@@ -76,6 +86,7 @@ pub struct Metrics {
     biometric_prepared: Gauge,
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     gate_cache: [Gauge; 7],
+    gate_revocations: [Gauge; GATE_REVOCATION_STATS.len()],
     oldest_unapplied_revocation: Gauge,
     check: CheckMetrics,
 }
@@ -89,6 +100,31 @@ struct CheckMetrics {
     /// 200, 401, 403, 503: the statuses a forward-auth check answers.
     statuses: [OnceLock<Counter>; 4],
 }
+
+/// The gate's bounded revocation maps (see `postern_tower::Gate::logout`
+/// and `postern_tower::shared`), read at scrape.
+const GATE_REVOCATION_STATS: [(&str, &str); 5] = [
+    (
+        "postern_gate_revocations_held",
+        "Gate logouts held in force on this instance (bounded by gate.max_revocations)",
+    ),
+    (
+        "postern_gate_revocations_refused",
+        "Gate logouts answered 503 revocations_full because too many were in force",
+    ),
+    (
+        "postern_gate_shared_revocations_held",
+        "Revocations heard from other instances and held",
+    ),
+    (
+        "postern_gate_shared_revocations_dropped",
+        "Revocations heard from other instances that could not be held (too many in force)",
+    ),
+    (
+        "postern_gate_feed_entries_rejected",
+        "Revocation feed entries dropped for a missing or wrong MAC (written without the feed key)",
+    ),
+];
 
 const GATE_CACHE_STATS: [(&str, &str); 7] = [
     ("postern_gate_cache_hits", "Gate cache hits since start"),
@@ -158,6 +194,10 @@ impl Default for Metrics {
         for ((name, help), gauge) in GATE_CACHE_STATS.iter().zip(&gate_cache) {
             registry.register(*name, *help, gauge.clone());
         }
+        let gate_revocations: [Gauge; GATE_REVOCATION_STATS.len()] = Default::default();
+        for ((name, help), gauge) in GATE_REVOCATION_STATS.iter().zip(&gate_revocations) {
+            registry.register(*name, *help, gauge.clone());
+        }
         let oldest_unapplied_revocation = Gauge::default();
         registry.register(
             "postern_gate_oldest_unapplied_revocation_seconds",
@@ -171,6 +211,7 @@ impl Default for Metrics {
             biometric_prepared.clone(),
         );
         Self {
+            counted_at: parking_lot::Mutex::new(None),
             registry,
             requests,
             latency,
@@ -180,6 +221,7 @@ impl Default for Metrics {
             biometric_prepared,
             upstream,
             gate_cache,
+            gate_revocations,
             oldest_unapplied_revocation,
             check: CheckMetrics::default(),
         }
@@ -265,21 +307,51 @@ impl Metrics {
     /// Renders the text exposition format with the current active-session
     /// count, the prepared biometric templates held and, in gate mode, the
     /// gate's reading.
-    pub fn render(
-        &self,
-        active_sessions: usize,
-        biometric_prepared: usize,
-        gate: Option<GateReading>,
-    ) -> String {
+    /// Records the live-session count (see the module docs: counted by the
+    /// maintenance task, not at scrape).
+    pub fn set_active_sessions(&self, active_sessions: usize) {
         self.active_sessions
             .set(i64::try_from(active_sessions).unwrap_or(i64::MAX));
+    }
+
+    /// Counts the live sessions with `count` unless they were counted less
+    /// than [`RECOUNT_EVERY`] before `now` (or another scrape is counting
+    /// them): then the last count stands. Returns whether it counted.
+    pub fn refresh_active_sessions(
+        &self,
+        now: std::time::Instant,
+        count: impl FnOnce() -> usize,
+    ) -> bool {
+        let Some(mut counted_at) = self.counted_at.try_lock() else {
+            return false;
+        };
+        if counted_at.is_some_and(|at| now.saturating_duration_since(at) < RECOUNT_EVERY) {
+            return false;
+        }
+        *counted_at = Some(now);
+        self.set_active_sessions(count());
+        true
+    }
+
+    pub fn render(&self, biometric_prepared: usize, gate: Option<GateReading>) -> String {
         self.biometric_prepared
             .set(i64::try_from(biometric_prepared).unwrap_or(i64::MAX));
         if let Some(GateReading {
             cache: s,
             revocation_lag,
+            revocations,
         }) = gate
         {
+            let counts = [
+                revocations.held,
+                revocations.refused,
+                revocations.shared_held,
+                revocations.shared_dropped,
+                revocations.feed_rejected,
+            ];
+            for (gauge, value) in self.gate_revocations.iter().zip(counts) {
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
             let values = [
                 s.hits,
                 s.misses,
@@ -309,6 +381,33 @@ pub struct GateReading {
     pub cache: postern_cache::CacheStats,
     /// Nanoseconds the shared revocation feed is behind (`None` without it).
     pub revocation_lag: Option<u64>,
+    pub revocations: RevocationReading,
+}
+
+/// The gate's revocation maps, counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RevocationReading {
+    pub held: u64,
+    pub refused: u64,
+    pub shared_held: u64,
+    pub shared_dropped: u64,
+    pub feed_rejected: u64,
+}
+
+impl RevocationReading {
+    pub fn of(
+        gate: &postern_tower::Gate,
+        feed: Option<&postern_tower::redis_feed::RedisRevocations>,
+    ) -> Self {
+        let (shared_held, shared_dropped) = gate.shared_revocations().unwrap_or((0, 0));
+        Self {
+            held: gate.revocations_held() as u64,
+            refused: gate.revocations_refused(),
+            shared_held: shared_held as u64,
+            shared_dropped,
+            feed_rejected: feed.map_or(0, |f| f.entries_rejected()),
+        }
+    }
 }
 
 impl postern_tower::GateObserver for Metrics {
@@ -331,7 +430,8 @@ mod tests {
         m.observe_decision(Decision::FullAuth(Reason::DeviceMismatch));
         m.observe_decision(Decision::Resumed);
         m.observe_stage("identity", "passed", 25_000);
-        let text = m.render(3, 0, None);
+        m.set_active_sessions(3);
+        let text = m.render(0, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/session/resume\",method=\"POST\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("postern_resume_decisions_total{decision=\"full_auth_required\",reason=\"device_mismatch\"} 1"));
         assert!(
@@ -345,13 +445,31 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_scrapes_counts_the_sessions_once_a_second() {
+        let m = Metrics::default();
+        let start = std::time::Instant::now();
+        let mut walks = 0;
+        for ms in 0..3_000u64 {
+            let at = start + std::time::Duration::from_millis(ms);
+            if m.refresh_active_sessions(at, || {
+                walks += 1;
+                7
+            }) {
+                assert_eq!(ms % 1_000, 0, "recounted at {ms} ms");
+            }
+        }
+        assert_eq!(walks, 3, "3,000 scrapes over 3 s: 3 walks");
+        assert!(m.render(0, None).contains("postern_active_sessions 7"));
+    }
+
+    #[test]
     fn check_metrics_land_in_the_same_series_as_other_requests() {
         let m = Metrics::default();
         m.observe_check(200, 0.000_001);
         m.observe_check(200, 0.000_001);
         m.observe_request("/v1/check", "GET", 200, 0.000_001);
         m.observe_check(400, 0.000_001);
-        let text = m.render(0, 0, None);
+        let text = m.render(0, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"200\"} 3"), "{text}");
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"400\"} 1"), "{text}");
         assert!(text.contains("postern_http_request_duration_seconds_count{endpoint=\"/v1/check\",method=\"GET\"} 4"), "{text}");

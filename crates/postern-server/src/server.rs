@@ -36,12 +36,13 @@ use crate::jwt::JwtKeys;
 use crate::keys::{self, InstanceSource, KeyError};
 use crate::metrics::Metrics;
 use crate::routes::jwt::JwtDelivery;
+use crate::routes::App;
 use crate::state::{AppState, Biometric, Clock, Delivery, Shared};
 use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
 use postern_core::row_auth::RowKey;
 use postern_tower::ratelimit::MissLimiter;
-use postern_tower::redis_feed::{RedisFeedError, RedisRevocations};
+use postern_tower::redis_feed::{FeedKey, RedisFeedError, RedisRevocations};
 use postern_tower::upstream::Upstream;
 use postern_tower::{Gate, GateConfig};
 
@@ -67,6 +68,11 @@ pub enum StartError {
     Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
     #[error("--redis: {0}")]
     Redis(#[from] RedisFeedError),
+    #[error("cannot read the Redis feed key file {path}: {source}")]
+    FeedKey {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot start the biometric stage: {0}")]
     Biometric(#[from] postern_auth::biometric::BiometricError),
     #[error("cannot start the mint batcher: {0}")]
@@ -324,6 +330,7 @@ pub fn open(
         clock,
         gate,
         revocation_feed,
+        trusted_proxies: crate::client_ip::TrustedProxies::new(config.trusted_proxies.clone()),
         _sweeper: sweeper,
     }));
     Ok(Opened {
@@ -369,13 +376,14 @@ fn build_gate(
         ttl_without_expiry: nanos(settings.ttl_without_expiry),
         breaker_threshold: settings.breaker_threshold,
         breaker_cooldown: nanos(settings.breaker_cooldown),
+        max_revocations: settings.max_revocations,
     };
     tracing::info!(
         upstream = upstream.name(),
         "gate mode: validating upstream tokens"
     );
     let mut gate = Gate::new(upstream, config).with_observer(metrics);
-    if let Some(rate) = settings.miss_rate_per_client {
+    if let Some(rate) = settings.miss_rate_per_client.filter(|&r| r > 0.0) {
         gate = gate.with_miss_limiter(MissLimiter::new(
             rate,
             settings.miss_burst_per_client,
@@ -390,6 +398,7 @@ fn build_gate(
                 &url.0,
                 &settings.redis_stream,
                 keep_for,
+                feed_key(settings)?,
             )?);
             gate = gate.with_shared_revocations(feed.clone(), nanos(settings.revocation_max_lag));
             tracing::info!(
@@ -401,6 +410,28 @@ fn build_gate(
         None => None,
     };
     Ok(Some((Arc::new(gate), feed)))
+}
+
+/// The key that authenticates the revocation feed: `POSTERN_REDIS_FEED_KEY`,
+/// else the key file (a trailing newline ignored). Validation made sure
+/// one is there.
+fn feed_key(settings: &GateSettings) -> Result<FeedKey, StartError> {
+    if let Some(key) = &settings.redis_feed_key {
+        return Ok(FeedKey::new(key.0.trim_end().as_bytes())?);
+    }
+    let Some(path) = &settings.redis_feed_key_file else {
+        return Err(RedisFeedError::ShortKey.into());
+    };
+    let bytes =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| StartError::FeedKey {
+            path: path.display().to_string(),
+            source,
+        })?);
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    Ok(FeedKey::new(&bytes[..end])?)
 }
 
 /// Creates the data directory with mode 0700 if it does not exist yet (an
@@ -450,14 +481,47 @@ where
     if let (Some(gate), Some(_)) = (&state.gate, &revocations) {
         replay_revocations(gate, &*state.clock).await;
     }
-    let app = crate::routes::App::new(state.clone(), config.max_body_bytes);
-    axum::serve(listener, tower::make::Shared::new(app))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let metrics = match config.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await?;
+            tracing::info!(address = %listener.local_addr()?, "serving /metrics here, not on the main listener");
+            let mut stop = stop_rx.clone();
+            let state_for_metrics = state.clone();
+            Some(tokio::spawn(async move {
+                let router = crate::routes::metrics_router(state_for_metrics);
+                let stopped = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
+    let app = App::new(
+        state.clone(),
+        config.max_body_bytes,
+        config.metrics_listen.is_some(),
+    );
+    serve(
+        listener,
+        app,
+        ConnectionLimits {
+            header_read_timeout: config.header_read_timeout,
+            request_timeout: config.request_timeout,
+            max_connections: config.max_connections,
+        },
+        shutdown,
+    )
+    .await;
     tracing::info!("stopped accepting; in-flight requests finished");
     let _ = stop_tx.send(true);
     let _ = maintenance.await;
-    for task in [jwks, revocations].into_iter().flatten() {
+    for task in [jwks, revocations, metrics].into_iter().flatten() {
         let _ = task.await;
     }
     let authority = state.authority.clone();
@@ -467,6 +531,105 @@ where
         Err(_) => tracing::error!("activity flush task failed"),
     }
     Ok(())
+}
+
+/// What one connection, and all of them together, may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// To send a request's headers, and to stay idle between requests.
+    pub header_read_timeout: Duration,
+    /// For a whole request, body included (408 past it).
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+/// Serves `listener` until `shutdown` completes, then lets the open
+/// connections finish their requests (each is told to close after its
+/// current one).
+///
+/// Why not `axum::serve`: it offers neither a header-read timeout nor a
+/// connection cap, so a slowloris client (headers sent a byte at a time,
+/// over many connections) could hold every connection for good. Here
+/// hyper closes a connection whose headers are not in within
+/// `header_read_timeout` (also the keep-alive idle limit), each request
+/// is cut at `request_timeout`, and beyond `max_connections` the loop
+/// stops accepting: new connections wait in the kernel's backlog until
+/// one closes. Each connection's app knows its TCP peer
+/// (`crate::client_ip`).
+pub async fn serve<F>(listener: TcpListener, app: App, limits: ConnectionLimits, shutdown: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let (closing, closing_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before
+                    // it was accepted: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.for_peer(peer);
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut app = app.clone();
+                    async move {
+                        let request = request.map(axum::body::Body::new);
+                        let answer = tokio::time::timeout(
+                            limits.request_timeout,
+                            tower::Service::call(&mut app, request),
+                        )
+                        .await;
+                        Ok::<_, std::convert::Infallible>(match answer {
+                            Ok(Ok(response)) => response,
+                            Ok(Err(never)) => match never {},
+                            Err(_) => axum::response::IntoResponse::into_response(
+                                crate::error::ApiError::RequestTimeout,
+                            ),
+                        })
+                    }
+                },
+            );
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = closing.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    // Every slot back: every connection has finished.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
 }
 
 /// Waits (a few seconds at most) for the shared revocation feed to replay,
@@ -498,6 +661,10 @@ async fn maintain(state: AppState, interval: Duration, mut stop: watch::Receiver
         let result = tokio::task::spawn_blocking(move || {
             let flushed = worker.authority.flush_activity()?;
             let swept = worker.authority.sweep(worker.clock.now())?;
+            // Counted here, once a round, rather than at every scrape.
+            worker
+                .metrics
+                .set_active_sessions(worker.authority.hot().count_active(worker.clock.now()));
             Ok::<_, StoreError>((flushed, swept))
         })
         .await;

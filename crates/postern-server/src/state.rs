@@ -63,6 +63,9 @@ pub struct Shared {
     pub gate: Option<Arc<postern_tower::Gate>>,
     /// Shares the gate's logouts with other instances (`--redis`).
     pub revocation_feed: Option<Arc<postern_tower::redis_feed::RedisRevocations>>,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed (see
+    /// `crate::client_ip`).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// Keeps the gate cache's sweeper thread alive as long as the state.
     pub _sweeper: Option<postern_cache::sweeper::Sweeper>,
 }

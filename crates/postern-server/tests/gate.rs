@@ -271,6 +271,8 @@ async fn misses_are_rate_limited_per_client_and_hits_never_are() {
     let dir = tempfile::tempdir().unwrap();
     let mut flags = idp.introspection_flags();
     flags.extend(["--miss-rate-per-client".into(), "0.5".into()]);
+    // The test client (127.0.0.1) plays the proxy in front of Postern.
+    flags.extend(["--trusted-proxies".into(), "127.0.0.1/32".into()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     std::fs::write(
         dir.path().join("postern.toml"),
@@ -315,4 +317,77 @@ async fn misses_are_rate_limited_per_client_and_hits_never_are() {
         4,
         "the refused miss never reached the upstream"
     );
+}
+
+/// `GET /v1/check` for `token` with `X-Forwarded-For: forwarded`.
+async fn check_forwarded(server: &Server, token: &str, forwarded: &str) -> u16 {
+    http()
+        .get(server.url("/v1/check"))
+        .bearer_auth(token)
+        .header("X-Forwarded-For", forwarded)
+        .header("X-Real-IP", forwarded)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_from_an_untrusted_peer_does_not_dodge_the_miss_limit() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("postern.toml"),
+        "trusted_proxies = [\"10.0.0.0/8\"]\n[gate]\nmiss_rate_per_client = 0.001\nmiss_burst_per_client = 3.0\n",
+    )
+    .unwrap();
+    let config = dir.path().join("postern.toml");
+    let mut flags = vec!["--config".to_string(), config.to_str().unwrap().into()];
+    flags.extend(idp.introspection_flags());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&dir.path().join("data"), &flags);
+    // 127.0.0.1 is not a trusted proxy: each request claims a new client,
+    // and each is charged to 127.0.0.1 all the same.
+    for n in 1..=3 {
+        assert_eq!(
+            check_forwarded(&server, &format!("bogus-{n}"), &format!("10.9.9.{n}")).await,
+            401
+        );
+    }
+    assert_eq!(
+        check_forwarded(&server, "bogus-4", "10.9.9.4").await,
+        429,
+        "the peer's bucket is empty whatever the headers say"
+    );
+    assert_eq!(idp.calls("introspect").await, 3);
+}
+
+#[tokio::test]
+async fn the_miss_limit_is_on_by_default_and_covers_junk_logouts() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = gate_server(&idp, dir.path());
+    let logout = |token: String| {
+        let url = server.url("/v1/session/logout");
+        async move { error_of(http().post(url).bearer_auth(token).send().await.unwrap()).await }
+    };
+    // The default burst is 100 misses, then 20 a second: each junk logout
+    // is asked upstream once and leaves nothing behind, until the limit.
+    let mut refused_after = None;
+    for n in 0..1_000 {
+        match logout(format!("junk-{n}")).await {
+            (401, code) if code == "invalid_token" => {}
+            (429, code) if code == "rate_limited" => {
+                refused_after = Some(n);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let answered = refused_after.expect("the default limit refused the flood");
+    assert!(answered >= 100, "the burst of 100 first: {answered}");
+    assert_eq!(idp.calls("introspect").await, answered as u64);
+    assert_eq!(idp.calls("revoke").await, 0, "nothing to revoke for junk");
+    assert_eq!(server.metric("postern_gate_revocations_held").await, 0.0);
 }

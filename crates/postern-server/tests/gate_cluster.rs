@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 
 use common::{check_bearer, error_of, http, Idp, Redis, Server};
 
+/// The key every instance of these tests shares for the revocation feed.
+const FEED_KEY: &str = "0123456789abcdef0123456789abcdef";
+
 fn instance(idp: &Idp, redis: &Redis, dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut flags = idp.introspection_flags();
     flags.extend(["--redis".to_string(), redis.url()]);
     flags.extend(extra.iter().map(|s| s.to_string()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(dir, &flags)
+    Server::start_with_env(dir, &flags, &[("POSTERN_REDIS_FEED_KEY", FEED_KEY)])
 }
 
 async fn status(server: &Server, token: &str) -> u16 {
@@ -166,4 +169,65 @@ async fn while_redis_is_away_hits_go_upstream_and_logouts_fail_loudly() {
         before + 1,
         "a token cached before Redis restarted is asked upstream again"
     );
+}
+
+/// The first 16 bytes of the token's SHA-256, in hex: the feed's `d`.
+fn digest_hex(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `XADD` to the feed's stream straight into Redis, as anyone who can
+/// write to Redis (but does not hold the feed key) could.
+fn xadd(redis: &Redis, fields: &[&str]) {
+    let status = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "XADD",
+            "postern:gate:revocations",
+            "*",
+        ])
+        .args(fields)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn entries_written_into_redis_without_the_feed_key_are_ignored() {
+    let idp = Idp::start(&["--stateless"]);
+    let redis = Redis::start();
+    let dirs = [(); 2].map(|()| tempfile::tempdir().unwrap());
+    let a = instance(&idp, &redis, dirs[0].path(), &[]);
+    let b = instance(&idp, &redis, dirs[1].path(), &[]);
+    let victim = idp.mint("ivan", "read", 600).await;
+    let witness = idp.mint("judy", "read", 600).await;
+    for token in [&victim, &witness] {
+        until_status(&a, token, 200, Duration::from_secs(5)).await;
+    }
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        + 600_000_000_000)
+        .to_string();
+    let d = digest_hex(&victim);
+    // No MAC, and a made-up one.
+    xadd(&redis, &["d", &d, "u", &until]);
+    xadd(&redis, &["d", &d, "u", &until, "m", &"ab".repeat(32)]);
+    // A genuine entry, written by b's logout of the witness, comes after.
+    assert_eq!(logout(&b, &witness).await, (200, String::new()));
+    until_status(&a, &witness, 401, Duration::from_secs(3)).await;
+    assert_eq!(
+        status(&a, &victim).await,
+        200,
+        "the forged revocations before the genuine one were not applied"
+    );
+    assert_eq!(a.metric("postern_gate_feed_entries_rejected").await, 2.0);
+    assert_eq!(b.metric("postern_gate_feed_entries_rejected").await, 2.0);
 }

@@ -1390,6 +1390,10 @@ async fn a_flood_from_one_client_or_at_one_user_leaves_everyone_else_a_challenge
             "3",
             "--max-ceremonies-per-user",
             "2",
+            // The test tells clients apart by X-Forwarded-For, as a proxy
+            // on this host would.
+            "--trusted-proxies",
+            "127.0.0.1/32",
         ],
     );
     let client = server.client();

@@ -13,6 +13,19 @@
 //! re-checks the revoked set after inserting, so it cannot resurrect a
 //! logged-out token.
 //!
+//! A logout costs bounded work and space, whoever sends it:
+//! - a token not cached here is charged to the client's miss limit, then
+//!   asked upstream first; one the upstream rejects is answered 401 and
+//!   leaves nothing behind (no entry here, none in the shared feed, no
+//!   revocation call), so junk tokens cost one limited upstream call each;
+//! - the revoked set holds at most [`GateConfig::max_revocations`] entries,
+//!   pruned in expiry order (`crate::expiry`), so a miss reading it never
+//!   waits on a walk of the whole set;
+//! - when it is full of live revocations, a logout still purges the cached
+//!   entry and revokes upstream (and shares it), but answers
+//!   [`GateError::RevocationsFull`] (503): the client is told that the
+//!   token may still pass here, never left believing it logged out.
+//!
 //! With [`Gate::with_shared_revocations`], logouts also reach every other
 //! instance, and revocations heard from them purge this one (see
 //! [`crate::shared`]); hits are then served only while that feed is current.
@@ -28,9 +41,12 @@ use postern_cache::{Cache, CacheConfig, CacheKey, CacheStats, KeyDeriver};
 use zeroize::Zeroizing;
 
 use crate::breaker::{Breaker, BreakerState};
+use crate::expiry::ExpiryMap;
 use crate::ratelimit::MissLimiter;
 use crate::session::{Insufficient, Requirement, Validated};
-use crate::shared::{token_digest, RevocationPublisher, SharedRevocations, TokenDigest};
+use crate::shared::{
+    token_digest, RevocationPublisher, SharedLimits, SharedRevocations, TokenDigest,
+};
 use crate::upstream::{peek_jwt, Upstream, UpstreamError};
 
 const SECOND: u64 = 1_000_000_000;
@@ -47,6 +63,9 @@ pub struct GateConfig {
     pub breaker_threshold: u32,
     /// How long the circuit stays open before one probe.
     pub breaker_cooldown: u64,
+    /// Most logouts held in force at once (each held until the token
+    /// would have expired, at most `max_ttl`); see [`Gate::logout`].
+    pub max_revocations: usize,
 }
 
 impl Default for GateConfig {
@@ -57,6 +76,10 @@ impl Default for GateConfig {
             ttl_without_expiry: 30 * SECOND,
             breaker_threshold: 5,
             breaker_cooldown: 5 * SECOND,
+            // About 100 bytes each: 50 MB at most. Only tokens the upstream
+            // vouched for (or could not be asked about) are held, each for
+            // at most `max_ttl`.
+            max_revocations: 500_000,
         }
     }
 }
@@ -80,6 +103,11 @@ pub enum GateError {
     /// not be handed to the other instances: 503, the client should retry.
     #[error("logged out here, but the other instances could not be told")]
     NotShared,
+    /// Too many logouts are in force to record this one here: the cached
+    /// entry was purged and the upstream asked to revoke, but the token
+    /// may still pass here if the upstream cannot revoke: 503.
+    #[error("too many logouts in force: this one could not be recorded here")]
+    RevocationsFull,
 }
 
 impl From<UpstreamError> for GateError {
@@ -135,8 +163,12 @@ pub struct Gate {
     inflight: Mutex<HashMap<CacheKey, Fetch>>,
     // Held only for the breaker's state transition.
     breaker: Mutex<Breaker>,
-    // Key → until when it stays revoked. Revocations are rare; a plain map.
-    revoked: Mutex<HashMap<CacheKey, u64>>,
+    // Key → until when it stays revoked; bounded and pruned in expiry order
+    // (`crate::expiry`). Misses read it: held for one O(log n) operation,
+    // never across an await.
+    revoked: Mutex<ExpiryMap<CacheKey, ()>>,
+    /// Logouts refused because `revoked` was full.
+    revocations_refused: AtomicU64,
     observer: Option<Arc<dyn GateObserver>>,
     miss_limiter: Option<MissLimiter>,
     shared: Option<SharedRevocations>,
@@ -164,6 +196,7 @@ fn kid_tag(kid: &str) -> u64 {
 
 impl Gate {
     pub fn new(upstream: Upstream, config: GateConfig) -> Self {
+        let max_revocations = config.max_revocations;
         Self {
             cache: Arc::new(Cache::new(config.cache.clone())),
             keys: KeyDeriver::random(),
@@ -174,7 +207,8 @@ impl Gate {
             upstream,
             config,
             inflight: Mutex::new(HashMap::new()),
-            revoked: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(ExpiryMap::new(max_revocations)),
+            revocations_refused: AtomicU64::new(0),
             observer: None,
             miss_limiter: None,
             shared: None,
@@ -193,7 +227,15 @@ impl Gate {
         publisher: Arc<dyn RevocationPublisher>,
         max_lag: u64,
     ) -> Self {
-        self.shared = Some(SharedRevocations::new(publisher, max_lag));
+        let limits = SharedLimits {
+            // Every entry the cache can hold, and as many again that it
+            // evicted before they ended.
+            cached: self.config.cache.max_entries.saturating_mul(2),
+            // The feed carries every instance's logouts: room for several
+            // instances' worth of this one's own bound.
+            revoked: self.config.max_revocations.saturating_mul(4),
+        };
+        self.shared = Some(SharedRevocations::new(publisher, max_lag, limits));
         self
     }
 
@@ -331,11 +373,7 @@ impl Gate {
 
     /// Revoked here (by key), or elsewhere (by digest, when shared).
     fn is_revoked(&self, key: CacheKey, digest: Option<TokenDigest>, now: u64) -> bool {
-        let here = self
-            .revoked
-            .lock()
-            .get(&key)
-            .is_some_and(|&until| until > now);
+        let here = self.revoked.lock().live(&key, now).is_some();
         here || matches!((&self.shared, digest), (Some(shared), Some(d)) if shared.is_revoked(d, now))
     }
 
@@ -448,7 +486,11 @@ impl Gate {
             now,
         );
         if let (Some(shared), Some(digest)) = (&self.shared, digest) {
-            shared.remember(digest, key, cache_until, now);
+            if shared.remember(digest, key, cache_until, now).is_err() {
+                // A revocation heard later could not find this entry: the
+                // answer serves this request but is not kept.
+                self.cache.remove(key);
+            }
         }
         // The cache was cleared while the upstream answered: the answer is
         // fresh enough for this request, but is not kept past the clear.
@@ -468,15 +510,22 @@ impl Gate {
     /// published to the other instances (when shared), then revoked
     /// upstream. A failed upstream revocation or publication is reported
     /// (the upstream's first), but the token stays refused here until it
-    /// would have expired.
+    /// would have expired. See the module docs for what a logout costs.
     pub async fn logout(&self, token: &str, now: u64) -> Result<(), GateError> {
         self.logout_from(None, token, now).await
     }
 
     /// As [`Gate::logout`], charged to `client`'s miss limit when one is
-    /// configured, unless the token is cached here: each logout costs an
-    /// upstream call and, when shared, a write every instance applies, so a
-    /// flood of them with junk tokens is limited like a flood of misses.
+    /// configured, unless the token is cached here: each logout of a token
+    /// not cached here costs an upstream call, so a flood of them with junk
+    /// tokens is limited like a flood of misses.
+    ///
+    /// Answers, in order: [`GateError::RateLimited`] before anything is
+    /// done; [`GateError::Unauthenticated`] when the upstream says the
+    /// token is not valid (nothing recorded, shared or revoked: there is
+    /// nothing to log out); else the token is refused here and purged, and
+    /// [`GateError::RevocationsFull`] if it could not be recorded here, the
+    /// upstream revocation's error, or [`GateError::NotShared`].
     pub async fn logout_from(
         &self,
         client: Option<&str>,
@@ -484,26 +533,40 @@ impl Gate {
         now: u64,
     ) -> Result<(), GateError> {
         let key = self.keys.derive(token.as_bytes());
-        // A token cached here is a live session: its logout is never
-        // refused. Anything else costs what a miss costs, and is charged.
-        if self.cache.expires_at(key).is_none() {
+        let digest = self.shared.as_ref().map(|_| token_digest(token));
+        let cached_until = self.cache.expires_at(key);
+        if cached_until.is_none() {
+            if self.is_revoked(key, digest, now) {
+                // Logged out already (here or elsewhere): nothing to add.
+                return Ok(());
+            }
+            // Not a live session here: it costs what a miss costs.
             self.charge_miss(|| client, now)?;
+            match self.validate_logged_out(token, now).await {
+                Err(e) if e.is_verdict() => return Err(GateError::from(e)),
+                // Valid, or the upstream cannot say: refused here to be safe.
+                _ => {}
+            }
         }
-        let until = self
-            .cache
-            .expires_at(key)
+        let until = cached_until
             .unwrap_or(0)
             .max(now.saturating_add(self.config.max_ttl));
-        {
-            let mut revoked = self.revoked.lock();
-            revoked.retain(|_, &mut until| until > now);
-            revoked.insert(key, until);
-        }
+        let recorded = self.revoked.lock().insert(key, (), until, now);
         self.cache.remove(key);
-        let shared = match &self.shared {
-            Some(shared) => {
+        if recorded.is_err() {
+            let refused = self.revocations_refused.fetch_add(1, Ordering::Relaxed);
+            if refused.is_multiple_of(1_000) {
+                tracing::error!(
+                    refused = refused + 1,
+                    "too many logouts in force: logouts are answered 503 until some end \
+                     (the cache entry is purged and the upstream asked to revoke)"
+                );
+            }
+        }
+        let shared = match (&self.shared, digest) {
+            (Some(shared), Some(digest)) => {
                 let started = Instant::now();
-                let result = shared.publish_own(token_digest(token), until, now).await;
+                let result = shared.publish_own(digest, until, now).await;
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "logout not shared with the other instances yet; retrying in the background");
                 }
@@ -513,7 +576,7 @@ impl Gate {
                 }
                 result.map_err(|_| GateError::NotShared)
             }
-            None => Ok(()),
+            _ => Ok(()),
         };
         let started = Instant::now();
         let result = self.upstream.revoke(token).await;
@@ -521,7 +584,40 @@ impl Gate {
             let outcome = result.as_ref().map_or_else(UpstreamError::label, |()| "ok");
             observer.upstream_call("revoke", outcome, started.elapsed().as_secs_f64());
         }
-        result.map_err(GateError::from).and(shared)
+        recorded
+            .map_err(|_| GateError::RevocationsFull)
+            .and(result.map_err(GateError::from))
+            .and(shared)
+    }
+
+    /// Asks the upstream about a token being logged out that is not cached
+    /// here (not cached afterwards either: it is being logged out).
+    async fn validate_logged_out(&self, token: &str, now: u64) -> Result<(), UpstreamError> {
+        let started = Instant::now();
+        let result = self.upstream.validate(token, now).await.map(drop);
+        if let Some(observer) = &self.observer {
+            let outcome = result.as_ref().map_or_else(UpstreamError::label, |()| "ok");
+            observer.upstream_call("validate", outcome, started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// Logouts held in force here (ended ones not yet pruned included).
+    pub fn revocations_held(&self) -> usize {
+        self.revoked.lock().len()
+    }
+
+    /// Logouts answered [`GateError::RevocationsFull`] since start.
+    pub fn revocations_refused(&self) -> u64 {
+        self.revocations_refused.load(Ordering::Relaxed)
+    }
+
+    /// Revocations heard from other instances and held, and those dropped
+    /// because too many were in force; `None` when not shared.
+    pub fn shared_revocations(&self) -> Option<(usize, u64)> {
+        self.shared
+            .as_ref()
+            .map(|s| (s.revocations_held(), s.revocations_dropped()))
     }
 
     /// Empties the cache (e.g. the shared revocation feed lost history it

@@ -49,6 +49,7 @@ impl IntoResponse for GateError {
             }
             GateError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", ""),
             GateError::NotShared => (StatusCode::SERVICE_UNAVAILABLE, "revocation_not_shared", ""),
+            GateError::RevocationsFull => (StatusCode::SERVICE_UNAVAILABLE, "revocations_full", ""),
         };
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();

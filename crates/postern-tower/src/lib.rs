@@ -17,6 +17,7 @@
 //! - [`gate`]: [`Gate`] — cache, single-flight misses, fail-closed errors,
 //!   local revocation.
 //! - [`ratelimit`]: per-client token buckets for cache misses.
+//! - `expiry` (private): the bounded, expiry-ordered map behind the revoked sets.
 //! - [`shared`]: revocations shared between instances (token digests, the
 //!   feed's lag), and [`redis_feed`]: that feed over a Redis stream.
 //! - [`layer`]: [`GateLayer`], a tower `Layer` for any axum/tower service,
@@ -55,6 +56,7 @@
 //! ```
 
 pub mod breaker;
+mod expiry;
 pub mod gate;
 pub mod jwks;
 pub mod layer;

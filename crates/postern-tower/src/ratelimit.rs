@@ -7,14 +7,21 @@
 //! asked. A token bucket per client, pure over `now`.
 //!
 //! The table is bounded: past `max_clients` buckets, full (idle) buckets are
-//! dropped; if every bucket is busy, the table is cleared, which forgets
-//! debts rather than growing without limit.
+//! dropped, in one walk at most once per [`PRUNE_EVERY`] (the walk holds
+//! the lock every miss takes, so it must not run per request). If every
+//! bucket is still busy, a new client's miss is refused (429) rather than
+//! the table cleared: clearing would let a flood from enough addresses
+//! wipe every flooder's debt at once. Clients already in the table, and
+//! every hit, are unaffected.
 
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
 const SECOND: f64 = 1e9;
+
+/// Least time between two walks of a full table for idle buckets.
+pub const PRUNE_EVERY: u64 = 1_000_000_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -28,8 +35,16 @@ pub struct MissLimiter {
     rate: f64,
     burst: f64,
     max_clients: usize,
-    // Held for one bucket update or one prune; never across an await.
-    buckets: Mutex<HashMap<String, Bucket>>,
+    // Held for one bucket update or one prune (at most one per
+    // `PRUNE_EVERY`); never across an await.
+    buckets: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    buckets: HashMap<String, Bucket>,
+    /// No walk for idle buckets before this (Unix nanoseconds).
+    next_prune: u64,
 }
 
 impl MissLimiter {
@@ -39,7 +54,7 @@ impl MissLimiter {
             rate: rate.max(0.0),
             burst: burst.max(1.0),
             max_clients: max_clients.max(1),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Table::default()),
         }
     }
 
@@ -50,17 +65,21 @@ impl MissLimiter {
 
     /// Takes one miss from `client`'s bucket; `false` if it is empty.
     pub fn allow(&self, client: &str, now: u64) -> bool {
-        let mut buckets = self.buckets.lock();
-        if buckets.len() >= self.max_clients && !buckets.contains_key(client) {
-            let burst = self.burst;
-            buckets.retain(|_, b| {
-                let elapsed = now.saturating_sub(b.at) as f64 / SECOND;
-                b.tokens + elapsed * self.rate < burst
-            });
-            if buckets.len() >= self.max_clients {
-                buckets.clear();
+        let mut table = self.buckets.lock();
+        if table.buckets.len() >= self.max_clients && !table.buckets.contains_key(client) {
+            if now >= table.next_prune {
+                table.next_prune = now.saturating_add(PRUNE_EVERY);
+                let burst = self.burst;
+                table.buckets.retain(|_, b| {
+                    let elapsed = now.saturating_sub(b.at) as f64 / SECOND;
+                    b.tokens + elapsed * self.rate < burst
+                });
+            }
+            if table.buckets.len() >= self.max_clients {
+                return false;
             }
         }
+        let buckets = &mut table.buckets;
         let bucket = buckets.get(client).copied().unwrap_or(Bucket {
             tokens: self.burst,
             at: now,
@@ -110,6 +129,25 @@ mod tests {
         for i in 0..1_000 {
             l.allow(&format!("client-{i}"), 0);
         }
-        assert!(l.buckets.lock().len() <= 10);
+        assert_eq!(l.buckets.lock().buckets.len(), 10);
+    }
+
+    #[test]
+    fn a_full_table_of_busy_clients_refuses_newcomers_and_keeps_every_debt() {
+        let l = MissLimiter::new(1.0, 1.0, 10);
+        for i in 0..10 {
+            assert!(l.allow(&format!("flooder-{i}"), 0));
+        }
+        assert!(!l.allow("newcomer", 0), "no room, and nobody idle");
+        assert!(
+            !l.allow("flooder-0", S / 2),
+            "debts are kept, never cleared to make room"
+        );
+        assert!(
+            !l.allow("newcomer", S / 2),
+            "no second walk within a second"
+        );
+        assert!(l.allow("newcomer", 2 * S), "the idle buckets went");
+        assert_eq!(l.buckets.lock().buckets.len(), 1);
     }
 }

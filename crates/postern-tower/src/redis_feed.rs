@@ -22,13 +22,33 @@
 //! One entry per logout, trimmed by age as it is written:
 //!
 //! ```text
-//! XADD <stream> MINID ~ <now − keep_for, ms> * d <token digest, 32 hex> u <until, Unix ns>
+//! XADD <stream> MINID ~ <now − keep_for, ms> * d <token digest, 32 hex> u <until, Unix ns> m <MAC, 64 hex>
 //! ```
 //!
 //! Nothing usable as a token is ever written: `d` is a
-//! [`TokenDigest`]. Entries that do not parse are
-//! skipped with a warning; `until` is capped at `keep_for` from now, so an
-//! entry cannot refuse a token for longer than a logout here would.
+//! [`TokenDigest`]. `until` is capped at `keep_for` from now, so an entry
+//! cannot refuse a token for longer than a logout here would.
+//!
+//! # Redis is not trusted with the entries' content
+//!
+//! `m` is HMAC-SHA256, under a key every instance holds ([`FeedKey`]) and
+//! Redis does not, of `"postern-revocation-v1"`, the stream's name, `d`
+//! and `u` (each length-prefixed). Entries whose `m` is missing or wrong
+//! are dropped: counted ([`RedisRevocations::entries_rejected`]) and
+//! logged by entry id, never by digest. So whoever can write to Redis, but
+//! does not hold the key, cannot inject a revocation (refusing someone's
+//! token) nor rewrite one (lengthening or shortening it, moving it to
+//! another token). Replaying a genuine entry re-applies a revocation the
+//! instances made, until the `until` they chose: nothing new.
+//!
+//! What a Redis writer (or anyone between an instance and Redis without
+//! TLS) can still do, and no key can prevent: **withhold** entries (trim
+//! or delete the stream, answer reads with nothing, drop writes). An
+//! instance cannot tell "no logouts happened" from "logouts were hidden";
+//! a withheld logout is then not refused by the other instances, unless
+//! the upstream itself refuses the token. It can also **delay** them (the
+//! feed looks current while it is not). Redis's availability is bounded by
+//! `max_lag` (a feed that stops answering stops hits), its honesty is not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +59,10 @@ use ::redis::{AsyncConnectionConfig, Client, RedisResult};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::watch;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::shared::{PublishError, RevocationPublisher, TokenDigest};
 use crate::Gate;
@@ -63,6 +87,75 @@ pub enum RedisFeedError {
     /// hold a password).
     #[error("the Redis URL is not valid ({0})")]
     Url(String),
+    /// The feed key is shorter than [`FeedKey::MIN_LEN`] bytes.
+    #[error("the Redis feed key must be at least {} bytes", FeedKey::MIN_LEN)]
+    ShortKey,
+}
+
+/// The key that authenticates revocation entries (see the module docs).
+/// Every instance sharing a stream holds the same one; Redis never does.
+pub struct FeedKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for FeedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FeedKey(..)")
+    }
+}
+
+impl FeedKey {
+    /// 32 bytes: HMAC-SHA256's own strength.
+    pub const MIN_LEN: usize = 32;
+
+    pub fn new(bytes: &[u8]) -> Result<Self, RedisFeedError> {
+        if bytes.len() < Self::MIN_LEN {
+            return Err(RedisFeedError::ShortKey);
+        }
+        // HMAC takes keys of any length: this never fails past the check.
+        Hmac::<Sha256>::new_from_slice(bytes)
+            .map(Self)
+            .map_err(|_| RedisFeedError::ShortKey)
+    }
+
+    fn mac(&self, stream: &str, digest: &str, until: &str) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        for part in [
+            b"postern-revocation-v1".as_slice(),
+            stream.as_bytes(),
+            digest.as_bytes(),
+            until.as_bytes(),
+        ] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// The `m` field for an entry.
+    fn sign(&self, stream: &str, digest: &str, until: &str) -> String {
+        hex(&self.mac(stream, digest, until).finalize().into_bytes())
+    }
+
+    /// Whether `tag` (hex) is the entry's MAC; compared in constant time.
+    fn verify(&self, stream: &str, digest: &str, until: &str, tag: &str) -> bool {
+        match unhex(tag) {
+            Some(tag) => self.mac(stream, digest, until).verify_slice(&tag).is_ok(),
+            None => false,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// Publishes this instance's logouts to a Redis stream and follows the
@@ -71,6 +164,9 @@ pub struct RedisRevocations {
     client: Client,
     stream: String,
     keep_for: Duration,
+    key: FeedKey,
+    /// Entries dropped because their MAC was missing or wrong.
+    rejected: AtomicU64,
     // A multiplexed connection is shared by cloning; held only to clone or
     // replace it, never across an await.
     publisher: Mutex<Option<MultiplexedConnection>>,
@@ -89,13 +185,20 @@ impl std::fmt::Debug for RedisRevocations {
 impl RedisRevocations {
     /// Checks the URL; connections are made when first needed and remade
     /// after failures, so a Redis that is down at start is not fatal.
-    pub fn new(url: &str, stream: &str, keep_for: Duration) -> Result<Self, RedisFeedError> {
+    pub fn new(
+        url: &str,
+        stream: &str,
+        keep_for: Duration,
+        key: FeedKey,
+    ) -> Result<Self, RedisFeedError> {
         let client =
             Client::open(url).map_err(|e| RedisFeedError::Url(e.category().to_string()))?;
         Ok(Self {
             client,
             stream: stream.to_string(),
             keep_for,
+            key,
+            rejected: AtomicU64::new(0),
             publisher: Mutex::new(None),
         })
     }
@@ -120,6 +223,9 @@ impl RedisRevocations {
             }
         };
         let oldest_kept = postern_cache::unix_now().saturating_sub(nanos(self.keep_for));
+        let digest = format!("{digest:032x}");
+        let until = until.to_string();
+        let mac = self.key.sign(&self.stream, &digest, &until);
         let result = ::redis::cmd("XADD")
             .arg(&self.stream)
             .arg("MINID")
@@ -127,9 +233,11 @@ impl RedisRevocations {
             .arg(oldest_kept / NANOS_PER_MS)
             .arg("*")
             .arg("d")
-            .arg(format!("{digest:032x}"))
+            .arg(&digest)
             .arg("u")
-            .arg(until)
+            .arg(&until)
+            .arg("m")
+            .arg(&mac)
             .query_async::<String>(&mut connection)
             .await;
         if result.is_err() {
@@ -243,15 +351,31 @@ impl RedisRevocations {
         let mut read = 0;
         for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
             read += 1;
-            match parse(&entry) {
-                Some((digest, until)) => {
+            match parse(&entry, &self.stream, &self.key) {
+                Ok((digest, until)) => {
                     gate.apply_revocation(digest, until.min(horizon), now);
                 }
-                None => tracing::warn!(id = %entry.id, "malformed revocation entry skipped"),
+                Err(Refused::Malformed) => {
+                    tracing::warn!(id = %entry.id, "malformed revocation entry skipped")
+                }
+                Err(Refused::Forged) => {
+                    let rejected = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(
+                        id = %entry.id,
+                        rejected,
+                        "revocation entry with a missing or wrong MAC dropped \
+                         (written by something without the feed key)"
+                    );
+                }
             }
             last.clone_from(&entry.id);
         }
         read
+    }
+
+    /// Entries dropped since start because their MAC was missing or wrong.
+    pub fn entries_rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 }
 
@@ -346,14 +470,30 @@ fn run_id_of(info: &str) -> Option<&str> {
         .map(str::trim)
 }
 
-/// `d` (32 hex digits) and `u` (decimal Unix nanoseconds) of an entry.
-fn parse(entry: &StreamId) -> Option<(TokenDigest, u64)> {
-    let digest: String = entry.get("d")?;
-    let until: String = entry.get("u")?;
-    if digest.len() != 32 {
-        return None;
+/// Why an entry was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// `d` or `u` missing or not well formed.
+    Malformed,
+    /// `m` missing or not the MAC of `d` and `u` under the feed key.
+    Forged,
+}
+
+/// `d` (32 hex digits) and `u` (decimal Unix nanoseconds) of an entry
+/// whose `m` authenticates them under `key` for `stream`.
+fn parse(entry: &StreamId, stream: &str, key: &FeedKey) -> Result<(TokenDigest, u64), Refused> {
+    let digest: String = entry.get("d").ok_or(Refused::Malformed)?;
+    let until: String = entry.get("u").ok_or(Refused::Malformed)?;
+    let mac: Option<String> = entry.get("m");
+    if !mac.is_some_and(|m| key.verify(stream, &digest, &until, &m)) {
+        return Err(Refused::Forged);
     }
-    Some((u128::from_str_radix(&digest, 16).ok()?, until.parse().ok()?))
+    if digest.len() != 32 {
+        return Err(Refused::Malformed);
+    }
+    let digest = u128::from_str_radix(&digest, 16).map_err(|_| Refused::Malformed)?;
+    let until = until.parse().map_err(|_| Refused::Malformed)?;
+    Ok((digest, until))
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -377,22 +517,65 @@ mod tests {
         }
     }
 
+    fn key() -> FeedKey {
+        FeedKey::new(&[7u8; 32]).unwrap()
+    }
+
+    /// An entry for `d` and `u`, signed under the test key for stream `s`.
+    fn signed(d: &str, u: &str) -> StreamId {
+        let m = key().sign("s", d, u);
+        entry(&[("d", d), ("u", u), ("m", &m)])
+    }
+
+    fn parsed(e: &StreamId) -> Result<(TokenDigest, u64), Refused> {
+        parse(e, "s", &key())
+    }
+
     #[test]
     fn entries_parse_only_when_whole() {
         let digest = "000102030405060708090a0b0c0d0e0f";
         assert_eq!(
-            parse(&entry(&[("d", digest), ("u", "42")])),
-            Some((0x000102030405060708090a0b0c0d0e0f, 42))
+            parsed(&signed(digest, "42")),
+            Ok((0x000102030405060708090a0b0c0d0e0f, 42))
         );
-        assert_eq!(parse(&entry(&[("d", digest)])), None, "no until");
-        assert_eq!(parse(&entry(&[("u", "42")])), None, "no digest");
-        assert_eq!(parse(&entry(&[("d", "abc"), ("u", "42")])), None, "short");
+        assert_eq!(parsed(&entry(&[("d", digest)])), Err(Refused::Malformed));
+        assert_eq!(parsed(&entry(&[("u", "42")])), Err(Refused::Malformed));
+        assert_eq!(parsed(&signed("abc", "42")), Err(Refused::Malformed));
         assert_eq!(
-            parse(&entry(&[("d", &"g".repeat(32)), ("u", "42")])),
-            None,
+            parsed(&signed(&"g".repeat(32), "42")),
+            Err(Refused::Malformed),
             "not hex"
         );
-        assert_eq!(parse(&entry(&[("d", digest), ("u", "-1")])), None);
+        assert_eq!(parsed(&signed(digest, "-1")), Err(Refused::Malformed));
+    }
+
+    #[test]
+    fn entries_without_the_right_mac_are_refused_as_forged() {
+        let digest = "000102030405060708090a0b0c0d0e0f";
+        assert_eq!(
+            parsed(&entry(&[("d", digest), ("u", "42")])),
+            Err(Refused::Forged),
+            "no MAC"
+        );
+        let good = key().sign("s", digest, "42");
+        assert_eq!(good.len(), 64);
+        let rewritten = entry(&[("d", digest), ("u", "43"), ("m", &good)]);
+        assert_eq!(parsed(&rewritten), Err(Refused::Forged), "until changed");
+        let other = "ff0102030405060708090a0b0c0d0e0f";
+        let moved = entry(&[("d", other), ("u", "42"), ("m", &good)]);
+        assert_eq!(parsed(&moved), Err(Refused::Forged), "digest changed");
+        let elsewhere = key().sign("t", digest, "42");
+        let replayed = entry(&[("d", digest), ("u", "42"), ("m", &elsewhere)]);
+        assert_eq!(parsed(&replayed), Err(Refused::Forged), "another stream");
+        let wrong_key = FeedKey::new(&[8u8; 32]).unwrap().sign("s", digest, "42");
+        let injected = entry(&[("d", digest), ("u", "42"), ("m", &wrong_key)]);
+        assert_eq!(parsed(&injected), Err(Refused::Forged), "another key");
+        let junk = entry(&[("d", digest), ("u", "42"), ("m", "zz")]);
+        assert_eq!(parsed(&junk), Err(Refused::Forged));
+        assert!(matches!(
+            FeedKey::new(&[1u8; 31]),
+            Err(RedisFeedError::ShortKey)
+        ));
     }
 
     #[test]
@@ -423,8 +606,9 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_refused_without_repeating_it() {
-        let e = RedisRevocations::new("http://user:hunter2@x", DEFAULT_STREAM, POLL).unwrap_err();
+        let e = RedisRevocations::new("http://user:hunter2@x", DEFAULT_STREAM, POLL, key())
+            .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        assert!(RedisRevocations::new("redis://127.0.0.1:1", DEFAULT_STREAM, POLL).is_ok());
+        assert!(RedisRevocations::new("redis://127.0.0.1:1", DEFAULT_STREAM, POLL, key()).is_ok());
     }
 }

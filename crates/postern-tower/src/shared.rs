@@ -11,7 +11,18 @@
 //! a revocation heard from elsewhere can find and purge the local entry)
 //! and the digests revoked elsewhere (so that a later miss is refused even
 //! by an upstream that cannot revoke, e.g. one issuing self-contained JWTs).
-//! Both are pruned of entries past their `until`.
+//! Both are pruned of entries past their `until`, in expiry order, and
+//! bounded by count ([`SharedLimits`]; see `crate::expiry`):
+//!
+//! - the cached digests hold at most `cached` entries; a token that cannot
+//!   be remembered is answered but not cached (a revocation heard later
+//!   could not find its entry);
+//! - the revocations heard hold at most `revoked` entries; one heard when
+//!   that is full still purges the token's cached entry here, is counted
+//!   ([`SharedRevocations::revocations_dropped`]) and logged, but cannot
+//!   refuse a later miss by itself: the upstream is asked, as for any miss.
+//!   Entries come only from instances holding the feed key
+//!   (`crate::redis_feed`), each of which bounds its own logouts.
 //!
 //! A hit is served only while the feed of revocations is current: if the
 //! instance has not heard the whole feed for longer than `max_lag`, every
@@ -26,7 +37,6 @@
 //! instance also remembers its own logouts still in force, to publish them
 //! again if the feed's history was lost (see `crate::redis_feed`).
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +45,8 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use postern_cache::CacheKey;
 use sha2::{Digest, Sha256};
+
+use crate::expiry::{ExpiryMap, Full};
 
 /// Identifies a token across instances: the first 16 bytes of its SHA-256.
 pub type TokenDigest = u128;
@@ -57,45 +69,6 @@ pub struct PublishError(pub String);
 pub trait RevocationPublisher: Send + Sync {
     /// Publishes that `digest` is revoked until `until` (Unix nanoseconds).
     fn publish(&self, digest: TokenDigest, until: u64) -> BoxFuture<'_, Result<(), PublishError>>;
-}
-
-/// Digest → value maps that drop entries past their `until`, pruning in
-/// amortised O(1): a full pass only once the map has doubled since the last.
-#[derive(Debug, Default)]
-struct Expiring<V> {
-    map: HashMap<TokenDigest, (V, u64)>,
-    prune_at: usize,
-}
-
-impl<V> Expiring<V> {
-    /// Inserts, or replaces the value and keeps the later `until`.
-    fn insert(&mut self, digest: TokenDigest, value: V, until: u64, now: u64) {
-        if self.map.len() >= self.prune_at {
-            self.map.retain(|_, (_, until)| *until > now);
-            self.prune_at = (self.map.len() * 2).max(1024);
-        }
-        match self.map.entry(digest) {
-            Entry::Occupied(mut held) => {
-                let (held_value, held_until) = held.get_mut();
-                *held_value = value;
-                *held_until = (*held_until).max(until);
-            }
-            Entry::Vacant(free) => {
-                free.insert((value, until));
-            }
-        }
-    }
-
-    fn live(&self, digest: TokenDigest, now: u64) -> Option<&V> {
-        self.map
-            .get(&digest)
-            .filter(|(_, until)| *until > now)
-            .map(|(value, _)| value)
-    }
-
-    fn remove(&mut self, digest: TokenDigest) -> Option<V> {
-        self.map.remove(&digest).map(|(value, _)| value)
-    }
 }
 
 /// Most logouts waiting to be published again; beyond it, new ones are
@@ -176,7 +149,7 @@ pub struct SharedRevocations {
     /// Holds the publisher, for first attempts and retries alike.
     retries: Arc<RetryQueue>,
     /// This instance's own logouts still in force.
-    own: Mutex<Expiring<()>>,
+    own: Mutex<ExpiryMap<TokenDigest, ()>>,
     max_lag: u64,
     /// When this view was made (Unix nanoseconds): the lag reported before
     /// the feed's first report counts from here.
@@ -189,8 +162,21 @@ pub struct SharedRevocations {
     heard_at_monotonic: AtomicU64,
     monotonic_base: std::time::Instant,
     stalled: AtomicBool,
-    cached: Mutex<Expiring<CacheKey>>,
-    revoked: Mutex<Expiring<()>>,
+    // Both held for one O(log n) lookup, insert or removal, never across
+    // an await; misses take them (see `crate::expiry` for the bound).
+    cached: Mutex<ExpiryMap<TokenDigest, CacheKey>>,
+    revoked: Mutex<ExpiryMap<TokenDigest, ()>>,
+    /// Revocations heard that `revoked` had no room for.
+    dropped: AtomicU64,
+}
+
+/// How many entries the maps of [`SharedRevocations`] hold at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedLimits {
+    /// Digests of tokens cached here (at least the cache's entry count).
+    pub cached: usize,
+    /// Revocations heard from the feed, and this instance's own logouts.
+    pub revoked: usize,
 }
 
 impl std::fmt::Debug for SharedRevocations {
@@ -206,7 +192,11 @@ impl SharedRevocations {
     /// `max_lag` (nanoseconds): how far behind the feed may be before hits
     /// stop being served from the cache. Nothing is heard at first, so
     /// hits wait for the feed's first report ([`SharedRevocations::heard_up_to`]).
-    pub fn new(publisher: Arc<dyn RevocationPublisher>, max_lag: u64) -> Self {
+    pub fn new(
+        publisher: Arc<dyn RevocationPublisher>,
+        max_lag: u64,
+        limits: SharedLimits,
+    ) -> Self {
         Self {
             retries: Arc::new(RetryQueue {
                 publisher,
@@ -214,15 +204,16 @@ impl SharedRevocations {
                 running: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
             }),
-            own: Mutex::new(Expiring::default()),
+            own: Mutex::new(ExpiryMap::new(limits.revoked)),
             max_lag,
             started: postern_cache::unix_now(),
             heard_up_to: AtomicU64::new(0),
             heard_at_monotonic: AtomicU64::new(0),
             monotonic_base: std::time::Instant::now(),
             stalled: AtomicBool::new(false),
-            cached: Mutex::new(Expiring::default()),
-            revoked: Mutex::new(Expiring::default()),
+            cached: Mutex::new(ExpiryMap::new(limits.cached)),
+            revoked: Mutex::new(ExpiryMap::new(limits.revoked)),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -277,7 +268,11 @@ impl SharedRevocations {
         until: u64,
         now: u64,
     ) -> Result<(), PublishError> {
-        self.own.lock().insert(digest, (), until, now);
+        if self.own.lock().insert(digest, (), until, now).is_err() {
+            // Still refused here (the gate's own bounded map) and published
+            // below; only a republication after a lost history would miss it.
+            tracing::warn!("too many own logouts in force to remember for republication");
+        }
         let result = self.retries.publisher.publish(digest, until).await;
         if result.is_err() {
             self.retries.push(digest, until);
@@ -288,27 +283,37 @@ impl SharedRevocations {
     /// Queues every logout made here that is still in force, to publish
     /// again (the feed lost its history). Returns how many.
     pub(crate) fn republish_own(&self, now: u64) -> usize {
-        let live: Vec<(TokenDigest, u64)> = self
-            .own
-            .lock()
-            .map
-            .iter()
-            .filter(|(_, (_, until))| *until > now)
-            .map(|(&digest, &((), until))| (digest, until))
-            .collect();
+        let live: Vec<(TokenDigest, u64)> = self.own.lock().live_entries(now).collect();
         for &(digest, until) in &live {
             self.retries.push(digest, until);
         }
         live.len()
     }
 
-    /// A token was cached here under `key` until `until`.
-    pub(crate) fn remember(&self, digest: TokenDigest, key: CacheKey, until: u64, now: u64) {
-        self.cached.lock().insert(digest, key, until, now);
+    /// A token was cached here under `key` until `until`. `Err` when too
+    /// many are remembered: the caller must not keep the entry cached.
+    pub(crate) fn remember(
+        &self,
+        digest: TokenDigest,
+        key: CacheKey,
+        until: u64,
+        now: u64,
+    ) -> Result<(), Full> {
+        self.cached.lock().insert(digest, key, until, now)
     }
 
     pub(crate) fn is_revoked(&self, digest: TokenDigest, now: u64) -> bool {
-        self.revoked.lock().live(digest, now).is_some()
+        self.revoked.lock().live(&digest, now).is_some()
+    }
+
+    /// Revocations heard that could not be recorded (the map was full).
+    pub fn revocations_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Revocations heard and held (ended ones not yet pruned included).
+    pub fn revocations_held(&self) -> usize {
+        self.revoked.lock().len()
     }
 
     /// Records a revocation heard from elsewhere; returns the local cache
@@ -317,9 +322,22 @@ impl SharedRevocations {
     /// The revocation is recorded before the cached-digest lookup, and a
     /// fetch remembers its digest before it checks for revocations, so a
     /// fetch racing with this call is caught by one side or the other.
+    ///
+    /// When the map of revocations heard is full, the cached entry is still
+    /// returned for purging; the revocation is counted and logged (at the
+    /// first of each thousand) instead of recorded.
     pub(crate) fn revoke(&self, digest: TokenDigest, until: u64, now: u64) -> Option<CacheKey> {
-        self.revoked.lock().insert(digest, (), until, now);
-        self.cached.lock().remove(digest)
+        if self.revoked.lock().insert(digest, (), until, now).is_err() {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_multiple_of(1_000) {
+                tracing::error!(
+                    dropped = dropped + 1,
+                    "too many shared revocations in force: this one purged the cache \
+                     but cannot refuse later misses here"
+                );
+            }
+        }
+        self.cached.lock().remove(&digest)
     }
 }
 
@@ -336,7 +354,14 @@ mod tests {
     }
 
     fn shared(max_lag: u64) -> SharedRevocations {
-        SharedRevocations::new(Arc::new(Nowhere), max_lag)
+        SharedRevocations::new(
+            Arc::new(Nowhere),
+            max_lag,
+            SharedLimits {
+                cached: 1_000,
+                revoked: 1_000,
+            },
+        )
     }
 
     #[test]
@@ -378,7 +403,7 @@ mod tests {
     #[test]
     fn a_revocation_returns_the_cached_key_once_and_refuses_until_it_ends() {
         let s = shared(5);
-        s.remember(7, 0xfeed, 1_000, 10);
+        s.remember(7, 0xfeed, 1_000, 10).unwrap();
         assert_eq!(s.revoke(7, 500, 20), Some(0xfeed));
         assert_eq!(s.revoke(7, 500, 21), None, "purged once");
         assert!(s.is_revoked(7, 499));
@@ -391,16 +416,24 @@ mod tests {
     }
 
     #[test]
-    fn expired_entries_are_pruned_as_the_map_grows() {
-        let mut m = Expiring::default();
-        for d in 0..2_000u128 {
-            m.insert(d, (), 10, 0);
-        }
-        for d in 2_000..5_000u128 {
-            m.insert(d, (), 100, 50);
-        }
-        assert_eq!(m.map.len(), 3_000, "the 2,000 expired entries went");
-        assert_eq!(m.live(4_999, 50), Some(&()));
-        assert_eq!(m.live(4_999, 100), None);
+    fn a_full_revocation_map_still_purges_and_counts_what_it_drops() {
+        let s = SharedRevocations::new(
+            Arc::new(Nowhere),
+            5,
+            SharedLimits {
+                cached: 2,
+                revoked: 2,
+            },
+        );
+        assert_eq!(s.remember(1, 0x11, 1_000, 0), Ok(()));
+        assert_eq!(s.remember(2, 0x22, 1_000, 0), Ok(()));
+        assert_eq!(s.remember(3, 0x33, 1_000, 0), Err(Full), "bounded");
+        assert_eq!(s.revoke(8, 1_000, 0), None);
+        assert_eq!(s.revoke(9, 1_000, 0), None);
+        assert_eq!(s.revoke(1, 1_000, 0), Some(0x11), "purged though full");
+        assert_eq!(s.revocations_dropped(), 1);
+        assert_eq!(s.revocations_held(), 2);
+        assert!(!s.is_revoked(1, 0), "not recorded: the upstream decides");
+        assert!(s.is_revoked(9, 0));
     }
 }

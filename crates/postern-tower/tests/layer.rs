@@ -386,7 +386,11 @@ async fn logouts_are_charged_to_the_client_like_misses() {
     );
     let now = unix_now();
     for token in ["junk-1", "junk-2"] {
-        assert_eq!(gate.logout_from(Some("flooder"), token, now).await, Ok(()));
+        assert_eq!(
+            gate.logout_from(Some("flooder"), token, now).await,
+            Err(GateError::Unauthenticated("inactive")),
+            "the upstream says there is nothing to log out"
+        );
     }
     assert_eq!(
         gate.logout_from(Some("flooder"), "junk-3", now).await,
@@ -394,8 +398,9 @@ async fn logouts_are_charged_to_the_client_like_misses() {
     );
     assert_eq!(
         gate.logout_from(Some("someone-else"), "junk-3", now).await,
-        Ok(())
+        Err(GateError::Unauthenticated("inactive"))
     );
+    assert_eq!(gate.revocations_held(), 0, "junk leaves nothing behind");
     gate.check("good", &Requirement::none(), now).await.unwrap();
     assert_eq!(
         gate.logout_from(Some("flooder"), "good", now).await,
@@ -488,4 +493,106 @@ async fn a_clear_on_the_runtime_does_not_wait_for_a_reader_stalled_in_the_cache(
     );
     reader.join().unwrap();
     assert_eq!(gate.stats().entries, 0);
+}
+
+/// Counts the upstream's calls by endpoint (introspect, revoke).
+struct Counting {
+    introspect: AtomicUsize,
+    revoke: AtomicUsize,
+}
+
+/// An upstream where every token starting `valid-` is active and the rest
+/// are not, with a revocation endpoint; both count their calls.
+async fn start_counting_upstream() -> (String, Arc<Counting>) {
+    async fn introspect(
+        State(up): State<Arc<Counting>>,
+        Form(form): Form<TokenForm>,
+    ) -> Json<Value> {
+        up.introspect.fetch_add(1, Ordering::SeqCst);
+        if form.token.starts_with("valid-") {
+            Json(json!({ "active": true, "sub": "u", "exp": unix_now() / 1_000_000_000 + 600 }))
+        } else {
+            Json(json!({ "active": false }))
+        }
+    }
+    async fn revoke(State(up): State<Arc<Counting>>) -> &'static str {
+        up.revoke.fetch_add(1, Ordering::SeqCst);
+        ""
+    }
+    let state = Arc::new(Counting {
+        introspect: AtomicUsize::new(0),
+        revoke: AtomicUsize::new(0),
+    });
+    let app = Router::new()
+        .route("/introspect", post(introspect))
+        .route("/revoke", post(revoke))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), state)
+}
+
+#[tokio::test]
+async fn a_flood_of_junk_logouts_records_publishes_and_revokes_nothing() {
+    let (base, upstream) = start_counting_upstream().await;
+    let recorder = Recorder::new(false);
+    let gate = Arc::new(
+        Gate::new(
+            Upstream::introspection(
+                &format!("{base}/introspect"),
+                Some(&format!("{base}/revoke")),
+                "c",
+                "s",
+            )
+            .unwrap(),
+            GateConfig {
+                max_revocations: 3,
+                ..GateConfig::default()
+            },
+        )
+        .with_shared_revocations(recorder.clone(), 5_000_000_000),
+    );
+    let now = unix_now();
+    gate.revocations_heard_up_to(now);
+    for n in 0..1_000 {
+        assert_eq!(
+            gate.logout(&format!("junk-{n}"), now).await,
+            Err(GateError::Unauthenticated("inactive"))
+        );
+    }
+    assert_eq!(gate.revocations_held(), 0);
+    assert_eq!(upstream.introspect.load(Ordering::SeqCst), 1_000);
+    assert_eq!(upstream.revoke.load(Ordering::SeqCst), 0);
+    assert_eq!(recorder.published.lock().len(), 0, "no feed entry for junk");
+
+    // Valid tokens fill the bounded set; past it a logout is refused
+    // loudly (503), yet purges and revokes upstream as far as it can.
+    for n in 0..3 {
+        assert_eq!(gate.logout(&format!("valid-{n}"), now).await, Ok(()));
+    }
+    assert_eq!(gate.revocations_held(), 3);
+    gate.check("valid-x", &Requirement::none(), now)
+        .await
+        .unwrap();
+    assert_eq!(gate.stats().entries, 1);
+    assert_eq!(
+        gate.logout("valid-x", now).await,
+        Err(GateError::RevocationsFull)
+    );
+    assert_eq!(gate.stats().entries, 0, "the cached entry was purged");
+    assert_eq!(gate.revocations_held(), 3, "still bounded");
+    assert_eq!(gate.revocations_refused(), 1);
+    assert_eq!(upstream.revoke.load(Ordering::SeqCst), 4);
+    assert_eq!(recorder.published.lock().len(), 4);
+    assert_eq!(
+        gate.logout("valid-0", now).await,
+        Ok(()),
+        "logging out again what is held is free"
+    );
+    assert_eq!(upstream.revoke.load(Ordering::SeqCst), 4);
+    // Once the held logouts end, there is room again.
+    let later = now + GateConfig::default().max_ttl + 1;
+    assert_eq!(gate.logout("valid-y", later).await, Ok(()));
+    assert_eq!(gate.revocations_held(), 1);
 }

@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use super::issue::{issue_session, LoginResponse};
 use super::{audience_of, blocking, requester, user_id};
+use crate::client_ip::Peer;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -47,6 +48,7 @@ pub struct ChallengeResponse {
         (status = 429, description = "`rate_limited`: the server's, this client's or this user's outstanding challenges are at their limit; with `Retry-After` for the last two", body = crate::openapi::ErrorBody)))]
 pub async fn challenge(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<ApiJson<ChallengeResponse>, ApiError> {
@@ -54,7 +56,7 @@ pub async fn challenge(
     let now = state.clock.now();
     let issued = state
         .challenges
-        .issue(&user, &requester(&headers), now, &mut OsRng)
+        .issue(&user, &requester(&state, &headers, peer), now, &mut OsRng)
         .map_err(|e| ApiError::from_challenge(e, now))?;
     Ok(ApiJson(ChallengeResponse {
         challenge_id: URL_SAFE_NO_PAD.encode(issued.id),

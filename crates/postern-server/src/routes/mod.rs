@@ -13,33 +13,41 @@ pub mod session;
 pub mod users;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower::{Layer, Service};
 
+use crate::client_ip::Peer;
 use crate::config::SessionMode;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
-/// The name per-client limits charge a request to: where it came from, as
-/// `session::client_of` tells it. (The one place to change when the
-/// client's address comes from the connection and trusted proxies.)
-pub(crate) fn requester(headers: &HeaderMap) -> String {
-    session::client_of(headers).to_string()
+/// The name per-client limits charge a request to: the TCP peer, or the
+/// client a trusted proxy names (`--trusted-proxies`; see
+/// [`crate::client_ip::client_of`]).
+pub(crate) fn requester(state: &AppState, headers: &HeaderMap, peer: Peer) -> String {
+    crate::client_ip::client_of(&state.trusted_proxies, headers, peer.ip())
 }
 
-/// Builds the router the server serves.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// Builds the router the server serves (with `/metrics` unless
+/// `metrics_elsewhere`: then [`metrics_router`] serves it on its own
+/// listener and the main one answers 404).
+pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -> Router {
+    let mut router = Router::new();
+    if !metrics_elsewhere {
+        router = router.route("/metrics", get(ops::metrics));
+    }
+    router
         .route(
             "/v1/users/{user}/enroll",
             post(enroll::enroll).layer(DefaultBodyLimit::max(
@@ -105,7 +113,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/login.css", get(page::style))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(ops::not_found)
         .layer(TrackLayer {
@@ -127,7 +134,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// timed in the same metrics under the same labels; every other request,
 /// `HEAD /v1/check` included, goes through the router unchanged.
 #[derive(Clone)]
-pub struct App(Arc<AppParts>);
+pub struct App {
+    parts: Arc<AppParts>,
+    /// The connection's TCP peer, handed to every request on it (as
+    /// `ConnectInfo`) for per-client limits (`crate::client_ip`).
+    peer: Option<SocketAddr>,
+}
 
 struct AppParts {
     router: Router,
@@ -135,11 +147,22 @@ struct AppParts {
 }
 
 impl App {
-    pub fn new(state: AppState, max_body_bytes: usize) -> Self {
-        Self(Arc::new(AppParts {
-            router: router(state.clone(), max_body_bytes),
-            state,
-        }))
+    pub fn new(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -> Self {
+        Self {
+            parts: Arc::new(AppParts {
+                router: router(state.clone(), max_body_bytes, metrics_elsewhere),
+                state,
+            }),
+            peer: None,
+        }
+    }
+
+    /// The same app, serving one connection from `peer`.
+    pub fn for_peer(&self, peer: SocketAddr) -> Self {
+        Self {
+            parts: self.parts.clone(),
+            peer: Some(peer),
+        }
     }
 }
 
@@ -153,12 +176,19 @@ impl Service<Request> for App {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        let parts = self.0.clone();
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let parts = self.parts.clone();
+        let peer = self.peer;
         if request.method() == axum::http::Method::GET && request.uri().path() == "/v1/check" {
             return Box::pin(async move {
                 let started = Instant::now();
-                let response = match session::check_request(&parts.state, request.headers()).await {
+                let response = match session::check_request(
+                    &parts.state,
+                    request.headers(),
+                    crate::client_ip::Peer(peer),
+                )
+                .await
+                {
                     Ok(response) => response,
                     Err(error) => axum::response::IntoResponse::into_response(error),
                 };
@@ -166,11 +196,39 @@ impl Service<Request> for App {
                     .state
                     .metrics
                     .observe_check(response.status().as_u16(), started.elapsed().as_secs_f64());
+                let mut response = response;
+                harden(&mut response, true);
                 Ok(response)
             });
         }
+        let api = request.uri().path().starts_with("/v1/");
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         let mut router = parts.router.clone();
-        Box::pin(async move { router.call(request).await })
+        Box::pin(async move {
+            let mut response = router.call(request).await?;
+            harden(&mut response, api);
+            Ok(response)
+        })
+    }
+}
+
+/// Headers every answer carries: `X-Content-Type-Options: nosniff` (a
+/// browser never guesses a type, e.g. runs a JSON error as script), and on
+/// the API (`/v1/`: sessions, tokens, users, passkeys) `Cache-Control:
+/// no-store`, so no browser or shared cache keeps a session token or a
+/// user's data. Set here, once, for the router and the early `/v1/check`
+/// alike (a static header value: no allocation).
+fn harden(response: &mut Response, api: bool) {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 
@@ -232,6 +290,17 @@ where
             Ok(response)
         })
     }
+}
+
+/// `/metrics` alone, for `--metrics-listen`: counted in the same metrics.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .layer(TrackLayer {
+            metrics: state.metrics.clone(),
+        })
+        .with_state(state)
 }
 
 /// Every route template the router serves, as metric labels.

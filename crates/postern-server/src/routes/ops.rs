@@ -40,7 +40,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let active = state.authority.hot().count_active(state.clock.now());
+    state
+        .metrics
+        .refresh_active_sessions(std::time::Instant::now(), || {
+            state.authority.hot().count_active(state.clock.now())
+        });
     let prepared = state.biometric.as_ref().map_or(0, |b| b.prepared.len());
     (
         [(
@@ -48,11 +52,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(
-            active,
             prepared,
             state.gate.as_ref().map(|g| GateReading {
                 cache: g.stats(),
                 revocation_lag: g.revocation_lag(state.clock.now()),
+                revocations: crate::metrics::RevocationReading::of(
+                    g,
+                    state.revocation_feed.as_deref(),
+                ),
             }),
         ),
     )

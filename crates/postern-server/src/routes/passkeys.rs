@@ -61,6 +61,7 @@ use super::issue::{issue_session, LoginResponse};
 use super::session::Intent;
 use super::users::{recent_session_of_user, session_of_user};
 use super::{audience_of, blocking, requester, user_id};
+use crate::client_ip::Peer;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -159,6 +160,7 @@ fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
         (status = 429, description = "`rate_limited`: too many outstanding registrations overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn register_start(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterStartRequest>,
 ) -> Result<ApiJson<RegisterStartResponse>, ApiError> {
@@ -179,7 +181,7 @@ pub async fn register_start(
         Enrolment::NewAccount
     };
     let worker = state.clone();
-    let client = requester(&headers);
+    let client = requester(&state, &headers, peer);
     let started = blocking(move || {
         let now = worker.clock.now();
         worker
@@ -513,12 +515,13 @@ pub async fn confirm(
         (status = 429, description = "`rate_limited`: too many outstanding logins overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn login_start(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginStartRequest>,
 ) -> Result<ApiJson<LoginStartResponse>, ApiError> {
     let user = body.user.as_deref().map(user_id).transpose()?;
     let worker = state.clone();
-    let client = requester(&headers);
+    let client = requester(&state, &headers, peer);
     let started = blocking(move || {
         let now = worker.clock.now();
         worker

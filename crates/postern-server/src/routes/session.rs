@@ -36,6 +36,7 @@ use utoipa::ToSchema;
 
 use super::jwt::is_own_jwt;
 use super::{blocking, is_postern_token, malformed_token, presented, same_origin, Source};
+use crate::client_ip::{client_of, Peer};
 use crate::config::SessionMode;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -217,9 +218,15 @@ pub(crate) fn authenticated(
         ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested")),
     responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody)))]
-pub async fn check(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    check_request(&state, request.headers()).await
+        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 429, description = "gate mode: rate_limited (too many cache misses from this client)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "gate mode: upstream_unavailable", body = crate::openapi::ErrorBody)))]
+pub async fn check(
+    State(state): State<AppState>,
+    peer: Peer,
+    request: Request,
+) -> Result<Response, ApiError> {
+    check_request(&state, request.headers(), peer).await
 }
 
 /// `GET /v1/check` on a borrowed request: the router's handler above, and
@@ -227,13 +234,14 @@ pub async fn check(State(state): State<AppState>, request: Request) -> Result<Re
 pub(crate) async fn check_request(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Peer,
 ) -> Result<Response, ApiError> {
     // Headers borrowed: the `HeaderMap` extractor would clone every header
     // (a 700-byte bearer token among them) on every check.
     if let Some(gate) = &state.gate {
         let (token, _) = presented(state, headers)?;
         if !is_postern_token(token) && !is_own_jwt(state, token) {
-            return gate_check(state, gate, token, headers).await;
+            return gate_check(state, gate, token, headers, peer).await;
         }
     }
     let session = authenticated(state, headers, Intent::Read)?;
@@ -253,27 +261,6 @@ pub(crate) async fn check_request(
     Ok(response)
 }
 
-/// Who a forward-auth request comes from, for per-client miss limits: the
-/// last `X-Forwarded-For` hop (the one the proxy in front of Postern added;
-/// earlier hops are client-supplied), else `X-Real-IP`, else one shared
-/// bucket for direct callers.
-pub(crate) fn client_of(headers: &HeaderMap) -> &str {
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    forwarded
-        .or_else(|| {
-            headers
-                .get("x-real-ip")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        })
-        .unwrap_or("direct")
-}
-
 /// Gate mode: validate an upstream identity provider's token, checking the
 /// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` on
 /// every request (hit or miss). A `200` is assembled from the identity the
@@ -284,6 +271,7 @@ async fn gate_check(
     gate: &std::sync::Arc<postern_tower::Gate>,
     token: &str,
     headers: &HeaderMap,
+    peer: Peer,
 ) -> Result<Response, ApiError> {
     // Parsed header names: looking a `&str` name up parses it every time.
     static REQUIRED_SCOPES: HeaderName = HeaderName::from_static(REQUIRED_SCOPES_HEADER);
@@ -299,8 +287,9 @@ async fn gate_check(
         // Boxed, so that the future of every check (most are hits) stays
         // small: the upstream call's state lives only in misses.
         Cached::Miss(miss) => {
-            Box::pin(gate.check_miss(miss, || Some(client_of(headers)), token, &requirement, now))
-                .await?
+            // Worked out only on a miss: hits are never limited.
+            let client = client_of(&state.trusted_proxies, headers, peer.ip());
+            Box::pin(gate.check_miss(miss, || Some(&client), token, &requirement, now)).await?
         }
     };
     let rendered = session.rendered();
@@ -341,9 +330,10 @@ pub struct LogoutResponse {
     params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)")),
     responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let result = revoke_presented(&state, &headers).await;
+        (status = 429, description = "gate mode: rate_limited (a logout of a token not cached here counts as a miss)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "gate mode: upstream_unavailable, revocation_not_shared or revocations_full", body = crate::openapi::ErrorBody)))]
+pub async fn logout(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+    let result = revoke_presented(&state, &headers, peer).await;
     let clear =
         state.delivery.mode == SessionMode::Cookie && !matches!(result, Err(ApiError::CrossOrigin));
     let mut response = result.into_response();
@@ -358,6 +348,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 async fn revoke_presented(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Peer,
 ) -> Result<ApiJson<LogoutResponse>, ApiError> {
     let (text, source) = presented(state, headers)?;
     if source == Source::Cookie {
@@ -366,7 +357,8 @@ async fn revoke_presented(
     if let Some(gate) = &state.gate {
         if !is_postern_token(text) && !is_own_jwt(state, text) {
             // Refused here at once and purged, then revoked upstream.
-            gate.logout_from(Some(client_of(headers)), text, state.clock.now())
+            let client = client_of(&state.trusted_proxies, headers, peer.ip());
+            gate.logout_from(Some(&client), text, state.clock.now())
                 .await?;
             tracing::info!("upstream token revoked by logout");
             return Ok(ApiJson(LogoutResponse {
