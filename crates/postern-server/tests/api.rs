@@ -444,11 +444,9 @@ const FAILED: &str = r#"{"error":"authentication_failed","message":"authenticati
 async fn full_raw(server: &Server, user: &str, identity: Option<&IdentityFile>) -> (u16, String) {
     let client = server.client();
     let challenge = client.challenge(user).await.unwrap();
-    let proof =
-        identity.map(|id| {
-            postern_client::http::prove(id, &challenge, &device("laptop"), client.audience())
-                .unwrap()
-        });
+    let proof = identity.map(|id| {
+        postern_client::http::prove(id, &challenge, &device("laptop"), client.audience()).unwrap()
+    });
     let answer = http()
         .post(server.url("/v1/auth/full"))
         .json(&json!({
