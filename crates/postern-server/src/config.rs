@@ -33,6 +33,12 @@ pub enum ConfigError {
     Policy(#[from] PolicyError),
     #[error("{0}")]
     Invalid(&'static str),
+    #[error(
+        "{setting}: cleartext to `{host}`, which is not loopback, is refused (tokens and \
+         secrets would cross the network readable); use https:// or rediss://, or accept \
+         the risk with --allow-insecure-upstream ([gate] allow_insecure_upstream = true)"
+    )]
+    Cleartext { setting: &'static str, host: String },
 }
 
 /// Session settings (`[session]` in the file).
@@ -418,6 +424,13 @@ pub struct GateSettings {
     /// upstream until the feed catches up).
     #[serde(with = "humantime_serde")]
     pub revocation_max_lag: Duration,
+    /// A PEM file of private CA certificates trusted, beside the built-in
+    /// roots, by the https:// upstream and JWKS clients; for rediss:// it
+    /// is the only root trusted.
+    pub ca_file: Option<PathBuf>,
+    /// Allow http:// and redis:// to hosts other than loopback (refused by
+    /// default: the client secret and every token would travel readable).
+    pub allow_insecure_upstream: bool,
 }
 
 impl Default for GateSettings {
@@ -442,6 +455,8 @@ impl Default for GateSettings {
             redis: None,
             redis_stream: postern_tower::redis_feed::DEFAULT_STREAM.to_string(),
             revocation_max_lag: Duration::from_secs(5),
+            ca_file: None,
+            allow_insecure_upstream: false,
         }
     }
 }
@@ -624,6 +639,17 @@ pub struct Overrides {
     /// How often to poll the upstream JWKS.
     #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration)]
     pub jwks_interval: Option<Duration>,
+    /// Gate mode: a PEM file of private CA certificates, trusted beside the
+    /// public and system roots by the https:// upstream and JWKS clients;
+    /// with rediss:// it is the only root trusted. A missing or unparsable
+    /// file stops the start.
+    #[arg(long, env = "POSTERN_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Gate mode: allow http:// and redis:// to hosts other than loopback
+    /// (127.0.0.0/8, ::1, localhost). Refused by default: the client secret
+    /// and every bearer token would cross the network in cleartext.
+    #[arg(long, env = "POSTERN_ALLOW_INSECURE_UPSTREAM")]
+    pub allow_insecure_upstream: bool,
 }
 
 impl Config {
@@ -710,6 +736,12 @@ impl Config {
             self.gate.redis = Some(Secret(url.clone()));
         }
         set(&mut self.gate.revocation_max_lag, &o.revocation_max_lag);
+        if o.upstream_ca.is_some() {
+            self.gate.ca_file.clone_from(&o.upstream_ca);
+        }
+        if o.allow_insecure_upstream {
+            self.gate.allow_insecure_upstream = true;
+        }
         self
     }
 
@@ -841,6 +873,34 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "miss_rate_per_client must be positive and miss_burst_per_client at least 1",
             ));
+        }
+        self.validate_transport()
+    }
+
+    /// Refuses cleartext URLs to hosts other than loopback unless
+    /// `allow_insecure_upstream`; names the setting and the host only (a
+    /// URL may hold a password).
+    fn validate_transport(&self) -> Result<(), ConfigError> {
+        let g = &self.gate;
+        if g.ca_file.is_some() && !g.enabled() {
+            return Err(ConfigError::Invalid(
+                "--upstream-ca is for gate mode's upstream (--upstream-introspection or --upstream-auth1)",
+            ));
+        }
+        if g.allow_insecure_upstream {
+            return Ok(());
+        }
+        let urls = [
+            ("--upstream-introspection", g.upstream_introspection.as_deref()),
+            ("--upstream-revocation", g.upstream_revocation.as_deref()),
+            ("--upstream-auth1", g.upstream_auth1.as_deref()),
+            ("--upstream-jwks", g.upstream_jwks.as_deref()),
+            ("--redis", g.redis.as_ref().map(|s| s.0.as_str())),
+        ];
+        for (setting, url) in urls {
+            if let Some(host) = url.and_then(postern_tower::tls::cleartext_remote_host) {
+                return Err(ConfigError::Cleartext { setting, host });
+            }
         }
         Ok(())
     }
@@ -1005,7 +1065,7 @@ mod tests {
     fn gate_settings_are_checked() {
         let both = Config::default().apply(&Overrides {
             upstream_introspection: Some("http://a".into()),
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             client_id: Some("c".into()),
             client_secret: Some("s".into()),
             ..Default::default()
@@ -1021,7 +1081,7 @@ mod tests {
             matches!(no_secret.validate(), Err(ConfigError::Invalid(m)) if m.contains("--client-id"))
         );
         let bad_rate = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             miss_rate_per_client: Some(-1.0),
             ..Default::default()
         });
@@ -1029,7 +1089,7 @@ mod tests {
             matches!(bad_rate.validate(), Err(ConfigError::Invalid(m)) if m.contains("miss_rate_per_client"))
         );
         let ok = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             ..Default::default()
         });
         assert_eq!(ok.validate().map_err(|e| e.to_string()), Ok(()));
@@ -1042,7 +1102,7 @@ mod tests {
             matches!(redis_alone.validate(), Err(ConfigError::Invalid(m)) if m.contains("needs gate mode"))
         );
         let too_short = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             redis: Some("redis://127.0.0.1:6379".into()),
             revocation_max_lag: Some(std::time::Duration::from_secs(2)),
             ..Default::default()
@@ -1051,7 +1111,7 @@ mod tests {
             matches!(too_short.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least 3s"))
         );
         let shared = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             redis: Some("redis://:pw@127.0.0.1:6379".into()),
             ..Default::default()
         });
@@ -1059,6 +1119,74 @@ mod tests {
         assert!(
             !format!("{shared:?}").contains("pw@"),
             "the Redis URL is redacted in debug output"
+        );
+    }
+
+    #[test]
+    fn cleartext_to_a_remote_upstream_is_refused_unless_allowed_and_a_ca_needs_the_gate() {
+        let refused = |o: Overrides| match Config::default().apply(&o).validate() {
+            Err(e @ ConfigError::Cleartext { .. }) => e.to_string(),
+            other => panic!("expected a cleartext refusal, got {other:?}"),
+        };
+        let message = refused(Overrides {
+            upstream_auth1: Some("http://idp.example.com/auth".into()),
+            ..Default::default()
+        });
+        assert!(
+            message.starts_with(
+                "--upstream-auth1: cleartext to `idp.example.com`, which is not loopback, is refused"
+            ),
+            "{message}"
+        );
+        let message = refused(Overrides {
+            upstream_introspection: Some("https://idp.example.com/i".into()),
+            upstream_revocation: Some("http://10.0.0.2/revoke".into()),
+            client_id: Some("c".into()),
+            client_secret: Some("s".into()),
+            ..Default::default()
+        });
+        assert!(message.starts_with("--upstream-revocation: cleartext to `10.0.0.2`"), "{message}");
+        let message = refused(Overrides {
+            upstream_auth1: Some("https://idp.example.com".into()),
+            redis: Some("redis://:hunter2@cache.example.com:6379".into()),
+            ..Default::default()
+        });
+        assert!(message.starts_with("--redis: cleartext to `cache.example.com`"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+
+        for url in ["http://127.0.0.1:9000", "http://localhost", "http://[::1]:80"] {
+            let loopback = Config::default().apply(&Overrides {
+                upstream_auth1: Some(url.into()),
+                redis: Some("redis://127.0.0.1:6379".into()),
+                ..Default::default()
+            });
+            assert_eq!(loopback.validate().map_err(|e| e.to_string()), Ok(()), "{url}");
+        }
+        let allowed = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://idp.example.com".into()),
+            redis: Some("redis://cache.example.com".into()),
+            allow_insecure_upstream: true,
+            ..Default::default()
+        });
+        assert_eq!(allowed.validate().map_err(|e| e.to_string()), Ok(()));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(
+            &path,
+            "[gate]\nupstream_auth1 = \"http://idp.example.com\"\nallow_insecure_upstream = true\nca_file = \"/etc/postern/ca.pem\"\n",
+        )
+        .unwrap();
+        let file = Config::from_file(Some(&path)).unwrap();
+        assert!(file.gate.allow_insecure_upstream);
+        assert_eq!(file.gate.ca_file, Some(PathBuf::from("/etc/postern/ca.pem")));
+        assert_eq!(file.validate().map_err(|e| e.to_string()), Ok(()));
+        let flag = Config::default().apply(&Overrides {
+            upstream_ca: Some(PathBuf::from("ca.pem")),
+            ..Default::default()
+        });
+        assert!(
+            matches!(flag.validate(), Err(ConfigError::Invalid(m)) if m.starts_with("--upstream-ca is for gate mode")),
         );
     }
 

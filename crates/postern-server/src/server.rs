@@ -41,6 +41,7 @@ use postern_cache::sweeper::Sweeper;
 use postern_cache::CacheConfig;
 use postern_tower::ratelimit::MissLimiter;
 use postern_tower::redis_feed::{RedisFeedError, RedisRevocations};
+use postern_tower::tls::TrustRoots;
 use postern_tower::upstream::Upstream;
 use postern_tower::{Gate, GateConfig};
 
@@ -66,6 +67,8 @@ pub enum StartError {
     Upstream(#[from] postern_tower::upstream::UpstreamConfigError),
     #[error("--redis: {0}")]
     Redis(#[from] RedisFeedError),
+    #[error("--upstream-ca: {0}")]
+    Trust(#[from] postern_tower::tls::TrustError),
     #[error("cannot start the biometric stage: {0}")]
     Biometric(#[from] postern_auth::biometric::BiometricError),
     #[error("cannot start the mint batcher: {0}")]
@@ -233,7 +236,12 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let (gate, sweeper, revocation_feed) = match build_gate(&config.gate, metrics.clone())? {
+    let upstream_trust = match &config.gate.ca_file {
+        Some(path) => TrustRoots::from_pem_file(path)?,
+        None => TrustRoots::builtin(),
+    };
+    let built = build_gate(&config.gate, &upstream_trust, metrics.clone())?;
+    let (gate, sweeper, revocation_feed) = match built {
         Some((gate, feed)) => {
             let sweeper = Sweeper::start(gate.cache().clone(), Duration::from_secs(1), 1_000)
                 .map_err(|source| StartError::DataDir {
@@ -284,6 +292,7 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         clock,
         gate,
         revocation_feed,
+        upstream_trust,
         _sweeper: sweeper,
     }));
     Ok(Opened {
@@ -302,6 +311,7 @@ type GateParts = (Arc<Gate>, Option<Arc<RedisRevocations>>);
 /// that shares its revocations when one is configured.
 fn build_gate(
     settings: &GateSettings,
+    trust: &TrustRoots,
     metrics: Arc<Metrics>,
 ) -> Result<Option<GateParts>, StartError> {
     let upstream = match (&settings.upstream_introspection, &settings.upstream_auth1) {
@@ -318,7 +328,8 @@ fn build_gate(
         (None, Some(url)) => Upstream::auth1(url),
         _ => return Ok(None),
     }
-    .and_then(|u| u.with_timeout(settings.upstream_timeout))?;
+    .and_then(|u| u.with_timeout(settings.upstream_timeout))
+    .and_then(|u| u.with_trust(trust))?;
     let config = GateConfig {
         cache: CacheConfig {
             max_entries: settings.cache_max_entries,
@@ -346,10 +357,11 @@ fn build_gate(
         Some(url) => {
             // Kept past the longest cache lifetime, with a margin for clocks.
             let keep_for = settings.max_ttl + Duration::from_secs(60);
-            let feed = Arc::new(RedisRevocations::new(
+            let feed = Arc::new(RedisRevocations::with_trust(
                 &url.0,
                 &settings.redis_stream,
                 keep_for,
+                trust,
             )?);
             gate = gate.with_shared_revocations(feed.clone(), nanos(settings.revocation_max_lag));
             tracing::info!(
@@ -397,6 +409,7 @@ where
             gate.clone(),
             url.clone(),
             config.gate.jwks_interval,
+            state.upstream_trust.clone(),
             stop_rx.clone(),
         ))),
         _ => None,

@@ -59,6 +59,8 @@ pub struct Shared {
     pub gate: Option<Arc<postern_tower::Gate>>,
     /// Shares the gate's logouts with other instances (`--redis`).
     pub revocation_feed: Option<Arc<postern_tower::redis_feed::RedisRevocations>>,
+    /// The roots the gate's upstream clients trust (`--upstream-ca`).
+    pub upstream_trust: postern_tower::tls::TrustRoots,
     /// Keeps the gate cache's sweeper thread alive as long as the state.
     pub _sweeper: Option<postern_cache::sweeper::Sweeper>,
 }

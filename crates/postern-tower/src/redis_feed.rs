@@ -41,6 +41,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::shared::{PublishError, RevocationPublisher, TokenDigest};
+use crate::tls::TrustRoots;
 use crate::Gate;
 
 /// The stream's key when none is configured.
@@ -90,8 +91,20 @@ impl RedisRevocations {
     /// Checks the URL; connections are made when first needed and remade
     /// after failures, so a Redis that is down at start is not fatal.
     pub fn new(url: &str, stream: &str, keep_for: Duration) -> Result<Self, RedisFeedError> {
-        let client =
-            Client::open(url).map_err(|e| RedisFeedError::Url(e.category().to_string()))?;
+        Self::with_trust(url, stream, keep_for, &TrustRoots::builtin())
+    }
+
+    /// As [`RedisRevocations::new`]; a `rediss://` URL trusts only the
+    /// private CA of `roots` when it has one (see [`crate::tls`]).
+    pub fn with_trust(
+        url: &str,
+        stream: &str,
+        keep_for: Duration,
+        roots: &TrustRoots,
+    ) -> Result<Self, RedisFeedError> {
+        let client = roots
+            .redis_client(url)
+            .map_err(|e| RedisFeedError::Url(e.category().to_string()))?;
         Ok(Self {
             client,
             stream: stream.to_string(),
