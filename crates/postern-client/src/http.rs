@@ -148,9 +148,7 @@ impl PosternClient {
     /// and the system's.
     pub fn new(base: &str) -> Result<Self, ClientError> {
         let base = Self::check_base(base)?;
-        let http = Self::builder()
-            .build()
-            .map_err(ClientError::Transport)?;
+        let http = Self::builder().build().map_err(ClientError::Transport)?;
         Ok(Self { http, base })
     }
 

@@ -350,8 +350,7 @@ fn connect(server: &str, ca: Option<&std::path::Path>) -> Result<PosternClient, 
         Some(path) => {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
-            PosternClient::with_ca(server, &pem)
-                .map_err(|e| format!("{e}: {}", path.display()))
+            PosternClient::with_ca(server, &pem).map_err(|e| format!("{e}: {}", path.display()))
         }
     }
 }

@@ -891,7 +891,10 @@ impl Config {
             return Ok(());
         }
         let urls = [
-            ("--upstream-introspection", g.upstream_introspection.as_deref()),
+            (
+                "--upstream-introspection",
+                g.upstream_introspection.as_deref(),
+            ),
             ("--upstream-revocation", g.upstream_revocation.as_deref()),
             ("--upstream-auth1", g.upstream_auth1.as_deref()),
             ("--upstream-jwks", g.upstream_jwks.as_deref()),
@@ -1145,22 +1148,36 @@ mod tests {
             client_secret: Some("s".into()),
             ..Default::default()
         });
-        assert!(message.starts_with("--upstream-revocation: cleartext to `10.0.0.2`"), "{message}");
+        assert!(
+            message.starts_with("--upstream-revocation: cleartext to `10.0.0.2`"),
+            "{message}"
+        );
         let message = refused(Overrides {
             upstream_auth1: Some("https://idp.example.com".into()),
             redis: Some("redis://:hunter2@cache.example.com:6379".into()),
             ..Default::default()
         });
-        assert!(message.starts_with("--redis: cleartext to `cache.example.com`"), "{message}");
+        assert!(
+            message.starts_with("--redis: cleartext to `cache.example.com`"),
+            "{message}"
+        );
         assert!(!message.contains("hunter2"), "{message}");
 
-        for url in ["http://127.0.0.1:9000", "http://localhost", "http://[::1]:80"] {
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://localhost",
+            "http://[::1]:80",
+        ] {
             let loopback = Config::default().apply(&Overrides {
                 upstream_auth1: Some(url.into()),
                 redis: Some("redis://127.0.0.1:6379".into()),
                 ..Default::default()
             });
-            assert_eq!(loopback.validate().map_err(|e| e.to_string()), Ok(()), "{url}");
+            assert_eq!(
+                loopback.validate().map_err(|e| e.to_string()),
+                Ok(()),
+                "{url}"
+            );
         }
         let allowed = Config::default().apply(&Overrides {
             upstream_auth1: Some("http://idp.example.com".into()),
@@ -1179,7 +1196,10 @@ mod tests {
         .unwrap();
         let file = Config::from_file(Some(&path)).unwrap();
         assert!(file.gate.allow_insecure_upstream);
-        assert_eq!(file.gate.ca_file, Some(PathBuf::from("/etc/postern/ca.pem")));
+        assert_eq!(
+            file.gate.ca_file,
+            Some(PathBuf::from("/etc/postern/ca.pem"))
+        );
         assert_eq!(file.validate().map_err(|e| e.to_string()), Ok(()));
         let flag = Config::default().apply(&Overrides {
             upstream_ca: Some(PathBuf::from("ca.pem")),

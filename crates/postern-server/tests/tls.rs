@@ -51,7 +51,8 @@ impl Pki {
         let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         leaf.subject_alt_names
             .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        leaf.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = leaf.signed_by(&key, &issuer).unwrap();
 
@@ -320,8 +321,9 @@ fn a_missing_or_unusable_ca_file_stops_the_start_with_its_name() {
 async fn cleartext_to_a_host_that_is_not_loopback_is_refused_unless_allowed() {
     let message = refused_start(&["--upstream-auth1", "http://idp.example.com/"]);
     assert!(
-        message.contains("--upstream-auth1: cleartext to `idp.example.com`, which is not loopback, is refused")
-            && message.contains("--allow-insecure-upstream"),
+        message.contains(
+            "--upstream-auth1: cleartext to `idp.example.com`, which is not loopback, is refused"
+        ) && message.contains("--allow-insecure-upstream"),
         "{message}"
     );
     let message = refused_start(&[

@@ -112,10 +112,9 @@ impl TrustRoots {
                 index: i + 1,
                 reason,
             };
-            store
-                .add(der.clone())
-                .map_err(|e| anchor(e.to_string()))?;
-            certificates.push(reqwest::Certificate::from_der(der).map_err(|e| anchor(e.to_string()))?);
+            store.add(der.clone()).map_err(|e| anchor(e.to_string()))?;
+            certificates
+                .push(reqwest::Certificate::from_der(der).map_err(|e| anchor(e.to_string()))?);
         }
         let mut pem = Vec::new();
         for der in &ders {
@@ -243,7 +242,10 @@ mod tests {
     #[test]
     fn cleartext_to_a_remote_host_is_named_and_loopback_is_not() {
         for (url, expected) in [
-            ("http://idp.example.com/oauth/introspect", Some("idp.example.com")),
+            (
+                "http://idp.example.com/oauth/introspect",
+                Some("idp.example.com"),
+            ),
             ("HTTP://10.0.0.7:8080", Some("10.0.0.7")),
             ("http://[2001:db8::1]/x", Some("[2001:db8::1]")),
             ("redis://:hunter2@10.1.2.3:6379/0", Some("10.1.2.3")),
@@ -264,11 +266,7 @@ mod tests {
             ("redis+unix:///run/redis.sock", None),
             ("unix:///run/redis.sock", None),
         ] {
-            assert_eq!(
-                cleartext_remote_host(url).as_deref(),
-                expected,
-                "{url}"
-            );
+            assert_eq!(cleartext_remote_host(url).as_deref(), expected, "{url}");
         }
     }
 
@@ -290,9 +288,11 @@ mod tests {
             empty.to_string(),
             "the CA file ca.pem holds no certificate (expected PEM blocks `-----BEGIN CERTIFICATE-----`)"
         );
-        let bad_base64 =
-            TrustRoots::from_pem(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "ca.pem")
-                .unwrap_err();
+        let bad_base64 = TrustRoots::from_pem(
+            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            "ca.pem",
+        )
+        .unwrap_err();
         assert!(matches!(bad_base64, TrustError::Pem { .. }), "{bad_base64}");
         let not_x509 = TrustRoots::from_pem(
             b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
