@@ -572,8 +572,9 @@ pub struct Overrides {
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
     /// Gate mode: share logouts with every instance using this Redis, e.g.
-    /// redis://127.0.0.1:6379 (only the gate's revocations, for now). Prefer
-    /// POSTERN_REDIS when the URL holds a password.
+    /// rediss://host:6380 (TLS), or redis://127.0.0.1:6379 (cleartext is
+    /// refused to hosts other than loopback); only the gate's revocations,
+    /// for now. Prefer POSTERN_REDIS when the URL holds a password.
     #[arg(
         long,
         env = "POSTERN_REDIS",
