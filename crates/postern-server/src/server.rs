@@ -162,6 +162,11 @@ fn build_biometric(config: &Config, instance: &InstanceKey) -> Result<BuiltBiome
 /// Opens keys and store and restores sessions.
 pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError> {
     config.validate()?;
+    // Before anything is written: a bad CA file stops the start clean.
+    let upstream_trust = match &config.gate.ca_file {
+        Some(path) => TrustRoots::from_pem_file(path)?,
+        None => TrustRoots::builtin(),
+    };
     create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -236,10 +241,6 @@ pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Opened, StartError
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let upstream_trust = match &config.gate.ca_file {
-        Some(path) => TrustRoots::from_pem_file(path)?,
-        None => TrustRoots::builtin(),
-    };
     let built = build_gate(&config.gate, &upstream_trust, metrics.clone())?;
     let (gate, sweeper, revocation_feed) = match built {
         Some((gate, feed)) => {

@@ -255,7 +255,8 @@ async fn an_https_upstream_certified_by_another_ca_fails_closed_and_never_sees_t
     );
 }
 
-/// `postern serve` with `flags` in gate mode, expected to stop at start.
+/// `postern serve` with `flags` in gate mode, expected to stop at start
+/// before it writes anything; returns what it printed.
 fn refused_start(flags: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let output = postern()
@@ -267,6 +268,11 @@ fn refused_start(flags: &[&str]) -> String {
         .unwrap();
     assert!(!output.status.success(), "{flags:?} started");
     assert!(output.stdout.is_empty(), "{flags:?} listened");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "{flags:?}: nothing is written (no key, no database) before the refusal"
+    );
     String::from_utf8(output.stderr).unwrap()
 }
 
