@@ -42,6 +42,8 @@ pub enum ClientError {
     Identity(IdentityFileError),
     #[error("invalid input: {0}")]
     Input(String),
+    #[error("the CA file {0}")]
+    Ca(&'static str),
 }
 
 impl ClientError {
@@ -181,19 +183,13 @@ pub struct PosternClient {
 }
 
 impl PosternClient {
+    /// A client of the server at `base` (`http://` or `https://`); an
+    /// `https://` server is checked against Mozilla's roots (compiled in)
+    /// and the system's.
     pub fn new(base: &str) -> Result<Self, ClientError> {
-        let base = base.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::BadUrl(base));
-        }
-        let audience = reqwest::Url::parse(&base)
-            .map_err(|_| ClientError::BadUrl(base.clone()))?
-            .origin()
-            .ascii_serialization();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(ClientError::Transport)?;
+        let base = Self::check_base(base)?;
+        let audience = Self::audience_of(&base)?;
+        let http = Self::builder().build().map_err(ClientError::Transport)?;
         Ok(Self {
             http,
             base,
@@ -205,6 +201,52 @@ impl PosternClient {
     /// e.g. `https://auth.example.com` (see [`prove`]).
     pub fn audience(&self) -> &str {
         &self.audience
+    }
+
+    /// The origin of `base`: what identity proofs made through a client
+    /// for `base` are bound to.
+    fn audience_of(base: &str) -> Result<String, ClientError> {
+        Ok(reqwest::Url::parse(base)
+            .map_err(|_| ClientError::BadUrl(base.to_string()))?
+            .origin()
+            .ascii_serialization())
+    }
+
+    /// As [`PosternClient::new`], also trusting the certificates of the PEM
+    /// file contents `ca_pem` (a private CA) for an `https://` server.
+    pub fn with_ca(base: &str, ca_pem: &[u8]) -> Result<Self, ClientError> {
+        let base = Self::check_base(base)?;
+        let certificates = reqwest::Certificate::from_pem_bundle(ca_pem)
+            .map_err(|_| ClientError::Ca("is not valid PEM"))?;
+        if certificates.is_empty() {
+            return Err(ClientError::Ca(
+                "holds no certificate (expected -----BEGIN CERTIFICATE-----)",
+            ));
+        }
+        let http = certificates
+            .into_iter()
+            .fold(Self::builder(), |b, c| b.add_root_certificate(c))
+            .build()
+            .map_err(|_| ClientError::Ca("holds a certificate that cannot anchor trust"))?;
+        let audience = Self::audience_of(&base)?;
+        Ok(Self {
+            http,
+            base,
+            audience,
+        })
+    }
+
+    fn check_base(base: &str) -> Result<String, ClientError> {
+        let base = base.trim_end_matches('/').to_string();
+        if base.starts_with("http://") || base.starts_with("https://") {
+            Ok(base)
+        } else {
+            Err(ClientError::BadUrl(base))
+        }
+    }
+
+    fn builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(30))
     }
 
     fn url(&self, path: &str) -> String {
@@ -496,5 +538,34 @@ fn api_error(status: u16, bytes: &[u8]) -> ClientError {
         code: field("error"),
         message: field("message"),
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_that_is_not_pem_holds_no_certificate_or_no_anchor_is_refused() {
+        let refusal = |pem: &[u8]| match PosternClient::with_ca("https://127.0.0.1:1", pem) {
+            Err(ClientError::Ca(m)) => m,
+            other => panic!("expected a CA refusal, got {:?}", other.map(|_| ())),
+        };
+        assert_eq!(
+            refusal(b"nothing here"),
+            "holds no certificate (expected -----BEGIN CERTIFICATE-----)"
+        );
+        assert_eq!(
+            refusal(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"),
+            "is not valid PEM"
+        );
+        assert_eq!(
+            refusal(b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n"),
+            "holds a certificate that cannot anchor trust"
+        );
+        assert!(matches!(
+            PosternClient::with_ca("ftp://x", b""),
+            Err(ClientError::BadUrl(_))
+        ));
     }
 }

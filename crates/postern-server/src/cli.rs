@@ -60,6 +60,10 @@ enum Command {
     Client {
         #[command(subcommand)]
         action: ClientAction,
+        /// A PEM file of CA certificates trusted for an https:// server,
+        /// beside the public and system roots (for a private CA).
+        #[arg(long, env = "POSTERN_CA", value_name = "FILE", global = true)]
+        ca: Option<PathBuf>,
     },
 }
 
@@ -199,7 +203,7 @@ pub async fn main() -> ExitCode {
             };
             keys_command(action, config, overrides)
         }
-        Command::Client { action } => client(action).await,
+        Command::Client { action, ca } => client(action, ca).await,
     }
 }
 
@@ -359,17 +363,40 @@ fn identity_path(user: &str, explicit: Option<PathBuf>) -> PathBuf {
     })
 }
 
+/// The client for `server`, trusting the CA file `ca` if given.
+fn connect(server: &str, ca: Option<&std::path::Path>) -> Result<PosternClient, String> {
+    match ca {
+        None => PosternClient::new(server).map_err(|e| e.to_string()),
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+            PosternClient::with_ca(server, &pem).map_err(|e| format!("{e}: {}", path.display()))
+        }
+    }
+}
+
 fn client_error(e: ClientError) -> ExitCode {
     match &e {
         ClientError::Api { body, .. } if !body.is_null() => {
             print_json(body);
             fail(e)
         }
+        // The causes say why: refused, timed out, a certificate not trusted.
+        ClientError::Transport(_) => {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            fail(message)
+        }
         _ => fail(e),
     }
 }
 
-async fn client(action: ClientAction) -> ExitCode {
+async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
     match action {
         ClientAction::Enroll {
             server,
@@ -402,7 +429,7 @@ async fn client(action: ClientAction) -> ExitCode {
                 }
                 id
             };
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -427,7 +454,7 @@ async fn client(action: ClientAction) -> ExitCode {
                 Ok(id) => id,
                 Err(e) => return fail(format!("{e} (run `postern client enroll` first)")),
             };
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -445,7 +472,7 @@ async fn client(action: ClientAction) -> ExitCode {
             device,
             operation,
         } => {
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -490,7 +517,7 @@ async fn client(action: ClientAction) -> ExitCode {
             if let Err(e) = fresh.create(&pending) {
                 return fail(format!("{e} (remove a stale {} first)", pending.display()));
             }
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -538,7 +565,7 @@ async fn client(action: ClientAction) -> ExitCode {
                 },
             credential_id,
         } => {
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -604,7 +631,7 @@ async fn client(action: ClientAction) -> ExitCode {
             }
         }
         ClientAction::Logout { server, token } => {
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };

@@ -34,6 +34,12 @@ pub enum ConfigError {
     Policy(#[from] PolicyError),
     #[error("{0}")]
     Invalid(&'static str),
+    #[error(
+        "{setting}: cleartext to `{host}`, which is not loopback, is refused (tokens and \
+         secrets would cross the network readable); use https:// or rediss://, or accept \
+         the risk with --allow-insecure-upstream ([gate] allow_insecure_upstream = true)"
+    )]
+    Cleartext { setting: &'static str, host: String },
 }
 
 /// Session settings (`[session]` in the file).
@@ -512,6 +518,13 @@ pub struct GateSettings {
     /// from the file, which may be world-readable).
     #[serde(skip)]
     pub redis_feed_key: Option<Secret>,
+    /// A PEM file of private CA certificates trusted, beside the built-in
+    /// roots, by the https:// upstream and JWKS clients; for rediss:// it
+    /// is the only root trusted.
+    pub ca_file: Option<PathBuf>,
+    /// Allow http:// and redis:// to hosts other than loopback (refused by
+    /// default: the client secret and every token would travel readable).
+    pub allow_insecure_upstream: bool,
 }
 
 impl Default for GateSettings {
@@ -545,6 +558,8 @@ impl Default for GateSettings {
             max_revocations: postern_tower::GateConfig::default().max_revocations,
             redis_feed_key_file: None,
             redis_feed_key: None,
+            ca_file: None,
+            allow_insecure_upstream: false,
         }
     }
 }
@@ -686,8 +701,9 @@ pub struct Overrides {
     #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
     pub miss_rate_per_client: Option<f64>,
     /// Gate mode: share logouts with every instance using this Redis, e.g.
-    /// redis://127.0.0.1:6379 (only the gate's revocations, for now). Prefer
-    /// POSTERN_REDIS when the URL holds a password.
+    /// rediss://host:6380 (TLS), or redis://127.0.0.1:6379 (cleartext is
+    /// refused to hosts other than loopback); only the gate's revocations,
+    /// for now. Prefer POSTERN_REDIS when the URL holds a password.
     #[arg(
         long,
         env = "POSTERN_REDIS",
@@ -806,6 +822,17 @@ pub struct Overrides {
     /// Serve /metrics on this address instead of the main listener.
     #[arg(long, env = "POSTERN_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Gate mode: a PEM file of private CA certificates, trusted beside the
+    /// public and system roots by the https:// upstream and JWKS clients;
+    /// with rediss:// it is the only root trusted. A missing or unparsable
+    /// file stops the start.
+    #[arg(long, env = "POSTERN_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Gate mode: allow http:// and redis:// to hosts other than loopback
+    /// (127.0.0.0/8, ::1, localhost). Refused by default: the client secret
+    /// and every bearer token would cross the network in cleartext.
+    #[arg(long, env = "POSTERN_ALLOW_INSECURE_UPSTREAM")]
+    pub allow_insecure_upstream: bool,
 }
 
 impl Config {
@@ -924,6 +951,12 @@ impl Config {
         set(&mut self.max_connections, &o.max_connections);
         if o.metrics_listen.is_some() {
             self.metrics_listen = o.metrics_listen;
+        }
+        if o.upstream_ca.is_some() {
+            self.gate.ca_file.clone_from(&o.upstream_ca);
+        }
+        if o.allow_insecure_upstream {
+            self.gate.allow_insecure_upstream = true;
         }
         self
     }
@@ -1081,7 +1114,7 @@ impl Config {
             ));
         }
         if let Some(url) = &g.redis {
-            check_redis_url(&url.0)?;
+            check_redis_url(&url.0, g.allow_insecure_upstream)?;
             if g.redis_feed_key.is_none() && g.redis_feed_key_file.is_none() {
                 return Err(ConfigError::Invalid(
                     "--redis needs the key that authenticates the revocation feed: \
@@ -1104,6 +1137,37 @@ impl Config {
                 "miss_rate_per_client must be 0 (off) or positive, and miss_burst_per_client at least 1",
             ));
         }
+        self.validate_transport()
+    }
+
+    /// Refuses cleartext URLs to hosts other than loopback unless
+    /// `allow_insecure_upstream`; names the setting and the host only (a
+    /// URL may hold a password).
+    fn validate_transport(&self) -> Result<(), ConfigError> {
+        let g = &self.gate;
+        if g.ca_file.is_some() && !g.enabled() {
+            return Err(ConfigError::Invalid(
+                "--upstream-ca is for gate mode's upstream (--upstream-introspection or --upstream-auth1)",
+            ));
+        }
+        if g.allow_insecure_upstream {
+            return Ok(());
+        }
+        let urls = [
+            (
+                "--upstream-introspection",
+                g.upstream_introspection.as_deref(),
+            ),
+            ("--upstream-revocation", g.upstream_revocation.as_deref()),
+            ("--upstream-auth1", g.upstream_auth1.as_deref()),
+            ("--upstream-jwks", g.upstream_jwks.as_deref()),
+            ("--redis", g.redis.as_ref().map(|s| s.0.as_str())),
+        ];
+        for (setting, url) in urls {
+            if let Some(host) = url.and_then(postern_tower::tls::cleartext_remote_host) {
+                return Err(ConfigError::Cleartext { setting, host });
+            }
+        }
         Ok(())
     }
 
@@ -1117,8 +1181,9 @@ impl Config {
 /// Refuses a Redis URL that would send revocations (and the Redis
 /// password) in the clear, or to a Redis anyone on the path could write to:
 /// a host other than loopback needs TLS (`rediss://`) and a password (AUTH).
-/// Unix sockets and loopback hosts are accepted as they are.
-pub fn check_redis_url(url: &str) -> Result<(), ConfigError> {
+/// `allow_insecure` (`--allow-insecure-upstream`) waives TLS, never the
+/// password. Unix sockets and loopback hosts are accepted as they are.
+pub fn check_redis_url(url: &str, allow_insecure: bool) -> Result<(), ConfigError> {
     const NOT_LOOPBACK: &str = "--redis to a host other than loopback needs TLS and AUTH: \
          rediss://:password@host:port (or rediss://user:password@host:port)";
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -1154,7 +1219,7 @@ pub fn check_redis_url(url: &str) -> Result<(), ConfigError> {
     let password = userinfo
         .and_then(|u| u.split_once(':'))
         .is_some_and(|(_, password)| !password.is_empty());
-    if scheme == "rediss" && password {
+    if (scheme == "rediss" || allow_insecure) && password {
         Ok(())
     } else {
         Err(ConfigError::Invalid(NOT_LOOPBACK))
@@ -1338,7 +1403,7 @@ mod tests {
     fn gate_settings_are_checked() {
         let both = Config::default().apply(&Overrides {
             upstream_introspection: Some("http://a".into()),
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             client_id: Some("c".into()),
             client_secret: Some("s".into()),
             ..Default::default()
@@ -1354,7 +1419,7 @@ mod tests {
             matches!(no_secret.validate(), Err(ConfigError::Invalid(m)) if m.contains("--client-id"))
         );
         let bad_rate = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             miss_rate_per_client: Some(-1.0),
             ..Default::default()
         });
@@ -1362,7 +1427,7 @@ mod tests {
             matches!(bad_rate.validate(), Err(ConfigError::Invalid(m)) if m.contains("miss_rate_per_client"))
         );
         let ok = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             ..Default::default()
         });
         assert_eq!(ok.validate().map_err(|e| e.to_string()), Ok(()));
@@ -1375,7 +1440,7 @@ mod tests {
             matches!(redis_alone.validate(), Err(ConfigError::Invalid(m)) if m.contains("needs gate mode"))
         );
         let too_short = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             redis: Some("redis://127.0.0.1:6379".into()),
             revocation_max_lag: Some(std::time::Duration::from_secs(2)),
             ..Default::default()
@@ -1392,7 +1457,7 @@ mod tests {
             matches!(keyless.validate(), Err(ConfigError::Invalid(m)) if m.contains("POSTERN_REDIS_FEED_KEY"))
         );
         let shared = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             redis: Some("redis://:pw@127.0.0.1:6379".into()),
             redis_feed_key: Some("k".repeat(32)),
             ..Default::default()
@@ -1451,7 +1516,7 @@ mod tests {
             "rediss://postern:pw@10.0.0.5/2",
         ] {
             assert_eq!(
-                check_redis_url(ok).map_err(|e| e.to_string()),
+                check_redis_url(ok, false).map_err(|e| e.to_string()),
                 Ok(()),
                 "{ok}"
             );
@@ -1465,8 +1530,99 @@ mod tests {
             "http://127.0.0.1",
             "127.0.0.1:6379",
         ] {
-            assert!(check_redis_url(refused).is_err(), "{refused}");
+            assert!(check_redis_url(refused, false).is_err(), "{refused}");
         }
+        // --allow-insecure-upstream waives TLS, never AUTH.
+        assert_eq!(
+            check_redis_url("redis://:pw@10.0.0.5:6379", true).map_err(|e| e.to_string()),
+            Ok(())
+        );
+        assert!(check_redis_url("redis://redis.internal:6379", true).is_err());
+    }
+
+    #[test]
+    fn cleartext_to_a_remote_upstream_is_refused_unless_allowed_and_a_ca_needs_the_gate() {
+        let refused = |o: Overrides| match Config::default().apply(&o).validate() {
+            Err(e @ ConfigError::Cleartext { .. }) => e.to_string(),
+            other => panic!("expected a cleartext refusal, got {other:?}"),
+        };
+        let message = refused(Overrides {
+            upstream_auth1: Some("http://idp.example.com/auth".into()),
+            ..Default::default()
+        });
+        assert!(
+            message.starts_with(
+                "--upstream-auth1: cleartext to `idp.example.com`, which is not loopback, is refused"
+            ),
+            "{message}"
+        );
+        let message = refused(Overrides {
+            upstream_introspection: Some("https://idp.example.com/i".into()),
+            upstream_revocation: Some("http://10.0.0.2/revoke".into()),
+            client_id: Some("c".into()),
+            client_secret: Some("s".into()),
+            ..Default::default()
+        });
+        assert!(
+            message.starts_with("--upstream-revocation: cleartext to `10.0.0.2`"),
+            "{message}"
+        );
+        let message = refused(Overrides {
+            upstream_auth1: Some("https://idp.example.com".into()),
+            redis: Some("redis://:hunter2@cache.example.com:6379".into()),
+            ..Default::default()
+        });
+        assert!(
+            message.starts_with("--redis: cleartext to `cache.example.com`"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://localhost",
+            "http://[::1]:80",
+        ] {
+            let loopback = Config::default().apply(&Overrides {
+                upstream_auth1: Some(url.into()),
+                redis: Some("redis://127.0.0.1:6379".into()),
+                ..Default::default()
+            });
+            assert_eq!(
+                loopback.validate().map_err(|e| e.to_string()),
+                Ok(()),
+                "{url}"
+            );
+        }
+        let allowed = Config::default().apply(&Overrides {
+            upstream_auth1: Some("http://idp.example.com".into()),
+            redis: Some("redis://cache.example.com".into()),
+            allow_insecure_upstream: true,
+            ..Default::default()
+        });
+        assert_eq!(allowed.validate().map_err(|e| e.to_string()), Ok(()));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(
+            &path,
+            "[gate]\nupstream_auth1 = \"http://idp.example.com\"\nallow_insecure_upstream = true\nca_file = \"/etc/postern/ca.pem\"\n",
+        )
+        .unwrap();
+        let file = Config::from_file(Some(&path)).unwrap();
+        assert!(file.gate.allow_insecure_upstream);
+        assert_eq!(
+            file.gate.ca_file,
+            Some(PathBuf::from("/etc/postern/ca.pem"))
+        );
+        assert_eq!(file.validate().map_err(|e| e.to_string()), Ok(()));
+        let flag = Config::default().apply(&Overrides {
+            upstream_ca: Some(PathBuf::from("ca.pem")),
+            ..Default::default()
+        });
+        assert!(
+            matches!(flag.validate(), Err(ConfigError::Invalid(m)) if m.starts_with("--upstream-ca is for gate mode")),
+        );
     }
 
     #[test]

@@ -43,6 +43,8 @@ use postern_cache::CacheConfig;
 use postern_core::row_auth::RowKey;
 use postern_tower::ratelimit::MissLimiter;
 use postern_tower::redis_feed::{FeedKey, RedisFeedError, RedisRevocations};
+use postern_tower::redis_feed::{RedisFeedError, RedisRevocations};
+use postern_tower::tls::TrustRoots;
 use postern_tower::upstream::Upstream;
 use postern_tower::{Gate, GateConfig};
 
@@ -73,6 +75,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("--upstream-ca: {0}")]
+    Trust(#[from] postern_tower::tls::TrustError),
     #[error("cannot start the biometric stage: {0}")]
     Biometric(#[from] postern_auth::biometric::BiometricError),
     #[error("cannot start the mint batcher: {0}")]
@@ -195,6 +199,11 @@ pub fn open(
     let audiences = config
         .auth
         .resolved_audiences(listening_on, &config.passkeys.origin)?;
+    // Before anything is written: a bad CA file stops the start clean.
+    let upstream_trust = match &config.gate.ca_file {
+        Some(path) => TrustRoots::from_pem_file(path)?,
+        None => TrustRoots::builtin(),
+    };
     create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -274,7 +283,8 @@ pub fn open(
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let (gate, sweeper, revocation_feed) = match build_gate(&config.gate, metrics.clone())? {
+    let built = build_gate(&config.gate, &upstream_trust, metrics.clone())?;
+    let (gate, sweeper, revocation_feed) = match built {
         Some((gate, feed)) => {
             let sweeper = Sweeper::start(gate.cache().clone(), Duration::from_secs(1), 1_000)
                 .map_err(|source| StartError::DataDir {
@@ -331,6 +341,7 @@ pub fn open(
         gate,
         revocation_feed,
         trusted_proxies: crate::client_ip::TrustedProxies::new(config.trusted_proxies.clone()),
+        upstream_trust,
         _sweeper: sweeper,
     }));
     Ok(Opened {
@@ -349,6 +360,7 @@ type GateParts = (Arc<Gate>, Option<Arc<RedisRevocations>>);
 /// that shares its revocations when one is configured.
 fn build_gate(
     settings: &GateSettings,
+    trust: &TrustRoots,
     metrics: Arc<Metrics>,
 ) -> Result<Option<GateParts>, StartError> {
     let upstream = match (&settings.upstream_introspection, &settings.upstream_auth1) {
@@ -365,7 +377,8 @@ fn build_gate(
         (None, Some(url)) => Upstream::auth1(url),
         _ => return Ok(None),
     }
-    .and_then(|u| u.with_timeout(settings.upstream_timeout))?;
+    .and_then(|u| u.with_timeout(settings.upstream_timeout))
+    .and_then(|u| u.with_trust(trust))?;
     let config = GateConfig {
         cache: CacheConfig {
             max_entries: settings.cache_max_entries,
@@ -394,11 +407,12 @@ fn build_gate(
         Some(url) => {
             // Kept past the longest cache lifetime, with a margin for clocks.
             let keep_for = settings.max_ttl + Duration::from_secs(60);
-            let feed = Arc::new(RedisRevocations::new(
+            let feed = Arc::new(RedisRevocations::with_trust(
                 &url.0,
                 &settings.redis_stream,
                 keep_for,
                 feed_key(settings)?,
+                trust,
             )?);
             gate = gate.with_shared_revocations(feed.clone(), nanos(settings.revocation_max_lag));
             tracing::info!(
@@ -468,6 +482,7 @@ where
             gate.clone(),
             url.clone(),
             config.gate.jwks_interval,
+            state.upstream_trust.clone(),
             stop_rx.clone(),
         ))),
         _ => None,

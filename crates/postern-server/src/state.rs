@@ -66,6 +66,8 @@ pub struct Shared {
     /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed (see
     /// `crate::client_ip`).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// The roots the gate's upstream clients trust (`--upstream-ca`).
+    pub upstream_trust: postern_tower::tls::TrustRoots,
     /// Keeps the gate cache's sweeper thread alive as long as the state.
     pub _sweeper: Option<postern_cache::sweeper::Sweeper>,
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::gate::Gate;
+use crate::tls::TrustRoots;
 
 #[derive(Deserialize)]
 struct Jwk {
@@ -42,14 +43,17 @@ pub fn removed<'a>(
 
 /// Polls `url` every `interval` until `stop` turns true, purging entries
 /// of rotated-out keys. Fetch errors are logged and retried; they purge
-/// nothing (an unreachable JWKS is not a rotation).
+/// nothing (an unreachable JWKS is not a rotation). An `https://` URL is
+/// checked against the built-in roots and `roots` (a private CA).
 pub async fn watch_jwks(
     gate: Arc<Gate>,
     url: String,
     interval: Duration,
+    roots: TrustRoots,
     mut stop: watch::Receiver<bool>,
 ) {
-    let http = match reqwest::Client::builder()
+    let http = match roots
+        .http_builder(reqwest::Client::builder())
         .timeout(Duration::from_secs(5))
         .build()
     {

@@ -18,6 +18,8 @@
 //!   local revocation.
 //! - [`ratelimit`]: per-client token buckets for cache misses.
 //! - `expiry` (private): the bounded, expiry-ordered map behind the revoked sets.
+//! - [`tls`]: the roots upstream connections trust (a private CA with
+//!   `--upstream-ca`) and the check that refuses cleartext to remote hosts.
 //! - [`shared`]: revocations shared between instances (token digests, the
 //!   feed's lag), and [`redis_feed`]: that feed over a Redis stream.
 //! - [`layer`]: [`GateLayer`], a tower `Layer` for any axum/tower service,
@@ -64,6 +66,7 @@ pub mod ratelimit;
 pub mod redis_feed;
 pub mod session;
 pub mod shared;
+pub mod tls;
 pub mod upstream;
 
 pub use gate::{Cached, Gate, GateConfig, GateError, GateObserver, Miss};

@@ -65,6 +65,7 @@ use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::shared::{PublishError, RevocationPublisher, TokenDigest};
+use crate::tls::TrustRoots;
 use crate::Gate;
 
 /// The stream's key when none is configured.
@@ -191,8 +192,21 @@ impl RedisRevocations {
         keep_for: Duration,
         key: FeedKey,
     ) -> Result<Self, RedisFeedError> {
-        let client =
-            Client::open(url).map_err(|e| RedisFeedError::Url(e.category().to_string()))?;
+        Self::with_trust(url, stream, keep_for, key, &TrustRoots::builtin())
+    }
+
+    /// As [`RedisRevocations::new`]; a `rediss://` URL trusts only the
+    /// private CA of `roots` when it has one (see [`crate::tls`]).
+    pub fn with_trust(
+        url: &str,
+        stream: &str,
+        keep_for: Duration,
+        key: FeedKey,
+        roots: &TrustRoots,
+    ) -> Result<Self, RedisFeedError> {
+        let client = roots
+            .redis_client(url)
+            .map_err(|e| RedisFeedError::Url(e.category().to_string()))?;
         Ok(Self {
             client,
             stream: stream.to_string(),

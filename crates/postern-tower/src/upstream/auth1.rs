@@ -11,11 +11,14 @@ use serde::Deserialize;
 
 use super::{check_url, http_client, UpstreamConfigError, UpstreamError};
 use crate::session::Validated;
+use crate::tls::TrustRoots;
 
 /// An Auth1 session-API client.
 #[derive(Debug, Clone)]
 pub struct Auth1 {
     http: reqwest::Client,
+    timeout: Duration,
+    roots: TrustRoots,
     base: String,
 }
 
@@ -42,14 +45,24 @@ struct SessionResponse {
 
 impl Auth1 {
     pub fn new(base: &str, timeout: Duration) -> Result<Self, UpstreamConfigError> {
+        let roots = TrustRoots::builtin();
         Ok(Self {
-            http: http_client(timeout)?,
+            http: http_client(timeout, &roots)?,
+            timeout,
+            roots,
             base: check_url(base)?,
         })
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, UpstreamConfigError> {
-        self.http = http_client(timeout)?;
+        self.http = http_client(timeout, &self.roots)?;
+        self.timeout = timeout;
+        Ok(self)
+    }
+
+    pub fn with_trust(mut self, roots: &TrustRoots) -> Result<Self, UpstreamConfigError> {
+        self.http = http_client(self.timeout, roots)?;
+        self.roots = roots.clone();
         Ok(self)
     }
 

@@ -14,11 +14,14 @@ use zeroize::Zeroizing;
 
 use super::{check_url, http_client, UpstreamConfigError, UpstreamError};
 use crate::session::Validated;
+use crate::tls::TrustRoots;
 
 /// An RFC 7662 introspection client.
 #[derive(Clone)]
 pub struct Introspection {
     http: reqwest::Client,
+    timeout: Duration,
+    roots: TrustRoots,
     introspect_url: String,
     revoke_url: Option<String>,
     client_id: String,
@@ -61,8 +64,11 @@ impl Introspection {
         client_secret: &str,
         timeout: Duration,
     ) -> Result<Self, UpstreamConfigError> {
+        let roots = TrustRoots::builtin();
         Ok(Self {
-            http: http_client(timeout)?,
+            http: http_client(timeout, &roots)?,
+            timeout,
+            roots,
             introspect_url: check_url(introspect_url)?,
             revoke_url: revoke_url.map(check_url).transpose()?,
             client_id: client_id.to_string(),
@@ -71,7 +77,14 @@ impl Introspection {
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, UpstreamConfigError> {
-        self.http = http_client(timeout)?;
+        self.http = http_client(timeout, &self.roots)?;
+        self.timeout = timeout;
+        Ok(self)
+    }
+
+    pub fn with_trust(mut self, roots: &TrustRoots) -> Result<Self, UpstreamConfigError> {
+        self.http = http_client(self.timeout, roots)?;
+        self.roots = roots.clone();
         Ok(self)
     }
 

@@ -11,6 +11,7 @@ mod jwt;
 use std::time::Duration;
 
 use crate::session::Validated;
+use crate::tls::TrustRoots;
 
 pub use jwt::peek_jwt;
 
@@ -70,8 +71,14 @@ pub enum UpstreamConfigError {
     Client(#[source] reqwest::Error),
 }
 
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, UpstreamConfigError> {
-    reqwest::Client::builder()
+/// The HTTP(S) client of an upstream: `roots` decide which certificates
+/// it trusts, and it follows no redirect (see [`TrustRoots`]).
+pub(crate) fn http_client(
+    timeout: Duration,
+    roots: &TrustRoots,
+) -> Result<reqwest::Client, UpstreamConfigError> {
+    roots
+        .http_builder(reqwest::Client::builder())
         .timeout(timeout)
         .pool_max_idle_per_host(64)
         .build()
@@ -124,6 +131,15 @@ impl Upstream {
         Ok(match self {
             Upstream::Introspection(i) => Upstream::Introspection(i.with_timeout(timeout)?),
             Upstream::Auth1(a) => Upstream::Auth1(a.with_timeout(timeout)?),
+        })
+    }
+
+    /// Trusts `roots` (a private CA) for `https://` upstreams, beside the
+    /// built-in roots.
+    pub fn with_trust(self, roots: &TrustRoots) -> Result<Self, UpstreamConfigError> {
+        Ok(match self {
+            Upstream::Introspection(i) => Upstream::Introspection(i.with_trust(roots)?),
+            Upstream::Auth1(a) => Upstream::Auth1(a.with_trust(roots)?),
         })
     }
 
