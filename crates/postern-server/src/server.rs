@@ -43,7 +43,6 @@ use postern_cache::CacheConfig;
 use postern_core::row_auth::RowKey;
 use postern_tower::ratelimit::MissLimiter;
 use postern_tower::redis_feed::{FeedKey, RedisFeedError, RedisRevocations};
-use postern_tower::redis_feed::{RedisFeedError, RedisRevocations};
 use postern_tower::tls::TrustRoots;
 use postern_tower::upstream::Upstream;
 use postern_tower::{Gate, GateConfig};
