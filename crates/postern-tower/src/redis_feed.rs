@@ -356,6 +356,20 @@ fn parse(entry: &StreamId) -> Option<(TokenDigest, u64)> {
     Some((u128::from_str_radix(&digest, 16).ok()?, until.parse().ok()?))
 }
 
+/// [`parse`] over an entry given as its field/value pairs: the entry point
+/// of `fuzz/fuzz_targets/redis_entry.rs`, not an API.
+#[doc(hidden)]
+pub fn parse_fields(fields: &[(&str, &[u8])]) -> Option<(TokenDigest, u64)> {
+    let entry = StreamId {
+        map: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), ::redis::Value::BulkString(v.to_vec())))
+            .collect(),
+        ..StreamId::default()
+    };
+    parse(&entry)
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -88,30 +88,11 @@ impl Introspection {
         if status != 200 {
             return Err(UpstreamError::Status(status));
         }
-        let body: IntrospectionResponse = response
-            .json()
+        let body = response
+            .bytes()
             .await
             .map_err(|_| UpstreamError::Malformed("introspection JSON"))?;
-        if !body.active {
-            return Err(UpstreamError::Rejected("inactive"));
-        }
-        let subject = body
-            .sub
-            .or(body.username)
-            .ok_or(UpstreamError::Malformed("no sub or username"))?;
-        Ok(Validated::new(
-            subject,
-            body.scope
-                .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
-                .unwrap_or_default(),
-            match body.aud {
-                Some(OneOrMany::One(a)) => vec![a],
-                Some(OneOrMany::Many(a)) => a,
-                None => Vec::new(),
-            },
-            body.exp.map_or(0, |s| s.saturating_mul(1_000_000_000)),
-            body.sid,
-        ))
+        decode_answer(&body)
     }
 
     /// RFC 7009 §2.1: POST `token` to the revocation endpoint; §2.2: "The
@@ -135,4 +116,32 @@ impl Introspection {
             status => Err(UpstreamError::Status(status)),
         }
     }
+}
+
+/// Decodes an introspection answer (the body of a 200). The upstream's
+/// bytes are attacker-controlled if the upstream is: typed errors, never a
+/// panic (fuzzed by `fuzz/fuzz_targets/upstream_answers.rs`).
+pub fn decode_answer(body: &[u8]) -> Result<Validated, UpstreamError> {
+    let body: IntrospectionResponse =
+        serde_json::from_slice(body).map_err(|_| UpstreamError::Malformed("introspection JSON"))?;
+    if !body.active {
+        return Err(UpstreamError::Rejected("inactive"));
+    }
+    let subject = body
+        .sub
+        .or(body.username)
+        .ok_or(UpstreamError::Malformed("no sub or username"))?;
+    Ok(Validated::new(
+        subject,
+        body.scope
+            .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        match body.aud {
+            Some(OneOrMany::One(a)) => vec![a],
+            Some(OneOrMany::Many(a)) => a,
+            None => Vec::new(),
+        },
+        body.exp.map_or(0, |s| s.saturating_mul(1_000_000_000)),
+        body.sid,
+    ))
 }
