@@ -407,6 +407,11 @@ mod tests {
             "not hex"
         );
         assert_eq!(parse(&entry(&[("d", digest), ("u", "-1")])), None);
+        assert_eq!(
+            parse_fields(&[("d", digest.as_bytes()), ("u", b"42")]),
+            Some((0x000102030405060708090a0b0c0d0e0f, 42)),
+            "the fuzz entry point parses as the feed does"
+        );
     }
 
     #[test]

@@ -104,3 +104,27 @@ pub fn decode_answer(body: &[u8], now: u64) -> Result<Validated, UpstreamError> 
         body.session.and_then(|s| s.id),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_answer_decodes_with_its_expiry_counted_from_now() {
+        let body = br#"{"user":{"id":"u1"},"session":{"id":"s1"},"expires_in":60,"scopes":["a"]}"#;
+        assert_eq!(
+            decode_answer(body, 1_000),
+            Ok(Validated::new(
+                "u1".into(),
+                vec!["a".into()],
+                Vec::new(),
+                1_000 + 60_000_000_000,
+                Some("s1".into()),
+            ))
+        );
+        assert_eq!(
+            decode_answer(br#"{"session":{"id":"s1"}}"#, 0),
+            Err(UpstreamError::Malformed("session JSON"))
+        );
+    }
+}

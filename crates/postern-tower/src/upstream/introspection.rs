@@ -145,3 +145,45 @@ pub fn decode_answer(body: &[u8]) -> Result<Validated, UpstreamError> {
         body.sid,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_active_answer_decodes_to_its_subject_scopes_audience_and_expiry() {
+        let body = br#"{"active":true,"sub":"alice","scope":"read  write","aud":"api","exp":1800000000,"sid":"s1"}"#;
+        let validated = decode_answer(body).unwrap();
+        assert_eq!(
+            validated,
+            Validated::new(
+                "alice".into(),
+                vec!["read".into(), "write".into()],
+                vec!["api".into()],
+                1_800_000_000_000_000_000,
+                Some("s1".into()),
+            )
+        );
+        let by_username = decode_answer(br#"{"active":true,"username":"bob","aud":["a","b"]}"#);
+        assert_eq!(
+            by_username.map(|v| (v.subject, v.audience)),
+            Ok(("bob".into(), vec!["a".into(), "b".into()]))
+        );
+    }
+
+    #[test]
+    fn inactive_anonymous_and_malformed_answers_are_typed_errors() {
+        assert_eq!(
+            decode_answer(br#"{"active":false,"sub":"alice"}"#),
+            Err(UpstreamError::Rejected("inactive"))
+        );
+        assert_eq!(
+            decode_answer(br#"{"active":true}"#),
+            Err(UpstreamError::Malformed("no sub or username"))
+        );
+        assert_eq!(
+            decode_answer(b"{\"active\":tru"),
+            Err(UpstreamError::Malformed("introspection JSON"))
+        );
+    }
+}
