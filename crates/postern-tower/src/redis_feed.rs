@@ -356,8 +356,8 @@ fn parse(entry: &StreamId) -> Option<(TokenDigest, u64)> {
     Some((u128::from_str_radix(&digest, 16).ok()?, until.parse().ok()?))
 }
 
-/// [`parse`] over an entry given as its field/value pairs: the entry point
-/// of `fuzz/fuzz_targets/redis_entry.rs`, not an API.
+/// The feed's entry parser over an entry given as its field/value pairs:
+/// the entry point of `fuzz/fuzz_targets/redis_entry.rs`, not an API.
 #[doc(hidden)]
 pub fn parse_fields(fields: &[(&str, &[u8])]) -> Option<(TokenDigest, u64)> {
     let entry = StreamId {
