@@ -1113,16 +1113,6 @@ impl Config {
                  and redis_stream must not be empty",
             ));
         }
-        if let Some(url) = &g.redis {
-            check_redis_url(&url.0, g.allow_insecure_upstream)?;
-            if g.redis_feed_key.is_none() && g.redis_feed_key_file.is_none() {
-                return Err(ConfigError::Invalid(
-                    "--redis needs the key that authenticates the revocation feed: \
-                     POSTERN_REDIS_FEED_KEY or --redis-feed-key-file (the same on every \
-                     instance, 32 bytes or more; e.g. `openssl rand -hex 32`)",
-                ));
-            }
-        }
         if g.max_revocations == 0 {
             return Err(ConfigError::Invalid(
                 "gate.max_revocations must be positive",
@@ -1137,7 +1127,19 @@ impl Config {
                 "miss_rate_per_client must be 0 (off) or positive, and miss_burst_per_client at least 1",
             ));
         }
-        self.validate_transport()
+        // Cleartext first: its message names the setting and the host.
+        self.validate_transport()?;
+        if let Some(url) = &g.redis {
+            check_redis_url(&url.0, g.allow_insecure_upstream)?;
+            if g.redis_feed_key.is_none() && g.redis_feed_key_file.is_none() {
+                return Err(ConfigError::Invalid(
+                    "--redis needs the key that authenticates the revocation feed: \
+                     POSTERN_REDIS_FEED_KEY or --redis-feed-key-file (the same on every \
+                     instance, 32 bytes or more; e.g. `openssl rand -hex 32`)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses cleartext URLs to hosts other than loopback unless
@@ -1449,7 +1451,7 @@ mod tests {
             matches!(too_short.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least 3s"))
         );
         let keyless = Config::default().apply(&Overrides {
-            upstream_auth1: Some("http://b".into()),
+            upstream_auth1: Some("https://b".into()),
             redis: Some("redis://:pw@127.0.0.1:6379".into()),
             ..Default::default()
         });
@@ -1586,6 +1588,7 @@ mod tests {
             let loopback = Config::default().apply(&Overrides {
                 upstream_auth1: Some(url.into()),
                 redis: Some("redis://127.0.0.1:6379".into()),
+                redis_feed_key: Some("k".repeat(32)),
                 ..Default::default()
             });
             assert_eq!(
@@ -1596,7 +1599,9 @@ mod tests {
         }
         let allowed = Config::default().apply(&Overrides {
             upstream_auth1: Some("http://idp.example.com".into()),
-            redis: Some("redis://cache.example.com".into()),
+            // The flag waives TLS, never Redis AUTH.
+            redis: Some("redis://:pw@cache.example.com".into()),
+            redis_feed_key: Some("k".repeat(32)),
             allow_insecure_upstream: true,
             ..Default::default()
         });

@@ -159,9 +159,13 @@ fn https_flags(front: &TlsFront) -> Vec<String> {
     .to_vec()
 }
 
+/// The revocation feed's key (`--redis` needs one; the same on every
+/// instance).
+const FEED_KEY: &str = "tls-test-feed-key-0123456789abcdef";
+
 fn start(dir: &Path, flags: &[String]) -> Server {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start(dir, &flags)
+    Server::start_with_env(dir, &flags, &[("POSTERN_REDIS_FEED_KEY", FEED_KEY)])
 }
 
 async fn logout(server: &Server, token: &str) -> (u16, String) {
@@ -496,8 +500,17 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
 fn the_cli_reaches_an_https_server_with_its_ca() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let front = TlsFront::start(addr_of(&server.base), &pki);
+    // The TLS front is the origin clients reach, so identity proofs are
+    // bound to it: the server is told so (`--audience`). The front needs
+    // the server's address first, so the server's port is chosen first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let front = TlsFront::start(listen.parse().unwrap(), &pki);
+    let server = Server::start_on(&listen, dir.path(), &["--audience", &front.base()], &[]);
     let identity = dir.path().join("carol.identity");
     let base = front.base();
     let enroll = |extra: &[&str], env: &[(&str, &str)]| {

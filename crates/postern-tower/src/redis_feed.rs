@@ -510,6 +510,31 @@ fn parse(entry: &StreamId, stream: &str, key: &FeedKey) -> Result<(TokenDigest, 
     Ok((digest, until))
 }
 
+/// The feed's entry parser over an entry given as its field/value pairs:
+/// the entry point of `fuzz/fuzz_targets/redis_entry.rs`, not an API.
+#[doc(hidden)]
+pub fn parse_fields(
+    fields: &[(&str, &[u8])],
+    stream: &str,
+    key: &FeedKey,
+) -> Option<(TokenDigest, u64)> {
+    let entry = StreamId {
+        map: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), ::redis::Value::BulkString(v.to_vec())))
+            .collect(),
+        ..StreamId::default()
+    };
+    parse(&entry, stream, key).ok()
+}
+
+/// The `m` field a publisher holding `key` writes for an entry (for the
+/// fuzz target, which must reach the checks behind the MAC).
+#[doc(hidden)]
+pub fn entry_mac(key: &FeedKey, stream: &str, digest: &str, until: &str) -> String {
+    key.sign(stream, digest, until)
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -590,6 +615,19 @@ mod tests {
             FeedKey::new(&[1u8; 31]),
             Err(RedisFeedError::ShortKey)
         ));
+        let fields = [("d", digest.as_bytes()), ("u", b"42".as_slice())];
+        assert_eq!(parse_fields(&fields, "s", &key()), None, "unsigned");
+        let m = entry_mac(&key(), "s", digest, "42");
+        let fields = [
+            ("d", digest.as_bytes()),
+            ("u", b"42".as_slice()),
+            ("m", m.as_bytes()),
+        ];
+        assert_eq!(
+            parse_fields(&fields, "s", &key()),
+            Some((0x000102030405060708090a0b0c0d0e0f, 42)),
+            "the fuzz entry point parses as the feed does"
+        );
     }
 
     #[test]

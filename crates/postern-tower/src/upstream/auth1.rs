@@ -79,18 +79,11 @@ impl Auth1 {
             401 | 403 => return Err(UpstreamError::Rejected("unauthorized")),
             status => return Err(UpstreamError::Status(status)),
         }
-        let body: SessionResponse = response
-            .json()
+        let body = response
+            .bytes()
             .await
             .map_err(|_| UpstreamError::Malformed("session JSON"))?;
-        Ok(Validated::new(
-            body.user.id,
-            body.scopes,
-            body.audience,
-            body.expires_in
-                .map_or(0, |s| now.saturating_add(s.saturating_mul(1_000_000_000))),
-            body.session.and_then(|s| s.id),
-        ))
+        decode_answer(&body, now)
     }
 
     pub async fn revoke(&self, token: &str) -> Result<(), UpstreamError> {
@@ -105,5 +98,46 @@ impl Auth1 {
             200 | 204 | 401 => Ok(()),
             status => Err(UpstreamError::Status(status)),
         }
+    }
+}
+
+/// Decodes a session answer (the body of a 200) received at `now` (Unix
+/// ns). The upstream's bytes are attacker-controlled if the upstream is:
+/// typed errors, never a panic (fuzzed by
+/// `fuzz/fuzz_targets/upstream_answers.rs`).
+pub fn decode_answer(body: &[u8], now: u64) -> Result<Validated, UpstreamError> {
+    let body: SessionResponse =
+        serde_json::from_slice(body).map_err(|_| UpstreamError::Malformed("session JSON"))?;
+    Ok(Validated::new(
+        body.user.id,
+        body.scopes,
+        body.audience,
+        body.expires_in
+            .map_or(0, |s| now.saturating_add(s.saturating_mul(1_000_000_000))),
+        body.session.and_then(|s| s.id),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_answer_decodes_with_its_expiry_counted_from_now() {
+        let body = br#"{"user":{"id":"u1"},"session":{"id":"s1"},"expires_in":60,"scopes":["a"]}"#;
+        assert_eq!(
+            decode_answer(body, 1_000),
+            Ok(Validated::new(
+                "u1".into(),
+                vec!["a".into()],
+                Vec::new(),
+                1_000 + 60_000_000_000,
+                Some("s1".into()),
+            ))
+        );
+        assert_eq!(
+            decode_answer(br#"{"session":{"id":"s1"}}"#, 0),
+            Err(UpstreamError::Malformed("session JSON"))
+        );
     }
 }

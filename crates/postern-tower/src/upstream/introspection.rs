@@ -101,30 +101,11 @@ impl Introspection {
         if status != 200 {
             return Err(UpstreamError::Status(status));
         }
-        let body: IntrospectionResponse = response
-            .json()
+        let body = response
+            .bytes()
             .await
             .map_err(|_| UpstreamError::Malformed("introspection JSON"))?;
-        if !body.active {
-            return Err(UpstreamError::Rejected("inactive"));
-        }
-        let subject = body
-            .sub
-            .or(body.username)
-            .ok_or(UpstreamError::Malformed("no sub or username"))?;
-        Ok(Validated::new(
-            subject,
-            body.scope
-                .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
-                .unwrap_or_default(),
-            match body.aud {
-                Some(OneOrMany::One(a)) => vec![a],
-                Some(OneOrMany::Many(a)) => a,
-                None => Vec::new(),
-            },
-            body.exp.map_or(0, |s| s.saturating_mul(1_000_000_000)),
-            body.sid,
-        ))
+        decode_answer(&body)
     }
 
     /// RFC 7009 §2.1: POST `token` to the revocation endpoint; §2.2: "The
@@ -147,5 +128,75 @@ impl Introspection {
             200 => Ok(()),
             status => Err(UpstreamError::Status(status)),
         }
+    }
+}
+
+/// Decodes an introspection answer (the body of a 200). The upstream's
+/// bytes are attacker-controlled if the upstream is: typed errors, never a
+/// panic (fuzzed by `fuzz/fuzz_targets/upstream_answers.rs`).
+pub fn decode_answer(body: &[u8]) -> Result<Validated, UpstreamError> {
+    let body: IntrospectionResponse =
+        serde_json::from_slice(body).map_err(|_| UpstreamError::Malformed("introspection JSON"))?;
+    if !body.active {
+        return Err(UpstreamError::Rejected("inactive"));
+    }
+    let subject = body
+        .sub
+        .or(body.username)
+        .ok_or(UpstreamError::Malformed("no sub or username"))?;
+    Ok(Validated::new(
+        subject,
+        body.scope
+            .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        match body.aud {
+            Some(OneOrMany::One(a)) => vec![a],
+            Some(OneOrMany::Many(a)) => a,
+            None => Vec::new(),
+        },
+        body.exp.map_or(0, |s| s.saturating_mul(1_000_000_000)),
+        body.sid,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_active_answer_decodes_to_its_subject_scopes_audience_and_expiry() {
+        let body = br#"{"active":true,"sub":"alice","scope":"read  write","aud":"api","exp":1800000000,"sid":"s1"}"#;
+        let validated = decode_answer(body).unwrap();
+        assert_eq!(
+            validated,
+            Validated::new(
+                "alice".into(),
+                vec!["read".into(), "write".into()],
+                vec!["api".into()],
+                1_800_000_000_000_000_000,
+                Some("s1".into()),
+            )
+        );
+        let by_username = decode_answer(br#"{"active":true,"username":"bob","aud":["a","b"]}"#);
+        assert_eq!(
+            by_username.map(|v| (v.subject, v.audience)),
+            Ok(("bob".into(), vec!["a".into(), "b".into()]))
+        );
+    }
+
+    #[test]
+    fn inactive_anonymous_and_malformed_answers_are_typed_errors() {
+        assert_eq!(
+            decode_answer(br#"{"active":false,"sub":"alice"}"#),
+            Err(UpstreamError::Rejected("inactive"))
+        );
+        assert_eq!(
+            decode_answer(br#"{"active":true}"#),
+            Err(UpstreamError::Malformed("no sub or username"))
+        );
+        assert_eq!(
+            decode_answer(b"{\"active\":tru"),
+            Err(UpstreamError::Malformed("introspection JSON"))
+        );
     }
 }
