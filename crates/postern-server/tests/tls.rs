@@ -510,7 +510,7 @@ fn the_cli_reaches_an_https_server_with_its_ca() {
         .port();
     let listen = format!("127.0.0.1:{port}");
     let front = TlsFront::start(listen.parse().unwrap(), &pki);
-    let server = Server::start_on(&listen, dir.path(), &["--audience", &front.base()], &[]);
+    let _server = Server::start_on(&listen, dir.path(), &["--audience", &front.base()], &[]);
     let identity = dir.path().join("carol.identity");
     let base = front.base();
     let enroll = |extra: &[&str], env: &[(&str, &str)]| {
