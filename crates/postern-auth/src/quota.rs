@@ -14,7 +14,7 @@
 //! find expired ones: each key keeps the expiry times of its outstanding
 //! entries (at most `limit` of them) and drops those that have passed
 //! whenever it is charged again. Keys whose entries have all expired are
-//! dropped by [`Shares::prune`], which the book calls when it sweeps
+//! dropped by `Shares::prune`, which the book calls when it sweeps
 //! itself, so the maps never hold more times than the book held entries.
 
 use std::collections::HashMap;

@@ -991,7 +991,7 @@ impl Config {
 
     /// Checks everything that `serve` relies on.
     ///
-    /// Of the stage lists: see [`biometric_after_a_credential`].
+    /// Of the stage lists: see `biometric_after_a_credential`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.authority()?;
         if self.auth.challenge_ttl.is_zero() {
