@@ -320,9 +320,9 @@ pub trait SessionStore: Send + Sync {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rows_round_trip_and_corruption_is_typed() {
-        let row = SessionRow {
+    /// Alice's session, revoked at 7, as a store would hold it.
+    fn revoked_row() -> SessionRow {
+        SessionRow {
             id: SessionId::from_bytes([1; 16]),
             user: UserId::parse("alice").unwrap(),
             expires_at: 10,
@@ -330,7 +330,12 @@ mod tests {
             revoked_at: Some(7),
             sealed: vec![9; 40],
             tampered: false,
-        };
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_corruption_is_typed() {
+        let row = revoked_row();
         let bytes = row.encode(None);
         assert_eq!(SessionRow::decode(row.id, &bytes, None).unwrap(), row);
         assert_eq!(
@@ -356,15 +361,7 @@ mod tests {
     #[test]
     fn a_row_edited_on_disk_reads_as_tampered() {
         let key = row_key(3);
-        let row = SessionRow {
-            id: SessionId::from_bytes([1; 16]),
-            user: UserId::parse("alice").unwrap(),
-            expires_at: 10,
-            last_seen: 5,
-            revoked_at: Some(7),
-            sealed: vec![9; 40],
-            tampered: false,
-        };
+        let row = revoked_row();
         let bytes = row.encode(Some(&key));
         assert_eq!(SessionRow::decode(row.id, &bytes, Some(&key)).unwrap(), row);
         // Un-revoke: zero the revocation time in place.
