@@ -593,7 +593,7 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                     device,
                 },
         } => {
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -615,7 +615,7 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                 },
             credential_id,
         } => {
-            let client = match PosternClient::new(&server) {
+            let client = match connect(&server, ca.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };

@@ -567,6 +567,20 @@ fn the_cli_reaches_an_https_server_with_its_ca() {
     let body: serde_json::Value = serde_json::from_slice(&login.stdout).unwrap();
     assert_eq!(body["user"], "carol");
 
+    // Account commands reach the server through the same CA.
+    let token = body["token"].as_str().unwrap().to_string();
+    let passkeys = cli(
+        &[
+            "passkeys", "--server", &base, "--user", "carol", "--device", "laptop", "--ca", &ca,
+        ],
+        &[("POSTERN_TOKEN", &token)],
+    );
+    assert!(
+        passkeys.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passkeys.stderr)
+    );
+
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "nothing here").unwrap();
     let refused = enroll(&["--ca", junk.to_str().unwrap()], &[]);
