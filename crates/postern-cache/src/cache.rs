@@ -1312,8 +1312,10 @@ mod tests {
              and kept the values it might hold"
         );
         assert_eq!(Arc::strong_count(&probe), 201, "nothing was freed");
-        // The reader has left: the next attempt frees them all.
-        assert!(c.try_reclaim());
+        // The reader has left: a reclaim that may wait frees them all. (A
+        // bounded one could still give up on a read section of another test
+        // running in parallel: the section records are process-wide.)
+        c.reclaim();
         assert_eq!(Arc::strong_count(&probe), 1);
         assert!(c.is_empty());
     }
