@@ -375,6 +375,17 @@ fn connect(server: &str, ca: Option<&std::path::Path>) -> Result<PosternClient, 
     }
 }
 
+/// Prints a server's answer as it came, or the client error.
+fn print_answer<T: serde::Serialize>(answer: Result<T, ClientError>) -> ExitCode {
+    match answer {
+        Ok(body) => {
+            print_json(&json!(body));
+            ExitCode::SUCCESS
+        }
+        Err(e) => client_error(e),
+    }
+}
+
 fn client_error(e: ClientError) -> ExitCode {
     match &e {
         ClientError::Api { body, .. } if !body.is_null() => {
@@ -597,13 +608,7 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            match client.list_passkeys(&user, &token, &device).await {
-                Ok(list) => {
-                    print_json(&json!(list));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => client_error(e),
-            }
+            print_answer(client.list_passkeys(&user, &token, &device).await)
         }
         ClientAction::ConfirmPasskey {
             account:
@@ -619,16 +624,11 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            match client
-                .confirm_passkey(&user, &credential_id, &token, &device)
-                .await
-            {
-                Ok(r) => {
-                    print_json(&json!(r));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => client_error(e),
-            }
+            print_answer(
+                client
+                    .confirm_passkey(&user, &credential_id, &token, &device)
+                    .await,
+            )
         }
         ClientAction::Logout { server, token } => {
             let client = match connect(&server, ca.as_deref()) {
