@@ -236,6 +236,15 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(format!("cannot read the listening address: {e}")),
     };
+    // Also bound before the ready line below, so that a scraper (or a test)
+    // that starts on that line finds the metrics listener open.
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(format!("cannot listen for /metrics on {address}: {e}")),
+        },
+        None => None,
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let opened = match crate::server::open(&config, bound, clock) {
         Ok(o) => o,
@@ -274,6 +283,7 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
     let _ = std::io::stdout().flush();
     match crate::server::run(
         listener,
+        metrics_listener,
         opened.state,
         &config,
         crate::server::shutdown_signal(),

@@ -461,8 +461,11 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Serves until `shutdown` completes, then drains and flushes.
+/// `metrics_listener` serves `/metrics` alone (`--metrics-listen`); the
+/// main listener then answers 404 there.
 pub async fn run<F>(
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     config: &Config,
     shutdown: F,
@@ -495,32 +498,28 @@ where
     if let (Some(gate), Some(_)) = (&state.gate, &revocations) {
         replay_revocations(gate, &*state.clock).await;
     }
-    let metrics = match config.metrics_listen {
-        Some(address) => {
-            let listener = TcpListener::bind(address).await?;
+    let metrics_elsewhere = metrics_listener.is_some();
+    let metrics = match metrics_listener {
+        Some(listener) => {
             tracing::info!(address = %listener.local_addr()?, "serving /metrics here, not on the main listener");
             let mut stop = stop_rx.clone();
-            let state_for_metrics = state.clone();
-            Some(tokio::spawn(async move {
-                let router = crate::routes::metrics_router(state_for_metrics);
-                let stopped = async move {
-                    let _ = stop.changed().await;
-                };
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stopped)
-                    .await
-                {
-                    tracing::error!(error = %e, "the metrics listener failed");
-                }
-            }))
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            Some(tokio::spawn(serve(
+                listener,
+                App::metrics_only(state.clone()),
+                ConnectionLimits {
+                    header_read_timeout: config.header_read_timeout,
+                    request_timeout: config.request_timeout,
+                    max_connections: METRICS_CONNECTIONS,
+                },
+                stopped,
+            )))
         }
         None => None,
     };
-    let app = App::new(
-        state.clone(),
-        config.max_body_bytes,
-        config.metrics_listen.is_some(),
-    );
+    let app = App::new(state.clone(), config.max_body_bytes, metrics_elsewhere);
     serve(
         listener,
         app,
@@ -546,6 +545,11 @@ where
     }
     Ok(())
 }
+
+/// Connections the `--metrics-listen` listener serves at once: scrapers
+/// are few, and a flood there must not take file descriptors from the
+/// main listener.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// What one connection, and all of them together, may hold.
 #[derive(Debug, Clone, Copy)]

@@ -165,3 +165,55 @@ async fn with_metrics_listen_metrics_move_to_their_own_listener() {
         "{text}"
     );
 }
+
+#[test]
+fn the_metrics_listener_cuts_off_a_client_trickling_its_headers_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", common::free_port());
+    let server = Server::start(
+        dir.path(),
+        &["--metrics-listen", &address, "--header-read-timeout", "1s"],
+    );
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let took = until_closed(stream, Duration::from_secs(5));
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn the_metrics_listener_serves_a_scrape_behind_a_full_set_of_slow_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", common::free_port());
+    let server = Server::start(
+        dir.path(),
+        &["--metrics-listen", &address, "--header-read-timeout", "1s"],
+    );
+    // More slow connections than the metrics listener serves at once
+    // (16): the ones past the cap wait in the backlog, not in the server.
+    let slow: Vec<TcpStream> = (0..24)
+        .map(|_| {
+            let mut s = TcpStream::connect(&address).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    let scrape = http()
+        .get(format!("http://{address}/metrics"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    drop(slow);
+    drop(server);
+}

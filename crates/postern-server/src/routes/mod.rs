@@ -144,6 +144,9 @@ pub struct App {
 struct AppParts {
     router: Router,
     state: AppState,
+    /// Whether `GET /v1/check` is taken before the router (the main
+    /// listener); the metrics listener serves `/metrics` alone.
+    early_check: bool,
 }
 
 impl App {
@@ -152,6 +155,20 @@ impl App {
             parts: Arc::new(AppParts {
                 router: router(state.clone(), max_body_bytes, metrics_elsewhere),
                 state,
+                early_check: true,
+            }),
+            peer: None,
+        }
+    }
+
+    /// `/metrics` alone ([`metrics_router`]), for `--metrics-listen`: served
+    /// by the same accept loop, so with the same timeouts and a cap.
+    pub fn metrics_only(state: AppState) -> Self {
+        Self {
+            parts: Arc::new(AppParts {
+                router: metrics_router(state.clone()),
+                state,
+                early_check: false,
             }),
             peer: None,
         }
@@ -179,7 +196,10 @@ impl Service<Request> for App {
     fn call(&mut self, mut request: Request) -> Self::Future {
         let parts = self.parts.clone();
         let peer = self.peer;
-        if request.method() == axum::http::Method::GET && request.uri().path() == "/v1/check" {
+        if parts.early_check
+            && request.method() == axum::http::Method::GET
+            && request.uri().path() == "/v1/check"
+        {
             return Box::pin(async move {
                 let started = Instant::now();
                 let response = match session::check_request(
