@@ -140,6 +140,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
             ApiError::Gate(GateError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Gate(GateError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gate(GateError::BadUpstreamAnswer(_)) => StatusCode::BAD_GATEWAY,
             ApiError::Gate(GateError::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Gate(GateError::NotShared) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gate(GateError::RevocationsFull) => StatusCode::SERVICE_UNAVAILABLE,
@@ -189,6 +190,7 @@ impl ApiError {
             ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",
             ApiError::Gate(GateError::Forbidden(_)) => "insufficient_scope",
             ApiError::Gate(GateError::Unavailable(_)) => "upstream_unavailable",
+            ApiError::Gate(GateError::BadUpstreamAnswer(_)) => "upstream_bad_answer",
             ApiError::Gate(GateError::RateLimited) => "rate_limited",
             ApiError::Gate(GateError::NotShared) => "revocation_not_shared",
             ApiError::Gate(GateError::RevocationsFull) => "revocations_full",
@@ -278,6 +280,12 @@ impl IntoResponse for ApiError {
             ApiError::Passkey(e) => tracing::info!(error = %e, "passkey refused"),
             ApiError::Gate(GateError::Unavailable(why)) => {
                 tracing::warn!(why, "gate: upstream unavailable")
+            }
+            ApiError::Gate(GateError::BadUpstreamAnswer(why)) => {
+                tracing::warn!(
+                    why,
+                    "gate: the upstream's answer about a token cannot be used"
+                )
             }
             _ => tracing::debug!(code = self.code(), "request refused"),
         }

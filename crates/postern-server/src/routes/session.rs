@@ -18,9 +18,12 @@
 //! In gate mode (`--upstream-introspection` or `--upstream-auth1`), a bearer
 //! token that is not a Postern token is validated through the gate: cached
 //! on a hit, one upstream call on a miss, 401 `invalid_token`, 403
-//! `insufficient_scope` (the scopes in `X-Postern-Required-Scopes` are
-//! checked on every request), or 503 `upstream_unavailable` — never 200 when
-//! the upstream cannot answer. A 200 carries `X-Postern-User`,
+//! `insufficient_scope` (the scopes in `X-Postern-Required-Scopes`, and a
+//! subject when `X-Postern-Required-Subject: true`, are checked on every
+//! request), 502 `upstream_bad_answer`, or 503 `upstream_unavailable` —
+//! never 200 when the upstream cannot answer. A 200 carries
+//! `X-Postern-Client` when the token names its client, `X-Postern-User`
+//! when it names a user (a client-credentials token names none),
 //! `X-Postern-Scopes` and, if the upstream has one, `X-Postern-Session`.
 
 use axum::body::Body;
@@ -40,7 +43,7 @@ use crate::client_ip::{client_of, Peer};
 use crate::config::SessionMode;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
-use postern_tower::{Cached, GateError, Requirement};
+use postern_tower::{Cached, Requirement};
 
 pub const DEVICE_HEADER: &str = "x-postern-device";
 pub const OPERATION_HEADER: &str = "x-postern-operation";
@@ -49,6 +52,8 @@ pub const SESSION_HEADER: &str = "x-postern-session";
 pub const SCOPES_HEADER: &str = "x-postern-scopes";
 pub const REQUIRED_SCOPES_HEADER: &str = "x-postern-required-scopes";
 pub const REQUIRED_AUDIENCE_HEADER: &str = "x-postern-required-audience";
+pub const REQUIRED_SUBJECT_HEADER: &str = "x-postern-required-subject";
+pub const CLIENT_HEADER: &str = "x-postern-client";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -215,11 +220,13 @@ pub(crate) fn authenticated(
 #[utoipa::path(get, path = "/v1/check",
     params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
         ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
-        ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested")),
-    responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested"),
+        ("X-Postern-Required-Subject" = Option<String>, Header, description = "gate mode: `true` if the route needs a user, not only a client (any value but `false` counts)")),
+    responses((status = 200, description = "Authenticated; identity in X-Postern-User (when the token names a user), X-Postern-Client (when it names its client), X-Postern-Scopes and X-Postern-Session"),
         (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody),
         (status = 429, description = "gate mode: rate_limited (too many cache misses from this client)", body = crate::openapi::ErrorBody),
+        (status = 502, description = "gate mode: upstream_bad_answer (the upstream's answer about this token cannot be used)", body = crate::openapi::ErrorBody),
         (status = 503, description = "gate mode: upstream_unavailable", body = crate::openapi::ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
@@ -262,10 +269,11 @@ pub(crate) async fn check_request(
 }
 
 /// Gate mode: validate an upstream identity provider's token, checking the
-/// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` on
-/// every request (hit or miss). A `200` is assembled from the identity the
-/// gate rendered when it admitted the session (`postern_tower::Rendered`),
-/// so a hit copies reference-counted bytes instead of building strings.
+/// route's `X-Postern-Required-Scopes` / `X-Postern-Required-Audience` /
+/// `X-Postern-Required-Subject` on every request (hit or miss). A `200` is
+/// assembled from the identity the gate rendered when it admitted the
+/// session (`postern_tower::Rendered`), so a hit copies reference-counted
+/// bytes instead of building strings.
 async fn gate_check(
     state: &AppState,
     gate: &std::sync::Arc<postern_tower::Gate>,
@@ -276,10 +284,30 @@ async fn gate_check(
     // Parsed header names: looking a `&str` name up parses it every time.
     static REQUIRED_SCOPES: HeaderName = HeaderName::from_static(REQUIRED_SCOPES_HEADER);
     static REQUIRED_AUDIENCE: HeaderName = HeaderName::from_static(REQUIRED_AUDIENCE_HEADER);
-    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let mut requirement = Requirement::from_scope_list(text(&REQUIRED_SCOPES).unwrap_or_default());
-    if let Some(audience) = text(&REQUIRED_AUDIENCE) {
+    static REQUIRED_SUBJECT: HeaderName = HeaderName::from_static(REQUIRED_SUBJECT_HEADER);
+    // Every value of a repeated header counts (a proxy that appends its
+    // requirement to one the client sent must not have it hidden).
+    let mut requirement = Requirement::scopes(
+        headers
+            .get_all(&REQUIRED_SCOPES)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(str::split_ascii_whitespace),
+    );
+    if let Some(audience) = headers
+        .get(&REQUIRED_AUDIENCE)
+        .and_then(|v| v.to_str().ok())
+    {
         requirement = requirement.with_audience(audience.trim());
+    }
+    // Any value but `false` requires a subject: a typo in the proxy's
+    // configuration fails closed, never open.
+    if headers
+        .get_all(&REQUIRED_SUBJECT)
+        .iter()
+        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"false"))
+    {
+        requirement = requirement.with_subject();
     }
     let now = state.clock.now();
     let session = match gate.check_cached(token, &requirement, now) {
@@ -292,21 +320,21 @@ async fn gate_check(
             Box::pin(gate.check_miss(miss, || Some(&client), token, &requirement, now)).await?
         }
     };
+    // An identity that cannot travel in a header was never admitted
+    // (`postern_tower::session::Unrenderable`): what is rendered is all there is.
     let rendered = session.rendered();
-    // A subject that cannot travel in a header must not pass silently.
-    let user = rendered
-        .user
-        .clone()
-        .ok_or(ApiError::Gate(GateError::Unavailable(
-            "subject not representable",
-        )))?;
     let mut response = Response::new(Body::from(rendered.body.clone()));
     let out = response.headers_mut();
     out.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    out.insert(HeaderName::from_static(USER_HEADER), user);
+    if let Some(user) = &rendered.user {
+        out.insert(HeaderName::from_static(USER_HEADER), user.clone());
+    }
+    if let Some(client) = &rendered.client {
+        out.insert(HeaderName::from_static(CLIENT_HEADER), client.clone());
+    }
     if let Some(scopes) = &rendered.scopes {
         out.insert(HeaderName::from_static(SCOPES_HEADER), scopes.clone());
     }
