@@ -10,14 +10,15 @@ use postern_tower::upstream::{auth1, introspection, peek_jwt, UpstreamError};
 const NOW: u64 = 1_800_000_000_000_000_000;
 
 fuzz_target!(|data: &[u8]| {
-    match introspection::decode_answer(data) {
+    match introspection::decode_answer(data, NOW) {
         Ok(validated) => {
             assert!(!validated.scopes.iter().any(|s| s.is_empty()));
+            assert!(validated.principal().is_some_and(|p| !p.is_empty()));
             let _ = validated.weight();
         }
         Err(e) => assert!(matches!(
             e,
-            UpstreamError::Malformed(_) | UpstreamError::Rejected("inactive")
+            UpstreamError::Malformed(_) | UpstreamError::Rejected(_)
         )),
     }
     match auth1::decode_answer(data, NOW) {
@@ -25,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(validated.expires_at == 0 || validated.expires_at >= NOW);
             let _ = validated.weight();
         }
-        Err(e) => assert_eq!(e, UpstreamError::Malformed("session JSON")),
+        Err(e) => assert!(matches!(e, UpstreamError::Malformed(_))),
     }
     if let Some(kids) = postern_tower::jwks::key_ids(data) {
         let _ = postern_tower::jwks::removed(&kids, &Default::default()).count();

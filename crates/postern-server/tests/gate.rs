@@ -26,6 +26,7 @@ async fn the_first_request_calls_upstream_once_and_repeats_hit() {
         let r = check_bearer(&server, &token, None).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-postern-user"], "alice");
+        assert_eq!(r.headers()["x-postern-client"], "demo");
         assert_eq!(r.headers()["x-postern-scopes"], "read write");
         assert!(r.headers().contains_key("x-postern-session"));
     }

@@ -26,9 +26,10 @@ use postern_tower::upstream::Upstream;
 use postern_tower::{Authenticated, Gate, GateConfig, GateLayer, Requirement};
 
 async fn me(Authenticated(session): Authenticated) -> String {
+    // The user, or the client of a client-credentials token.
     format!(
         "hello {} (scopes: {})\n",
-        session.subject,
+        session.principal().unwrap_or_default(),
         session.scopes.join(" ")
     )
 }

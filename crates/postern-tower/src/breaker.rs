@@ -4,6 +4,13 @@
 //! are refused until `cooldown` has passed. Half-open: exactly one probe is
 //! let through; its success closes the breaker, its failure re-opens it for
 //! another `cooldown`. Pure: time is a parameter.
+//!
+//! Only the upstream's own failures count (transport errors, timeouts,
+//! 5xx: `upstream::Blame::Upstream`). An answer that refuses a token is a
+//! success; an answer Postern cannot use for one token is
+//! [`Breaker::inconclusive`]: it proves the upstream answers, and says
+//! nothing else about it, so one bad token cannot open the circuit for
+//! every client.
 
 /// Breaker state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,17 @@ impl Breaker {
         self.state = BreakerState::Closed { failures: 0 };
     }
 
+    /// The upstream answered, but with an answer that says nothing about
+    /// its health. A half-open probe answered: the upstream is reachable,
+    /// so the breaker closes (else the probe's slot would stay taken and
+    /// no call would ever pass again). A closed breaker's count of
+    /// consecutive failures is left as it is.
+    pub fn inconclusive(&mut self) {
+        if self.state == BreakerState::HalfOpen {
+            self.state = BreakerState::Closed { failures: 0 };
+        }
+    }
+
     pub fn failure(&mut self, now: u64) {
         self.state = match self.state {
             BreakerState::Closed { failures } if failures + 1 < self.threshold => {
@@ -87,6 +105,30 @@ mod tests {
         b.success();
         assert_eq!(b.state(), BreakerState::Closed { failures: 0 });
         assert!(b.allow(211));
+    }
+
+    #[test]
+    fn inconclusive_answers_neither_count_nor_reset_and_a_probe_that_gets_one_closes() {
+        let mut b = Breaker::new(2, 100);
+        for _ in 0..10 {
+            b.inconclusive();
+        }
+        assert_eq!(b.state(), BreakerState::Closed { failures: 0 });
+        b.failure(0);
+        b.inconclusive();
+        assert_eq!(b.state(), BreakerState::Closed { failures: 1 });
+        b.failure(1);
+        assert_eq!(b.state(), BreakerState::Open { until: 101 });
+        b.inconclusive();
+        assert_eq!(
+            b.state(),
+            BreakerState::Open { until: 101 },
+            "no call was let through"
+        );
+        assert!(b.allow(101));
+        b.inconclusive();
+        assert_eq!(b.state(), BreakerState::Closed { failures: 0 });
+        assert!(b.allow(102));
     }
 
     #[test]

@@ -3,9 +3,13 @@
 //! [`Gate::check`] on a hit runs the route's [`Requirement`] against the
 //! cached session and returns; on a miss it joins (or starts) the one
 //! upstream call for that token, caches a positive answer until the token's
-//! expiry, and never caches a negative one. Upstream failures open a
-//! [`Breaker`] and answer [`GateError::Unavailable`] — the caller must map it
-//! to 503, never to 200 and never to 401.
+//! expiry, and never caches a negative one. Upstream failures (transport,
+//! timeout, 5xx) open a [`Breaker`] and answer [`GateError::Unavailable`] —
+//! the caller must map it to 503, never to 200 and never to 401. An answer
+//! that cannot be used for this one token (malformed, naming nobody, an
+//! unexpected status) answers [`GateError::BadUpstreamAnswer`] (502) for
+//! that token only: it is not cached and the breaker does not count it
+//! (see [`crate::upstream::Blame`]).
 //!
 //! Revocation is local and immediate: [`Gate::logout`] records the token's
 //! key in a revoked set (until the token would have expired), purges the
@@ -43,11 +47,11 @@ use zeroize::Zeroizing;
 use crate::breaker::{Breaker, BreakerState};
 use crate::expiry::ExpiryMap;
 use crate::ratelimit::MissLimiter;
-use crate::session::{Insufficient, Requirement, Validated};
+use crate::session::{Insufficient, Requirement, Unrenderable, Validated};
 use crate::shared::{
     token_digest, RevocationPublisher, SharedLimits, SharedRevocations, TokenDigest,
 };
-use crate::upstream::{peek_jwt, Upstream, UpstreamError};
+use crate::upstream::{peek_jwt, Blame, Upstream, UpstreamError};
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -96,6 +100,10 @@ pub enum GateError {
     /// The upstream could not answer (or the circuit is open): 503.
     #[error("upstream unavailable: {0}")]
     Unavailable(&'static str),
+    /// The upstream answered about this token with something Postern
+    /// cannot use: 502, for this token only.
+    #[error("the upstream's answer about this token cannot be used: {0}")]
+    BadUpstreamAnswer(&'static str),
     /// This client misses too often (a token flood): 429.
     #[error("too many cache misses from this client")]
     RateLimited,
@@ -114,6 +122,8 @@ impl From<UpstreamError> for GateError {
     fn from(e: UpstreamError) -> Self {
         match e {
             UpstreamError::Rejected(why) => GateError::Unauthenticated(why),
+            UpstreamError::Malformed(why) => GateError::BadUpstreamAnswer(why),
+            other if other.blame() == Blame::Answer => GateError::BadUpstreamAnswer(other.label()),
             other => GateError::Unavailable(other.label()),
         }
     }
@@ -430,13 +440,18 @@ impl Gate {
                 self.breaker.lock().success();
                 self.admit(key, digest, token, validated, now, generation)
             }
-            Err(e) if e.is_verdict() => {
-                self.breaker.lock().success();
-                Err(e)
-            }
             Err(e) => {
-                tracing::warn!(upstream = self.upstream.name(), error = %e, "upstream validation failed");
-                self.breaker.lock().failure(now);
+                match e.blame() {
+                    Blame::Token => self.breaker.lock().success(),
+                    Blame::Answer => {
+                        tracing::warn!(upstream = self.upstream.name(), error = %e, "upstream answer unusable for this token");
+                        self.breaker.lock().inconclusive();
+                    }
+                    Blame::Upstream => {
+                        tracing::warn!(upstream = self.upstream.name(), error = %e, "upstream validation failed");
+                        self.breaker.lock().failure(now);
+                    }
+                }
                 Err(e)
             }
         }
@@ -471,8 +486,15 @@ impl Gate {
             return Err(UpstreamError::Rejected("expired"));
         }
         let cache_until = expires_at.min(now.saturating_add(self.config.max_ttl));
-        // Rendered once here, so that every hit answers with shared bytes.
-        validated.render();
+        // Rendered once here, so that every hit answers with shared bytes;
+        // an identity that cannot travel in a header is never admitted.
+        validated.render().map_err(|e| {
+            tracing::warn!(upstream = self.upstream.name(), error = %e, "upstream answer unusable for this token");
+            UpstreamError::Malformed(match e {
+                Unrenderable::Subject => "subject not header-safe",
+                Unrenderable::Client => "client_id not header-safe",
+            })
+        })?;
         let validated = Arc::new(validated);
         if self.is_revoked(key, digest, now) {
             return Err(UpstreamError::Rejected("revoked"));
@@ -727,8 +749,30 @@ mod tests {
             GateError::Unavailable("status")
         );
         assert_eq!(
-            GateError::from(UpstreamError::Malformed("x")),
-            GateError::Unavailable("malformed")
+            GateError::from(UpstreamError::Status(503)),
+            GateError::Unavailable("status")
         );
+    }
+
+    #[test]
+    fn an_answer_unusable_for_one_token_is_a_bad_gateway_for_that_token() {
+        assert_eq!(
+            GateError::from(UpstreamError::Malformed("x")),
+            GateError::BadUpstreamAnswer("x")
+        );
+        for status in [302, 307, 401, 404, 418] {
+            assert_eq!(
+                GateError::from(UpstreamError::Status(status)),
+                GateError::BadUpstreamAnswer("status"),
+                "{status}"
+            );
+        }
+        assert_eq!(UpstreamError::Malformed("x").blame(), Blame::Answer);
+        assert_eq!(UpstreamError::Status(404).blame(), Blame::Answer);
+        assert_eq!(UpstreamError::Status(500).blame(), Blame::Upstream);
+        assert_eq!(UpstreamError::Status(599).blame(), Blame::Upstream);
+        assert_eq!(UpstreamError::Timeout.blame(), Blame::Upstream);
+        assert_eq!(UpstreamError::Unreachable.blame(), Blame::Upstream);
+        assert_eq!(UpstreamError::Rejected("inactive").blame(), Blame::Token);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! [`GateLayer`] reads `Authorization: Bearer <token>`, asks the [`Gate`],
 //! and either answers the error itself (401 with `WWW-Authenticate`, 403
-//! `insufficient_scope`, 503) or calls the inner service with the
+//! `insufficient_scope`, 502 `upstream_bad_answer`, 503) or calls the inner service with the
 //! [`Validated`] session in the request's extensions, where the
 //! [`Authenticated`] extractor finds it.
 
@@ -47,6 +47,7 @@ impl IntoResponse for GateError {
             GateError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", "")
             }
+            GateError::BadUpstreamAnswer(_) => (StatusCode::BAD_GATEWAY, "upstream_bad_answer", ""),
             GateError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", ""),
             GateError::NotShared => (StatusCode::SERVICE_UNAVAILABLE, "revocation_not_shared", ""),
             GateError::RevocationsFull => (StatusCode::SERVICE_UNAVAILABLE, "revocations_full", ""),

@@ -29,6 +29,10 @@
 //!
 //! - Failures (401, `active: false`, malformed answers) are never cached
 //!   ([`Gate::check`] inserts only `Ok` answers).
+//! - Only the upstream's own failures (transport, timeout, 5xx) count
+//!   toward the circuit breaker; an answer that cannot be used for one
+//!   token fails that token alone (502), so no token can open the circuit
+//!   for every client ([`upstream::Blame`]).
 //! - An entry never outlives the token: its expiry is the earliest of the
 //!   upstream's `exp`/`expires_in`, the JWT's own `exp` when the token is a
 //!   JWT, and the configured cap.
@@ -45,7 +49,8 @@
 //! use postern_tower::{Authenticated, Gate, GateConfig, GateLayer, Requirement, upstream::Upstream};
 //!
 //! async fn me(Authenticated(session): Authenticated) -> String {
-//!     format!("hello {}", session.subject)
+//!     // A user, or the client of a client-credentials token.
+//!     format!("hello {}", session.principal().unwrap_or_default())
 //! }
 //!
 //! # fn build() -> Result<(), Box<dyn std::error::Error>> {

@@ -108,8 +108,11 @@ impl Auth1 {
 pub fn decode_answer(body: &[u8], now: u64) -> Result<Validated, UpstreamError> {
     let body: SessionResponse =
         serde_json::from_slice(body).map_err(|_| UpstreamError::Malformed("session JSON"))?;
+    if body.user.id.is_empty() {
+        return Err(UpstreamError::Malformed("empty user id"));
+    }
     Ok(Validated::new(
-        body.user.id,
+        Some(body.user.id),
         body.scopes,
         body.audience,
         body.expires_in
@@ -128,7 +131,7 @@ mod tests {
         assert_eq!(
             decode_answer(body, 1_000),
             Ok(Validated::new(
-                "u1".into(),
+                Some("u1".into()),
                 vec!["a".into()],
                 Vec::new(),
                 1_000 + 60_000_000_000,
@@ -138,6 +141,10 @@ mod tests {
         assert_eq!(
             decode_answer(br#"{"session":{"id":"s1"}}"#, 0),
             Err(UpstreamError::Malformed("session JSON"))
+        );
+        assert_eq!(
+            decode_answer(br#"{"user":{"id":""}}"#, 0),
+            Err(UpstreamError::Malformed("empty user id"))
         );
     }
 }

@@ -16,10 +16,14 @@ use crate::tls::TrustRoots;
 pub use jwt::peek_jwt;
 
 /// What went wrong talking to the upstream (cloneable, so one answer can be
-/// shared by every request waiting on the same miss).
+/// shared by every request waiting on the same miss). [`UpstreamError::blame`]
+/// says whom it is about, which decides the HTTP answer and whether the
+/// circuit breaker counts it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
-    /// The upstream says the token is not valid (401, `active: false`).
+    /// The upstream says the token is not valid (401, `active: false`, or
+    /// an answer about a token that is not a bearer access token or not
+    /// valid yet).
     #[error("token rejected by the upstream: {0}")]
     Rejected(&'static str),
     /// The upstream could not be reached in time.
@@ -27,17 +31,46 @@ pub enum UpstreamError {
     Timeout,
     #[error("upstream unreachable")]
     Unreachable,
+    /// An HTTP status the protocol does not give for a token: a 5xx (the
+    /// upstream is failing) or another (a redirect, a 404: this answer
+    /// cannot be used).
     #[error("upstream answered HTTP {0}")]
     Status(u16),
+    /// A 200 whose body Postern cannot use: not the protocol's JSON, or
+    /// naming nobody.
     #[error("upstream answer is malformed: {0}")]
     Malformed(&'static str),
+}
+
+/// Whom an [`UpstreamError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The upstream's verdict on the token: the token is refused (401).
+    Token,
+    /// This one answer cannot be used (502): it fails this token only and
+    /// says nothing about the upstream's health, since the upstream did
+    /// answer. One malformed answer must not shut every client out.
+    Answer,
+    /// The upstream is failing (transport error, timeout, 5xx): the gate
+    /// fails closed (503) and the circuit breaker counts it.
+    Upstream,
 }
 
 impl UpstreamError {
     /// Whether this is the upstream's verdict on the token (as opposed to
     /// the upstream failing to give one).
     pub fn is_verdict(&self) -> bool {
-        matches!(self, UpstreamError::Rejected(_))
+        self.blame() == Blame::Token
+    }
+
+    /// Whom this error is about (see [`Blame`]).
+    pub fn blame(&self) -> Blame {
+        match self {
+            UpstreamError::Rejected(_) => Blame::Token,
+            UpstreamError::Timeout | UpstreamError::Unreachable => Blame::Upstream,
+            UpstreamError::Status(status) if (500..=599).contains(status) => Blame::Upstream,
+            UpstreamError::Status(_) | UpstreamError::Malformed(_) => Blame::Answer,
+        }
     }
 
     pub(crate) fn from_reqwest(e: &reqwest::Error) -> Self {
@@ -143,11 +176,12 @@ impl Upstream {
         })
     }
 
-    /// Asks the upstream about `token`. `now` is used to turn relative
-    /// lifetimes (`expires_in`) into an absolute expiry.
+    /// Asks the upstream about `token` at `now` (Unix ns): used to turn
+    /// relative lifetimes (`expires_in`) into an absolute expiry, and to
+    /// refuse a token that is not valid yet (`nbf`).
     pub async fn validate(&self, token: &str, now: u64) -> Result<Validated, UpstreamError> {
         match self {
-            Upstream::Introspection(i) => i.validate(token).await,
+            Upstream::Introspection(i) => i.validate(token, now).await,
             Upstream::Auth1(a) => a.validate(token, now).await,
         }
     }
