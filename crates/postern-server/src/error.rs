@@ -34,6 +34,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("missing bearer token")]
     MissingToken,
+    /// A credential a forward-auth check cannot read (a malformed token or
+    /// device header: `BadRequest` on the JSON APIs): 401 `invalid_token`
+    /// there, since proxies understand only 2xx, 401 and 403.
+    #[error("{message}")]
+    InvalidCredential { code: &'static str, message: String },
     /// Every failed authentication (`/v1/auth/full`, passkey login):
     /// one fixed body; which stage failed, and why, goes to the log and
     /// the metrics only.
@@ -105,6 +110,7 @@ impl ApiError {
                 ChallengeError::TooMany | ChallengeError::ShareExhausted { .. },
             ) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingToken
+            | ApiError::InvalidCredential { .. }
             | ApiError::AuthenticationFailed
             | ApiError::InvalidJwt(_)
             | ApiError::Challenge(_) => StatusCode::UNAUTHORIZED,
@@ -154,6 +160,7 @@ impl ApiError {
             ApiError::TooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MissingToken => "missing_token",
+            ApiError::InvalidCredential { code, .. } => code,
             ApiError::AuthenticationFailed => "authentication_failed",
             ApiError::Challenge(ChallengeError::Expired) => "challenge_expired",
             ApiError::Challenge(
@@ -295,11 +302,20 @@ impl IntoResponse for ApiError {
             body["reason"] = json!(decision.reason().map(|r| r.as_str()));
         }
         let mut response = (status, Json(body)).into_response();
-        // RFC 6750 §3: 401s carry a Bearer challenge; a 403 for missing
-        // scope says `insufficient_scope`.
+        // RFC 6750 §3: 401s carry a Bearer challenge, with no error code
+        // when no credentials were sent (§3.1) and `invalid_token` for a
+        // refused one; a 403 for missing scope or a needed step-up says
+        // `insufficient_scope`.
         let challenge = match &self {
-            ApiError::Gate(GateError::Forbidden(_)) => Some("Bearer error=\"insufficient_scope\""),
-            ApiError::Decision(_) | ApiError::Gate(_) if status == StatusCode::UNAUTHORIZED => {
+            ApiError::Gate(GateError::Forbidden(_)) | ApiError::Decision(Decision::StepUp(_)) => {
+                Some("Bearer error=\"insufficient_scope\"")
+            }
+            ApiError::Decision(_)
+            | ApiError::Gate(_)
+            | ApiError::InvalidJwt(_)
+            | ApiError::InvalidCredential { .. }
+                if status == StatusCode::UNAUTHORIZED =>
+            {
                 Some("Bearer error=\"invalid_token\"")
             }
             _ if status == StatusCode::UNAUTHORIZED => Some("Bearer"),

@@ -34,6 +34,7 @@ pub struct ErrorBody {
         passkeys::login_finish,
         session::resume,
         session::check,
+        session::check_under,
         session::logout,
         users::list,
         users::revoke_one,

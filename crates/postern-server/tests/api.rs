@@ -71,7 +71,9 @@ async fn check_is_a_forward_auth_endpoint() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(garbage).await, (400, "malformed_token".into()));
+    // A refused token on the forward-auth check is 401, never 400
+    // (tests/forward_auth.rs has the whole contract).
+    assert_eq!(error_of(garbage).await, (401, "malformed_token".into()));
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use tower::{Layer, Service};
 
@@ -79,7 +79,11 @@ pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -
         )
         .route("/v1/session/resume", post(session::resume))
         .route("/v1/session/logout", post(session::logout))
-        .route("/v1/check", get(session::check))
+        // Any method, and any path under it: Envoy's ext_authz keeps the
+        // original method and appends the original path (`App` takes
+        // these before the router; the router answers them the same).
+        .route("/v1/check", any(session::check))
+        .route("/v1/check/{*rest}", any(session::check_under))
         .route(
             "/v1/users/{user}/sessions",
             get(users::list).delete(users::revoke_all),
@@ -122,8 +126,8 @@ pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -
         .with_state(state)
 }
 
-/// The service `postern serve` runs: [`router`], with `GET /v1/check`
-/// taken before it.
+/// The service `postern serve` runs: [`router`], with `/v1/check` (any
+/// method, and any path under it: see [`is_check_path`]) taken before it.
 ///
 /// Why: `/v1/check` is the forward-auth hot path, called once per request
 /// of every service behind the proxy. Through the router it pays route
@@ -131,8 +135,9 @@ pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -
 /// (matched path, body limit) and their futures, several times what a cache
 /// hit itself costs (`BENCHMARKS.md`, gate throughput). Taken here, it runs
 /// the same handler code (`session::check_request`) and is counted and
-/// timed in the same metrics under the same labels; every other request,
-/// `HEAD /v1/check` included, goes through the router unchanged.
+/// timed in the same metrics under the same labels; every other request
+/// goes through the router unchanged. The request's body is never read:
+/// it is dropped with the request.
 #[derive(Clone)]
 pub struct App {
     parts: Arc<AppParts>,
@@ -179,7 +184,7 @@ impl Service<Request> for App {
     fn call(&mut self, mut request: Request) -> Self::Future {
         let parts = self.parts.clone();
         let peer = self.peer;
-        if request.method() == axum::http::Method::GET && request.uri().path() == "/v1/check" {
+        if is_check_path(request.uri().path()) {
             return Box::pin(async move {
                 let started = Instant::now();
                 let response = match session::check_request(
@@ -211,6 +216,16 @@ impl Service<Request> for App {
             harden(&mut response, api);
             Ok(response)
         })
+    }
+}
+
+/// `/v1/check` and every path under it (`/v1/check/...`), whatever the
+/// method: Envoy's HTTP `ext_authz` calls its path prefix with the original
+/// request's method and path appended. Two comparisons, no allocation.
+fn is_check_path(path: &str) -> bool {
+    match path.strip_prefix("/v1/check") {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
     }
 }
 
@@ -468,4 +483,31 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| ApiError::Internal("blocking task failed"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_check_path;
+
+    #[test]
+    fn the_check_prefix_is_the_path_or_a_segment_boundary() {
+        for path in [
+            "/v1/check",
+            "/v1/check/",
+            "/v1/check/api/orders",
+            "/v1/check//x",
+        ] {
+            assert!(is_check_path(path), "{path}");
+        }
+        for path in [
+            "/v1/checkout",
+            "/v1/check-x",
+            "/v1/chec",
+            "/",
+            "/v2/check",
+            "/x/v1/check",
+        ] {
+            assert!(!is_check_path(path), "{path}");
+        }
+    }
 }

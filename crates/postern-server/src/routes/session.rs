@@ -2,11 +2,23 @@
 //!
 //! `POST /v1/session/resume` answers with the decision in the body and a
 //! status that matches it: 200 `resumed`, 403 `step_up`, 401
-//! `full_auth_required` (with the reason). `GET /v1/check` is the same
-//! decision for a forward-auth proxy (nginx `auth_request`, Traefik
-//! `forwardAuth`): the token comes from `Authorization: Bearer`, the device
-//! from `X-Postern-Device`, the operation from `X-Postern-Operation`, and a
-//! 200 carries `X-Postern-User` and `X-Postern-Session`.
+//! `full_auth_required` (with the reason). `/v1/check` is the same
+//! decision for a forward-auth proxy (nginx `auth_request`, Caddy
+//! `forward_auth`, Traefik `forwardAuth`, Envoy `ext_authz`): the token
+//! comes from `Authorization: Bearer`, the device from `X-Postern-Device`,
+//! the operation from `X-Postern-Operation`, and a 200 carries
+//! `X-Postern-User` and `X-Postern-Session`. It answers any method, on
+//! `/v1/check` and any path under it (Envoy keeps the original method and
+//! appends the original path), and never reads a request body.
+//!
+//! `/v1/check` answers only what those proxies understand
+//! (`docs/forward-auth.md`): 200; 401 with `WWW-Authenticate: Bearer`
+//! when no token was sent, and `Bearer error="invalid_token"` for every
+//! refused token, malformed ones included (the JSON APIs answer those
+//! 400); 403 `Bearer error="insufficient_scope"` for a missing scope or
+//! subject, or a needed step-up; 429 for the gate's miss limit; 502 when
+//! the upstream's answer about this token cannot be used; 503 when failing
+//! closed.
 //!
 //! Every endpoint here reads the session token from `Authorization:
 //! Bearer` first and, only when that header is absent and the deployment
@@ -216,18 +228,20 @@ pub(crate) fn authenticated(
 
 /// Forward-auth check: is this request authenticated? The token comes
 /// from `Authorization: Bearer`, or (cookie mode, without that header) the
-/// session cookie.
-#[utoipa::path(get, path = "/v1/check",
+/// session cookie. Any method; the body is never read.
+#[utoipa::path(method(get, head, post, put, delete, patch, options), path = "/v1/check",
     params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
         ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
         ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested"),
+        ("X-Postern-Required-Scopes" = Option<String>, Header, description = "gate mode: space-separated scopes the route requires"),
+        ("X-Postern-Required-Audience" = Option<String>, Header, description = "gate mode: the audience the route requires"),
         ("X-Postern-Required-Subject" = Option<String>, Header, description = "gate mode: `true` if the route needs a user, not only a client (any value but `false` counts)")),
     responses((status = 200, description = "Authenticated; identity in X-Postern-User (when the token names a user), X-Postern-Client (when it names its client), X-Postern-Scopes and X-Postern-Session"),
-        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody),
+        (status = 401, description = "no token (`WWW-Authenticate: Bearer`), or the token is refused: malformed, unknown, expired or revoked (`Bearer error=\"invalid_token\"`)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "missing scope, audience or subject, or a step-up is needed (`Bearer error=\"insufficient_scope\"`)", body = crate::openapi::ErrorBody),
         (status = 429, description = "gate mode: rate_limited (too many cache misses from this client)", body = crate::openapi::ErrorBody),
         (status = 502, description = "gate mode: upstream_bad_answer (the upstream's answer about this token cannot be used)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "gate mode: upstream_unavailable", body = crate::openapi::ErrorBody)))]
+        (status = 503, description = "gate mode: upstream_unavailable; or store_unavailable", body = crate::openapi::ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
     peer: Peer,
@@ -236,9 +250,54 @@ pub async fn check(
     check_request(&state, request.headers(), peer).await
 }
 
-/// `GET /v1/check` on a borrowed request: the router's handler above, and
+/// The same check under the prefix: Envoy's `ext_authz` appends the
+/// original request's path (and keeps its method).
+#[utoipa::path(method(get, head, post, put, delete, patch, options), path = "/v1/check/{rest}",
+    params(("rest" = String, Path, description = "Any path: the original request's, appended by the proxy; not interpreted"),
+        ("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
+        ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested"),
+        ("X-Postern-Required-Scopes" = Option<String>, Header, description = "gate mode: space-separated scopes the route requires"),
+        ("X-Postern-Required-Audience" = Option<String>, Header, description = "gate mode: the audience the route requires"),
+        ("X-Postern-Required-Subject" = Option<String>, Header, description = "gate mode: `true` if the route needs a user, not only a client (any value but `false` counts)")),
+    responses((status = 200, description = "As `/v1/check`"),
+        (status = 401, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
+        (status = 429, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
+        (status = 502, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "As `/v1/check`", body = crate::openapi::ErrorBody)))]
+pub async fn check_under(
+    State(state): State<AppState>,
+    peer: Peer,
+    request: Request,
+) -> Result<Response, ApiError> {
+    check_request(&state, request.headers(), peer).await
+}
+
+/// `/v1/check` on a borrowed request: the router's handler above, and
 /// the server's early route for it ([`super::App`]), share it.
 pub(crate) async fn check_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Peer,
+) -> Result<Response, ApiError> {
+    check_presented(state, headers, peer)
+        .await
+        .map_err(forward_auth_refusal)
+}
+
+/// A forward-auth proxy understands 2xx, 401 and 403 (nginx's
+/// `auth_request` turns anything else into a 500): a token or device
+/// header that cannot be read, which the JSON APIs answer 400, is a
+/// refused credential here, 401 `invalid_token` with the same body.
+fn forward_auth_refusal(error: ApiError) -> ApiError {
+    match error {
+        ApiError::BadRequest { code, message } => ApiError::InvalidCredential { code, message },
+        other => other,
+    }
+}
+
+async fn check_presented(
     state: &AppState,
     headers: &HeaderMap,
     peer: Peer,
@@ -247,6 +306,10 @@ pub(crate) async fn check_request(
     // (a 700-byte bearer token among them) on every check.
     if let Some(gate) = &state.gate {
         let (token, _) = presented(state, headers)?;
+        if token.is_empty() {
+            // `Bearer ` and nothing: no credentials, and nothing to ask about.
+            return Err(ApiError::MissingToken);
+        }
         if !is_postern_token(token) && !is_own_jwt(state, token) {
             return gate_check(state, gate, token, headers, peer).await;
         }

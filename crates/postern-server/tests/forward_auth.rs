@@ -1,0 +1,265 @@
+//! The forward-auth contract of `/v1/check`, as proxies need it
+//! (`docs/forward-auth.md`), against the real `postern` binary:
+//!
+//! - every refusal of a token is 401 with `WWW-Authenticate: Bearer
+//!   error="invalid_token"` (malformed, unknown, expired or revoked: nginx
+//!   `auth_request` turns a 400 into a 500), a missing token is 401 with a
+//!   plain `Bearer` challenge, a needed step-up or missing scope is 403
+//!   `insufficient_scope`, while the JSON APIs keep 400 for malformed input;
+//! - Envoy's HTTP `ext_authz` keeps the original method and appends the
+//!   original path: any method on `/v1/check` and under it is the check,
+//!   and its body is never read;
+//! - in gate mode, an upstream whose answers cannot be used fails each
+//!   token with 502 and never opens the circuit breaker.
+
+// Helpers outside #[test] fns unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::{enroll_and_login, error_of, http, Idp, Server};
+use reqwest::Method;
+
+const INVALID_TOKEN: &str = "Bearer error=\"invalid_token\"";
+const INSUFFICIENT_SCOPE: &str = "Bearer error=\"insufficient_scope\"";
+
+/// The status, `WWW-Authenticate` and `error` code of a check.
+async fn refusal(response: reqwest::Response) -> (u16, String, String) {
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let (status, code) = error_of(response).await;
+    (status, challenge, code)
+}
+
+async fn check_with(server: &Server, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = http().get(server.url("/v1/check"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_refused_token_is_401_invalid_token_and_a_step_up_is_403_insufficient_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (_, login) = enroll_and_login(&server.client(), "alice", "laptop").await;
+    let bearer = format!("Bearer {}", login.token);
+
+    assert_eq!(
+        refusal(check_with(&server, &[]).await).await,
+        (401, "Bearer".into(), "missing_token".into()),
+        "no credentials: a challenge without an error code (RFC 6750 §3.1)"
+    );
+    let stranger = postern_core::token::SessionToken::generate(&mut rand::thread_rng()).expose();
+    let unknown = format!("Bearer {stranger}");
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("Authorization", "Bearer not-a-token")],
+            "malformed_token",
+        ),
+        (&[("Authorization", "Bearer")], "malformed_token"),
+        (&[("Authorization", "Bearer pst1.!!")], "malformed_token"),
+        (&[("Authorization", &unknown)], "full_auth_required"),
+        (
+            &[("Authorization", &bearer), ("X-Postern-Device", " ")],
+            "invalid_device",
+        ),
+    ];
+    for (headers, code) in cases {
+        assert_eq!(
+            refusal(check_with(&server, headers).await).await,
+            (401, INVALID_TOKEN.into(), code.into()),
+            "{headers:?}"
+        );
+    }
+    let step_up = check_with(
+        &server,
+        &[
+            ("Authorization", &bearer),
+            ("X-Postern-Device", "laptop"),
+            ("X-Postern-Operation", "delete"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refusal(step_up).await,
+        (403, INSUFFICIENT_SCOPE.into(), "step_up_required".into())
+    );
+    let ok = check_with(
+        &server,
+        &[("Authorization", &bearer), ("X-Postern-Device", "laptop")],
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+
+    // The JSON APIs keep 400 for the same malformed token.
+    let resume = http()
+        .post(server.url("/v1/session/resume"))
+        .json(&serde_json::json!({ "token": "not-a-token", "device": "laptop" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resume).await, (400, "malformed_token".into()));
+
+    // Revoked: 401 invalid_token too.
+    let out = http()
+        .post(server.url("/v1/session/logout"))
+        .bearer_auth(&login.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(
+        refusal(
+            check_with(
+                &server,
+                &[("Authorization", &bearer), ("X-Postern-Device", "laptop")]
+            )
+            .await
+        )
+        .await,
+        (401, INVALID_TOKEN.into(), "full_auth_required".into())
+    );
+}
+
+#[tokio::test]
+async fn any_method_on_any_path_under_the_check_prefix_is_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (_, login) = enroll_and_login(&server.client(), "bob", "laptop").await;
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+    ];
+    let paths = [
+        "/v1/check",
+        "/v1/check/",
+        "/v1/check/api/orders/42?expand=items",
+    ];
+    for method in &methods {
+        for path in paths {
+            let ok = http()
+                .request(method.clone(), server.url(path))
+                .bearer_auth(&login.token)
+                .header("X-Postern-Device", "laptop")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(ok.status(), 200, "{method} {path}");
+            assert_eq!(ok.headers()["x-postern-user"], "bob", "{method} {path}");
+            let refused = http()
+                .request(method.clone(), server.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 401, "{method} {path}");
+            assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+        }
+    }
+    // A path that only begins like the prefix is not the check.
+    let other = http()
+        .get(server.url("/v1/checkout"))
+        .bearer_auth(&login.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+
+    // The body is never read: larger than the body limit (16 KiB) and
+    // not JSON, a POST under the prefix is answered all the same.
+    let upload = http()
+        .post(server.url("/v1/check/upload"))
+        .bearer_auth(&login.token)
+        .header("X-Postern-Device", "laptop")
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![b'x'; 1 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 200);
+    // Nor waited for: a body announced and never sent does not hold the
+    // answer back.
+    let address = server.base.trim_start_matches("http://").to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "PUT /v1/check/big HTTP/1.1\r\nHost: postern\r\nAuthorization: Bearer {}\r\n\
+             X-Postern-Device: laptop\r\nContent-Length: 100000000\r\n\r\n",
+            login.token
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        head
+    })
+    .await
+    .unwrap();
+    assert_eq!(&head_of(&answer), "HTTP/1.1 200");
+}
+
+fn head_of(bytes: &[u8; 12]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn an_upstream_whose_answers_cannot_be_used_fails_each_token_with_502_and_never_opens_the_breaker(
+) {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // A URL of the IdP that is not its introspection endpoint: every
+    // answer is a 405, which no token can be validated by.
+    let flags = [
+        "--upstream-introspection".to_string(),
+        format!("{}/stats", idp.base),
+        "--client-id".into(),
+        "demo".into(),
+        "--client-secret".into(),
+        "demo-secret".into(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(dir.path(), &flags);
+    let token = idp.mint("carol", "read", 600).await;
+    for n in 0..8 {
+        let r = http()
+            .get(server.url("/v1/check"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(!r.headers().contains_key("www-authenticate"));
+        assert_eq!(
+            error_of(r).await,
+            (502, "upstream_bad_answer".into()),
+            "request {n}"
+        );
+    }
+    // Each was asked (an open circuit would have stopped the calls at 5
+    // and answered 503 `circuit_open`), and none was cached.
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(
+            "postern_gate_upstream_duration_seconds_count{op=\"validate\",outcome=\"status\"} 8"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("postern_gate_cache_entries 0"),
+        "{metrics}"
+    );
+}
