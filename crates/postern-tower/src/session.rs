@@ -39,7 +39,7 @@ pub struct Validated {
 pub struct Rendered {
     /// The subject as a header value (`X-Postern-User`); `None` when the
     /// token names no subject. An admitted session whose subject cannot
-    /// travel in a header does not exist: [`Validated::render`] refuses it.
+    /// travel in a header does not exist: the gate refuses it on admission.
     pub user: Option<HeaderValue>,
     /// The client as a header value (`X-Postern-Client`), when named.
     pub client: Option<HeaderValue>,

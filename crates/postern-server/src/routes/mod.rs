@@ -127,7 +127,7 @@ pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -
 }
 
 /// The service `postern serve` runs: [`router`], with `/v1/check` (any
-/// method, and any path under it: see [`is_check_path`]) taken before it.
+/// method, and any path under it: see `is_check_path`) taken before it.
 ///
 /// Why: `/v1/check` is the forward-auth hot path, called once per request
 /// of every service behind the proxy. Through the router it pays route
