@@ -28,8 +28,8 @@ Sessions reach clients as the deployment's `--session-mode` says: a bearer token
 `__Host-` cookies set by the login: the session cookie (`__Host-postern`) and the device cookie (`__Host-postern-device`, a random secret) \
 the session is bound to. Browsers send both by themselves, page navigations included; a session cookie without its device cookie is \
 401 `device_mismatch`. The device travels with the token: a session cookie is checked against the device cookie only (`X-Postern-Device` \
-is not consulted), a bearer token against `X-Postern-Device`. Cookie-authenticated requests that change state must carry the \
-configured origin in `Origin` (403 `cross_origin`)."
+is not consulted), a bearer token against `X-Postern-Device`. Cookie-authenticated requests that change state must carry one of the \
+configured origins in `Origin` (403 `cross_origin`)."
     ),
     paths(
         enroll::enroll,

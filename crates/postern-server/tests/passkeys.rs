@@ -2,7 +2,7 @@
 //! real binary, with a software authenticator standing in for the browser
 //! (the browser itself is `browser.rs`): bearer and cookie modes, cookie
 //! attributes, the device cookie a cookie session is bound to,
-//! bearer-before-cookie, logout, single-use and expiring
+//! bearer-before-cookie, logout, several origins, single-use and expiring
 //! ceremonies, malformed and forged responses, restart.
 
 // Helpers outside #[test] fns unwrap too: a failure there is a failed test.
@@ -551,6 +551,89 @@ async fn logout_by_cookie_revokes_the_session_and_clears_the_cookie_for_its_own_
         "{cleared:?}"
     );
     assert_eq!(error_of(garbage).await, (400, "malformed_token".into()));
+}
+
+#[tokio::test]
+async fn every_configured_origin_may_use_passkeys_cookies_and_proofs_and_no_other() {
+    // A web app and its admin console on two origins of one rp id.
+    const ADMIN: &str = "http://localhost:9090";
+    const THIRD: &str = "http://localhost:7070";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--session-mode",
+            "cookie",
+            "--origin",
+            ORIGIN,
+            "--origin",
+            ADMIN,
+        ],
+    );
+
+    // A passkey registered from the admin console signs in there and on
+    // the app's origin.
+    let mut passkey = SoftPasskey::new(ADMIN, "localhost");
+    register(&server, &mut passkey, "alice").await;
+    let from_admin = login(&server, &mut passkey, Some("alice")).await;
+    assert_eq!(from_admin.status(), 200);
+    let admin = Jar::of(&from_admin);
+    passkey.origin = ORIGIN.into();
+    let app = Jar::of(&login(&server, &mut passkey, Some("alice")).await);
+
+    // A third origin, even on the same host: no ceremony from it passes.
+    passkey.origin = THIRD.into();
+    let start = login_start(&server, Some("alice")).await;
+    let third = passkey.assert(&start["options"]);
+    let refused = login_finish(&server, &start, third).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.text().await.unwrap(), FAILED);
+    let start: Value = register_start(&server, "mallory", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut elsewhere = SoftPasskey::new(THIRD, "localhost");
+    let r = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": elsewhere.register(&start["options"]) }),
+    )
+    .await;
+    assert_eq!(error_of(r).await, (400, "passkey_rejected".into()));
+
+    // A cookie-authenticated change must come from one of the two.
+    let logout = |jar: &Jar, origin: &str| {
+        http()
+            .post(server.url("/v1/session/logout"))
+            .header("Cookie", jar.both())
+            .header("Origin", origin)
+            .send()
+    };
+    for origin in [THIRD, "http://localhost", "https://localhost:9090"] {
+        let r = logout(&admin, origin).await.unwrap();
+        assert_eq!(error_of(r).await, (403, "cross_origin".into()), "{origin}");
+    }
+    assert_eq!(logout(&admin, ADMIN).await.unwrap().status(), 200);
+    assert_eq!(logout(&app, ORIGIN).await.unwrap().status(), 200);
+
+    // Identity proofs may be made for either origin by default, not a third.
+    let client = server.client();
+    let identity = postern_client::identity_file::IdentityFile::generate("bob").unwrap();
+    client.enroll(&identity).await.unwrap();
+    for (audience, status) in [(ADMIN, 200), (ORIGIN, 200), (THIRD, 400)] {
+        let challenge = client.challenge("bob").await.unwrap();
+        let proof = postern_client::http::prove(&identity, &challenge, &device("laptop"), audience)
+            .unwrap();
+        let r = post(
+            &server,
+            "/v1/auth/full",
+            json!({ "user": "bob", "challenge_id": challenge.challenge_id, "device": "laptop",
+                "identity_proof": proof, "audience": audience }),
+        )
+        .await;
+        assert_eq!(r.status(), status, "proof for {audience}");
+    }
 }
 
 #[tokio::test]

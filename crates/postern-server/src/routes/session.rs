@@ -13,7 +13,7 @@
 //! delivers sessions in a cookie, from the session cookie (resume also
 //! takes it in the body, which wins). Logout in cookie mode clears the
 //! session and device cookies as well as revoking the session; a
-//! cookie-authenticated logout must come from the configured origin (`403
+//! cookie-authenticated logout must come from a configured origin (`403
 //! cross_origin` otherwise).
 //!
 //! The device travels with the token ([`presented_device`]): a token from
@@ -225,7 +225,7 @@ fn cookie_device(state: &AppState, headers: &HeaderMap) -> Option<Fingerprint> {
 pub(crate) enum Intent {
     Read,
     /// Changes state: a cookie-authenticated request must then come from
-    /// the configured origin.
+    /// a configured origin.
     Change,
 }
 
