@@ -10,6 +10,11 @@
 // can restart the server, then checks that the session and the passkey
 // survived. Each passed step prints "ok <step>"; the last line is
 // "passed: N steps" (exit 0) or "FAILED: <why>" (exit 1).
+//
+// Besides the page's own buttons, the script opens /v1/check by plain
+// navigation (a link click, no script, no request header), as a page
+// behind forward auth is opened, and replays the session cookie alone in a
+// fresh browser, as a thief who copied it would.
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -21,6 +26,7 @@ if (!base) {
 const restart = flags.includes("--restart");
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const cookieName = process.env.POSTERN_E2E_COOKIE || "__Host-postern";
+const deviceCookieName = `${cookieName}-device`;
 let steps = 0;
 
 function ok(step) {
@@ -71,6 +77,37 @@ async function sessionCookie(context) {
   return (await context.cookies(base)).find((c) => c.name === cookieName);
 }
 
+async function deviceCookie(context) {
+  return (await context.cookies(base)).find((c) => c.name === deviceCookieName);
+}
+
+// Opens /v1/check in a new tab of `context` by plain navigation; returns
+// the status and the JSON body.
+async function navigateToCheck(context) {
+  const tab = await context.newPage();
+  try {
+    const response = await tab.goto(`${base}/v1/check`);
+    return { status: response.status(), body: await response.json() };
+  } finally {
+    await tab.close();
+  }
+}
+
+// A copy of `cookie` (with another value, if given) as
+// `context.addCookies` takes it. By domain and path: given a `url: http://`,
+// Playwright drops `Secure`, and Chromium then refuses a `__Host-` name.
+function replayed(cookie, value = cookie.value) {
+  return {
+    name: cookie.name,
+    value,
+    domain: cookie.domain,
+    path: cookie.path,
+    httpOnly: cookie.httpOnly,
+    secure: cookie.secure,
+    sameSite: cookie.sameSite,
+  };
+}
+
 async function waitForLine() {
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
@@ -115,6 +152,60 @@ async function main() {
     expect(!visible.includes(cookieName), "page scripts cannot read the session cookie");
     ok("login sets an HttpOnly, Secure, SameSite=Lax __Host- cookie for the session ttl");
 
+    const device = await deviceCookie(context);
+    expect(device, `login should set ${deviceCookieName}`);
+    expect(/^[A-Za-z0-9_-]{43}$/.test(device.value), `a 256-bit base64url secret, got ${device.value.length} chars`);
+    expect(device.httpOnly && device.secure, "the device cookie is HttpOnly and Secure");
+    expect(device.sameSite === "Lax" && device.path === "/", "the device cookie is SameSite=Lax; Path=/");
+    expect(Math.abs(device.expires - cookie.expires) < 2, "the device cookie lives as long as the session cookie");
+    expect(!visible.includes(deviceCookieName), "page scripts cannot read the device cookie");
+    ok("login sets the HttpOnly __Host- device cookie the session is bound to");
+
+    // A link click: the browser navigates with its cookies and nothing else.
+    const tab = await context.newPage();
+    await tab.goto(`${base}/login`);
+    await tab.evaluate(() => {
+      const link = document.createElement("a");
+      link.id = "to-check";
+      link.href = "/v1/check";
+      link.textContent = "check";
+      document.body.append(link);
+    });
+    const [navigation] = await Promise.all([
+      tab.waitForResponse(`${base}/v1/check`),
+      tab.click("#to-check"),
+    ]);
+    const sent = navigation.request();
+    expect(sent.isNavigationRequest(), "the link click is a navigation");
+    expect(!("x-postern-device" in (await sent.allHeaders())), "a navigation sends no device header");
+    const navigated = await navigation.json();
+    expect(navigation.status() === 200, `a link to /v1/check should pass, got ${navigation.status()} ${JSON.stringify(navigated)}`);
+    expect(navigated.user === "alice", `the check names alice, got ${JSON.stringify(navigated)}`);
+    await tab.close();
+    const typed = await navigateToCheck(context);
+    expect(typed.status === 200 && typed.body.user === "alice", `navigation: ${JSON.stringify(typed)}`);
+    ok("a plain navigation to /v1/check (link click, address bar) answers 200 with the user");
+
+    // A thief who copied the session cookie alone, into another browser.
+    const thief = await browser.newContext();
+    await thief.addCookies([replayed(cookie)]);
+    const alone = await navigateToCheck(thief);
+    expect(
+      alone.status === 401 && alone.body.reason === "device_mismatch",
+      `the session cookie alone should be 401 device_mismatch, got ${alone.status} ${JSON.stringify(alone.body)}`,
+    );
+    await thief.addCookies([replayed(device, "A".repeat(43))]);
+    const wrong = await navigateToCheck(thief);
+    expect(
+      wrong.status === 401 && wrong.body.reason === "device_mismatch",
+      `a wrong device cookie should be 401 device_mismatch, got ${wrong.status} ${JSON.stringify(wrong.body)}`,
+    );
+    await thief.addCookies([replayed(device)]);
+    const both = await navigateToCheck(thief);
+    expect(both.status === 200, `with both cookies the copy passes, got ${both.status}`);
+    await thief.close();
+    ok("the session cookie without its device cookie is refused (401 device_mismatch)");
+
     await expectAct(page, "check", "ok", /signed in as alice/);
     ok("GET /v1/check with the cookie answers 200 with the user");
 
@@ -131,8 +222,9 @@ async function main() {
 
     await expectAct(page, "logout", "ok", /signed out/);
     expect((await sessionCookie(context)) === undefined, "logout clears the cookie");
+    expect((await deviceCookie(context)) === undefined, "logout clears the device cookie");
     await expectAct(page, "check", "error", /^401 missing_token/);
-    ok("logout clears the cookie and the check is refused");
+    ok("logout clears both cookies and the check is refused");
 
     await page.fill("#user", "");
     await expectAct(page, "discover", "ok", /signed in as alice/);

@@ -1,4 +1,5 @@
-//! Cookie and device-header parsing (`postern_server::cookie`, the
+//! Cookie and device-header parsing (`postern_server::cookie`: the
+//! session cookie and the device cookie; the
 //! `X-Postern-Device` header and the JSON `device` field through
 //! `postern_core::device::Fingerprint`). Input: lines; the first is the
 //! device header, the rest are `Cookie` headers.
@@ -67,6 +68,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(sent
             .iter()
             .any(|line| line.windows(found.len()).any(|w| w == found.as_bytes())));
+    }
+
+    // The device cookie: only a minted secret's exact form is read, and a
+    // secret read always stands for a device.
+    if let Some(secret) = cookie.read_device(&headers) {
+        assert!(secret.fingerprint().is_some());
     }
 
     // Round trip: what `issue` sets, a browser sends back as `name=value`,

@@ -34,8 +34,11 @@ use crate::quota::ShareLimits;
 pub struct RelyingPartyConfig {
     /// The relying-party id: the origin's host or a registrable suffix of it.
     pub rp_id: String,
-    /// The one origin (scheme, host, port) browsers may use the passkeys from.
-    pub origin: Url,
+    /// The origins (scheme, host, port) browsers may use the passkeys
+    /// from, e.g. a web app and its admin console; at least one. Each
+    /// host must be the rp id or a subdomain of it, so one passkey serves
+    /// them all.
+    pub origins: Vec<Url>,
     /// Shown to users by their authenticator.
     pub rp_name: String,
     /// How long a ceremony may take (ns).
@@ -145,11 +148,21 @@ impl std::fmt::Debug for RelyingParty {
 
 impl RelyingParty {
     pub fn new(config: &RelyingPartyConfig) -> Result<Self, PasskeyError> {
-        let webauthn = WebauthnBuilder::new(&config.rp_id, &config.origin)
+        let Some((first, others)) = config.origins.split_first() else {
+            return Err(PasskeyError::Configuration(WebauthnError::Configuration));
+        };
+        // The builder checks the rp id against its first origin only; an
+        // appended one is taken as given, so each is checked here alike.
+        if !others.iter().all(|o| within_rp_id(&config.rp_id, o)) {
+            return Err(PasskeyError::Configuration(WebauthnError::Configuration));
+        }
+        let mut builder = WebauthnBuilder::new(&config.rp_id, first)
             .map_err(PasskeyError::Configuration)?
-            .rp_name(&config.rp_name)
-            .build()
-            .map_err(PasskeyError::Configuration)?;
+            .rp_name(&config.rp_name);
+        for origin in others {
+            builder = builder.append_allowed_origin(origin);
+        }
+        let webauthn = builder.build().map_err(PasskeyError::Configuration)?;
         Ok(Self {
             webauthn: Arc::new(webauthn),
             registrations: CeremonyBook::new(
@@ -159,6 +172,11 @@ impl RelyingParty {
             ),
             logins: CeremonyBook::new(config.ceremony_ttl, config.max_ceremonies, config.shares),
         })
+    }
+
+    /// The origins assertions and attestations may come from.
+    pub fn origins(&self) -> &[Url] {
+        self.webauthn.get_allowed_origins()
     }
 
     pub(crate) fn webauthn(&self) -> Arc<Webauthn> {
@@ -362,6 +380,15 @@ pub(crate) fn record_of(
     })
 }
 
+/// Whether `origin`'s host is `rp_id` or a subdomain of it: WebAuthn's
+/// rule that the rp id be "a registrable domain suffix of or equal to the
+/// caller's origin's effective domain", as `WebauthnBuilder::new` checks it.
+fn within_rp_id(rp_id: &str, origin: &Url) -> bool {
+    origin
+        .domain()
+        .is_some_and(|host| host == rp_id || host.ends_with(&format!(".{rp_id}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +397,7 @@ mod tests {
     fn config(rp_id: &str, origin: &str) -> RelyingPartyConfig {
         RelyingPartyConfig {
             rp_id: rp_id.into(),
-            origin: Url::parse(origin).unwrap(),
+            origins: vec![Url::parse(origin).unwrap()],
             rp_name: "Postern".into(),
             ceremony_ttl: 100,
             max_ceremonies: 10,
@@ -383,6 +410,37 @@ mod tests {
         assert!(RelyingParty::new(&config("example.com", "https://login.example.com")).is_ok());
         assert!(matches!(
             RelyingParty::new(&config("example.com", "https://login.example.org")),
+            Err(PasskeyError::Configuration(_))
+        ));
+    }
+
+    #[test]
+    fn every_origin_must_lie_within_the_rp_id_and_all_are_allowed() {
+        let mut two = config("example.com", "https://app.example.com");
+        two.origins
+            .push(Url::parse("https://admin.example.com:8443").unwrap());
+        let rp = RelyingParty::new(&two).unwrap();
+        let allowed: Vec<&str> = rp.origins().iter().map(Url::as_str).collect();
+        assert_eq!(
+            allowed,
+            [
+                "https://app.example.com/",
+                "https://admin.example.com:8443/"
+            ]
+        );
+        // An appended origin outside the rp id is refused like the first.
+        for outside in ["https://admin.example.org", "https://notexample.com"] {
+            let mut bad = config("example.com", "https://app.example.com");
+            bad.origins.push(Url::parse(outside).unwrap());
+            assert!(
+                matches!(RelyingParty::new(&bad), Err(PasskeyError::Configuration(_))),
+                "{outside}"
+            );
+        }
+        let mut none = config("example.com", "https://app.example.com");
+        none.origins.clear();
+        assert!(matches!(
+            RelyingParty::new(&none),
             Err(PasskeyError::Configuration(_))
         ));
     }

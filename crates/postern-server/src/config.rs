@@ -263,7 +263,7 @@ pub struct AuthConfig {
     /// public origins as clients reach it (`https://auth.example.com`).
     /// A proof is bound to one of them, so a look-alike server cannot relay
     /// it here. Empty (the default): the address the server listens on and
-    /// the passkey origin. The first is assumed when a request names none.
+    /// the passkey origins. The first is assumed when a request names none.
     pub audiences: Vec<String>,
     /// The encrypted biometric stage.
     pub biometric: BiometricSettings,
@@ -335,8 +335,14 @@ impl Default for AuthConfig {
 pub struct PasskeySettings {
     /// The relying-party id: the origin's host or a parent domain of it.
     pub rp_id: String,
-    /// The origin browsers use the passkeys from, e.g. `https://login.example.com`.
-    pub origin: String,
+    /// The origins browsers use the passkeys from, e.g.
+    /// `https://login.example.com`, or several (a web app and its admin
+    /// console): `origin = "..."` or `origin = ["...", "..."]` in the file.
+    /// Passkey ceremonies are accepted from each, cookie-authenticated
+    /// changes must come from one of them, and by default identity proofs
+    /// may be made for each (`[auth] audiences`).
+    #[serde(rename = "origin", alias = "origins", deserialize_with = "one_or_many")]
+    pub origins: Vec<String>,
     /// The name authenticators show.
     pub rp_name: String,
     /// How long a registration or login ceremony may take.
@@ -359,7 +365,7 @@ impl Default for PasskeySettings {
     fn default() -> Self {
         Self {
             rp_id: "localhost".into(),
-            origin: "http://localhost:8080".into(),
+            origins: vec!["http://localhost:8080".into()],
             rp_name: "Postern".into(),
             stages: vec!["passkey".into()],
             // WebAuthn's recommended client timeout (and webauthn-rs's) is
@@ -377,18 +383,18 @@ impl AuthConfig {
     /// The audiences identity proofs may be bound to, as origins (scheme,
     /// host and port; what a client derives from the URL it uses). With
     /// none configured: the origin of `listening_on` (with `localhost` for a
-    /// loopback address) and the passkey origin.
+    /// loopback address) and every passkey origin.
     pub fn resolved_audiences(
         &self,
         listening_on: std::net::SocketAddr,
-        passkey_origin: &str,
+        passkey_origins: &[String],
     ) -> Result<Vec<String>, ConfigError> {
         let configured = if self.audiences.is_empty() {
             let mut defaults = vec![format!("http://{listening_on}")];
             if listening_on.ip().is_loopback() {
                 defaults.push(format!("http://localhost:{}", listening_on.port()));
             }
-            defaults.push(passkey_origin.to_string());
+            defaults.extend(passkey_origins.iter().cloned());
             defaults
         } else {
             self.audiences.clone()
@@ -416,17 +422,42 @@ fn audience_origin(text: &str) -> Option<String> {
         .map(|u| u.origin().ascii_serialization())
 }
 
+/// A TOML value that is one string or a list of them, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
 impl PasskeySettings {
     /// The relying-party configuration these settings describe. The rp id
-    /// is checked against the origin when the relying party is built.
+    /// is checked against each origin when the relying party is built.
     pub fn relying_party(&self) -> Result<RelyingPartyConfig, ConfigError> {
-        let origin = Url::parse(&self.origin)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .filter(|u| u.path() == "/" && u.query().is_none() && u.fragment().is_none())
-            .ok_or(ConfigError::Invalid(
-                "passkey origin must be an http(s) origin such as https://login.example.com",
-            ))?;
+        let mut origins: Vec<Url> = Vec::with_capacity(self.origins.len());
+        for text in &self.origins {
+            let origin = Url::parse(text.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .filter(|u| u.path() == "/" && u.query().is_none() && u.fragment().is_none())
+                .ok_or(ConfigError::Invalid(
+                    "a passkey origin must be an http(s) origin such as https://login.example.com",
+                ))?;
+            if !origins.iter().any(|o| o.origin() == origin.origin()) {
+                origins.push(origin);
+            }
+        }
+        if origins.is_empty() {
+            return Err(ConfigError::Invalid(
+                "passkeys.origin needs at least one origin",
+            ));
+        }
         if self.ceremony_ttl.is_zero()
             || self.max_outstanding_ceremonies == 0
             || self.max_ceremonies_per_client == 0
@@ -438,7 +469,7 @@ impl PasskeySettings {
         }
         Ok(RelyingPartyConfig {
             rp_id: self.rp_id.clone(),
-            origin,
+            origins,
             rp_name: self.rp_name.clone(),
             ceremony_ttl: nanos(self.ceremony_ttl),
             max_ceremonies: self.max_outstanding_ceremonies,
@@ -781,9 +812,16 @@ pub struct Overrides {
     /// parent domain of it).
     #[arg(long, env = "POSTERN_RP_ID")]
     pub rp_id: Option<String>,
-    /// Passkeys: the origin browsers use them from, e.g. http://localhost:8080.
-    #[arg(long, env = "POSTERN_ORIGIN", value_name = "URL")]
-    pub origin: Option<String>,
+    /// Passkeys: an origin browsers use them from, e.g.
+    /// http://localhost:8080; repeat it (or separate with commas) for
+    /// several, e.g. a web app and its admin console.
+    #[arg(
+        long,
+        env = "POSTERN_ORIGIN",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub origin: Option<Vec<String>>,
     /// Passkeys: how long a registration or login ceremony may take.
     #[arg(long, env = "POSTERN_CEREMONY_TTL", value_parser = humantime::parse_duration)]
     pub ceremony_ttl: Option<Duration>,
@@ -910,7 +948,7 @@ impl Config {
         set(&mut self.session.cookie.name, &o.cookie_name);
         set(&mut self.session.cookie.same_site, &o.cookie_same_site);
         set(&mut self.passkeys.rp_id, &o.rp_id);
-        set(&mut self.passkeys.origin, &o.origin);
+        set(&mut self.passkeys.origins, &o.origin);
         set(&mut self.passkeys.ceremony_ttl, &o.ceremony_ttl);
         for (slot, value) in [
             (
@@ -1336,14 +1374,15 @@ mod tests {
         let merged = file.apply(&Overrides {
             session_mode: Some(SessionMode::Bearer),
             cookie_name: Some("sid".into()),
-            origin: Some("http://localhost:9999".into()),
+            origin: Some(vec!["http://localhost:9999".into()]),
             rp_id: Some("localhost".into()),
             ..Default::default()
         });
         assert_eq!(merged.session.mode, SessionMode::Bearer);
         assert_eq!(merged.session.cookie.name, "sid");
         let rp = merged.passkeys.relying_party().unwrap();
-        assert_eq!(rp.origin.as_str(), "http://localhost:9999/");
+        assert_eq!(rp.origins.len(), 1);
+        assert_eq!(rp.origins[0].as_str(), "http://localhost:9999/");
         assert_eq!(rp.rp_id, "localhost");
 
         let invalid = |cookie: CookieConfig| {
@@ -1391,7 +1430,7 @@ mod tests {
 
         for origin in ["localhost:8080", "ftp://localhost", "http://localhost/path"] {
             let c = Config::default().apply(&Overrides {
-                origin: Some(origin.into()),
+                origin: Some(vec!["http://localhost:8080".into(), origin.into()]),
                 ..Default::default()
             });
             assert!(
@@ -1676,11 +1715,86 @@ mod tests {
     }
 
     #[test]
+    fn several_passkey_origins_come_from_a_list_or_repeated_flags_and_are_all_audiences() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        for (origin, expected) in [
+            (
+                "origin = \"https://app.example.com\"",
+                &["https://app.example.com"][..],
+            ),
+            (
+                "origin = [\"https://app.example.com\", \"https://admin.example.com:8443/\"]",
+                &["https://app.example.com", "https://admin.example.com:8443"][..],
+            ),
+            (
+                "origins = [\"https://admin.example.com\"]",
+                &["https://admin.example.com"][..],
+            ),
+        ] {
+            std::fs::write(
+                &path,
+                format!("[passkeys]\nrp_id = \"example.com\"\n{origin}\n"),
+            )
+            .unwrap();
+            let file = Config::from_file(Some(&path)).unwrap();
+            file.validate().unwrap();
+            let rp = file.passkeys.relying_party().unwrap();
+            let origins: Vec<String> = rp
+                .origins
+                .iter()
+                .map(|o| o.origin().ascii_serialization())
+                .collect();
+            assert_eq!(origins, expected, "{origin}");
+        }
+
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            overrides: Overrides,
+        }
+        let flags = <Flags as clap::Parser>::try_parse_from([
+            "postern",
+            "--origin",
+            "http://localhost:8080",
+            "--origin",
+            "http://localhost:9090",
+        ])
+        .unwrap();
+        let merged = Config::default().apply(&flags.overrides);
+        merged.validate().unwrap();
+        assert_eq!(
+            merged.passkeys.origins,
+            ["http://localhost:8080", "http://localhost:9090"]
+        );
+        let addr: std::net::SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        assert_eq!(
+            merged
+                .auth
+                .resolved_audiences(addr, &merged.passkeys.origins)
+                .unwrap(),
+            [
+                "http://127.0.0.1:4321",
+                "http://localhost:4321",
+                "http://localhost:8080",
+                "http://localhost:9090"
+            ],
+            "every passkey origin is a default audience"
+        );
+
+        let mut empty = Config::default();
+        empty.passkeys.origins.clear();
+        assert!(
+            matches!(empty.validate(), Err(ConfigError::Invalid(m)) if m.contains("at least one origin"))
+        );
+    }
+
+    #[test]
     fn audiences_default_to_the_listen_address_and_the_passkey_origin() {
         let addr: std::net::SocketAddr = "127.0.0.1:4321".parse().unwrap();
         let auth = AuthConfig::default();
         assert_eq!(
-            auth.resolved_audiences(addr, "http://localhost:8080")
+            auth.resolved_audiences(addr, &["http://localhost:8080".into()])
                 .unwrap(),
             [
                 "http://127.0.0.1:4321",
@@ -1697,7 +1811,7 @@ mod tests {
         };
         assert_eq!(
             configured
-                .resolved_audiences(addr, "http://localhost:8080")
+                .resolved_audiences(addr, &["http://localhost:8080".into()])
                 .unwrap(),
             ["https://auth.example.com"],
             "configured audiences replace the defaults, as origins, once each"

@@ -51,7 +51,7 @@ pub enum ApiError {
     #[error("this session may not act on that resource")]
     Forbidden,
     #[error(
-        "a cookie-authenticated request that changes state must come from the configured origin"
+        "a cookie-authenticated request that changes state must come from a configured origin"
     )]
     CrossOrigin,
     #[error("{0}")]

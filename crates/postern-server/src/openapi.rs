@@ -22,7 +22,14 @@ pub struct ErrorBody {
 #[openapi(
     info(
         title = "Postern",
-        description = "Authentication session layer: full authentication once, then sub-microsecond resume."
+        description = "Authentication session layer: full authentication once, then sub-microsecond resume.\n\n\
+Sessions reach clients as the deployment's `--session-mode` says: a bearer token in the login's JSON, bound to the `device` the login names \
+(present it as `Authorization: Bearer` with `X-Postern-Device`); a signed JWT; or, in cookie mode, two `HttpOnly`, `Secure`, `SameSite` \
+`__Host-` cookies set by the login: the session cookie (`__Host-postern`) and the device cookie (`__Host-postern-device`, a random secret) \
+the session is bound to. Browsers send both by themselves, page navigations included; a session cookie without its device cookie is \
+401 `device_mismatch`. The device travels with the token: a session cookie is checked against the device cookie only (`X-Postern-Device` \
+is not consulted), a bearer token against `X-Postern-Device`. Cookie-authenticated requests that change state must carry one of the \
+configured origins in `Origin` (403 `cross_origin`)."
     ),
     paths(
         enroll::enroll,

@@ -197,7 +197,7 @@ pub fn open(
     config.validate()?;
     let audiences = config
         .auth
-        .resolved_audiences(listening_on, &config.passkeys.origin)?;
+        .resolved_audiences(listening_on, &config.passkeys.origins)?;
     // Before anything is written: a bad CA file stops the start clean.
     let upstream_trust = match &config.gate.ca_file {
         Some(path) => TrustRoots::from_pem_file(path)?,
@@ -253,7 +253,11 @@ pub fn open(
     let delivery = Delivery {
         mode: config.session.mode,
         cookie: SessionCookie::new(config.session.cookie.clone()),
-        origin: relying_party.origin.origin().ascii_serialization(),
+        origins: relying_party
+            .origins
+            .iter()
+            .map(|o| o.origin().ascii_serialization())
+            .collect(),
     };
     let passkeys = RelyingParty::new(&relying_party)?;
     let passkey_parts = StageParts {

@@ -87,10 +87,10 @@ pub struct Biometric {
 pub struct Delivery {
     pub mode: SessionMode,
     pub cookie: SessionCookie,
-    /// The configured passkey origin, as browsers send it in `Origin`
+    /// The configured passkey origins, as browsers send them in `Origin`
     /// (`http://localhost:8080`): cookie-authenticated requests that change
-    /// state must come from it.
-    pub origin: String,
+    /// state must come from one of them.
+    pub origins: Vec<String>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -2,10 +2,14 @@
 //! DevTools Protocol's virtual WebAuthn authenticator, driven by
 //! `e2e/passkey.mjs` (playwright-core), against the real `postern` binary
 //! in cookie mode. The script registers a passkey on the served page, logs
-//! in with a user name and without one, checks the session cookie's
-//! attributes, calls `GET /v1/check` with it, logs out, and sees a second
-//! browser without the passkey refused; signed in, it adds a second
-//! passkey from another tab. Half-way the server is restarted
+//! in with a user name and without one, checks the attributes of the
+//! session cookie and of the device cookie it is bound to, calls `GET
+//! /v1/check` with them, opens `/v1/check` by plain navigation (a link
+//! click, no script header: 200 with the user), replays the session cookie
+//! alone in a fresh browser (401 `device_mismatch`, also with a wrong
+//! device cookie; 200 with both), logs out (both cookies cleared), and
+//! sees a second browser without the passkey refused; signed in, it adds
+//! a second passkey from another tab. Half-way the server is restarted
 //! on the same port: the session and the passkey must survive it. Finally
 //! the stored signature counter must equal the authenticator's.
 //!
@@ -146,7 +150,13 @@ fn a_browser_registers_a_passkey_logs_in_with_a_cookie_and_survives_a_restart() 
     let status = script.wait().unwrap();
     let output = output.join("\n");
     assert!(status.success(), "browser script failed:\n{output}");
-    assert!(output.ends_with("passed: 10 steps"), "{output}");
+    assert!(output.ends_with("passed: 13 steps"), "{output}");
+    for step in [
+        "ok a plain navigation to /v1/check (link click, address bar) answers 200 with the user",
+        "ok the session cookie without its device cookie is refused (401 device_mismatch)",
+    ] {
+        assert!(output.contains(step), "missing step {step:?}:\n{output}");
+    }
 
     let sign_count: u32 = output
         .lines()

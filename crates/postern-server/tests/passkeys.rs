@@ -1,7 +1,8 @@
 //! Passkey ceremonies and session delivery over real HTTP, against the
 //! real binary, with a software authenticator standing in for the browser
 //! (the browser itself is `browser.rs`): bearer and cookie modes, cookie
-//! attributes, bearer-before-cookie, logout, single-use and expiring
+//! attributes, the device cookie a cookie session is bound to,
+//! bearer-before-cookie, logout, several origins, single-use and expiring
 //! ceremonies, malformed and forged responses, restart.
 
 // Helpers outside #[test] fns unwrap too: a failure there is a failed test.
@@ -18,6 +19,8 @@ use serde_json::{json, Value};
 /// The server's default passkey origin and rp id.
 const ORIGIN: &str = "http://localhost:8080";
 const COOKIE: &str = "__Host-postern";
+/// The device cookie beside it, which cookie sessions are bound to.
+const DEVICE_COOKIE: &str = "__Host-postern-device";
 /// The one body of every failed login.
 const FAILED: &str = r#"{"error":"authentication_failed","message":"authentication failed"}"#;
 
@@ -121,22 +124,60 @@ async fn login(
     login_finish(server, &start, credential).await
 }
 
-fn set_cookie(response: &reqwest::Response) -> String {
-    response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_string()
+/// Every `Set-Cookie` of a response, in order.
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
 }
 
-/// The session token inside a `Set-Cookie` value.
-fn cookie_token(set_cookie: &str) -> String {
+/// The value `set_cookie` sets for the cookie called `name`.
+fn value_of(set_cookie: &str, name: &str) -> String {
     set_cookie
-        .strip_prefix(&format!("{COOKIE}="))
+        .strip_prefix(&format!("{name}="))
         .and_then(|rest| rest.split(';').next())
         .unwrap()
         .to_string()
 }
 
+/// The two cookies a cookie-mode login sets: the session token and the
+/// device secret the session is bound to.
+#[derive(Debug, Clone)]
+struct Jar {
+    session: String,
+    device: String,
+}
+
+impl Jar {
+    /// The cookies of a login response, which sets exactly these two.
+    fn of(response: &reqwest::Response) -> Jar {
+        let set = set_cookies(response);
+        assert_eq!(set.len(), 2, "{set:?}");
+        Jar {
+            session: value_of(&set[0], COOKIE),
+            device: value_of(&set[1], DEVICE_COOKIE),
+        }
+    }
+
+    /// A `Cookie` header with both, among another site cookie.
+    fn both(&self) -> String {
+        format!(
+            "theme=dark; {COOKIE}={}; {DEVICE_COOKIE}={}",
+            self.session, self.device
+        )
+    }
+
+    /// A `Cookie` header with the session cookie alone.
+    fn session_only(&self) -> String {
+        format!("{COOKIE}={}", self.session)
+    }
+}
+
+/// `GET /v1/check` with an optional bearer token (and `X-Postern-Device:
+/// laptop`) and an optional `Cookie` header.
 async fn check(server: &Server, bearer: Option<&str>, cookie: Option<&str>) -> reqwest::Response {
     let mut request = http()
         .get(server.url("/v1/check"))
@@ -144,10 +185,21 @@ async fn check(server: &Server, bearer: Option<&str>, cookie: Option<&str>) -> r
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }
-    if let Some(token) = cookie {
-        request = request.header("Cookie", format!("theme=dark; {COOKIE}={token}"));
+    if let Some(cookie) = cookie {
+        request = request.header("Cookie", cookie);
     }
     request.send().await.unwrap()
+}
+
+/// The error and reason of a refusal.
+async fn refusal(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_string(),
+        body["reason"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 #[tokio::test]
@@ -182,36 +234,49 @@ async fn in_bearer_mode_a_passkey_login_answers_with_the_token_in_json() {
         .unwrap();
     assert_eq!(r.decision, "resumed");
     // Bearer mode never reads a cookie.
-    let cookie_only = check(&server, None, Some(token)).await;
+    let cookie_only = check(&server, None, Some(&format!("{COOKIE}={token}"))).await;
     assert_eq!(error_of(cookie_only).await, (401, "missing_token".into()));
 }
 
 #[tokio::test]
-async fn in_cookie_mode_login_sets_the_host_cookie_and_the_json_has_no_token() {
+async fn in_cookie_mode_login_sets_the_host_cookies_and_the_json_has_no_token() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--session-mode", "cookie"]);
     let mut passkey = authenticator();
     register(&server, &mut passkey, "alice").await;
     let response = login(&server, &mut passkey, Some("alice")).await;
     assert_eq!(response.status(), 200);
-    let cookie = set_cookie(&response);
-    let token = cookie_token(&cookie);
-    assert!(token.starts_with("pst1."), "{cookie}");
+    let jar = Jar::of(&response);
+    assert!(jar.session.starts_with("pst1."), "{jar:?}");
     assert_eq!(
-        cookie,
-        format!("{COOKIE}={token}; Path=/; Max-Age=28800; HttpOnly; Secure; SameSite=Lax")
+        set_cookies(&response),
+        [
+            format!(
+                "{COOKIE}={}; Path=/; Max-Age=28800; HttpOnly; Secure; SameSite=Lax",
+                jar.session
+            ),
+            format!(
+                "{DEVICE_COOKIE}={}; Path=/; Max-Age=28800; HttpOnly; Secure; SameSite=Lax",
+                jar.device
+            )
+        ]
     );
+    // The device secret: 256 random bits, base64url, fresh at each login.
+    assert_eq!(base64_decode(&jar.device).len(), 32);
     let body: Value = response.json().await.unwrap();
     assert!(body.get("token").is_none(), "{body}");
-    assert!(!body.to_string().contains(&token[5..]));
+    assert!(!body.to_string().contains(&jar.session[5..]));
+    assert!(!body.to_string().contains(&jar.device));
     assert_eq!(body["user"], "alice");
+    let again = Jar::of(&login(&server, &mut passkey, Some("alice")).await);
+    assert_ne!(again.device, jar.device);
 
-    let ok = check(&server, None, Some(&token)).await;
+    let ok = check(&server, None, Some(&jar.both())).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["x-postern-user"], "alice");
     let resumed: Value = http()
         .post(server.url("/v1/session/resume"))
-        .header("Cookie", format!("{COOKIE}={token}"))
+        .header("Cookie", jar.both())
         .json(&json!({ "device": "laptop" }))
         .send()
         .await
@@ -220,6 +285,102 @@ async fn in_cookie_mode_login_sets_the_host_cookie_and_the_json_has_no_token() {
         .await
         .unwrap();
     assert_eq!(resumed["decision"], "resumed");
+}
+
+#[tokio::test]
+async fn a_session_cookie_resumes_only_with_its_device_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--session-mode", "cookie"]);
+    let mut passkey = authenticator();
+    register(&server, &mut passkey, "alice").await;
+    let jar = Jar::of(&login(&server, &mut passkey, Some("alice")).await);
+    let mismatch = (
+        401,
+        "full_auth_required".to_string(),
+        "device_mismatch".to_string(),
+    );
+
+    // Both cookies, as a browser sends them on any request: 200.
+    let ok = check(&server, None, Some(&jar.both())).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-postern-user"], "alice");
+
+    // The session cookie stolen alone does not resume.
+    let alone = check(&server, None, Some(&jar.session_only())).await;
+    assert_eq!(refusal(alone).await, mismatch);
+    // Nor with another device cookie: a well-formed stranger's secret, the
+    // secret of another session, or something that is no secret.
+    let other = Jar::of(&login(&server, &mut passkey, Some("alice")).await);
+    let stranger = base64_encode(&[7u8; 32]);
+    for wrong in [stranger.as_str(), other.device.as_str(), "laptop", ""] {
+        let cookie = format!("{}; {DEVICE_COOKIE}={wrong}", jar.session_only());
+        let refused = check(&server, None, Some(&cookie)).await;
+        assert_eq!(refusal(refused).await, mismatch, "device cookie {wrong:?}");
+    }
+    // A header cannot stand in for the device cookie, not even one naming
+    // the right secret: with the session cookie only the cookie counts.
+    let header = http()
+        .get(server.url("/v1/check"))
+        .header("Cookie", jar.session_only())
+        .header("X-Postern-Device", &jar.device)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(header).await, mismatch);
+    // Nor override it: a wrong header beside both cookies changes nothing.
+    let beside = http()
+        .get(server.url("/v1/check"))
+        .header("Cookie", jar.both())
+        .header("X-Postern-Device", "laptop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beside.status(), 200);
+    // Resume follows the same rule: a device in the body is not consulted.
+    for (cookie, body, expected) in [
+        (
+            jar.session_only(),
+            json!({ "device": &jar.device }),
+            "full_auth_required",
+        ),
+        (jar.both(), json!({ "device": "laptop" }), "resumed"),
+    ] {
+        let answer: Value = http()
+            .post(server.url("/v1/session/resume"))
+            .header("Cookie", cookie)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let decision = answer["decision"].as_str().or(answer["error"].as_str());
+        assert_eq!(decision, Some(expected), "{answer}");
+    }
+    // Adding a passkey with the session cookie alone is refused too.
+    let add = http()
+        .post(server.url("/v1/passkeys/register/start"))
+        .header("Cookie", jar.session_only())
+        .header("Origin", ORIGIN)
+        .json(&json!({ "user": "alice" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(add).await, mismatch);
+
+    // An API client holding both values may send them as a bearer token
+    // and X-Postern-Device: the device cookie's secret is the device id.
+    let api = http()
+        .get(server.url("/v1/check"))
+        .bearer_auth(&jar.session)
+        .header("X-Postern-Device", &jar.device)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let api_without = check(&server, Some(&jar.session), None).await;
+    assert_eq!(refusal(api_without).await, mismatch);
 }
 
 #[tokio::test]
@@ -247,17 +408,28 @@ async fn cookie_name_same_site_and_lifetime_follow_the_configuration() {
     let mut passkey = authenticator();
     register(&server, &mut passkey, "alice").await;
     let response = login(&server, &mut passkey, Some("alice")).await;
-    let cookie = set_cookie(&response);
-    let token = cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("__Secure-sid=")
-        .unwrap();
+    let cookies = set_cookies(&response);
+    let token = value_of(&cookies[0], "__Secure-sid");
+    let device = value_of(&cookies[1], "__Secure-sid-device");
     assert_eq!(
-        cookie,
-        format!("__Secure-sid={token}; Path=/; Max-Age=1800; HttpOnly; Secure; SameSite=Strict")
+        cookies,
+        [
+            format!(
+                "__Secure-sid={token}; Path=/; Max-Age=1800; HttpOnly; Secure; SameSite=Strict"
+            ),
+            format!("__Secure-sid-device={device}; Path=/; Max-Age=1800; HttpOnly; Secure; SameSite=Strict")
+        ],
+        "the device cookie is named after the session cookie and shares its attributes"
     );
+    let ok = check(
+        &server,
+        None,
+        Some(&format!(
+            "__Secure-sid={token}; __Secure-sid-device={device}"
+        )),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
 
     // A __Host- cookie with a Domain is refused at start, with a reason.
     std::fs::write(
@@ -285,21 +457,35 @@ async fn the_bearer_header_wins_over_the_cookie_and_never_falls_through() {
     let mut bob = authenticator();
     register(&server, &mut alice, "alice").await;
     register(&server, &mut bob, "bob").await;
-    let alice_token = cookie_token(&set_cookie(
-        &login(&server, &mut alice, Some("alice")).await,
-    ));
-    let bob_token = cookie_token(&set_cookie(&login(&server, &mut bob, Some("bob")).await));
+    let alice_jar = Jar::of(&login(&server, &mut alice, Some("alice")).await);
+    let alice = alice_jar.both();
+    let bob = Jar::of(&login(&server, &mut bob, Some("bob")).await);
 
-    let both = check(&server, Some(&bob_token), Some(&alice_token)).await;
+    // Bob's token as a bearer, with its device in the header, beside
+    // Alice's cookies: the bearer and its header decide.
+    let both = http()
+        .get(server.url("/v1/check"))
+        .bearer_auth(&bob.session)
+        .header("X-Postern-Device", &bob.device)
+        .header("Cookie", &alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(both.status(), 200);
     assert_eq!(both.headers()["x-postern-user"], "bob");
+    // The bearer's device comes from the header, never from the cookies.
+    let cookies_device = check(&server, Some(&alice_jar.session), Some(&alice)).await;
+    assert_eq!(
+        refusal(cookies_device).await,
+        (401, "full_auth_required".into(), "device_mismatch".into())
+    );
 
-    let garbage = check(&server, Some("garbage"), Some(&alice_token)).await;
+    let garbage = check(&server, Some("garbage"), Some(&alice)).await;
     assert_eq!(error_of(garbage).await, (401, "malformed_token".into()));
     let stranger = postern_core::token::SessionToken::generate(&mut rand::thread_rng()).expose();
-    let unknown = check(&server, Some(&stranger), Some(&alice_token)).await;
+    let unknown = check(&server, Some(&stranger), Some(&alice)).await;
     assert_eq!(error_of(unknown).await, (401, "full_auth_required".into()));
-    let cookie_only = check(&server, None, Some(&alice_token)).await;
+    let cookie_only = check(&server, None, Some(&alice)).await;
     assert_eq!(cookie_only.headers()["x-postern-user"], "alice");
 }
 
@@ -309,13 +495,12 @@ async fn logout_by_cookie_revokes_the_session_and_clears_the_cookie_for_its_own_
     let server = Server::start(dir.path(), &["--session-mode", "cookie"]);
     let mut passkey = authenticator();
     register(&server, &mut passkey, "alice").await;
-    let token = cookie_token(&set_cookie(
-        &login(&server, &mut passkey, Some("alice")).await,
-    ));
+    let jar = Jar::of(&login(&server, &mut passkey, Some("alice")).await);
+    let cookies = jar.both();
     let logout = |origin: Option<&'static str>| {
         let mut request = http()
             .post(server.url("/v1/session/logout"))
-            .header("Cookie", format!("{COOKIE}={token}"));
+            .header("Cookie", &cookies);
         if let Some(origin) = origin {
             request = request.header("Origin", origin);
         }
@@ -327,17 +512,21 @@ async fn logout_by_cookie_revokes_the_session_and_clears_the_cookie_for_its_own_
         assert!(refused.headers().get("set-cookie").is_none());
         assert_eq!(error_of(refused).await, (403, "cross_origin".into()));
     }
-    assert_eq!(check(&server, None, Some(&token)).await.status(), 200);
+    assert_eq!(check(&server, None, Some(&cookies)).await.status(), 200);
 
     let out = logout(Some(ORIGIN)).await.unwrap();
     assert_eq!(out.status(), 200);
     assert_eq!(
-        set_cookie(&out),
-        format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
+        set_cookies(&out),
+        [
+            format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"),
+            format!("{DEVICE_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
+        ],
+        "logout clears both cookies"
     );
     let body: Value = out.json().await.unwrap();
     assert_eq!(body["revoked"], true);
-    let after: Value = check(&server, None, Some(&token))
+    let after: Value = check(&server, None, Some(&cookies))
         .await
         .json()
         .await
@@ -355,8 +544,96 @@ async fn logout_by_cookie_revokes_the_session_and_clears_the_cookie_for_its_own_
         .send()
         .await
         .unwrap();
-    assert!(set_cookie(&garbage).contains("Max-Age=0"));
+    let cleared = set_cookies(&garbage);
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    assert!(
+        cleared.iter().all(|c| c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
     assert_eq!(error_of(garbage).await, (400, "malformed_token".into()));
+}
+
+#[tokio::test]
+async fn every_configured_origin_may_use_passkeys_cookies_and_proofs_and_no_other() {
+    // A web app and its admin console on two origins of one rp id.
+    const ADMIN: &str = "http://localhost:9090";
+    const THIRD: &str = "http://localhost:7070";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--session-mode",
+            "cookie",
+            "--origin",
+            ORIGIN,
+            "--origin",
+            ADMIN,
+        ],
+    );
+
+    // A passkey registered from the admin console signs in there and on
+    // the app's origin.
+    let mut passkey = SoftPasskey::new(ADMIN, "localhost");
+    register(&server, &mut passkey, "alice").await;
+    let from_admin = login(&server, &mut passkey, Some("alice")).await;
+    assert_eq!(from_admin.status(), 200);
+    let admin = Jar::of(&from_admin);
+    passkey.origin = ORIGIN.into();
+    let app = Jar::of(&login(&server, &mut passkey, Some("alice")).await);
+
+    // A third origin, even on the same host: no ceremony from it passes.
+    passkey.origin = THIRD.into();
+    let start = login_start(&server, Some("alice")).await;
+    let third = passkey.assert(&start["options"]);
+    let refused = login_finish(&server, &start, third).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.text().await.unwrap(), FAILED);
+    let start: Value = register_start(&server, "mallory", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut elsewhere = SoftPasskey::new(THIRD, "localhost");
+    let r = post(
+        &server,
+        "/v1/passkeys/register/finish",
+        json!({ "ceremony_id": start["ceremony_id"], "credential": elsewhere.register(&start["options"]) }),
+    )
+    .await;
+    assert_eq!(error_of(r).await, (400, "passkey_rejected".into()));
+
+    // A cookie-authenticated change must come from one of the two.
+    let logout = |jar: &Jar, origin: &str| {
+        http()
+            .post(server.url("/v1/session/logout"))
+            .header("Cookie", jar.both())
+            .header("Origin", origin)
+            .send()
+    };
+    for origin in [THIRD, "http://localhost", "https://localhost:9090"] {
+        let r = logout(&admin, origin).await.unwrap();
+        assert_eq!(error_of(r).await, (403, "cross_origin".into()), "{origin}");
+    }
+    assert_eq!(logout(&admin, ADMIN).await.unwrap().status(), 200);
+    assert_eq!(logout(&app, ORIGIN).await.unwrap().status(), 200);
+
+    // Identity proofs may be made for either origin by default, not a third.
+    let client = server.client();
+    let identity = postern_client::identity_file::IdentityFile::generate("bob").unwrap();
+    client.enroll(&identity).await.unwrap();
+    for (audience, status) in [(ADMIN, 200), (ORIGIN, 200), (THIRD, 400)] {
+        let challenge = client.challenge("bob").await.unwrap();
+        let proof = postern_client::http::prove(&identity, &challenge, &device("laptop"), audience)
+            .unwrap();
+        let r = post(
+            &server,
+            "/v1/auth/full",
+            json!({ "user": "bob", "challenge_id": challenge.challenge_id, "device": "laptop",
+                "identity_proof": proof, "audience": audience }),
+        )
+        .await;
+        assert_eq!(r.status(), status, "proof for {audience}");
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 // Postern's sign-in page: passkey registration and login through the
 // browser's navigator.credentials API, then a call with the session.
 // The session itself is never visible here: in cookie mode it is an
-// HttpOnly cookie the browser sends on its own.
+// HttpOnly cookie the browser sends on its own, with the HttpOnly device
+// cookie the session is bound to, so no request here sends a device header.
 "use strict";
 
 const b64url = {
@@ -17,7 +18,9 @@ const b64url = {
   },
 };
 
-// A stable id for this browser, to which sessions are bound.
+// A stable id for this browser, sent with a login as its `device` (an
+// identity proof would be bound to it); the session itself is bound to the
+// device cookie the login sets.
 function deviceId() {
   let id = localStorage.getItem("postern.device");
   if (!id) {
@@ -30,9 +33,7 @@ function deviceId() {
 async function api(path, body) {
   const response = await fetch(path, {
     method: "POST",
-    // The device header lets a signed-in user add a passkey (the session
-    // is bound to this browser's device id).
-    headers: { "content-type": "application/json", "x-postern-device": deviceId() },
+    headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
   });
   const json = await response.json().catch(() => ({}));
@@ -102,17 +103,14 @@ async function login(usernameless) {
 }
 
 async function check() {
-  const response = await fetch("/v1/check", { headers: { "x-postern-device": deviceId() } });
+  const response = await fetch("/v1/check");
   const json = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(`${response.status} ${json.error || "error"}: not signed in`);
   return `signed in as ${json.user} (session ${json.session_id})`;
 }
 
 async function logout() {
-  const response = await fetch("/v1/session/logout", {
-    method: "POST",
-    headers: { "x-postern-device": deviceId() },
-  });
+  const response = await fetch("/v1/session/logout", { method: "POST" });
   const json = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(`${response.status} ${json.error || "error"}: ${json.message || ""}`);
   return "signed out";

@@ -70,7 +70,9 @@ pub async fn challenge(
 pub struct FullAuthRequest {
     pub user: String,
     pub challenge_id: String,
-    /// A device id string, or an object of named fingerprint components.
+    /// A device id string, or an object of named fingerprint components:
+    /// the device the proof and the session are bound to (in cookie mode
+    /// the session is bound to the device cookie instead).
     #[schema(value_type = Object)]
     pub device: DeviceInput,
     /// Schnorr identity proof, 64 bytes, base64url.
@@ -105,7 +107,7 @@ impl StageReportBody {
 /// Run full authentication and mint a session (delivered as the
 /// deployment's session mode says: see `issue_session`).
 #[utoipa::path(post, path = "/v1/auth/full", request_body = FullAuthRequest,
-    responses((status = 200, body = LoginResponse), (status = 400, body = crate::openapi::ErrorBody),
+    responses((status = 200, description = "The session; in cookie mode no `token` in the body but two `Set-Cookie`: the session cookie and the device cookie the session is bound to", body = LoginResponse), (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown user, wrong proof, revoked key, missing factor), or `challenge_invalid` / `challenge_expired`", body = crate::openapi::ErrorBody),
         (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn full(

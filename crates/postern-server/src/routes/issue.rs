@@ -7,6 +7,12 @@
 //! token; in JWT mode it carries a signed session JWT instead; in cookie
 //! mode the token goes only into the session cookie and the body omits it.
 //! Either way the response is `Cache-Control: no-store`.
+//!
+//! In cookie mode the session is bound not to the `device` the request
+//! names (a string only script can send) but to a fresh random device
+//! secret, set in the device cookie beside the session cookie
+//! ([`crate::cookie`]), which the browser sends by itself on every request.
+//! The named `device` still binds the identity proof a login verifies.
 
 use std::time::Duration;
 
@@ -27,6 +33,7 @@ use utoipa::ToSchema;
 
 use super::auth::StageReportBody;
 use crate::config::SessionMode;
+use crate::cookie::DeviceSecret;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -103,6 +110,7 @@ pub(crate) fn issue_session(
     mut stages: Vec<StageReportBody>,
 ) -> Result<Response, ApiError> {
     let identity_key = evidence.identity_key;
+    let (device, device_secret) = bound_device(state, device)?;
     let new = NewSession {
         user: user.clone(),
         device,
@@ -162,7 +170,7 @@ pub(crate) fn issue_session(
         resume_until: crate::time::rfc3339(ctx.resume_until),
         stages,
     };
-    let cookie = match state.delivery.mode {
+    let cookies = match state.delivery.mode {
         SessionMode::Bearer => {
             body.token = Some(minted.token.expose());
             None
@@ -179,19 +187,38 @@ pub(crate) fn issue_session(
         }
         SessionMode::Cookie => {
             let remaining = Duration::from_nanos(ctx.expires_at.saturating_sub(now));
-            let cookie = state
-                .delivery
-                .cookie
+            let jar = &state.delivery.cookie;
+            let session = jar
                 .issue(&minted.token.expose(), remaining)
                 .ok_or(ApiError::Internal("session cookie is not a header value"))?;
-            Some(cookie)
+            let device = device_secret
+                .as_ref()
+                .and_then(|secret| jar.issue_device(secret, remaining))
+                .ok_or(ApiError::Internal("device cookie is not a header value"))?;
+            Some([session, device])
         }
     };
     let mut response = ApiJson(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(cookie) = cookie {
-        headers.insert(header::SET_COOKIE, cookie);
+    for cookie in cookies.into_iter().flatten() {
+        headers.append(header::SET_COOKIE, cookie);
     }
     Ok(response)
+}
+
+/// The device a new session is bound to: in cookie mode a fresh device
+/// secret (returned, for its cookie), else the device the request named.
+fn bound_device(
+    state: &AppState,
+    named: Fingerprint,
+) -> Result<(Fingerprint, Option<DeviceSecret>), ApiError> {
+    if state.delivery.mode != SessionMode::Cookie {
+        return Ok((named, None));
+    }
+    let secret = DeviceSecret::generate(&mut OsRng);
+    let device = secret
+        .fingerprint()
+        .ok_or(ApiError::Internal("device secret is not a device id"))?;
+    Ok((device, Some(secret)))
 }

@@ -414,16 +414,16 @@ pub(crate) fn presented<'h>(
 
 /// Cross-site request forgery guard for a cookie-authenticated request
 /// that changes state: browsers send `Origin` on every such request, and
-/// it must be the configured origin. (Browsers never attach a bearer
-/// header on their own, so header-authenticated requests need no guard.)
+/// it must be one of the configured passkey origins, exactly (scheme, host
+/// and port). (Browsers never attach a bearer header on their own, so
+/// header-authenticated requests need no guard.)
 pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let origin = headers
         .get(axum::http::header::ORIGIN)
         .and_then(|v| v.to_str().ok());
-    if origin == Some(state.delivery.origin.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::CrossOrigin)
+    match origin {
+        Some(origin) if state.delivery.origins.iter().any(|o| o == origin) => Ok(()),
+        _ => Err(ApiError::CrossOrigin),
     }
 }
 

@@ -125,7 +125,9 @@ pub struct LoginFinishRequest {
     /// binary fields base64url.
     #[schema(value_type = Object)]
     pub credential: PublicKeyCredential,
-    /// The device the session is bound to: an id string or named components.
+    /// The device the session is bound to: an id string or named
+    /// components. In cookie mode the session is bound to the device
+    /// cookie instead, and this binds only the identity proof, if any.
     #[schema(value_type = Object)]
     pub device: DeviceInput,
     /// When passkey logins also require the identity stage: a Schnorr proof
@@ -545,7 +547,7 @@ pub async fn login_start(
 
 /// Finish a passkey login: verify the assertion and mint a session.
 #[utoipa::path(post, path = "/v1/passkeys/login/finish", request_body = LoginFinishRequest,
-    responses((status = 200, description = "The session; in cookie mode also `Set-Cookie`, and no `token` in the body", body = LoginResponse),
+    responses((status = 200, description = "The session; in cookie mode no `token` in the body but two `Set-Cookie`: the session cookie and the device cookie the session is bound to (a fresh random secret, `HttpOnly` like the session cookie)", body = LoginResponse),
         (status = 400, body = crate::openapi::ErrorBody),
         (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown, forged, replayed or suspended passkey, another stage), or `ceremony_invalid` / `ceremony_expired`", body = crate::openapi::ErrorBody),
         (status = 503, body = crate::openapi::ErrorBody)))]

@@ -24,8 +24,17 @@
 //! Bearer` first and, only when that header is absent and the deployment
 //! delivers sessions in a cookie, from the session cookie (resume also
 //! takes it in the body, which wins). Logout in cookie mode clears the
-//! cookie as well as revoking the session; a cookie-authenticated logout
-//! must come from the configured origin (`403 cross_origin` otherwise).
+//! session and device cookies as well as revoking the session; a
+//! cookie-authenticated logout must come from a configured origin (`403
+//! cross_origin` otherwise).
+//!
+//! The device travels with the token ([`presented_device`]): a token from
+//! the session cookie is checked against the device cookie alone (set at
+//! login, sent by the browser on every request, page navigations
+//! included); `X-Postern-Device` (or resume's `device`) is then not
+//! consulted, so no header can stand in for the cookie. A token from
+//! `Authorization: Bearer` (or resume's body) is checked against
+//! `X-Postern-Device` (resume's `device`), in every mode.
 //!
 //! In gate mode (`--upstream-introspection` or `--upstream-auth1`), a bearer
 //! token that is not a Postern token is validated through the gate: cached
@@ -74,6 +83,8 @@ pub struct ResumeRequest {
     /// then (cookie mode) the session cookie.
     pub token: Option<String>,
     /// The device now presenting the session: an id string or components.
+    /// Not consulted when the token comes from the session cookie: the
+    /// device cookie is then the device.
     #[schema(value_type = Option<Object>)]
     pub device: Option<DeviceInput>,
     /// The operation about to be performed (sensitive ones need a step-up).
@@ -148,17 +159,22 @@ pub async fn resume(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResumeRequest>,
 ) -> Result<ApiJson<ResumeResponse>, ApiError> {
-    let text = match body.token.as_deref() {
-        Some(text) => text.trim(),
-        None => presented(&state, &headers)?.0,
+    // A token in the body, like a bearer header, comes with its device in
+    // the body.
+    let (text, source) = match body.token.as_deref() {
+        Some(text) => (text.trim(), Source::Header),
+        None => presented(&state, &headers)?,
     };
     let token = credential(&state, text)?;
-    let device = body
-        .device
-        .as_ref()
-        .map(DeviceInput::fingerprint)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
+    let device = match source {
+        Source::Cookie => cookie_device(&state, &headers),
+        Source::Header => body
+            .device
+            .as_ref()
+            .map(DeviceInput::fingerprint)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?,
+    };
     let outcome = decide(
         &state,
         &token,
@@ -196,17 +212,43 @@ pub(crate) fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, 
     }
 }
 
+/// The device a request presents, read from the same carrier as its token
+/// (`source`): with the session cookie, the device cookie and nothing else
+/// (a header cannot replace or override it); with `Authorization: Bearer`,
+/// `X-Postern-Device`.
+pub(crate) fn presented_device(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: Source,
+) -> Result<Option<Fingerprint>, ApiError> {
+    match source {
+        Source::Cookie => Ok(cookie_device(state, headers)),
+        Source::Header => header_device(headers),
+    }
+}
+
+/// The device in a request's device cookie; absent or malformed, none (the
+/// session then answers `device_mismatch` where binding is required).
+fn cookie_device(state: &AppState, headers: &HeaderMap) -> Option<Fingerprint> {
+    state
+        .delivery
+        .cookie
+        .read_device(headers)
+        .and_then(|secret| secret.fingerprint())
+}
+
 /// What an authenticated request is about to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Intent {
     Read,
     /// Changes state: a cookie-authenticated request must then come from
-    /// the configured origin.
+    /// a configured origin.
     Change,
 }
 
-/// Checks a request's session (bearer header, then cookie) as `/v1/check`
-/// does; used by the user and passkey endpoints too.
+/// Checks a request's session (bearer header, then cookie) and the device
+/// that travels with it ([`presented_device`]) as `/v1/check` does; used by
+/// the user and passkey endpoints too.
 pub(crate) fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
@@ -217,7 +259,7 @@ pub(crate) fn authenticated(
     if source == Source::Cookie && intent == Intent::Change {
         same_origin(state, headers)?;
     }
-    let device = header_device(headers)?;
+    let device = presented_device(state, headers, source)?;
     let operation = headers.get(OPERATION_HEADER).and_then(|v| v.to_str().ok());
     let outcome = decide(state, &token, device.as_ref(), operation, None)?;
     match (outcome.decision, outcome.session) {
@@ -228,10 +270,15 @@ pub(crate) fn authenticated(
 
 /// Forward-auth check: is this request authenticated? The token comes
 /// from `Authorization: Bearer`, or (cookie mode, without that header) the
-/// session cookie. Any method; the body is never read.
+/// session cookie. Any method; the body is never read. The device travels
+/// with the token: a bearer token is checked against `X-Postern-Device`; a
+/// session cookie against the device cookie set beside it at login
+/// (`__Host-postern-device` by default), which browsers send by themselves,
+/// so a page navigation passes, and without which the session cookie
+/// answers 401 `device_mismatch`.
 #[utoipa::path(method(get, head, post, put, delete, patch, options), path = "/v1/check",
     params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
-        ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
+        ("X-Postern-Device" = Option<String>, Header, description = "With a bearer token: the device id the session is bound to. Not consulted for a session cookie, which is checked against its device cookie"),
         ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested"),
         ("X-Postern-Required-Scopes" = Option<String>, Header, description = "gate mode: space-separated scopes the route requires"),
         ("X-Postern-Required-Audience" = Option<String>, Header, description = "gate mode: the audience the route requires"),
@@ -415,8 +462,8 @@ pub struct LogoutResponse {
 }
 
 /// Log out: revoke the session (bearer header, then cookie), durably,
-/// everywhere. In cookie mode the answer also clears the cookie, unless the
-/// request was refused as cross-origin.
+/// everywhere. In cookie mode the answer also clears the session and device
+/// cookies, unless the request was refused as cross-origin.
 #[utoipa::path(post, path = "/v1/session/logout",
     params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)")),
     responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
@@ -429,7 +476,8 @@ pub async fn logout(State(state): State<AppState>, peer: Peer, headers: HeaderMa
         state.delivery.mode == SessionMode::Cookie && !matches!(result, Err(ApiError::CrossOrigin));
     let mut response = result.into_response();
     if clear {
-        if let Some(cookie) = state.delivery.cookie.clear() {
+        let jar = &state.delivery.cookie;
+        for cookie in [jar.clear(), jar.clear_device()].into_iter().flatten() {
             response.headers_mut().append(header::SET_COOKIE, cookie);
         }
     }
