@@ -28,7 +28,7 @@
 //! cookie-authenticated logout must come from a configured origin (`403
 //! cross_origin` otherwise).
 //!
-//! The device travels with the token ([`presented_device`]): a token from
+//! The device travels with the token (`presented_device`): a token from
 //! the session cookie is checked against the device cookie alone (set at
 //! login, sent by the browser on every request, page navigations
 //! included); `X-Postern-Device` (or resume's `device`) is then not
