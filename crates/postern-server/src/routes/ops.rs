@@ -53,13 +53,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(
             prepared,
-            state.gate.as_ref().map(|g| GateReading {
-                cache: g.stats(),
-                revocation_lag: g.revocation_lag(state.clock.now()),
-                revocations: crate::metrics::RevocationReading::of(
-                    g,
-                    state.revocation_feed.as_deref(),
-                ),
+            state.gate.as_ref().map(|g| {
+                let now = state.clock.now();
+                GateReading {
+                    cache: g.stats(),
+                    revocation_lag: g.revocation_lag(now),
+                    revocations: crate::metrics::RevocationReading::of(
+                        g,
+                        state.revocation_feed.as_deref(),
+                    ),
+                    breaker: crate::metrics::BreakerReading::of(g.breaker_state(), now),
+                }
             }),
         ),
     )
