@@ -259,6 +259,23 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl ApiError {
+    /// Whether answering with this error writes a log line at `info` or
+    /// above (in step with [`IntoResponse::into_response`] below): the
+    /// `/v1/check` hot path makes a request span only then
+    /// (`crate::request_id`).
+    pub fn logs_above_debug(&self) -> bool {
+        matches!(
+            self,
+            ApiError::StoreUnavailable(_)
+                | ApiError::Internal(_)
+                | ApiError::Unavailable(_)
+                | ApiError::Passkey(_)
+                | ApiError::Gate(GateError::Unavailable(_))
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -30,7 +30,10 @@ use crate::client_ip::Peer;
 use crate::config::SessionMode;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::request_id;
 use crate::state::AppState;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 /// The name per-client limits charge a request to: the TCP peer, or the
 /// client a trusted proxy names (`--trusted-proxies`; see
@@ -119,6 +122,22 @@ pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -
             metrics: state.metrics.clone(),
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Request ids (`crate::request_id`), outermost: a proxy's insane
+        // id is dropped, a missing one generated, the `TraceLayer` span
+        // carries it through every log line of the request, and the
+        // response echoes it.
+        .layer(
+            tower::ServiceBuilder::new()
+                .map_request(request_id::drop_insane)
+                .layer(SetRequestIdLayer::new(
+                    request_id::X_REQUEST_ID.clone(),
+                    request_id::CounterIds::new(),
+                ))
+                .layer(TraceLayer::new_for_http().make_span_with(request_id::span_for))
+                .layer(PropagateRequestIdLayer::new(
+                    request_id::X_REQUEST_ID.clone(),
+                )),
+        )
         .with_state(state)
 }
 
@@ -182,6 +201,9 @@ impl Service<Request> for App {
         if request.method() == axum::http::Method::GET && request.uri().path() == "/v1/check" {
             return Box::pin(async move {
                 let started = Instant::now();
+                // The proxy's id, echoed: a reference-counted copy, and no
+                // span on this path unless it logs (`crate::request_id`).
+                let request_id = request_id::sane_id(request.headers());
                 let response = match session::check_request(
                     &parts.state,
                     request.headers(),
@@ -190,6 +212,10 @@ impl Service<Request> for App {
                 .await
                 {
                     Ok(response) => response,
+                    Err(error) if error.logs_above_debug() => {
+                        request_id::check_span(request_id.as_ref())
+                            .in_scope(|| axum::response::IntoResponse::into_response(error))
+                    }
                     Err(error) => axum::response::IntoResponse::into_response(error),
                 };
                 parts
@@ -198,6 +224,11 @@ impl Service<Request> for App {
                     .observe_check(response.status().as_u16(), started.elapsed().as_secs_f64());
                 let mut response = response;
                 harden(&mut response, true);
+                if let Some(id) = request_id {
+                    response
+                        .headers_mut()
+                        .insert(request_id::X_REQUEST_ID.clone(), id);
+                }
                 Ok(response)
             });
         }

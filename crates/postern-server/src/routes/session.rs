@@ -289,7 +289,11 @@ async fn gate_check(
         Cached::Miss(miss) => {
             // Worked out only on a miss: hits are never limited.
             let client = client_of(&state.trusted_proxies, headers, peer.ip());
-            Box::pin(gate.check_miss(miss, || Some(&client), token, &requirement, now)).await?
+            // A miss calls upstream and may log: in the request's span
+            // (`crate::request_id`), made only here, never on a hit.
+            let span = crate::request_id::check_span(crate::request_id::sane_id(headers).as_ref());
+            let checked = gate.check_miss(miss, || Some(&client), token, &requirement, now);
+            Box::pin(tracing::Instrument::instrument(checked, span)).await?
         }
     };
     let rendered = session.rendered();
@@ -301,6 +305,10 @@ async fn gate_check(
             "subject not representable",
         )))?;
     let mut response = Response::new(Body::from(rendered.body.clone()));
+    // Sized for every header a pass carries, the proxy's `X-Request-Id`
+    // included (`super::App`), so that none makes the map grow: the first
+    // insert into an empty map allocates it anyway (with room for 6).
+    *response.headers_mut() = HeaderMap::with_capacity(8);
     let out = response.headers_mut();
     out.insert(
         header::CONTENT_TYPE,
