@@ -511,7 +511,7 @@ async fn malformed_forged_and_foreign_responses_are_refused_and_mint_nothing() {
         json!({ "ceremony_id": start["ceremony_id"], "credential": phisher.register(&start["options"]) }),
     )
     .await;
-    assert_eq!(error_of(r).await, (400, "passkey_rejected".into()));
+    assert_eq!(error_of(r).await, (401, "passkey_rejected".into()));
 
     // A cloned authenticator: its signature counter went backwards.
     // The stored counter is 2 (registration 1, the good login 2).

@@ -403,10 +403,11 @@ pub(crate) fn bearer_text(headers: &HeaderMap) -> Result<&str, ApiError> {
     bearer_value(value)
 }
 
-/// The token of an `Authorization` header value. Never logged.
+/// The token of an `Authorization` header value. Never logged. A value
+/// that is no `<scheme> <token>` is an invalid token (401, RFC 6750 §3.1).
 fn bearer_value(value: &axum::http::HeaderValue) -> Result<&str, ApiError> {
-    let value = value.to_str().map_err(|_| malformed_token())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(malformed_token)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::MissingToken);
     }

@@ -55,13 +55,15 @@ pub const REQUIRED_AUDIENCE_HEADER: &str = "x-postern-required-audience";
 pub struct ResumeRequest {
     /// The session token; without it, the `Authorization: Bearer` header,
     /// then (cookie mode) the session cookie.
+    #[schema(value_type = Option<crate::openapi::SessionToken>)]
     pub token: Option<String>,
     /// The device now presenting the session: an id string or components.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::Device>)]
     pub device: Option<DeviceInput>,
     /// The operation about to be performed (sensitive ones need a step-up).
     pub operation: Option<String>,
     /// A risk score from 0 to 1 computed by the caller, if any.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub risk_score: Option<f32>,
 }
 
@@ -94,6 +96,21 @@ pub(crate) fn credential<'a>(state: &AppState, text: &'a str) -> Result<Credenti
         .map_err(|_| malformed_token())
 }
 
+/// As [`credential`], for a token that came from `source`: one in the
+/// `Authorization` header that is not a Postern token is a 401
+/// `invalid_token` (RFC 6750 §3.1); in a body field or a cookie, a 400
+/// `malformed_token`.
+pub(crate) fn credential_from<'a>(
+    state: &AppState,
+    text: &'a str,
+    source: Source,
+) -> Result<Credential<'a>, ApiError> {
+    credential(state, text).map_err(|e| match source {
+        Source::Header => ApiError::InvalidToken,
+        Source::Cookie => e,
+    })
+}
+
 fn decide(
     state: &AppState,
     credential: &Credential<'_>,
@@ -123,19 +140,23 @@ fn decide(
 
 /// Resume a session: decide whether this request may proceed on it.
 #[utoipa::path(post, path = "/v1/session/resume", request_body = ResumeRequest,
-    responses((status = 200, body = ResumeResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, description = "full_auth_required, with `decision` and `reason`", body = crate::openapi::ErrorBody),
-        (status = 403, description = "step_up_required, with `decision` and `reason`", body = crate::openapi::ErrorBody)))]
+    security((), ("bearer" = [])),
+    responses((status = 200, body = ResumeResponse),
+        (status = 400, description = "`malformed_token` (the body's `token`, or the cookie, is not a Postern token), `invalid_device`, `invalid_risk_score`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer header's token, or a JWT that does not verify), or `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, with `decision` and `reason`", body = crate::openapi::ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResumeRequest>,
 ) -> Result<ApiJson<ResumeResponse>, ApiError> {
-    let text = match body.token.as_deref() {
-        Some(text) => text.trim(),
-        None => presented(&state, &headers)?.0,
+    let token = match body.token.as_deref() {
+        Some(text) => credential(&state, text.trim())?,
+        None => {
+            let (text, source) = presented(&state, &headers)?;
+            credential_from(&state, text, source)?
+        }
     };
-    let token = credential(&state, text)?;
     let device = body
         .device
         .as_ref()
@@ -196,7 +217,7 @@ pub(crate) fn authenticated(
     intent: Intent,
 ) -> Result<std::sync::Arc<postern_store::hot::HotSession>, ApiError> {
     let (text, source) = presented(state, headers)?;
-    let token = credential(state, text)?;
+    let token = credential_from(state, text, source)?;
     if source == Source::Cookie && intent == Intent::Change {
         same_origin(state, headers)?;
     }
@@ -213,14 +234,17 @@ pub(crate) fn authenticated(
 /// from `Authorization: Bearer`, or (cookie mode, without that header) the
 /// session cookie.
 #[utoipa::path(get, path = "/v1/check",
-    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
-        ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
-        ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested")),
-    responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session"),
-        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, description = "gate mode: rate_limited (too many cache misses from this client)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "gate mode: upstream_unavailable", body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    params(("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)"),
+        ("X-Postern-Required-Scopes" = Option<String>, Header, description = "Gate mode: scopes the upstream token must have, space-separated"),
+        ("X-Postern-Required-Audience" = Option<String>, Header, description = "Gate mode: an audience the upstream token must have")),
+    responses((status = 200, description = "Authenticated; identity in X-Postern-User and X-Postern-Session (gate mode: also X-Postern-Scopes)", body = crate::openapi::CheckResponse, headers(("x-postern-user" = String, description = "The user"), ("x-postern-session" = String, description = "The session id"), ("x-postern-scopes" = String, description = "Gate mode: the token's scopes"))),
+        (status = 400, description = "`invalid_device`; in cookie mode `malformed_token`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (whatever is wrong with the token), or `full_auth_required` with `decision` and `reason`; with `WWW-Authenticate: Bearer`", body = crate::openapi::ErrorBody, headers(("www-authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` for a refused token"))),
+        (status = 403, description = "`step_up_required` (with `decision` and `reason`) or, in gate mode, `insufficient_scope`", body = crate::openapi::ErrorBody),
+        (status = 429, description = "gate mode: `rate_limited` (too many cache misses from this client)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "gate mode: `upstream_unavailable`: the identity provider cannot answer (never 200 then)", body = crate::openapi::ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
     peer: Peer,
@@ -327,11 +351,15 @@ pub struct LogoutResponse {
 /// everywhere. In cookie mode the answer also clears the cookie, unless the
 /// request was refused as cross-origin.
 #[utoipa::path(post, path = "/v1/session/logout",
-    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)")),
-    responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, description = "gate mode: rate_limited (a logout of a token not cached here counts as a miss)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "gate mode: upstream_unavailable, revocation_not_shared or revocations_full", body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "Revoked; in cookie mode the cookie is cleared", body = LogoutResponse),
+        (status = 400, description = "`malformed_token`: the session cookie holds no Postern token (cookie mode)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, or `full_auth_required` (an unknown session)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`cross_origin`: a cookie-authenticated logout from another origin", body = crate::openapi::ErrorBody),
+        (status = 404, description = "JWT mode off and a JWT-shaped token presented", body = crate::openapi::ErrorBody),
+        (status = 429, description = "gate mode: `rate_limited` (a logout of a token not cached here counts as a miss)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`; gate mode: `upstream_unavailable`, `revocation_not_shared` or `revocations_full`", body = crate::openapi::ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let result = revoke_presented(&state, &headers, peer).await;
     let clear =
@@ -368,7 +396,7 @@ async fn revoke_presented(
         }
     }
     let unknown = ApiError::Decision(Decision::FullAuth(postern_core::policy::Reason::Unknown));
-    let session = match credential(state, text)? {
+    let session = match credential_from(state, text, source)? {
         Credential::Opaque(token) => state.authority.authenticate(&token).ok_or(unknown)?,
         Credential::Jwt(jwt) => super::jwt::session_of_jwt(state, jwt)?.ok_or(unknown)?,
     };
