@@ -605,3 +605,310 @@ string_schema!(
     /// [`SessionToken`] in JWT mode.
     SessionTokenOrJwt => string(pattern::TOKEN_OR_JWT, "A Postern session token or a session JWT")
 );
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use rand::{Rng, SeedableRng};
+    use regex::Regex;
+
+    fn matches(pattern: &str) -> impl Fn(&str) -> bool {
+        let regex = Regex::new(pattern).unwrap();
+        move |text| regex.is_match(text)
+    }
+
+    /// Strings near and far from `valid`: the valid ones, each with a
+    /// character changed, added or dropped, and random strings over an
+    /// alphabet of every kind of character the patterns tell apart.
+    fn candidates(valid: &[String], seed: u64) -> Vec<String> {
+        const ALPHABET: &[char] = &[
+            'A', 'Q', 'g', 'w', 'B', 'z', '0', '9', '-', '_', '.', '@', '=', '+', '/', ' ', '\t',
+            '!', '~', 'é', '\u{85}', '\u{feff}', 'p', 's', 't', '1',
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut out: Vec<String> = valid.to_vec();
+        for v in valid {
+            let chars: Vec<char> = v.chars().collect();
+            for _ in 0..40 {
+                let mut c = chars.clone();
+                let at = rng.gen_range(0..=c.len());
+                let pick = ALPHABET[rng.gen_range(0..ALPHABET.len())];
+                match rng.gen_range(0..3) {
+                    0 if at < c.len() => c[at] = pick,
+                    1 => c.insert(at, pick),
+                    _ if at < c.len() => drop(c.remove(at)),
+                    _ => c.push(pick),
+                }
+                out.push(c.into_iter().collect());
+            }
+        }
+        for _ in 0..2000 {
+            let len = rng.gen_range(0..70);
+            out.push(
+                (0..len)
+                    .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())])
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    fn agree(pattern: &str, parser: impl Fn(&str) -> bool, valid: &[String], seed: u64) {
+        let schema = matches(pattern);
+        let mut accepted = 0;
+        for text in candidates(valid, seed) {
+            assert_eq!(
+                schema(&text),
+                parser(&text),
+                "pattern {pattern} and the server disagree on {text:?}"
+            );
+            accepted += usize::from(schema(&text));
+        }
+        assert!(
+            accepted >= valid.len(),
+            "{pattern}: too few valid candidates"
+        );
+    }
+
+    fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..len).map(|_| rng.gen()).collect()
+    }
+
+    fn encodings(lens: &[usize]) -> Vec<String> {
+        lens.iter()
+            .enumerate()
+            .map(|(i, len)| URL_SAFE_NO_PAD.encode(random_bytes(*len, i as u64)))
+            .collect()
+    }
+
+    #[test]
+    fn user_id_pattern_is_the_parser() {
+        let valid: Vec<String> = [
+            "alice",
+            "a",
+            "bob.smith@example.com",
+            "A_b-9",
+            &"x".repeat(64),
+        ]
+        .map(String::from)
+        .to_vec();
+        agree(
+            pattern::USER_ID,
+            |t| postern_core::context::UserId::parse(t).is_ok(),
+            &valid,
+            1,
+        );
+        assert!(!matches(pattern::USER_ID)(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn base64url_patterns_are_the_decoder() {
+        let decodes = |len: Option<usize>| {
+            move |t: &str| {
+                URL_SAFE_NO_PAD
+                    .decode(t)
+                    .is_ok_and(|b| len.is_none_or(|len| b.len() == len))
+            }
+        };
+        agree(
+            pattern::ID16,
+            decodes(Some(16)),
+            &encodings(&[16, 16, 16]),
+            2,
+        );
+        agree(
+            pattern::KEY32,
+            decodes(Some(32)),
+            &encodings(&[32, 32, 32]),
+            3,
+        );
+        agree(
+            pattern::BASE64URL,
+            decodes(None),
+            &encodings(&[0, 1, 2, 3, 4, 5, 16, 64]),
+            4,
+        );
+        // The session id's own parser agrees too.
+        agree(
+            pattern::ID16,
+            |t| postern_core::token::SessionId::parse(t).is_ok(),
+            &encodings(&[16, 16]),
+            5,
+        );
+    }
+
+    #[test]
+    fn token_pattern_is_the_token_parser() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let valid: Vec<String> = (0..3)
+            .map(|_| postern_core::token::SessionToken::generate(&mut rng).expose())
+            .collect();
+        agree(
+            pattern::TOKEN,
+            |t| postern_core::token::SessionToken::parse(t).is_ok(),
+            &valid,
+            7,
+        );
+    }
+
+    #[test]
+    fn device_patterns_are_the_fingerprint_rules() {
+        // A header value as hyper hands it over: no spaces or tabs around.
+        let header = |t: &str| {
+            let ok_bytes = t.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+            ok_bytes && !t.starts_with([' ', '\t']) && !t.ends_with([' ', '\t']) && {
+                postern_core::device::Fingerprint::single(t).is_ok()
+            }
+        };
+        let valid: Vec<String> = ["laptop-1", "a", "x y\tz", &"d".repeat(COMPONENT_LEN)]
+            .map(String::from)
+            .to_vec();
+        agree(pattern::DEVICE_HEADER, header, &valid, 8);
+        // The body's id string: printable ASCII is all the schema allows;
+        // within it, it accepts what the server accepts.
+        let id = |t: &str| {
+            t.bytes().all(|b| (b' '..=b'~').contains(&b))
+                && t.len() <= COMPONENT_LEN
+                && postern_core::device::Fingerprint::single(t).is_ok()
+        };
+        let schema = matches(pattern::DEVICE_ID);
+        for text in candidates(&valid, 9) {
+            let in_schema = schema(&text) && text.chars().count() <= COMPONENT_LEN;
+            assert_eq!(in_schema, id(&text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn identity_key_examples_and_schemathesis_hook_keys_are_points() {
+        let hooks = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../conformance/hooks.py"
+        ))
+        .unwrap();
+        let key = Regex::new(r#""([A-Za-z0-9_-]{43})""#).unwrap();
+        let mut keys: Vec<String> = key
+            .captures_iter(&hooks)
+            .map(|c| c[1].to_string())
+            .collect();
+        assert!(keys.len() >= 16, "hooks.py lists {} keys", keys.len());
+        keys.extend(IDENTITY_KEY_EXAMPLES.map(String::from));
+        for text in keys {
+            assert!(matches(pattern::KEY32)(&text));
+            let bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
+            postern_core::identity::IdentityPublicKey::from_bytes(&bytes)
+                .unwrap_or_else(|_| panic!("{text} is not a Ristretto255 point"));
+        }
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_path_is_routed() {
+        let doc = document();
+        let paths: std::collections::BTreeSet<&str> =
+            doc.paths.paths.keys().map(String::as_str).collect();
+        let routes: std::collections::BTreeSet<&str> =
+            crate::routes::ROUTES.iter().copied().collect();
+        assert_eq!(paths, routes);
+    }
+
+    /// Every status `ApiError` maps to, by the operations that can meet it.
+    #[test]
+    fn every_operation_lists_the_statuses_its_mechanics_produce() {
+        let doc = document();
+        let json = serde_json::to_value(&doc).unwrap();
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let label = format!("{method} {path}");
+                let has = |status: &str| op["responses"][status].is_object();
+                assert!(
+                    ids.insert(op["operationId"].as_str().unwrap().to_string()),
+                    "{label}: operationId twice"
+                );
+                assert!(has("408"), "{label}: no 408");
+                if op["requestBody"].is_object() {
+                    for status in ["400", "413", "415"] {
+                        assert!(has(status), "{label}: a JSON body but no {status}");
+                    }
+                    assert_eq!(op["requestBody"]["required"], true, "{label}");
+                }
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                if params
+                    .iter()
+                    .any(|p| p["in"] == "path" || p["in"] == "query")
+                {
+                    assert!(has("400"), "{label}: parameters but no 400");
+                }
+                for p in &params {
+                    assert!(
+                        !p["name"]
+                            .as_str()
+                            .unwrap()
+                            .eq_ignore_ascii_case("authorization"),
+                        "{label}: Authorization is the security scheme's, not a parameter"
+                    );
+                    assert!(
+                        !p["schema"].to_string().contains("\"null\""),
+                        "{label}: {} may be null",
+                        p["name"]
+                    );
+                }
+                let secured = op["security"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|r| r.get(BEARER).is_some()));
+                if secured {
+                    assert!(has("401"), "{label}: a session but no 401");
+                }
+                if path.starts_with("/v1/") {
+                    for (status, response) in op["responses"].as_object().unwrap() {
+                        if status.starts_with('4') || status.starts_with('5') {
+                            assert_eq!(
+                                response["content"]["application/json"]["schema"]["$ref"],
+                                "#/components/schemas/ErrorBody",
+                                "{label} {status}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Each status an error can have is documented somewhere.
+        let documented: std::collections::BTreeSet<String> = json["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .flat_map(|op| op["responses"].as_object().unwrap().keys().cloned())
+            .collect();
+        for status in [
+            "400", "401", "403", "404", "408", "409", "413", "415", "429", "500", "503",
+        ] {
+            assert!(documented.contains(status), "no operation lists {status}");
+        }
+    }
+
+    #[test]
+    fn request_schemas_refuse_unknown_fields() {
+        let json = serde_json::to_value(document()).unwrap();
+        let schemas = &json["components"]["schemas"];
+        for name in [
+            "ChallengeRequest",
+            "FullAuthRequest",
+            "EnrollRequest",
+            "IdentityReplaceRequest",
+            "RegisterStartRequest",
+            "RegisterFinishRequest",
+            "LoginStartRequest",
+            "LoginFinishRequest",
+            "ResumeRequest",
+            "RegistrationCredential",
+            "AssertionCredential",
+        ] {
+            assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        }
+    }
+}

@@ -71,7 +71,12 @@ async fn check_is_a_forward_auth_endpoint() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(garbage).await, (400, "malformed_token".into()));
+    // RFC 6750 §3.1: whatever is wrong with a bearer token, 401 invalid_token.
+    assert_eq!(
+        garbage.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    assert_eq!(error_of(garbage).await, (401, "invalid_token".into()));
 }
 
 #[tokio::test]

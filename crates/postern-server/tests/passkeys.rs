@@ -295,7 +295,7 @@ async fn the_bearer_header_wins_over_the_cookie_and_never_falls_through() {
     assert_eq!(both.headers()["x-postern-user"], "bob");
 
     let garbage = check(&server, Some("garbage"), Some(&alice_token)).await;
-    assert_eq!(error_of(garbage).await, (400, "malformed_token".into()));
+    assert_eq!(error_of(garbage).await, (401, "invalid_token".into()));
     let stranger = postern_core::token::SessionToken::generate(&mut rand::thread_rng()).expose();
     let unknown = check(&server, Some(&stranger), Some(&alice_token)).await;
     assert_eq!(error_of(unknown).await, (401, "full_auth_required".into()));

@@ -303,8 +303,9 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every route template the router serves, as metric labels.
-const ROUTES: [&str; 25] = [
+/// Every route template the router serves, as metric labels (the OpenAPI
+/// document lists the same paths: `crate::openapi`'s tests).
+pub(crate) const ROUTES: [&str; 27] = [
     "/v1/users/{user}/enroll",
     "/v1/biometric/public-key",
     "/v1/auth/challenge",
@@ -322,7 +323,9 @@ const ROUTES: [&str; 25] = [
     "/v1/check",
     "/v1/users/{user}/sessions",
     "/v1/users/{user}/sessions/{session}",
+    "/v1/users/{user}/passkeys",
     "/v1/users/{user}/passkeys/{credential_id}",
+    "/v1/users/{user}/passkeys/{credential_id}/confirm",
     "/v1/users/{user}/identity",
     "/v1/session/refresh",
     "/.well-known/jwks.json",
