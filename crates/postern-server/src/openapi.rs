@@ -11,7 +11,7 @@
 //! the server works rather than what the handler does (408 for a request
 //! cut at `request_timeout`; 400, 413 and 415 for a JSON body that is not
 //! JSON, too large or not labelled JSON; 400 for a path or query that
-//! does not decode) are added by [`Mechanics`].
+//! does not decode) are added by `Mechanics`.
 //!
 //! Some constraints depend on the deployment: the audiences identity
 //! proofs may name, whether the biometric stage is on (else its fields are
