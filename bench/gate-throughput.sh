@@ -136,7 +136,7 @@ fi
 # first report).
 for i in $(seq 1 100); do
     curl -sS -o /dev/null -H "Authorization: Bearer $TOKEN" "$POSTERN/v1/check"
-    if [ "$(metric postern_gate_cache_hits)" -gt 0 ]; then break; fi
+    if [ "$(metric postern_gate_cache_hits_total)" -gt 0 ]; then break; fi
     if [ "$i" = 100 ]; then echo "no request became a hit within 10 s" >&2; exit 1; fi
     sleep 0.1
 done
@@ -146,12 +146,12 @@ if [ "$status" != 200 ]; then
     exit 1
 fi
 
-hits_before="$(metric postern_gate_cache_hits)"
-misses_before="$(metric postern_gate_cache_misses)"
+hits_before="$(metric postern_gate_cache_hits_total)"
+misses_before="$(metric postern_gate_cache_misses_total)"
 calls_before="$(introspections)"
 run_wrk gate "$POSTERN/v1/check" -H "Authorization: Bearer $TOKEN"
-hits_after="$(metric postern_gate_cache_hits)"
-misses_after="$(metric postern_gate_cache_misses)"
+hits_after="$(metric postern_gate_cache_hits_total)"
+misses_after="$(metric postern_gate_cache_misses_total)"
 calls_after="$(introspections)"
 # The same request bytes (the trivial handler ignores the header), so the
 # difference is the gate's work, not a bigger request to parse.

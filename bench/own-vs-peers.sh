@@ -263,7 +263,7 @@ case " ${TARGET_LIST[*]} " in
         header_args postern-gate
         for i in $(seq 1 100); do
             curl -sS -o /dev/null "${HARGS[@]}" "$POSTERN/v1/check"
-            if [ "$(metric postern_gate_cache_hits)" -gt 0 ]; then break; fi
+            if [ "$(metric postern_gate_cache_hits_total)" -gt 0 ]; then break; fi
             if [ "$i" = 100 ]; then echo "postern-gate: no request became a hit within 10 s" >&2; exit 1; fi
             sleep 0.1
         done
@@ -312,8 +312,8 @@ for t in "${TARGET_LIST[@]}"; do
 done
 
 if [[ " ${TARGET_LIST[*]} " == *" postern-gate "* ]]; then
-    hits_before="$(metric postern_gate_cache_hits)"
-    misses_before="$(metric postern_gate_cache_misses)"
+    hits_before="$(metric postern_gate_cache_hits_total)"
+    misses_before="$(metric postern_gate_cache_misses_total)"
     calls_before="$(introspections)"
 fi
 : >"$WORK/results.tsv"
@@ -332,8 +332,8 @@ LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "load after: $(uptime)" >&2
 
 if [[ " ${TARGET_LIST[*]} " == *" postern-gate "* ]]; then
-    hits_after="$(metric postern_gate_cache_hits)"
-    misses_after="$(metric postern_gate_cache_misses)"
+    hits_after="$(metric postern_gate_cache_hits_total)"
+    misses_after="$(metric postern_gate_cache_misses_total)"
     calls_after="$(introspections)"
     if [ "$((calls_after - calls_before))" -ne 0 ] || [ "$((misses_after - misses_before))" -ne 0 ]; then
         echo "postern-gate: the measured runs missed the cache ($((misses_after - misses_before)) misses, $((calls_after - calls_before)) upstream calls): not a hit measurement" >&2

@@ -9,6 +9,8 @@
 //!   Ristretto255 identity secret.
 //! - [`biometric`]: quantises and encrypts a biometric template or probe
 //!   under the key holder's BFV public key; deterministic test embeddings.
+//! - [`embedding`]: reads an embedding from a JSON array of 128 numbers
+//!   (the CLI's `--biometric FILE`), with an error for each way it is wrong.
 //! - [`device`]: turns what a caller knows about its device into the
 //!   canonical fingerprint the server binds sessions to.
 //! - [`http`]: a typed client for the v1 HTTP API: enroll, challenge and
@@ -33,5 +35,6 @@
 
 pub mod biometric;
 pub mod device;
+pub mod embedding;
 pub mod http;
 pub mod identity_file;

@@ -16,7 +16,7 @@
 //! for Postern, end to end over real HTTP, on this machine.
 //!
 //! **How it measures.** Cache hits and misses come from Postern's own
-//! `/metrics` (`postern_gate_cache_hits`, `postern_gate_cache_misses`),
+//! `/metrics` (`postern_gate_cache_hits_total`, `postern_gate_cache_misses_total`),
 //! upstream calls from the IdP's `/stats` (`introspect`), both read before
 //! and after the traffic (and again at every progress report, so the
 //! steady state after the cold start is reported too). The hit rate is
@@ -453,11 +453,11 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 const GATE_CACHE_METRICS: [&str; 7] = [
-    "postern_gate_cache_hits",
-    "postern_gate_cache_misses",
-    "postern_gate_cache_admissions_rejected",
-    "postern_gate_cache_evictions",
-    "postern_gate_cache_expired_reaped",
+    "postern_gate_cache_hits_total",
+    "postern_gate_cache_misses_total",
+    "postern_gate_cache_admissions_rejected_total",
+    "postern_gate_cache_evictions_total",
+    "postern_gate_cache_expired_reaped_total",
     "postern_gate_cache_entries",
     "postern_gate_cache_bytes",
 ];

@@ -11,7 +11,7 @@ use postern_client::http::{ClientError, PosternClient};
 use postern_client::identity_file::IdentityFile;
 use serde_json::json;
 
-use crate::config::{Config, Overrides};
+use crate::config::{heading, Config, LogFormat, Overrides};
 use crate::keys::{self, InstanceSource};
 use crate::state::{Clock, SystemClock};
 
@@ -33,7 +33,7 @@ enum Command {
     /// Run the server (sessions in ./postern-data by default; keys created on first start).
     Serve {
         /// TOML configuration file; environment variables and flags override it.
-        #[arg(long, env = "POSTERN_CONFIG", value_name = "FILE")]
+        #[arg(long, env = "POSTERN_CONFIG", value_name = "FILE", help_heading = heading::SERVER)]
         config: Option<PathBuf>,
         #[command(flatten)]
         overrides: Box<Overrides>,
@@ -74,8 +74,15 @@ enum KeysAction {
     /// Add a key generation: new sessions use it, old sessions keep verifying
     /// until they expire. Restart the server to pick it up.
     Rotate,
-    /// Print key generations and the instance key fingerprint.
-    Show,
+    /// Print the keyring for people: its revision, where the instance key
+    /// comes from and its fingerprint, and each key generation (id,
+    /// algorithms, creation and retirement times, which one is current).
+    /// Never any secret.
+    Show {
+        /// Print JSON instead, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,8 +96,14 @@ enum ClientAction {
         /// Identity file [default: ~/.config/postern/<user>.identity]
         #[arg(long)]
         identity: Option<PathBuf>,
+        /// Also enroll a biometric template: FILE holds the embedding, a
+        /// JSON array of 128 numbers; it is encrypted here, under the
+        /// server's public key, before it is sent.
+        #[arg(long, value_name = "FILE")]
+        biometric: Option<PathBuf>,
     },
-    /// Full authentication: prove the identity, print the session token.
+    /// Full authentication: prove the identity, print the session token
+    /// and the time each stage took.
     Login {
         #[arg(long, env = "POSTERN_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
@@ -101,6 +114,10 @@ enum ClientAction {
         device: String,
         #[arg(long)]
         identity: Option<PathBuf>,
+        /// Send an encrypted biometric probe (servers with the biometric
+        /// stage): FILE holds the embedding, a JSON array of 128 numbers.
+        #[arg(long, value_name = "FILE")]
+        biometric: Option<PathBuf>,
     },
     /// Resume a session. Exit status: 0 resumed, 3 step_up, 4 full_auth_required.
     Resume {
@@ -177,18 +194,8 @@ struct AccountSession {
 /// Entry point used by `main`.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_filter = match cli.command {
-        Command::Serve { .. } => "info",
-        _ => "warn",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
     match cli.command {
+        // Logging starts once the configuration says in which format.
         Command::Serve { config, overrides } => serve(config, *overrides).await,
         Command::Keys {
             action,
@@ -196,6 +203,7 @@ pub async fn main() -> ExitCode {
             data_dir,
             instance_key_file,
         } => {
+            init_logging("warn", LogFormat::Text);
             let overrides = Overrides {
                 data_dir,
                 instance_key_file,
@@ -203,7 +211,26 @@ pub async fn main() -> ExitCode {
             };
             keys_command(action, config, overrides)
         }
-        Command::Client { action, ca } => client(action, ca).await,
+        Command::Client { action, ca } => {
+            init_logging("warn", LogFormat::Text);
+            client(action, ca).await
+        }
+    }
+}
+
+/// Log lines to stderr in `format`, at `RUST_LOG`'s levels (else
+/// `default_filter`'s).
+fn init_logging(default_filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().init(),
     }
 }
 
@@ -227,6 +254,7 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
         Ok(c) => c.apply(&overrides),
         Err(e) => return fail(e),
     };
+    init_logging("info", config.log_format);
     // Bound first: identity proofs are bound to the address clients reach.
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
@@ -325,7 +353,7 @@ fn keys_command(
             Ok(opened) => {
                 print_json(&json!({
                     "keyring": keys::keyring_path(&config),
-                    "instance_key": format!("{:?}", opened.instance_source),
+                    "instance_key": source_text(&opened.instance_source),
                     "generations": describe(&opened.keyring),
                 }));
                 ExitCode::SUCCESS
@@ -342,25 +370,159 @@ fn keys_command(
             }
             Err(e) => fail(e),
         },
-        KeysAction::Show => match keys::show(&config) {
+        KeysAction::Show { json } => match keys::show(&config) {
             Ok((keyring, instance, source)) => {
                 let fp: String = instance
                     .fingerprint()
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect();
-                print_json(&json!({
-                    "keyring": keys::keyring_path(&config),
-                    "instance_key_source": format!("{source:?}"),
-                    "instance_key_fingerprint": fp,
-                    "revision": keyring.revision(),
-                    "generations": describe(&keyring),
-                }));
+                let path = keys::keyring_path(&config);
+                if json {
+                    print_json(&json!({
+                        "keyring": path,
+                        "instance_key_source": source_text(&source),
+                        "instance_key_fingerprint": fp,
+                        "revision": keyring.revision(),
+                        "generations": describe(&keyring),
+                    }));
+                } else {
+                    let mut out = std::io::stdout().lock();
+                    let _ =
+                        out.write_all(keys_for_people(&path, &source, &fp, &keyring).as_bytes());
+                    let _ = out.flush();
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
         },
     }
+}
+
+/// Where the instance key comes from, in words.
+fn source_text(source: &InstanceSource) -> String {
+    match source {
+        InstanceSource::Environment => "environment (POSTERN_INSTANCE_SECRET)".into(),
+        InstanceSource::Passphrase => {
+            "passphrase (POSTERN_INSTANCE_PASSPHRASE, through Argon2id)".into()
+        }
+        InstanceSource::File(path) => format!("file {}", path.display()),
+        InstanceSource::Created(path) => format!("file {} (created now)", path.display()),
+    }
+}
+
+/// `postern keys show` for people: the keyring, the instance key (where it
+/// comes from and the fingerprint of its public key) and a table of key
+/// generations, current marked. Ids, algorithms, times and a public-key
+/// fingerprint only: never a secret.
+fn keys_for_people(
+    path: &std::path::Path,
+    source: &InstanceSource,
+    fingerprint: &str,
+    keyring: &postern_core::keyring::Keyring,
+) -> String {
+    use std::fmt::Write as _;
+    let t = crate::time::rfc3339;
+    let current = keyring.current().id();
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = writeln!(
+        out,
+        "Keyring       {} (revision {})",
+        path.display(),
+        keyring.revision()
+    );
+    let _ = writeln!(
+        out,
+        "Instance key  ML-KEM-768, from {}",
+        source_text(source)
+    );
+    let _ = writeln!(
+        out,
+        "              fingerprint {fingerprint} (SHA3-256 of the public key)"
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Key generations (each: AES-256-GCM sealing, HMAC-SHA256 device binding, ML-DSA-65 signing; stored encrypted to the instance key)"
+    );
+    // The rows' layout: id right-aligned in 6, state in 8, time in 24.
+    let _ = writeln!(out, "  KEY ID  STATE     CREATED                   RETIRED");
+    for generation in keyring.generations() {
+        let state = if generation.id() == current {
+            "current"
+        } else {
+            "retired"
+        };
+        let retired = generation.retired_at().map_or_else(|| "-".to_string(), t);
+        let _ = writeln!(
+            out,
+            "  {:>6}  {:<8}  {:<24}  {}",
+            generation.id(),
+            state,
+            t(generation.created_at()),
+            retired
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "New sessions are minted under generation {current}; sessions of a retired generation keep verifying until they expire."
+    );
+    out
+}
+
+/// The embedding in `path` (`--biometric FILE`), or why not, naming the file.
+fn read_embedding(path: &std::path::Path) -> Result<Vec<f32>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the embedding file {}: {e}", path.display()))?;
+    postern_client::embedding::parse(&text)
+        .map_err(|e| format!("{}: not an embedding: {e}", path.display()))
+}
+
+/// Which ciphertext to make of an embedding.
+#[derive(Debug, Clone, Copy)]
+enum Ciphertext {
+    /// Enrolled once.
+    Template,
+    /// Sent at each login.
+    Probe,
+}
+
+/// `embedding` encrypted under the server's biometric public key (the
+/// embedding itself never leaves this process); on failure, the exit code
+/// after the message.
+async fn encrypt(
+    client: &PosternClient,
+    embedding: &[f32],
+    kind: Ciphertext,
+) -> Result<Vec<u8>, ExitCode> {
+    let public_key = client.biometric_public_key().await.map_err(client_error)?;
+    let encryptor = postern_client::biometric::BiometricClient::new(&public_key).map_err(|e| {
+        fail(format!(
+            "the server's biometric public key is unusable: {e}"
+        ))
+    })?;
+    match kind {
+        Ciphertext::Template => encryptor.template(embedding),
+        Ciphertext::Probe => encryptor.probe(embedding),
+    }
+    .map_err(|e| fail(format!("cannot encrypt the embedding: {e}")))
+}
+
+/// The time each stage of a login took, one line each, for people.
+fn stage_times(stages: &[postern_client::http::StageReport]) -> String {
+    stages
+        .iter()
+        .map(|s| {
+            format!(
+                "{:<12} {:<8} {:>10.3} ms\n",
+                s.stage,
+                s.outcome,
+                s.micros / 1000.0
+            )
+        })
+        .collect()
 }
 
 fn identity_path(user: &str, explicit: Option<PathBuf>) -> PathBuf {
@@ -423,7 +585,13 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
             server,
             user,
             identity,
+            biometric,
         } => {
+            // Checked before anything is written or sent.
+            let embedding = match biometric.as_deref().map(read_embedding).transpose() {
+                Ok(e) => e,
+                Err(e) => return fail(e),
+            };
             let path = identity_path(&user, identity);
             let identity = if path.exists() {
                 match IdentityFile::load(&path) {
@@ -454,10 +622,20 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            match client.enroll(&identity).await {
+            let template = match &embedding {
+                Some(embedding) => match encrypt(&client, embedding, Ciphertext::Template).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(code) => return code,
+                },
+                None => None,
+            };
+            match client
+                .enroll_with_template(&identity, template.as_deref())
+                .await
+            {
                 Ok(r) => {
                     print_json(
-                        &json!({ "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at, "identity_file": path }),
+                        &json!({ "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at, "identity_file": path, "biometric": template.is_some() }),
                     );
                     ExitCode::SUCCESS
                 }
@@ -469,7 +647,12 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
             user,
             device,
             identity,
+            biometric,
         } => {
+            let embedding = match biometric.as_deref().map(read_embedding).transpose() {
+                Ok(e) => e,
+                Err(e) => return fail(e),
+            };
             let path = identity_path(&user, identity);
             let identity = match IdentityFile::load(&path) {
                 Ok(id) => id,
@@ -479,9 +662,20 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
-            match client.login(&identity, &DeviceInput::Id(device)).await {
+            let probe = match &embedding {
+                Some(embedding) => match encrypt(&client, embedding, Ciphertext::Probe).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(code) => return code,
+                },
+                None => None,
+            };
+            match client
+                .login_with_probe(&identity, &DeviceInput::Id(device), probe.as_deref())
+                .await
+            {
                 Ok(r) => {
                     print_json(&serde_json::to_value(&r).unwrap_or_default());
+                    eprint!("{}", stage_times(&r.stages));
                     ExitCode::SUCCESS
                 }
                 Err(e) => client_error(e),

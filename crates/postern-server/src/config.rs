@@ -632,6 +632,8 @@ pub struct Config {
     /// Serve `/metrics` here, and not on `listen` (e.g. an address only
     /// the monitoring network reaches). Unset: `/metrics` on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `text` (for people) or `json` (one object per line).
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
@@ -654,82 +656,150 @@ impl Default for Config {
             // Under common file-descriptor limits raised for a server.
             max_connections: 4096,
             metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
+}
+
+/// The headings `postern serve --help` groups its flags under.
+pub mod heading {
+    /// Listening, data, connection limits, logs.
+    pub const SERVER: &str = "Server";
+    /// Session lifetime, binding and delivery, and the full
+    /// authentication that mints sessions.
+    pub const SESSIONS: &str = "Sessions";
+    pub const PASSKEYS: &str = "Passkeys";
+    pub const BIOMETRIC: &str = "Biometric";
+    /// Gate mode: an upstream identity provider's tokens.
+    pub const GATE: &str = "Gate";
+    /// Gate mode: logouts shared between instances through Redis.
+    pub const REDIS: &str = "Redis";
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event, for people (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector: the event's fields,
+    /// and its request span (`request_id`, `method`, `path`).
+    Json,
 }
 
 /// Values from environment variables and flags; `None` keeps the file's.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "POSTERN_LISTEN")]
+    #[arg(long, env = "POSTERN_LISTEN", help_heading = heading::SERVER)]
     pub listen: Option<SocketAddr>,
     /// Data directory: sessions database and wrapped keyring.
-    #[arg(long = "data", env = "POSTERN_DATA", value_name = "DIR")]
+    #[arg(long = "data", env = "POSTERN_DATA", value_name = "DIR", help_heading = heading::SERVER)]
     pub data_dir: Option<PathBuf>,
     /// File holding the instance key seed (created 0600 on first start).
     #[arg(
         long = "instance-key",
         env = "POSTERN_INSTANCE_KEY_FILE",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = heading::SERVER,
     )]
     pub instance_key_file: Option<PathBuf>,
     /// Absolute session lifetime, e.g. 8h.
-    #[arg(long, env = "POSTERN_TTL", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_TTL", value_parser = humantime::parse_duration, help_heading = heading::SESSIONS)]
     pub ttl: Option<Duration>,
     /// How long after full authentication a session may be resumed, e.g. 1h.
-    #[arg(long, env = "POSTERN_RESUME_WINDOW", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_RESUME_WINDOW", value_parser = humantime::parse_duration, help_heading = heading::SESSIONS)]
     pub resume_window: Option<Duration>,
     /// Longest gap between two resumes, e.g. 30m.
-    #[arg(long, env = "POSTERN_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_IDLE_TIMEOUT", value_parser = humantime::parse_duration, help_heading = heading::SESSIONS)]
     pub idle_timeout: Option<Duration>,
     /// Whether resumes must present the device the session is bound to.
-    #[arg(long, env = "POSTERN_DEVICE_BINDING", value_enum)]
+    #[arg(long, env = "POSTERN_DEVICE_BINDING", value_enum, help_heading = heading::SESSIONS)]
     pub device_binding: Option<BindingMode>,
     /// Risk scores above this (0-1) require full authentication.
-    #[arg(long, env = "POSTERN_RISK_THRESHOLD")]
+    #[arg(long, env = "POSTERN_RISK_THRESHOLD", help_heading = heading::SESSIONS)]
     pub risk_threshold: Option<f32>,
     /// Comma-separated operations that require a step-up.
-    #[arg(long, env = "POSTERN_SENSITIVE_OPERATIONS", value_delimiter = ',')]
+    #[arg(long, env = "POSTERN_SENSITIVE_OPERATIONS", value_delimiter = ',', help_heading = heading::SESSIONS)]
     pub sensitive_operations: Option<Vec<String>>,
     /// Persist activity at most once per this interval per session.
-    #[arg(long, env = "POSTERN_LAST_SEEN_INTERVAL", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_LAST_SEEN_INTERVAL", value_parser = humantime::parse_duration, help_heading = heading::SESSIONS)]
     pub last_seen_interval: Option<Duration>,
     /// How long a challenge for full authentication stays valid.
-    #[arg(long, env = "POSTERN_CHALLENGE_TTL", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_CHALLENGE_TTL", value_parser = humantime::parse_duration, help_heading = heading::SESSIONS)]
     pub challenge_ttl: Option<Duration>,
     /// How recent the full authentication behind a session must be for it
     /// to replace the user's identity key.
-    #[arg(long, env = "POSTERN_REAUTH_MAX_AGE", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_REAUTH_MAX_AGE", value_parser = humantime::parse_duration, help_heading = heading::SESSIONS)]
     pub reauth_max_age: Option<Duration>,
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "POSTERN_MAX_BODY_BYTES")]
+    #[arg(long, env = "POSTERN_MAX_BODY_BYTES", help_heading = heading::SERVER)]
     pub max_body_bytes: Option<usize>,
+    /// The origins identity proofs may be made for, comma-separated
+    /// (default: the listen address and the passkey origin).
+    #[arg(long = "audience", env = "POSTERN_AUDIENCES", value_delimiter = ',', help_heading = heading::SESSIONS)]
+    pub audiences: Option<Vec<String>>,
+    /// Required full-authentication stages, in order (identity, biometric).
+    #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',', help_heading = heading::SESSIONS)]
+    pub stages: Option<Vec<String>>,
+    /// Most outstanding challenges one client may hold (default 256).
+    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_CLIENT", help_heading = heading::SESSIONS)]
+    pub max_challenges_per_client: Option<usize>,
+    /// Most outstanding challenges for one user (default 8).
+    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_USER", help_heading = heading::SESSIONS)]
+    pub max_challenges_per_user: Option<usize>,
+    /// Most outstanding passkey ceremonies of each kind one client may hold
+    /// (default 256).
+    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_CLIENT", help_heading = heading::PASSKEYS)]
+    pub max_ceremonies_per_client: Option<usize>,
+    /// Most outstanding passkey ceremonies of each kind for one user
+    /// (default 8).
+    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_USER", help_heading = heading::PASSKEYS)]
+    pub max_ceremonies_per_user: Option<usize>,
+    /// Required stages of a passkey login, in order (passkey, and
+    /// optionally identity, biometric).
+    #[arg(long, env = "POSTERN_PASSKEY_STAGES", value_delimiter = ',', help_heading = heading::PASSKEYS)]
+    pub passkey_stages: Option<Vec<String>>,
+    /// Biometric stage: standard (one user per evaluation) or turbo (up to
+    /// 32 users per evaluation).
+    #[arg(long, env = "POSTERN_BIOMETRIC_MODE", value_enum, help_heading = heading::BIOMETRIC)]
+    pub biometric_mode: Option<BiometricModeName>,
+    /// Biometric stage: cosine similarity a probe must reach (0 to 1).
+    #[arg(long, env = "POSTERN_BIOMETRIC_THRESHOLD", help_heading = heading::BIOMETRIC)]
+    pub biometric_threshold: Option<f32>,
+    /// Turbo: longest a batch waits to fill after its first user.
+    #[arg(long, env = "POSTERN_TURBO_DEADLINE", value_parser = humantime::parse_duration, help_heading = heading::BIOMETRIC)]
+    pub turbo_deadline: Option<Duration>,
+    /// Biometric stage: MiB of prepared templates kept for recent users
+    /// (about 0.7 MB each; 0 turns the cache off).
+    #[arg(long, env = "POSTERN_BIOMETRIC_PREPARED_CACHE_MB", help_heading = heading::BIOMETRIC)]
+    pub biometric_prepared_cache_mb: Option<usize>,
     /// Gate mode: an RFC 7662 token-introspection endpoint to validate
     /// tokens of an existing identity provider.
-    #[arg(long, env = "POSTERN_UPSTREAM_INTROSPECTION", value_name = "URL")]
+    #[arg(long, env = "POSTERN_UPSTREAM_INTROSPECTION", value_name = "URL", help_heading = heading::GATE)]
     pub upstream_introspection: Option<String>,
     /// Gate mode: the RFC 7009 revocation endpoint called on logout.
-    #[arg(long, env = "POSTERN_UPSTREAM_REVOCATION", value_name = "URL")]
+    #[arg(long, env = "POSTERN_UPSTREAM_REVOCATION", value_name = "URL", help_heading = heading::GATE)]
     pub upstream_revocation: Option<String>,
     /// Gate mode: client id for introspection (HTTP Basic).
-    #[arg(long, env = "POSTERN_CLIENT_ID")]
+    #[arg(long, env = "POSTERN_CLIENT_ID", help_heading = heading::GATE)]
     pub client_id: Option<String>,
     /// Gate mode: client secret for introspection (HTTP Basic).
-    #[arg(long, env = "POSTERN_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(long, env = "POSTERN_CLIENT_SECRET", hide_env_values = true, help_heading = heading::GATE)]
     pub client_secret: Option<String>,
     /// Gate mode: base URL of an Auth1-style session API.
-    #[arg(long, env = "POSTERN_UPSTREAM_AUTH1", value_name = "URL")]
+    #[arg(long, env = "POSTERN_UPSTREAM_AUTH1", value_name = "URL", help_heading = heading::GATE)]
     pub upstream_auth1: Option<String>,
     /// Gate mode: the upstream's JWKS URL; tokens of keys rotated out of it
     /// are purged from the cache at once.
-    #[arg(long, env = "POSTERN_UPSTREAM_JWKS", value_name = "URL")]
+    #[arg(long, env = "POSTERN_UPSTREAM_JWKS", value_name = "URL", help_heading = heading::GATE)]
     pub upstream_jwks: Option<String>,
     /// Gate mode: cache misses (and logouts of tokens not cached) allowed
     /// per client per second, after a burst of miss_burst_per_client
     /// (default 20/s, burst 100; 0 turns it off). A client is the TCP peer,
     /// or the address a --trusted-proxies peer forwards.
-    #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT")]
+    #[arg(long, env = "POSTERN_MISS_RATE_PER_CLIENT", help_heading = heading::GATE)]
     pub miss_rate_per_client: Option<f64>,
     /// Gate mode: share logouts with every instance using this Redis, e.g.
     /// rediss://host:6380 (TLS), or redis://127.0.0.1:6379 (cleartext is
@@ -739,78 +809,40 @@ pub struct Overrides {
         long,
         env = "POSTERN_REDIS",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = heading::REDIS,
     )]
     pub redis: Option<String>,
     /// Gate mode with --redis: serve hits only while the shared revocation
     /// feed is at most this far behind, else every request asks upstream
     /// (default 5s, at least 3s).
-    #[arg(long, env = "POSTERN_REVOCATION_MAX_LAG", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_REVOCATION_MAX_LAG", value_parser = humantime::parse_duration, help_heading = heading::REDIS)]
     pub revocation_max_lag: Option<Duration>,
-    /// The origins identity proofs may be made for, comma-separated
-    /// (default: the listen address and the passkey origin).
-    #[arg(long = "audience", env = "POSTERN_AUDIENCES", value_delimiter = ',')]
-    pub audiences: Option<Vec<String>>,
-    /// Required full-authentication stages, in order (identity, biometric).
-    #[arg(long, env = "POSTERN_STAGES", value_delimiter = ',')]
-    pub stages: Option<Vec<String>>,
-    /// Most outstanding challenges one client may hold (default 256).
-    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_CLIENT")]
-    pub max_challenges_per_client: Option<usize>,
-    /// Most outstanding challenges for one user (default 8).
-    #[arg(long, env = "POSTERN_MAX_CHALLENGES_PER_USER")]
-    pub max_challenges_per_user: Option<usize>,
-    /// Most outstanding passkey ceremonies of each kind one client may hold
-    /// (default 256).
-    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_CLIENT")]
-    pub max_ceremonies_per_client: Option<usize>,
-    /// Most outstanding passkey ceremonies of each kind for one user
-    /// (default 8).
-    #[arg(long, env = "POSTERN_MAX_CEREMONIES_PER_USER")]
-    pub max_ceremonies_per_user: Option<usize>,
-    /// Required stages of a passkey login, in order (passkey, and
-    /// optionally identity, biometric).
-    #[arg(long, env = "POSTERN_PASSKEY_STAGES", value_delimiter = ',')]
-    pub passkey_stages: Option<Vec<String>>,
-    /// Biometric stage: standard (one user per evaluation) or turbo (up to
-    /// 32 users per evaluation).
-    #[arg(long, env = "POSTERN_BIOMETRIC_MODE", value_enum)]
-    pub biometric_mode: Option<BiometricModeName>,
-    /// Biometric stage: cosine similarity a probe must reach (0 to 1).
-    #[arg(long, env = "POSTERN_BIOMETRIC_THRESHOLD")]
-    pub biometric_threshold: Option<f32>,
-    /// Turbo: longest a batch waits to fill after its first user.
-    #[arg(long, env = "POSTERN_TURBO_DEADLINE", value_parser = humantime::parse_duration)]
-    pub turbo_deadline: Option<Duration>,
-    /// Biometric stage: MiB of prepared templates kept for recent users
-    /// (about 0.7 MB each; 0 turns the cache off).
-    #[arg(long, env = "POSTERN_BIOMETRIC_PREPARED_CACHE_MB")]
-    pub biometric_prepared_cache_mb: Option<usize>,
     /// How sessions reach clients: a bearer token in the JSON response, an
     /// HttpOnly cookie, or a signed JWT.
-    #[arg(long, env = "POSTERN_SESSION_MODE", value_enum)]
+    #[arg(long, env = "POSTERN_SESSION_MODE", value_enum, help_heading = heading::SESSIONS)]
     pub session_mode: Option<SessionMode>,
     /// JWT mode: lifetime of each JWT (refresh before it ends).
-    #[arg(long, env = "POSTERN_JWT_TTL", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_JWT_TTL", value_parser = humantime::parse_duration, help_heading = heading::SESSIONS)]
     pub jwt_ttl: Option<Duration>,
     /// JWT mode: the `iss` claim.
-    #[arg(long, env = "POSTERN_JWT_ISSUER")]
+    #[arg(long, env = "POSTERN_JWT_ISSUER", help_heading = heading::SESSIONS)]
     pub jwt_issuer: Option<String>,
     /// JWT mode: the `aud` claim, required back on every JWT.
-    #[arg(long, env = "POSTERN_JWT_AUDIENCE")]
+    #[arg(long, env = "POSTERN_JWT_AUDIENCE", help_heading = heading::SESSIONS)]
     pub jwt_audience: Option<String>,
     /// JWT mode: the signature algorithm.
-    #[arg(long = "jwt-alg", env = "POSTERN_JWT_ALG", value_enum)]
+    #[arg(long = "jwt-alg", env = "POSTERN_JWT_ALG", value_enum, help_heading = heading::SESSIONS)]
     pub jwt_algorithm: Option<crate::jwt::JwtAlgorithm>,
     /// Name of the session cookie (cookie mode).
-    #[arg(long, env = "POSTERN_COOKIE_NAME")]
+    #[arg(long, env = "POSTERN_COOKIE_NAME", help_heading = heading::SESSIONS)]
     pub cookie_name: Option<String>,
     /// SameSite attribute of the session cookie.
-    #[arg(long, env = "POSTERN_COOKIE_SAME_SITE", value_enum)]
+    #[arg(long, env = "POSTERN_COOKIE_SAME_SITE", value_enum, help_heading = heading::SESSIONS)]
     pub cookie_same_site: Option<SameSite>,
     /// Passkeys: the WebAuthn relying-party id (the origin's host or a
     /// parent domain of it).
-    #[arg(long, env = "POSTERN_RP_ID")]
+    #[arg(long, env = "POSTERN_RP_ID", help_heading = heading::PASSKEYS)]
     pub rp_id: Option<String>,
     /// Passkeys: an origin browsers use them from, e.g.
     /// http://localhost:8080; repeat it (or separate with commas) for
@@ -819,14 +851,15 @@ pub struct Overrides {
         long,
         env = "POSTERN_ORIGIN",
         value_name = "URL",
-        value_delimiter = ','
+        value_delimiter = ',',
+        help_heading = heading::PASSKEYS
     )]
     pub origin: Option<Vec<String>>,
     /// Passkeys: how long a registration or login ceremony may take.
-    #[arg(long, env = "POSTERN_CEREMONY_TTL", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_CEREMONY_TTL", value_parser = humantime::parse_duration, help_heading = heading::PASSKEYS)]
     pub ceremony_ttl: Option<Duration>,
     /// How often to poll the upstream JWKS.
-    #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_JWKS_INTERVAL", value_parser = humantime::parse_duration, help_heading = heading::GATE)]
     pub jwks_interval: Option<Duration>,
     /// Address ranges of the proxies in front of Postern, e.g.
     /// 10.0.0.0/8,::1: only from these peers do X-Forwarded-For and
@@ -836,41 +869,46 @@ pub struct Overrides {
         long,
         env = "POSTERN_TRUSTED_PROXIES",
         value_delimiter = ',',
-        value_name = "CIDR,..."
+        value_name = "CIDR,...",
+        help_heading = heading::SERVER,
     )]
     pub trusted_proxies: Option<Vec<crate::client_ip::Cidr>>,
     /// Gate mode with --redis: a file holding the key (32 bytes or more)
     /// that authenticates revocation entries; the same on every instance.
-    #[arg(long, env = "POSTERN_REDIS_FEED_KEY_FILE", value_name = "FILE")]
+    #[arg(long, env = "POSTERN_REDIS_FEED_KEY_FILE", value_name = "FILE", help_heading = heading::REDIS)]
     pub redis_feed_key_file: Option<PathBuf>,
     /// Gate mode with --redis: the feed key itself (use the environment
     /// variable: a flag's value shows in `ps`).
-    #[arg(long, env = "POSTERN_REDIS_FEED_KEY", hide_env_values = true)]
+    #[arg(long, env = "POSTERN_REDIS_FEED_KEY", hide_env_values = true, help_heading = heading::REDIS)]
     pub redis_feed_key: Option<String>,
     /// Close a connection that has not sent a request's headers within
     /// this time (default 10s; also the keep-alive idle limit).
-    #[arg(long, env = "POSTERN_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, help_heading = heading::SERVER)]
     pub header_read_timeout: Option<Duration>,
     /// Answer 408 to a request not finished within this time (default 30s).
-    #[arg(long, env = "POSTERN_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "POSTERN_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, help_heading = heading::SERVER)]
     pub request_timeout: Option<Duration>,
     /// Most connections served at once (default 4096); more wait.
-    #[arg(long, env = "POSTERN_MAX_CONNECTIONS")]
+    #[arg(long, env = "POSTERN_MAX_CONNECTIONS", help_heading = heading::SERVER)]
     pub max_connections: Option<usize>,
     /// Serve /metrics on this address instead of the main listener.
-    #[arg(long, env = "POSTERN_METRICS_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = "POSTERN_METRICS_LISTEN", value_name = "ADDR", help_heading = heading::SERVER)]
     pub metrics_listen: Option<SocketAddr>,
     /// Gate mode: a PEM file of private CA certificates, trusted beside the
     /// public and system roots by the https:// upstream and JWKS clients;
     /// with rediss:// it is the only root trusted. A missing or unparsable
     /// file stops the start.
-    #[arg(long, env = "POSTERN_UPSTREAM_CA", value_name = "FILE")]
+    #[arg(long, env = "POSTERN_UPSTREAM_CA", value_name = "FILE", help_heading = heading::GATE)]
     pub upstream_ca: Option<PathBuf>,
     /// Gate mode: allow http:// and redis:// to hosts other than loopback
     /// (127.0.0.0/8, ::1, localhost). Refused by default: the client secret
     /// and every bearer token would cross the network in cleartext.
-    #[arg(long, env = "POSTERN_ALLOW_INSECURE_UPSTREAM")]
+    #[arg(long, env = "POSTERN_ALLOW_INSECURE_UPSTREAM", help_heading = heading::GATE)]
     pub allow_insecure_upstream: bool,
+    /// Log lines as text for people, or as one JSON object per line (for
+    /// a log collector); `log_format` in the file.
+    #[arg(long, env = "POSTERN_LOG_FORMAT", value_enum, help_heading = heading::SERVER)]
+    pub log_format: Option<LogFormat>,
 }
 
 impl Config {
@@ -987,6 +1025,7 @@ impl Config {
         set(&mut self.header_read_timeout, &o.header_read_timeout);
         set(&mut self.request_timeout, &o.request_timeout);
         set(&mut self.max_connections, &o.max_connections);
+        set(&mut self.log_format, &o.log_format);
         if o.metrics_listen.is_some() {
             self.metrics_listen = o.metrics_listen;
         }

@@ -7,7 +7,7 @@
 //! Messages never contain a token or any secret; the precise internal cause
 //! is logged (without secrets), not sent.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -39,6 +39,11 @@ pub enum ApiError {
     /// there, since proxies understand only 2xx, 401 and 403.
     #[error("{message}")]
     InvalidCredential { code: &'static str, message: String },
+    /// An `Authorization: Bearer` token that is not one the server could
+    /// have issued (RFC 6750 §3.1: `invalid_token`, whatever is wrong
+    /// with it). A malformed token in a body field or a cookie is a 400.
+    #[error("the bearer token is not a Postern session token")]
+    InvalidToken,
     /// Every failed authentication (`/v1/auth/full`, passkey login):
     /// one fixed body; which stage failed, and why, goes to the log and
     /// the metrics only.
@@ -111,6 +116,7 @@ impl ApiError {
             ) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingToken
             | ApiError::InvalidCredential { .. }
+            | ApiError::InvalidToken
             | ApiError::AuthenticationFailed
             | ApiError::InvalidJwt(_)
             | ApiError::Challenge(_) => StatusCode::UNAUTHORIZED,
@@ -122,7 +128,9 @@ impl ApiError {
                     CeremonyError::TooMany | CeremonyError::ShareExhausted { .. },
                 ) => StatusCode::TOO_MANY_REQUESTS,
                 PasskeyError::Ceremony(_) => StatusCode::UNAUTHORIZED,
-                PasskeyError::Verification(_) => StatusCode::BAD_REQUEST,
+                // The authenticator's response does not verify: a failed
+                // proof, like a failed login (a syntax error is a 400 before).
+                PasskeyError::Verification(_) => StatusCode::UNAUTHORIZED,
                 PasskeyError::AlreadyRegistered | PasskeyError::AccountClaimed => {
                     StatusCode::CONFLICT
                 }
@@ -161,6 +169,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MissingToken => "missing_token",
             ApiError::InvalidCredential { code, .. } => code,
+            ApiError::InvalidToken => "invalid_token",
             ApiError::AuthenticationFailed => "authentication_failed",
             ApiError::Challenge(ChallengeError::Expired) => "challenge_expired",
             ApiError::Challenge(
@@ -268,6 +277,35 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl ApiError {
+    /// Whether answering with this error writes a log line at `info` or
+    /// above (in step with [`IntoResponse::into_response`] below): the
+    /// `/v1/check` hot path makes a request span only then
+    /// (`crate::request_id`).
+    pub fn logs_above_debug(&self) -> bool {
+        matches!(
+            self,
+            ApiError::StoreUnavailable(_)
+                | ApiError::Internal(_)
+                | ApiError::Unavailable(_)
+                | ApiError::Passkey(_)
+                | ApiError::Gate(GateError::Unavailable(_))
+        )
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -314,6 +352,7 @@ impl IntoResponse for ApiError {
             | ApiError::Gate(_)
             | ApiError::InvalidJwt(_)
             | ApiError::InvalidCredential { .. }
+            | ApiError::InvalidToken
                 if status == StatusCode::UNAUTHORIZED =>
             {
                 Some("Bearer error=\"invalid_token\"")
@@ -346,3 +385,14 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
         Json(self.0).into_response()
     }
 }
+
+/// `Path<T>` whose rejections (a segment that is not UTF-8 once
+/// percent-decoded) are [`ApiError`]s: JSON, like every other 400.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `Query<T>` whose rejections are [`ApiError`]s (JSON 400).
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);

@@ -15,6 +15,8 @@
 //!   error shape `{ "error", "message" }`.
 //! - [`routes`]: one module per group of endpoints of the v1 API.
 //! - [`metrics`]: Prometheus counters and histograms.
+//! - [`request_id`]: `X-Request-Id`, taken from the proxy or generated,
+//!   echoed, and carried by every log line of its request.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers.
 //! - [`server`]: [`server::run`] — serve a listener until a shutdown future
 //!   completes, then drain, flush and stop background work.
@@ -31,6 +33,7 @@ pub mod jwt;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -11,8 +11,17 @@
 //!   whatever the scrape rate (a scrape within it reads the last count),
 //!   and by the maintenance task once per round: a flood of scrapes cannot
 //!   make the server walk every session each time;
-//! - gate mode: `postern_gate_cache_*` (hits, misses, admissions rejected,
-//!   evictions, expired reaped, entries, bytes) read at scrape,
+//! - gate mode, read off the gate at scrape: the counters
+//!   `postern_gate_cache_{hits,misses,admissions_rejected,evictions,expired_reaped}_total`
+//!   (the gate hit rate is `rate(hits) / (rate(hits) + rate(misses))`),
+//!   the gauges `postern_gate_cache_entries` and `postern_gate_cache_bytes`,
+//!   `postern_gate_breaker_state` (0 closed, 1 half-open: the next upstream
+//!   call is a probe, 2 open: upstream calls refused until the cool-down
+//!   ends), the revocation maps (`postern_gate_revocations_held`,
+//!   `postern_gate_shared_revocations_held`, and the counters
+//!   `postern_gate_revocations_refused_total`,
+//!   `postern_gate_shared_revocations_dropped_total`,
+//!   `postern_gate_feed_entries_rejected_total`);
 //!   `postern_gate_upstream_duration_seconds{op,outcome}`, and
 //!   `postern_gate_oldest_unapplied_revocation_seconds`: how long since
 //!   this instance last knew it had applied every revocation shared
@@ -85,8 +94,11 @@ pub struct Metrics {
     active_sessions: Gauge,
     biometric_prepared: Gauge,
     upstream: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
-    gate_cache: [Gauge; 7],
-    gate_revocations: [Gauge; GATE_REVOCATION_STATS.len()],
+    gate_cache_counters: [Counter; GATE_CACHE_COUNTERS.len()],
+    gate_cache_gauges: [Gauge; GATE_CACHE_GAUGES.len()],
+    gate_revocation_counters: [Counter; GATE_REVOCATION_COUNTERS.len()],
+    gate_revocation_gauges: [Gauge; GATE_REVOCATION_GAUGES.len()],
+    breaker_state: Gauge,
     oldest_unapplied_revocation: Gauge,
     check: CheckMetrics,
 }
@@ -102,19 +114,24 @@ struct CheckMetrics {
 }
 
 /// The gate's bounded revocation maps (see `postern_tower::Gate::logout`
-/// and `postern_tower::shared`), read at scrape.
-const GATE_REVOCATION_STATS: [(&str, &str); 5] = [
+/// and `postern_tower::shared`), read at scrape: what they hold now...
+const GATE_REVOCATION_GAUGES: [(&str, &str); 2] = [
     (
         "postern_gate_revocations_held",
         "Gate logouts held in force on this instance (bounded by gate.max_revocations)",
     ),
     (
-        "postern_gate_revocations_refused",
-        "Gate logouts answered 503 revocations_full because too many were in force",
-    ),
-    (
         "postern_gate_shared_revocations_held",
         "Revocations heard from other instances and held",
+    ),
+];
+
+/// ...and what they counted since start (registered without `_total`,
+/// which the exposition adds to a counter).
+const GATE_REVOCATION_COUNTERS: [(&str, &str); 3] = [
+    (
+        "postern_gate_revocations_refused",
+        "Gate logouts answered 503 revocations_full because too many were in force",
     ),
     (
         "postern_gate_shared_revocations_dropped",
@@ -126,9 +143,10 @@ const GATE_REVOCATION_STATS: [(&str, &str); 5] = [
     ),
 ];
 
-const GATE_CACHE_STATS: [(&str, &str); 7] = [
-    ("postern_gate_cache_hits", "Gate cache hits since start"),
-    ("postern_gate_cache_misses", "Gate cache misses since start"),
+/// The gate cache's counts since start (exposed as `..._total`).
+const GATE_CACHE_COUNTERS: [(&str, &str); 5] = [
+    ("postern_gate_cache_hits", "Gate cache hits"),
+    ("postern_gate_cache_misses", "Gate cache misses"),
     (
         "postern_gate_cache_admissions_rejected",
         "Entries refused by frequency-based admission",
@@ -141,9 +159,52 @@ const GATE_CACHE_STATS: [(&str, &str); 7] = [
         "postern_gate_cache_expired_reaped",
         "Expired entries reaped",
     ),
+];
+
+/// The gate cache's size now.
+const GATE_CACHE_GAUGES: [(&str, &str); 2] = [
     ("postern_gate_cache_entries", "Entries held"),
     ("postern_gate_cache_bytes", "Bytes of entries held"),
 ];
+
+/// Brings a counter up to `total`, a count kept elsewhere since start
+/// (the gate's): never down, so two scrapes racing cannot make it run
+/// backwards (which Prometheus would read as a restart).
+fn catch_up(counter: &Counter, total: u64) {
+    counter
+        .inner()
+        .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn gauge_value(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The circuit breaker as `postern_gate_breaker_state` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerReading {
+    /// Upstream calls flow.
+    Closed = 0,
+    /// The next upstream call is a probe (the cool-down is over, or the
+    /// probe is in flight).
+    HalfOpen = 1,
+    /// Upstream calls are refused (503) until the cool-down ends.
+    Open = 2,
+}
+
+impl BreakerReading {
+    /// The breaker's state at `now` (an open breaker whose cool-down has
+    /// ended lets the next call probe: half-open).
+    pub fn of(state: postern_tower::breaker::BreakerState, now: u64) -> Self {
+        use postern_tower::breaker::BreakerState;
+        match state {
+            BreakerState::Closed { .. } => Self::Closed,
+            BreakerState::HalfOpen => Self::HalfOpen,
+            BreakerState::Open { until } if now >= until => Self::HalfOpen,
+            BreakerState::Open { .. } => Self::Open,
+        }
+    }
+}
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -190,14 +251,32 @@ impl Default for Metrics {
             "Upstream calls by operation and outcome",
             upstream.clone(),
         );
-        let gate_cache: [Gauge; 7] = Default::default();
-        for ((name, help), gauge) in GATE_CACHE_STATS.iter().zip(&gate_cache) {
+        let gate_cache_counters: [Counter; GATE_CACHE_COUNTERS.len()] = Default::default();
+        for ((name, help), counter) in GATE_CACHE_COUNTERS.iter().zip(&gate_cache_counters) {
+            registry.register(*name, *help, counter.clone());
+        }
+        let gate_cache_gauges: [Gauge; GATE_CACHE_GAUGES.len()] = Default::default();
+        for ((name, help), gauge) in GATE_CACHE_GAUGES.iter().zip(&gate_cache_gauges) {
             registry.register(*name, *help, gauge.clone());
         }
-        let gate_revocations: [Gauge; GATE_REVOCATION_STATS.len()] = Default::default();
-        for ((name, help), gauge) in GATE_REVOCATION_STATS.iter().zip(&gate_revocations) {
+        let gate_revocation_counters: [Counter; GATE_REVOCATION_COUNTERS.len()] =
+            Default::default();
+        for ((name, help), counter) in GATE_REVOCATION_COUNTERS
+            .iter()
+            .zip(&gate_revocation_counters)
+        {
+            registry.register(*name, *help, counter.clone());
+        }
+        let gate_revocation_gauges: [Gauge; GATE_REVOCATION_GAUGES.len()] = Default::default();
+        for ((name, help), gauge) in GATE_REVOCATION_GAUGES.iter().zip(&gate_revocation_gauges) {
             registry.register(*name, *help, gauge.clone());
         }
+        let breaker_state = Gauge::default();
+        registry.register(
+            "postern_gate_breaker_state",
+            "Upstream circuit breaker: 0 closed, 1 half-open (the next call probes), 2 open (calls refused until the cool-down ends)",
+            breaker_state.clone(),
+        );
         let oldest_unapplied_revocation = Gauge::default();
         registry.register(
             "postern_gate_oldest_unapplied_revocation_seconds",
@@ -220,8 +299,11 @@ impl Default for Metrics {
             active_sessions,
             biometric_prepared,
             upstream,
-            gate_cache,
-            gate_revocations,
+            gate_cache_counters,
+            gate_cache_gauges,
+            gate_revocation_counters,
+            gate_revocation_gauges,
+            breaker_state,
             oldest_unapplied_revocation,
             check: CheckMetrics::default(),
         }
@@ -339,31 +421,35 @@ impl Metrics {
         if let Some(GateReading {
             cache: s,
             revocation_lag,
-            revocations,
+            revocations: r,
+            breaker,
         }) = gate
         {
-            let counts = [
-                revocations.held,
-                revocations.refused,
-                revocations.shared_held,
-                revocations.shared_dropped,
-                revocations.feed_rejected,
-            ];
-            for (gauge, value) in self.gate_revocations.iter().zip(counts) {
-                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
-            }
-            let values = [
+            let totals = [
                 s.hits,
                 s.misses,
                 s.admissions_rejected,
                 s.evictions,
                 s.expired_reaped,
-                s.entries,
-                s.bytes,
             ];
-            for (gauge, value) in self.gate_cache.iter().zip(values) {
-                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            for (counter, total) in self.gate_cache_counters.iter().zip(totals) {
+                catch_up(counter, total);
             }
+            for (gauge, value) in self.gate_cache_gauges.iter().zip([s.entries, s.bytes]) {
+                gauge.set(gauge_value(value));
+            }
+            let totals = [r.refused, r.shared_dropped, r.feed_rejected];
+            for (counter, total) in self.gate_revocation_counters.iter().zip(totals) {
+                catch_up(counter, total);
+            }
+            for (gauge, value) in self
+                .gate_revocation_gauges
+                .iter()
+                .zip([r.held, r.shared_held])
+            {
+                gauge.set(gauge_value(value));
+            }
+            self.breaker_state.set(breaker as i64);
             let lag_seconds = revocation_lag.unwrap_or(0) / 1_000_000_000;
             self.oldest_unapplied_revocation
                 .set(i64::try_from(lag_seconds).unwrap_or(i64::MAX));
@@ -382,6 +468,7 @@ pub struct GateReading {
     /// Nanoseconds the shared revocation feed is behind (`None` without it).
     pub revocation_lag: Option<u64>,
     pub revocations: RevocationReading,
+    pub breaker: BreakerReading,
 }
 
 /// The gate's revocation maps, counted.
@@ -460,6 +547,75 @@ mod tests {
         }
         assert_eq!(walks, 3, "3,000 scrapes over 3 s: 3 walks");
         assert!(m.render(0, None).contains("postern_active_sessions 7"));
+    }
+
+    fn gate_reading(hits: u64, misses: u64, breaker: BreakerReading) -> GateReading {
+        GateReading {
+            cache: postern_cache::CacheStats {
+                hits,
+                misses,
+                admissions_rejected: 0,
+                evictions: 0,
+                expired_reaped: 0,
+                entries: 2,
+                bytes: 512,
+            },
+            revocation_lag: Some(3_500_000_000),
+            revocations: RevocationReading {
+                held: 1,
+                refused: 4,
+                ..RevocationReading::default()
+            },
+            breaker,
+        }
+    }
+
+    #[test]
+    fn the_gate_counts_are_counters_with_total_names_that_never_run_backwards() {
+        let m = Metrics::default();
+        let text = m.render(0, Some(gate_reading(7, 3, BreakerReading::Closed)));
+        for line in [
+            "# TYPE postern_gate_cache_hits counter",
+            "postern_gate_cache_hits_total 7",
+            "# TYPE postern_gate_cache_misses counter",
+            "postern_gate_cache_misses_total 3",
+            "postern_gate_cache_evictions_total 0",
+            "# TYPE postern_gate_cache_entries gauge",
+            "postern_gate_cache_entries 2",
+            "postern_gate_cache_bytes 512",
+            "postern_gate_revocations_held 1",
+            "# TYPE postern_gate_revocations_refused counter",
+            "postern_gate_revocations_refused_total 4",
+            "postern_gate_feed_entries_rejected_total 0",
+            "# TYPE postern_gate_breaker_state gauge",
+            "postern_gate_breaker_state 0",
+            "postern_gate_oldest_unapplied_revocation_seconds 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("postern_gate_cache_hits ")),
+            "no gauge under the old name"
+        );
+        // A scrape that read the gate earlier, finishing later, does not
+        // take the counter back.
+        let text = m.render(0, Some(gate_reading(9, 4, BreakerReading::Open)));
+        assert!(text.contains("postern_gate_cache_hits_total 9\n"), "{text}");
+        let text = m.render(0, Some(gate_reading(8, 4, BreakerReading::HalfOpen)));
+        assert!(text.contains("postern_gate_cache_hits_total 9\n"), "{text}");
+        assert!(text.contains("postern_gate_breaker_state 1\n"), "{text}");
+    }
+
+    #[test]
+    fn the_breaker_reads_half_open_once_its_cool_down_is_over() {
+        use postern_tower::breaker::BreakerState;
+        let at = |state, now| BreakerReading::of(state, now) as i64;
+        assert_eq!(at(BreakerState::Closed { failures: 3 }, 0), 0);
+        assert_eq!(at(BreakerState::Open { until: 100 }, 99), 2);
+        assert_eq!(at(BreakerState::Open { until: 100 }, 100), 1);
+        assert_eq!(at(BreakerState::HalfOpen, 0), 1);
     }
 
     #[test]

@@ -71,9 +71,12 @@ async fn check_is_a_forward_auth_endpoint() {
         .send()
         .await
         .unwrap();
-    // A refused token on the forward-auth check is 401, never 400
-    // (tests/forward_auth.rs has the whole contract).
-    assert_eq!(error_of(garbage).await, (401, "malformed_token".into()));
+    // RFC 6750 §3.1: whatever is wrong with a bearer token, 401 invalid_token.
+    assert_eq!(
+        garbage.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    assert_eq!(error_of(garbage).await, (401, "invalid_token".into()));
 }
 
 #[tokio::test]

@@ -60,12 +60,10 @@ async fn every_refused_token_is_401_invalid_token_and_a_step_up_is_403_insuffici
     let stranger = postern_core::token::SessionToken::generate(&mut rand::thread_rng()).expose();
     let unknown = format!("Bearer {stranger}");
     let cases: [(&[(&str, &str)], &str); 5] = [
-        (
-            &[("Authorization", "Bearer not-a-token")],
-            "malformed_token",
-        ),
-        (&[("Authorization", "Bearer")], "malformed_token"),
-        (&[("Authorization", "Bearer pst1.!!")], "malformed_token"),
+        // RFC 6750 §3.1: whatever is wrong with a bearer token, invalid_token.
+        (&[("Authorization", "Bearer not-a-token")], "invalid_token"),
+        (&[("Authorization", "Bearer")], "invalid_token"),
+        (&[("Authorization", "Bearer pst1.!!")], "invalid_token"),
         (&[("Authorization", &unknown)], "full_auth_required"),
         (
             &[("Authorization", &bearer), ("X-Postern-Device", " ")],

@@ -33,8 +33,8 @@ async fn the_first_request_calls_upstream_once_and_repeats_hit() {
     assert_eq!(idp.calls("introspect").await, 1);
     let metrics = server.metrics().await;
     for expected in [
-        "postern_gate_cache_hits 5",
-        "postern_gate_cache_misses 1",
+        "postern_gate_cache_hits_total 5",
+        "postern_gate_cache_misses_total 1",
         "postern_gate_cache_entries 1",
         "postern_gate_upstream_duration_seconds_count{op=\"validate\",outcome=\"ok\"} 1",
         "postern_gate_oldest_unapplied_revocation_seconds 0",

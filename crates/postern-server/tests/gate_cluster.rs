@@ -228,6 +228,12 @@ async fn entries_written_into_redis_without_the_feed_key_are_ignored() {
         200,
         "the forged revocations before the genuine one were not applied"
     );
-    assert_eq!(a.metric("postern_gate_feed_entries_rejected").await, 2.0);
-    assert_eq!(b.metric("postern_gate_feed_entries_rejected").await, 2.0);
+    assert_eq!(
+        a.metric("postern_gate_feed_entries_rejected_total").await,
+        2.0
+    );
+    assert_eq!(
+        b.metric("postern_gate_feed_entries_rejected_total").await,
+        2.0
+    );
 }

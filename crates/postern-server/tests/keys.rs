@@ -72,7 +72,7 @@ async fn keys_init_show_and_rotate_keep_old_sessions_verifying() {
     let (ok, rotated, _) = run_json(&["keys", "rotate"], data);
     assert!(ok);
     assert_eq!(rotated["current"], 2);
-    let (ok, shown, _) = run_json(&["keys", "show"], data);
+    let (ok, shown, _) = run_json(&["keys", "show", "--json"], data);
     assert!(ok);
     let generations = shown["generations"].as_array().unwrap();
     assert_eq!(generations.len(), 2);
@@ -103,7 +103,7 @@ async fn an_older_keyring_file_put_back_after_a_rotation_stops_the_server() {
     let (ok, _, _) = run_json(&["keys", "init"], data);
     assert!(ok);
     let before_rotation = std::fs::read(data.join("keyring.bin")).unwrap();
-    let (ok, shown, _) = run_json(&["keys", "show"], data);
+    let (ok, shown, _) = run_json(&["keys", "show", "--json"], data);
     assert!(ok);
     assert_eq!(shown["revision"], 1);
     let (ok, _, _) = run_json(&["keys", "rotate"], data);
@@ -245,4 +245,59 @@ async fn the_instance_key_can_be_derived_from_a_passphrase() {
         .await
         .unwrap();
     assert_eq!(r.decision, "resumed");
+}
+
+#[test]
+fn keys_show_prints_for_people_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let seed = [7u8; 64];
+    let secret = base64::engine::general_purpose::STANDARD.encode(seed);
+    let keys = |args: &[&str]| {
+        let out = postern()
+            .arg("keys")
+            .args(args)
+            .arg("--data")
+            .arg(data)
+            .env("POSTERN_INSTANCE_SECRET", &secret)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    keys(&["init"]);
+    keys(&["rotate"]);
+    let shown: Value = serde_json::from_str(&keys(&["show", "--json"])).unwrap();
+    assert_eq!(
+        shown["instance_key_source"], "environment (POSTERN_INSTANCE_SECRET)",
+        "words, not Debug output"
+    );
+    let generations = shown["generations"].as_array().unwrap();
+    let at = |i: usize, field: &str| generations[i][field].as_str().unwrap().to_owned();
+    let text = keys(&["show"]);
+    let expected = format!(
+        "Keyring       {keyring} (revision 2)\n\
+         Instance key  ML-KEM-768, from environment (POSTERN_INSTANCE_SECRET)\n\
+         \x20             fingerprint {fingerprint} (SHA3-256 of the public key)\n\
+         \n\
+         Key generations (each: AES-256-GCM sealing, HMAC-SHA256 device binding, ML-DSA-65 signing; stored encrypted to the instance key)\n\
+         \x20 KEY ID  STATE     CREATED                   RETIRED\n\
+         \x20      1  retired   {created_1}  {retired_1}\n\
+         \x20      2  current   {created_2}  -\n\
+         \n\
+         New sessions are minted under generation 2; sessions of a retired generation keep verifying until they expire.\n",
+        keyring = data.join("keyring.bin").display(),
+        fingerprint = shown["instance_key_fingerprint"].as_str().unwrap(),
+        created_1 = at(0, "created_at"),
+        retired_1 = at(0, "retired_at"),
+        created_2 = at(1, "created_at"),
+    );
+    assert_eq!(text, expected);
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    for secret_text in [&secret, &hex] {
+        assert!(!text.contains(secret_text.as_str()));
+    }
+    let keyring = std::fs::read(data.join("keyring.bin")).unwrap();
+    let wrapped = base64::engine::general_purpose::STANDARD.encode(&keyring);
+    assert!(!text.contains(&wrapped[..32]));
 }

@@ -481,7 +481,7 @@ async fn the_bearer_header_wins_over_the_cookie_and_never_falls_through() {
     );
 
     let garbage = check(&server, Some("garbage"), Some(&alice)).await;
-    assert_eq!(error_of(garbage).await, (401, "malformed_token".into()));
+    assert_eq!(error_of(garbage).await, (401, "invalid_token".into()));
     let stranger = postern_core::token::SessionToken::generate(&mut rand::thread_rng()).expose();
     let unknown = check(&server, Some(&stranger), Some(&alice)).await;
     assert_eq!(error_of(unknown).await, (401, "full_auth_required".into()));
@@ -788,7 +788,7 @@ async fn malformed_forged_and_foreign_responses_are_refused_and_mint_nothing() {
         json!({ "ceremony_id": start["ceremony_id"], "credential": phisher.register(&start["options"]) }),
     )
     .await;
-    assert_eq!(error_of(r).await, (400, "passkey_rejected".into()));
+    assert_eq!(error_of(r).await, (401, "passkey_rejected".into()));
 
     // A cloned authenticator: its signature counter went backwards.
     // The stored counter is 2 (registration 1, the good login 2).

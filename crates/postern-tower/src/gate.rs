@@ -405,12 +405,14 @@ impl Gate {
         let gate = Arc::clone(self);
         let token = Zeroizing::new(token.to_string());
         // The fetch runs as its own task so that it completes (and leaves
-        // the in-flight map) even if every waiting request is cancelled.
-        let task = tokio::spawn(async move {
+        // the in-flight map) even if every waiting request is cancelled;
+        // in the span of the request that started it, so that what it
+        // logs carries that request's id.
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let result = gate.fetch(key, digest, &token, now).await;
             gate.inflight.lock().remove(&key);
             result
-        });
+        }));
         let pending: Fetch = async move { task.await.unwrap_or(Err(UpstreamError::Unreachable)) }
             .boxed()
             .shared();

@@ -30,6 +30,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
+    #[schema(value_type = crate::openapi::UserId)]
     pub user: String,
 }
 
@@ -44,8 +45,9 @@ pub struct ChallengeResponse {
 
 /// Issue a one-time challenge for full authentication.
 #[utoipa::path(post, path = "/v1/auth/challenge", request_body = ChallengeRequest,
-    responses((status = 200, body = ChallengeResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: the server's, this client's or this user's outstanding challenges are at their limit; with `Retry-After` for the last two", body = crate::openapi::ErrorBody)))]
+    responses((status = 200, body = ChallengeResponse),
+        (status = 400, description = "`invalid_user`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: the server's, this client's or this user's outstanding challenges are at their limit; with `Retry-After` for the last two", body = crate::openapi::ErrorBody, headers(("retry-after" = u64, description = "Seconds until a challenge of this client or user frees")))))]
 pub async fn challenge(
     State(state): State<AppState>,
     peer: Peer,
@@ -68,21 +70,26 @@ pub async fn challenge(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FullAuthRequest {
+    #[schema(value_type = crate::openapi::UserId)]
     pub user: String,
+    #[schema(value_type = crate::openapi::OpaqueId)]
     pub challenge_id: String,
     /// A device id string, or an object of named fingerprint components:
     /// the device the proof and the session are bound to (in cookie mode
     /// the session is bound to the device cookie instead).
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::Device)]
     pub device: DeviceInput,
     /// Schnorr identity proof, 64 bytes, base64url.
+    #[schema(value_type = Option<crate::openapi::Base64Url>)]
     pub identity_proof: Option<String>,
     /// The origin the proof was made for (the server's origin as the client
     /// reached it, e.g. `https://auth.example.com`); one of the server's
     /// `[auth] audiences`. Default: the server's first audience.
+    #[schema(value_type = Option<crate::openapi::Audience>)]
     pub audience: Option<String>,
     /// Encrypted biometric probe (BFV ciphertext, 111,618 bytes), base64url,
     /// when the `biometric` stage is required.
+    #[schema(value_type = Option<crate::openapi::BiometricCiphertext>)]
     pub biometric_probe: Option<String>,
 }
 
@@ -107,9 +114,11 @@ impl StageReportBody {
 /// Run full authentication and mint a session (delivered as the
 /// deployment's session mode says: see `issue_session`).
 #[utoipa::path(post, path = "/v1/auth/full", request_body = FullAuthRequest,
-    responses((status = 200, description = "The session; in cookie mode no `token` in the body but two `Set-Cookie`: the session cookie and the device cookie the session is bound to", body = LoginResponse), (status = 400, body = crate::openapi::ErrorBody),
+    responses((status = 200, description = "The session; in cookie mode no `token` in the body but two `Set-Cookie`: the session cookie and the device cookie the session is bound to", body = LoginResponse),
+        (status = 400, description = "`invalid_user`, `invalid_device`, `unknown_audience`, `invalid_challenge_id`, `invalid_identity_proof`, `invalid_biometric_probe`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
         (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown user, wrong proof, revoked key, missing factor), or `challenge_invalid` / `challenge_expired`", body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`, or `unavailable` (the mint batcher is down)", body = crate::openapi::ErrorBody)))]
 pub async fn full(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FullAuthRequest>,

@@ -31,7 +31,7 @@ pub struct BiometricPublicKey {
 /// The key holder's public key for encrypting biometric templates and probes.
 #[utoipa::path(get, path = "/v1/biometric/public-key",
     responses((status = 200, body = BiometricPublicKey),
-        (status = 404, description = "the biometric stage is off", body = crate::openapi::ErrorBody)))]
+        (status = 404, description = "`not_found`: the biometric stage is off", body = crate::openapi::ErrorBody)))]
 pub async fn public_key(State(state): State<AppState>) -> Result<Response, ApiError> {
     let biometric = state.biometric.as_ref().ok_or(ApiError::NotFound)?;
     let mut response = ApiJson(BiometricPublicKey {

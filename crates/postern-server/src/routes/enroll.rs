@@ -11,7 +11,7 @@
 //! instead. (Deployments that need gated enrollment put this route behind
 //! their admin proxy.)
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -21,17 +21,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{blocking, user_id};
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// Ristretto255 public key, 32 bytes, base64url without padding.
+    #[schema(value_type = crate::openapi::IdentityPublicKey)]
     pub identity_public_key: String,
     /// The user's biometric template, encrypted by the client under the
     /// key holder's public key (`GET /v1/biometric/public-key`), base64url.
     /// Postern stores only this ciphertext.
+    #[schema(value_type = Option<crate::openapi::BiometricCiphertext>)]
     pub biometric_template: Option<String>,
 }
 
@@ -45,13 +47,15 @@ pub struct EnrollResponse {
 
 /// Enroll a user's identity key.
 #[utoipa::path(post, path = "/v1/users/{user}/enroll", request_body = EnrollRequest,
-    params(("user" = String, Path, description = "User id: 1-64 of A-Z a-z 0-9 . _ @ -")),
-    responses((status = 201, body = EnrollResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 409, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+    params(("user" = crate::openapi::UserId, Path, description = "User id")),
+    responses((status = 201, body = EnrollResponse),
+        (status = 400, description = "`invalid_user`, `invalid_identity_key` (not base64url, or not a Ristretto255 point), `invalid_biometric_template`, `biometric_not_enabled`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`already_enrolled`: the user has an identity key or a passkey", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn enroll(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    ApiPath(user): ApiPath<String>,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, ApiJson<EnrollResponse>), ApiError> {
     let user = user_id(&user)?;

@@ -24,7 +24,7 @@
 //! account (`?freeze=true`), so an owner never locks themselves out by
 //! accident.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -40,7 +40,7 @@ use super::blocking;
 use super::enroll::{decode_enrollment, EnrollRequest};
 use super::passkeys::{keeps_a_way_in, suspended};
 use super::users::recent_session_of_user;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 /// How many times a compare-and-set on the user record is retried when a
@@ -145,14 +145,24 @@ fn credential_of(record: &UserRecord) -> Result<[u8; 16], ApiError> {
 /// Idempotent: if the key is already revoked (say an earlier call failed
 /// part way through its sweep), the sweep runs again and the answer keeps
 /// the original `revoked_at`, so a retry always finishes the job.
-#[utoipa::path(delete, path = "/v1/users/{user}/identity", params(("user" = String, Path, description = "User id"), RevokeQuery),
-    responses((status = 200, body = IdentityRevokedResponse), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody),
-        (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/users/{user}/identity",
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        RevokeQuery,
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = IdentityRevokedResponse),
+        (status = 400, description = "`invalid_query` (`freeze` is not `true` or `false`), `invalid_device`, `invalid_user`; in cookie mode `malformed_token`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, `forbidden`, `cross_origin`, or `reauth_required`: the session's full authentication is older than reauth_max_age", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the user has no identity key (a passkey-only account)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`last_credential` (no credential in good standing would be left: replace the key, or `freeze=true`) or `conflict` (retry)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn revoke_identity(
     State(state): State<AppState>,
-    Path(user): Path<String>,
-    Query(query): Query<RevokeQuery>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RevokeQuery>,
     headers: HeaderMap,
 ) -> Result<ApiJson<IdentityRevokedResponse>, ApiError> {
     let (user, _, _) = recent_session_of_user(&state, &headers, &user)?;
@@ -222,15 +232,22 @@ pub async fn revoke_identity(
 /// minted with the replaced key is revoked, and the passkeys added with it
 /// are suspended (listed in the answer; confirm yours with a session of
 /// the new key); the biometric template is kept (sending one is a 400).
-#[utoipa::path(put, path = "/v1/users/{user}/identity", request_body = EnrollRequest,
-    params(("user" = String, Path, description = "User id")),
-    responses((status = 200, body = IdentityReplacedResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(put, path = "/v1/users/{user}/identity", request_body = crate::openapi::IdentityReplaceRequest,
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = IdentityReplacedResponse),
+        (status = 400, description = "`invalid_identity_key`, `same_identity_key`, `biometric_template_not_replaceable`, `invalid_device`, `invalid_user`; in cookie mode `malformed_token`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, or the session is refused (`full_auth_required`, with `decision` and `reason`; also when it or its key was revoked meanwhile)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, `forbidden`, `cross_origin`, or `reauth_required`: the session's full authentication is older than reauth_max_age", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the user has no identity key to replace", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`conflict`: the record changed while this request was handled; retry", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn replace_identity(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    ApiPath(user): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<ApiJson<IdentityReplacedResponse>, ApiError> {

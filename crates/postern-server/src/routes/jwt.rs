@@ -128,7 +128,7 @@ pub(crate) fn session_of_jwt(
 /// The JSON Web Key Set that verifies this server's session JWTs: the
 /// current key and every previous one that may still have live JWTs.
 #[utoipa::path(get, path = "/.well-known/jwks.json",
-    responses((status = 200, description = "JWKS (RFC 7517) of Ed25519 keys"),
+    responses((status = 200, description = "JWKS (RFC 7517) of the keys that verify session JWTs", body = Object, content_type = "application/json"),
         (status = 404, description = "JWT mode is off", body = crate::openapi::ErrorBody)))]
 pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
     let jwt = delivery(&state)?;
@@ -153,11 +153,15 @@ pub struct RefreshResponse {
 /// expired) and its session must resume on the presenting device
 /// (`X-Postern-Device`); the new JWT never outlives the session.
 #[utoipa::path(post, path = "/v1/session/refresh",
-    params(("Authorization" = String, Header, description = "Bearer <session JWT>"),
-        ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to")),
-    responses((status = 200, body = RefreshResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 404, description = "JWT mode is off", body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    params(("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = RefreshResponse),
+        (status = 400, description = "`invalid_device`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (no Postern JWT, or one that does not verify or has expired), or `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "JWT mode is off", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -30,7 +30,10 @@ use crate::client_ip::Peer;
 use crate::config::SessionMode;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::request_id;
 use crate::state::AppState;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 /// The name per-client limits charge a request to: the TCP peer, or the
 /// client a trusted proxy names (`--trusted-proxies`; see
@@ -123,6 +126,22 @@ pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -
             metrics: state.metrics.clone(),
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Request ids (`crate::request_id`), outermost: a proxy's insane
+        // id is dropped, a missing one generated, the `TraceLayer` span
+        // carries it through every log line of the request, and the
+        // response echoes it.
+        .layer(
+            tower::ServiceBuilder::new()
+                .map_request(request_id::drop_insane)
+                .layer(SetRequestIdLayer::new(
+                    request_id::X_REQUEST_ID.clone(),
+                    request_id::CounterIds::new(),
+                ))
+                .layer(TraceLayer::new_for_http().make_span_with(request_id::span_for))
+                .layer(PropagateRequestIdLayer::new(
+                    request_id::X_REQUEST_ID.clone(),
+                )),
+        )
         .with_state(state)
 }
 
@@ -204,6 +223,9 @@ impl Service<Request> for App {
         if parts.early_check && is_check_path(request.uri().path()) {
             return Box::pin(async move {
                 let started = Instant::now();
+                // The proxy's id, echoed: a reference-counted copy, and no
+                // span on this path unless it logs (`crate::request_id`).
+                let request_id = request_id::sane_id(request.headers());
                 let response = match session::check_request(
                     &parts.state,
                     request.headers(),
@@ -212,6 +234,10 @@ impl Service<Request> for App {
                 .await
                 {
                     Ok(response) => response,
+                    Err(error) if error.logs_above_debug() => {
+                        request_id::check_span(request_id.as_ref())
+                            .in_scope(|| axum::response::IntoResponse::into_response(error))
+                    }
                     Err(error) => axum::response::IntoResponse::into_response(error),
                 };
                 parts
@@ -220,6 +246,11 @@ impl Service<Request> for App {
                     .observe_check(response.status().as_u16(), started.elapsed().as_secs_f64());
                 let mut response = response;
                 harden(&mut response, true);
+                if let Some(id) = request_id {
+                    response
+                        .headers_mut()
+                        .insert(request_id::X_REQUEST_ID.clone(), id);
+                }
                 Ok(response)
             });
         }
@@ -335,8 +366,9 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every route template the router serves, as metric labels.
-const ROUTES: [&str; 25] = [
+/// Every route template the router serves, as metric labels (the OpenAPI
+/// document lists the same paths: `crate::openapi`'s tests).
+pub(crate) const ROUTES: [&str; 28] = [
     "/v1/users/{user}/enroll",
     "/v1/biometric/public-key",
     "/v1/auth/challenge",
@@ -352,9 +384,12 @@ const ROUTES: [&str; 25] = [
     "/v1/session/resume",
     "/v1/session/logout",
     "/v1/check",
+    "/v1/check/{rest}",
     "/v1/users/{user}/sessions",
     "/v1/users/{user}/sessions/{session}",
+    "/v1/users/{user}/passkeys",
     "/v1/users/{user}/passkeys/{credential_id}",
+    "/v1/users/{user}/passkeys/{credential_id}/confirm",
     "/v1/users/{user}/identity",
     "/v1/session/refresh",
     "/.well-known/jwks.json",
@@ -435,10 +470,11 @@ pub(crate) fn bearer_text(headers: &HeaderMap) -> Result<&str, ApiError> {
     bearer_value(value)
 }
 
-/// The token of an `Authorization` header value. Never logged.
+/// The token of an `Authorization` header value. Never logged. A value
+/// that is no `<scheme> <token>` is an invalid token (401, RFC 6750 §3.1).
 fn bearer_value(value: &axum::http::HeaderValue) -> Result<&str, ApiError> {
-    let value = value.to_str().map_err(|_| malformed_token())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(malformed_token)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::MissingToken);
     }

@@ -11,14 +11,18 @@ use crate::metrics::GateReading;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
+#[utoipa::path(get, path = "/healthz",
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Readiness: the store answers a read and, in turbo mode, the mint
 /// batcher's worker is running.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/readyz",
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain"),
+        (status = 503, description = "`store_unavailable`, or `unavailable` (the mint batcher is down)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if state
         .mint_batcher
@@ -38,7 +42,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state
         .metrics
@@ -53,21 +58,26 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(
             prepared,
-            state.gate.as_ref().map(|g| GateReading {
-                cache: g.stats(),
-                revocation_lag: g.revocation_lag(state.clock.now()),
-                revocations: crate::metrics::RevocationReading::of(
-                    g,
-                    state.revocation_feed.as_deref(),
-                ),
+            state.gate.as_ref().map(|g| {
+                let now = state.clock.now();
+                GateReading {
+                    cache: g.stats(),
+                    revocation_lag: g.revocation_lag(now),
+                    revocations: crate::metrics::RevocationReading::of(
+                        g,
+                        state.revocation_feed.as_deref(),
+                    ),
+                    breaker: crate::metrics::BreakerReading::of(g.breaker_state(), now),
+                }
             }),
         ),
     )
 }
 
-/// This API's OpenAPI 3.1 document.
-pub async fn openapi() -> impl IntoResponse {
-    ApiJson(crate::openapi::document())
+/// This server's OpenAPI 3.1 document (its audiences, session mode and
+/// stages: see [`crate::openapi::document_for`]).
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    ApiJson(crate::openapi::document_for(&state))
 }
 
 pub async fn not_found() -> impl IntoResponse {

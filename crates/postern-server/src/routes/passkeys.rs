@@ -34,7 +34,7 @@
 //! another required stage failed; the detail goes to the log and the
 //! metrics.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -58,16 +58,17 @@ use webauthn_rs::prelude::{
 
 use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
-use super::session::Intent;
+use super::session::{credential_from, header_device, Intent};
 use super::users::{recent_session_of_user, session_of_user};
-use super::{audience_of, blocking, requester, user_id};
+use super::{audience_of, blocking, presented, requester, user_id};
 use crate::client_ip::Peer;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterStartRequest {
+    #[schema(value_type = crate::openapi::UserId)]
     pub user: String,
 }
 
@@ -84,10 +85,11 @@ pub struct RegisterStartResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterFinishRequest {
+    #[schema(value_type = crate::openapi::OpaqueId)]
     pub ceremony_id: String,
     /// The browser's `PublicKeyCredential` from `navigator.credentials.create()`,
     /// binary fields base64url.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::RegistrationCredential)]
     pub credential: RegisterPublicKeyCredential,
 }
 
@@ -105,6 +107,7 @@ pub struct RegisterFinishResponse {
 #[serde(deny_unknown_fields)]
 pub struct LoginStartRequest {
     /// The user to log in; omit for a usernameless login.
+    #[schema(value_type = Option<crate::openapi::UserId>)]
     pub user: Option<String>,
 }
 
@@ -120,23 +123,27 @@ pub struct LoginStartResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginFinishRequest {
+    #[schema(value_type = crate::openapi::OpaqueId)]
     pub ceremony_id: String,
     /// The browser's `PublicKeyCredential` from `navigator.credentials.get()`,
     /// binary fields base64url.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::AssertionCredential)]
     pub credential: PublicKeyCredential,
     /// The device the session is bound to: an id string or named
     /// components. In cookie mode the session is bound to the device
     /// cookie instead, and this binds only the identity proof, if any.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::Device)]
     pub device: DeviceInput,
     /// When passkey logins also require the identity stage: a Schnorr proof
     /// bound to this ceremony's challenge, base64url.
+    #[schema(value_type = Option<crate::openapi::Base64Url>)]
     pub identity_proof: Option<String>,
     /// The origin the identity proof was made for (see `/v1/auth/full`).
+    #[schema(value_type = Option<crate::openapi::Audience>)]
     pub audience: Option<String>,
     /// When passkey logins also require the biometric stage: an encrypted
     /// probe, base64url.
+    #[schema(value_type = Option<crate::openapi::BiometricCiphertext>)]
     pub biometric_probe: Option<String>,
 }
 
@@ -156,10 +163,16 @@ fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
 
 /// Start registering a passkey.
 #[utoipa::path(post, path = "/v1/passkeys/register/start", request_body = RegisterStartRequest,
-    params(("Authorization" = Option<String>, Header, description = "A session of the user from a full authentication at most `reauth_max_age` old, when the user already has a credential (or the session cookie); else 403 `reauth_required`")),
-    responses((status = 200, body = RegisterStartResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: too many outstanding registrations overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+    security((), ("bearer" = [])),
+    params(("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = RegisterStartResponse),
+        (status = 400, description = "`invalid_user`, `invalid_device`, `malformed_token` (cookie mode), or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, `forbidden`, `cross_origin`, or `reauth_required`: the session's full authentication is older than reauth_max_age", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many outstanding registrations overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody, headers(("retry-after" = u64, description = "Seconds until a ceremony of this client or user frees"))),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn register_start(
     State(state): State<AppState>,
     peer: Peer,
@@ -167,6 +180,14 @@ pub async fn register_start(
     ApiJson(body): ApiJson<RegisterStartRequest>,
 ) -> Result<ApiJson<RegisterStartResponse>, ApiError> {
     let user = user_id(&body.user)?;
+    // A session presented is well formed even where the account needs
+    // none: a malformed token or device is refused, never ignored.
+    match presented(&state, &headers) {
+        Ok((text, source)) => drop(credential_from(&state, text, source)?),
+        Err(ApiError::MissingToken) => {}
+        Err(other) => return Err(other),
+    }
+    header_device(&headers)?;
     let worker = state.clone();
     let for_store = user.clone();
     let claimed = blocking(move || Ok(has_credentials(worker.store.as_ref(), &for_store)?)).await?;
@@ -208,9 +229,12 @@ pub async fn register_start(
 
 /// Finish registering a passkey: verify the attestation, store the credential.
 #[utoipa::path(post, path = "/v1/passkeys/register/finish", request_body = RegisterFinishRequest,
-    responses((status = 201, body = RegisterFinishResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, description = "ceremony_invalid or ceremony_expired", body = crate::openapi::ErrorBody),
-        (status = 409, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+    responses((status = 201, body = RegisterFinishResponse),
+        (status = 400, description = "`invalid_ceremony_id`, `passkey_rejected` (the attestation does not verify), or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`ceremony_invalid` or `ceremony_expired`; `full_auth_required` if the credential that authorised the registration was revoked meanwhile", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`already_registered` or `already_enrolled`", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn register_finish(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterFinishRequest>,
@@ -348,12 +372,20 @@ pub(super) fn keeps_a_way_in(
 }
 
 /// List a user's passkeys with their standing.
-#[utoipa::path(get, path = "/v1/users/{user}/passkeys", params(("user" = String, Path, description = "User id")),
-    responses((status = 200, body = PasskeyList), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users/{user}/passkeys", operation_id = "list_passkeys",
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = PasskeyList),
+        (status = 400, description = "`invalid_device` (X-Postern-Device), `invalid_user`; in cookie mode `malformed_token` (the cookie holds no Postern token)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required` (with `decision` and `reason`) or `forbidden` (another user's)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    ApiPath(user): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<ApiJson<PasskeyList>, ApiError> {
     let (user, _) = session_of_user(&state, &headers, &user, Intent::Read)?;
@@ -386,15 +418,22 @@ pub async fn list(
 /// that would leave the account no credential in good standing is refused
 /// (409 `last_credential`).
 #[utoipa::path(delete, path = "/v1/users/{user}/passkeys/{credential_id}",
-    params(("user" = String, Path, description = "User id"),
-        ("credential_id" = String, Path, description = "The passkey's credential id, base64url")),
-    responses((status = 200, body = PasskeyRemovedResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        ("credential_id" = crate::openapi::CredentialId, Path, description = "The passkey's credential id, base64url"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = PasskeyRemovedResponse),
+        (status = 400, description = "`invalid_credential_id`, `invalid_device`, `invalid_user`; in cookie mode `malformed_token`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, `forbidden`, `cross_origin`, or `reauth_required`: the session's full authentication is older than reauth_max_age", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the user has no such passkey", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`last_credential`: the account would be left no credential in good standing", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn remove(
     State(state): State<AppState>,
-    Path((user, credential_id)): Path<(String, String)>,
+    ApiPath((user, credential_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<ApiJson<PasskeyRemovedResponse>, ApiError> {
     let (user, _, now) = recent_session_of_user(&state, &headers, &user)?;
@@ -446,15 +485,22 @@ pub async fn remove(
 /// credential other than this passkey. An active passkey is not confirmed
 /// (409 `not_suspended`).
 #[utoipa::path(post, path = "/v1/users/{user}/passkeys/{credential_id}/confirm",
-    params(("user" = String, Path, description = "User id"),
-        ("credential_id" = String, Path, description = "The passkey's credential id, base64url")),
-    responses((status = 200, body = PasskeyConfirmedResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        ("credential_id" = crate::openapi::CredentialId, Path, description = "The passkey's credential id, base64url"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = PasskeyConfirmedResponse),
+        (status = 400, description = "`invalid_credential_id`, `invalid_device`, `invalid_user`; in cookie mode `malformed_token`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, `forbidden` (another user's, or a session that names no credential), `cross_origin`, or `reauth_required`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the user has no such passkey", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`not_suspended` (the passkey is active) or `conflict` (it changed meanwhile; retry)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn confirm(
     State(state): State<AppState>,
-    Path((user, credential_id)): Path<(String, String)>,
+    ApiPath((user, credential_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<ApiJson<PasskeyConfirmedResponse>, ApiError> {
     let (user, session, _) = recent_session_of_user(&state, &headers, &user)?;
@@ -513,8 +559,11 @@ pub async fn confirm(
 
 /// Start a passkey login (with a user, or usernameless).
 #[utoipa::path(post, path = "/v1/passkeys/login/start", request_body = LoginStartRequest,
-    responses((status = 200, body = LoginStartResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: too many outstanding logins overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
+    responses((status = 200, body = LoginStartResponse),
+        (status = 400, description = "`invalid_user`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many outstanding logins overall, from this client or for this user; with `Retry-After` for the last two", body = crate::openapi::ErrorBody, headers(("retry-after" = u64, description = "Seconds until a ceremony of this client or user frees"))),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn login_start(
     State(state): State<AppState>,
     peer: Peer,
@@ -548,9 +597,10 @@ pub async fn login_start(
 /// Finish a passkey login: verify the assertion and mint a session.
 #[utoipa::path(post, path = "/v1/passkeys/login/finish", request_body = LoginFinishRequest,
     responses((status = 200, description = "The session; in cookie mode no `token` in the body but two `Set-Cookie`: the session cookie and the device cookie the session is bound to (a fresh random secret, `HttpOnly` like the session cookie)", body = LoginResponse),
-        (status = 400, body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_ceremony_id`, `invalid_device`, `unknown_audience`, `invalid_identity_proof`, `invalid_biometric_probe`, `passkey_rejected`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
         (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown, forged, replayed or suspended passkey, another stage), or `ceremony_invalid` / `ceremony_expired`", body = crate::openapi::ErrorBody),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn login_finish(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginFinishRequest>,

@@ -81,15 +81,17 @@ pub const CLIENT_HEADER: &str = "x-postern-client";
 pub struct ResumeRequest {
     /// The session token; without it, the `Authorization: Bearer` header,
     /// then (cookie mode) the session cookie.
+    #[schema(value_type = Option<crate::openapi::SessionToken>)]
     pub token: Option<String>,
     /// The device now presenting the session: an id string or components.
     /// Not consulted when the token comes from the session cookie: the
     /// device cookie is then the device.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::Device>)]
     pub device: Option<DeviceInput>,
     /// The operation about to be performed (sensitive ones need a step-up).
     pub operation: Option<String>,
     /// A risk score from 0 to 1 computed by the caller, if any.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub risk_score: Option<f32>,
 }
 
@@ -122,6 +124,21 @@ pub(crate) fn credential<'a>(state: &AppState, text: &'a str) -> Result<Credenti
         .map_err(|_| malformed_token())
 }
 
+/// As [`credential`], for a token that came from `source`: one in the
+/// `Authorization` header that is not a Postern token is a 401
+/// `invalid_token` (RFC 6750 §3.1); in a body field or a cookie, a 400
+/// `malformed_token`.
+pub(crate) fn credential_from<'a>(
+    state: &AppState,
+    text: &'a str,
+    source: Source,
+) -> Result<Credential<'a>, ApiError> {
+    credential(state, text).map_err(|e| match source {
+        Source::Header => ApiError::InvalidToken,
+        Source::Cookie => e,
+    })
+}
+
 fn decide(
     state: &AppState,
     credential: &Credential<'_>,
@@ -151,29 +168,36 @@ fn decide(
 
 /// Resume a session: decide whether this request may proceed on it.
 #[utoipa::path(post, path = "/v1/session/resume", request_body = ResumeRequest,
-    responses((status = 200, body = ResumeResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, description = "full_auth_required, with `decision` and `reason`", body = crate::openapi::ErrorBody),
-        (status = 403, description = "step_up_required, with `decision` and `reason`", body = crate::openapi::ErrorBody)))]
+    security((), ("bearer" = [])),
+    responses((status = 200, body = ResumeResponse),
+        (status = 400, description = "`malformed_token` (the body's `token`, or the cookie, is not a Postern token), `invalid_device`, `invalid_risk_score`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer header's token, or a JWT that does not verify), or `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required`, with `decision` and `reason`", body = crate::openapi::ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResumeRequest>,
 ) -> Result<ApiJson<ResumeResponse>, ApiError> {
-    // A token in the body, like a bearer header, comes with its device in
-    // the body.
-    let (text, source) = match body.token.as_deref() {
-        Some(text) => (text.trim(), Source::Header),
-        None => presented(&state, &headers)?,
-    };
-    let token = credential(&state, text)?;
-    let device = match source {
-        Source::Cookie => cookie_device(&state, &headers),
-        Source::Header => body
-            .device
+    let body_device = || {
+        body.device
             .as_ref()
             .map(DeviceInput::fingerprint)
             .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?,
+            .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))
+    };
+    // A token in the body, like a bearer header, comes with its device in
+    // the body; a session cookie with its device cookie.
+    let (token, device) = match body.token.as_deref() {
+        Some(text) => (credential(&state, text.trim())?, body_device()?),
+        None => {
+            let (text, source) = presented(&state, &headers)?;
+            let token = credential_from(&state, text, source)?;
+            let device = match source {
+                Source::Cookie => cookie_device(&state, &headers),
+                Source::Header => body_device()?,
+            };
+            (token, device)
+        }
     };
     let outcome = decide(
         &state,
@@ -255,7 +279,7 @@ pub(crate) fn authenticated(
     intent: Intent,
 ) -> Result<std::sync::Arc<postern_store::hot::HotSession>, ApiError> {
     let (text, source) = presented(state, headers)?;
-    let token = credential(state, text)?;
+    let token = credential_from(state, text, source)?;
     if source == Source::Cookie && intent == Intent::Change {
         same_origin(state, headers)?;
     }
@@ -275,20 +299,27 @@ pub(crate) fn authenticated(
 /// session cookie against the device cookie set beside it at login
 /// (`__Host-postern-device` by default), which browsers send by themselves,
 /// so a page navigation passes, and without which the session cookie
-/// answers 401 `device_mismatch`.
+/// answers 401 `device_mismatch`. Every refusal is a 401 or a 403 (nginx's
+/// `auth_request` turns any other status into a 500), except that gate
+/// mode may answer 429, 502 or 503 when it cannot ask the upstream.
 #[utoipa::path(method(get, head, post, put, delete, patch, options), path = "/v1/check",
-    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
-        ("X-Postern-Device" = Option<String>, Header, description = "With a bearer token: the device id the session is bound to. Not consulted for a session cookie, which is checked against its device cookie"),
-        ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested"),
-        ("X-Postern-Required-Scopes" = Option<String>, Header, description = "gate mode: space-separated scopes the route requires"),
-        ("X-Postern-Required-Audience" = Option<String>, Header, description = "gate mode: the audience the route requires"),
-        ("X-Postern-Required-Subject" = Option<String>, Header, description = "gate mode: `true` if the route needs a user, not only a client (any value but `false` counts)")),
-    responses((status = 200, description = "Authenticated; identity in X-Postern-User (when the token names a user), X-Postern-Client (when it names its client), X-Postern-Scopes and X-Postern-Session"),
-        (status = 401, description = "no token (`WWW-Authenticate: Bearer`), or the token is refused: malformed, unknown, expired or revoked (`Bearer error=\"invalid_token\"`)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "missing scope, audience or subject, or a step-up is needed (`Bearer error=\"insufficient_scope\"`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "gate mode: rate_limited (too many cache misses from this client)", body = crate::openapi::ErrorBody),
-        (status = 502, description = "gate mode: upstream_bad_answer (the upstream's answer about this token cannot be used)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "gate mode: upstream_unavailable; or store_unavailable", body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    params(("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "With a bearer token: the device id the session is bound to. Not consulted for a session cookie, which is checked against its device cookie"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)"),
+        ("X-Postern-Required-Scopes" = Option<String>, Header, description = "Gate mode: scopes the upstream token must have, space-separated"),
+        ("X-Postern-Required-Audience" = Option<String>, Header, description = "Gate mode: an audience the upstream token must have"),
+        ("X-Postern-Required-Subject" = Option<String>, Header, description = "Gate mode: `true` if the route needs a user, not only a client (any value but `false` counts)")),
+    responses((status = 200, description = "Authenticated; identity in X-Postern-User (when the token names a user), X-Postern-Client (gate mode, when it names its client), X-Postern-Scopes (gate mode) and X-Postern-Session", body = crate::openapi::CheckResponse,
+            headers(("x-postern-user" = String, description = "The user (absent for a gate token that names only a client)"),
+                ("x-postern-client" = String, description = "Gate mode: the client the token was issued to"),
+                ("x-postern-session" = String, description = "The session id"),
+                ("x-postern-scopes" = String, description = "Gate mode: the token's scopes"))),
+        (status = 401, description = "`missing_token` (`WWW-Authenticate: Bearer`), or the token is refused: `invalid_token` (a bearer token that is not a Postern token), `malformed_token` (a cookie that holds none), `invalid_device`, or `full_auth_required` with `decision` and `reason` (`Bearer error=\"invalid_token\"`)", body = crate::openapi::ErrorBody,
+            headers(("www-authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` for a refused token"))),
+        (status = 403, description = "`step_up_required` (with `decision` and `reason`) or, in gate mode, `insufficient_scope` (a missing scope, audience or subject); `Bearer error=\"insufficient_scope\"`", body = crate::openapi::ErrorBody),
+        (status = 429, description = "gate mode: `rate_limited` (too many cache misses from this client)", body = crate::openapi::ErrorBody),
+        (status = 502, description = "gate mode: `upstream_bad_answer` (the upstream's answer about this token cannot be used)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "gate mode: `upstream_unavailable`: the identity provider cannot answer (never 200 then); or `store_unavailable`", body = crate::openapi::ErrorBody)))]
 pub async fn check(
     State(state): State<AppState>,
     peer: Peer,
@@ -300,14 +331,14 @@ pub async fn check(
 /// The same check under the prefix: Envoy's `ext_authz` appends the
 /// original request's path (and keeps its method).
 #[utoipa::path(method(get, head, post, put, delete, patch, options), path = "/v1/check/{rest}",
+    security(("bearer" = [])),
     params(("rest" = String, Path, description = "Any path: the original request's, appended by the proxy; not interpreted"),
-        ("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)"),
-        ("X-Postern-Device" = Option<String>, Header, description = "The device id the session is bound to"),
-        ("X-Postern-Operation" = Option<String>, Header, description = "The operation requested"),
-        ("X-Postern-Required-Scopes" = Option<String>, Header, description = "gate mode: space-separated scopes the route requires"),
-        ("X-Postern-Required-Audience" = Option<String>, Header, description = "gate mode: the audience the route requires"),
-        ("X-Postern-Required-Subject" = Option<String>, Header, description = "gate mode: `true` if the route needs a user, not only a client (any value but `false` counts)")),
-    responses((status = 200, description = "As `/v1/check`"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "As `/v1/check`"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "As `/v1/check`"),
+        ("X-Postern-Required-Scopes" = Option<String>, Header, description = "As `/v1/check`"),
+        ("X-Postern-Required-Audience" = Option<String>, Header, description = "As `/v1/check`"),
+        ("X-Postern-Required-Subject" = Option<String>, Header, description = "As `/v1/check`")),
+    responses((status = 200, description = "As `/v1/check`", body = crate::openapi::CheckResponse),
         (status = 401, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
         (status = 403, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
         (status = 429, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
@@ -427,13 +458,21 @@ async fn gate_check(
         Cached::Miss(miss) => {
             // Worked out only on a miss: hits are never limited.
             let client = client_of(&state.trusted_proxies, headers, peer.ip());
-            Box::pin(gate.check_miss(miss, || Some(&client), token, &requirement, now)).await?
+            // A miss calls upstream and may log: in the request's span
+            // (`crate::request_id`), made only here, never on a hit.
+            let span = crate::request_id::check_span(crate::request_id::sane_id(headers).as_ref());
+            let checked = gate.check_miss(miss, || Some(&client), token, &requirement, now);
+            Box::pin(tracing::Instrument::instrument(checked, span)).await?
         }
     };
     // An identity that cannot travel in a header was never admitted
     // (`postern_tower::session::Unrenderable`): what is rendered is all there is.
     let rendered = session.rendered();
     let mut response = Response::new(Body::from(rendered.body.clone()));
+    // Sized for every header a pass carries, the proxy's `X-Request-Id`
+    // included (`super::App`), so that none makes the map grow: the first
+    // insert into an empty map allocates it anyway (with room for 6).
+    *response.headers_mut() = HeaderMap::with_capacity(8);
     let out = response.headers_mut();
     out.insert(
         header::CONTENT_TYPE,
@@ -465,11 +504,15 @@ pub struct LogoutResponse {
 /// everywhere. In cookie mode the answer also clears the session and device
 /// cookies, unless the request was refused as cross-origin.
 #[utoipa::path(post, path = "/v1/session/logout",
-    params(("Authorization" = Option<String>, Header, description = "Bearer <token> (else the session cookie, in cookie mode)")),
-    responses((status = 200, body = LogoutResponse), (status = 400, body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 429, description = "gate mode: rate_limited (a logout of a token not cached here counts as a miss)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "gate mode: upstream_unavailable, revocation_not_shared or revocations_full", body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "Revoked; in cookie mode the cookie is cleared", body = LogoutResponse),
+        (status = 400, description = "`malformed_token`: the session cookie holds no Postern token (cookie mode)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, or `full_auth_required` (an unknown session)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`cross_origin`: a cookie-authenticated logout from another origin", body = crate::openapi::ErrorBody),
+        (status = 404, description = "JWT mode off and a JWT-shaped token presented", body = crate::openapi::ErrorBody),
+        (status = 429, description = "gate mode: `rate_limited` (a logout of a token not cached here counts as a miss)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`; gate mode: `upstream_unavailable`, `revocation_not_shared` or `revocations_full`", body = crate::openapi::ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     let result = revoke_presented(&state, &headers, peer).await;
     let clear =
@@ -507,7 +550,7 @@ async fn revoke_presented(
         }
     }
     let unknown = ApiError::Decision(Decision::FullAuth(postern_core::policy::Reason::Unknown));
-    let session = match credential(state, text)? {
+    let session = match credential_from(state, text, source)? {
         Credential::Opaque(token) => state.authority.authenticate(&token).ok_or(unknown)?,
         Credential::Jwt(jwt) => super::jwt::session_of_jwt(state, jwt)?.ok_or(unknown)?,
     };

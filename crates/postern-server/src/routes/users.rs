@@ -3,7 +3,7 @@
 //! passes the same check as `/v1/check`. (The identity key has its own
 //! routes, in `identity.rs`.)
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::session::{authenticated, Intent};
 use super::{blocking, user_id};
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,12 +83,20 @@ pub(super) fn recent_session_of_user(
 }
 
 /// List a user's sessions.
-#[utoipa::path(get, path = "/v1/users/{user}/sessions", params(("user" = String, Path, description = "User id")),
-    responses((status = 200, body = SessionList), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users/{user}/sessions", operation_id = "list_sessions",
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = SessionList),
+        (status = 400, description = "`invalid_device` (X-Postern-Device), `invalid_user`; in cookie mode `malformed_token` (the cookie holds no Postern token)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required` (with `decision` and `reason`) or `forbidden` (another user's)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    ApiPath(user): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<ApiJson<SessionList>, ApiError> {
     let (user, current) = same_user(&state, &headers, &user, Intent::Read)?;
@@ -115,12 +123,21 @@ pub async fn list(
 
 /// Revoke one of a user's sessions.
 #[utoipa::path(delete, path = "/v1/users/{user}/sessions/{session}",
-    params(("user" = String, Path, description = "User id"), ("session" = String, Path, description = "Session id")),
-    responses((status = 200, body = RevokeResponse), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        ("session" = crate::openapi::SessionId, Path, description = "Session id"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = RevokeResponse),
+        (status = 400, description = "`invalid_session_id`, `invalid_device`, `invalid_user`; in cookie mode `malformed_token`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required` (with `decision` and `reason`), `forbidden` (another user's), or `cross_origin` (a cookie-authenticated change from another origin)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the user has no such session", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn revoke_one(
     State(state): State<AppState>,
-    Path((user, session)): Path<(String, String)>,
+    ApiPath((user, session)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<ApiJson<RevokeResponse>, ApiError> {
     let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
@@ -140,12 +157,20 @@ pub async fn revoke_one(
 }
 
 /// Revoke every session of a user ("log out everywhere").
-#[utoipa::path(delete, path = "/v1/users/{user}/sessions", params(("user" = String, Path, description = "User id")),
-    responses((status = 200, body = RevokeResponse), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/users/{user}/sessions",
+    security(("bearer" = [])),
+    params(("user" = crate::openapi::UserId, Path, description = "User id"),
+        ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "The device the session is bound to"),
+        ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)")),
+    responses((status = 200, body = RevokeResponse),
+        (status = 400, description = "`invalid_device` (X-Postern-Device), `invalid_user`; in cookie mode `malformed_token` (the cookie holds no Postern token)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (the bearer token is not a Postern token), or the session is refused: `full_auth_required` with `decision` and `reason`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`step_up_required` (with `decision` and `reason`), `forbidden` (another user's), or `cross_origin` (a cookie-authenticated change from another origin)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
 pub async fn revoke_all(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    ApiPath(user): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<ApiJson<RevokeResponse>, ApiError> {
     let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;

@@ -42,13 +42,30 @@ impl Server {
     /// As [`Server::start_with_env`], listening on `listen` (for tests that
     /// need the port before the server starts, or the same port again).
     pub fn start_on(listen: &str, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn(listen, data, extra, env, Stdio::inherit())
+    }
+
+    /// As [`Server::start_with_env`], writing the server's log (its
+    /// stderr) to the file `log`.
+    pub fn start_logged(data: &Path, extra: &[&str], env: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Self::spawn("127.0.0.1:0", data, extra, env, Stdio::from(file))
+    }
+
+    fn spawn(
+        listen: &str,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let mut child = postern()
             .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn postern");
         let stdout = child.stdout.take().expect("stdout");
