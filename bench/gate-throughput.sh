@@ -32,65 +32,13 @@ IDP_LATENCY="${IDP_LATENCY:-20ms}"
 # postern reads POSTERN_* settings from the environment; start it clean.
 for var in $(compgen -e | grep '^POSTERN_' || true); do unset "$var"; done
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "wrk not found; installing the Debian package" >&2
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get update
-    $SUDO apt-get install -y wrk
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+command -v wrk >/dev/null 2>&1 || install_missing wrk
 
 echo "building release binaries in $CARGO_TARGET_DIR" >&2
 cargo build --release -p postern-server --bins --examples >&2
 BIN="$CARGO_TARGET_DIR/release"
-
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME PREFIX COMMAND...: runs COMMAND in the background and sets BASE
-# to the base URL from its first stdout line "PREFIX http://ADDR". (Not run
-# in a command substitution: the PID must reach PIDS in this shell.)
-start() {
-    local name="$1" prefix="$2"
-    shift 2
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=("$!")
-    local i line
-    for i in $(seq 1 300); do
-        line="$(head -n1 "$WORK/$name.out" 2>/dev/null || true)"
-        if [ -n "$line" ]; then
-            case "$line" in
-                "$prefix "*) BASE="${line#"$prefix "}"; return 0 ;;
-                *) echo "$name: unexpected first line: $line" >&2; return 1 ;;
-            esac
-        fi
-        sleep 0.1
-    done
-    echo "$name did not start in 30 s; stderr:" >&2
-    cat "$WORK/$name.err" >&2
-    return 1
-}
-
-# metric NAME: the value of the unlabelled metric NAME in postern's /metrics.
-metric() {
-    curl -fsS "$POSTERN/metrics" | awk -v name="$1" '$1 == name { print $2; exit }'
-}
-
-introspections() {
-    curl -fsS "$IDP/stats" | jq -r .introspect
-}
 
 # run_wrk NAME URL [wrk args...]: runs wrk, keeps its report in $WORK/NAME.wrk.
 run_wrk() {

@@ -75,15 +75,8 @@ WRK_PIN=()
 if [ -n "${SERVER_CPUS:-}" ]; then SERVER_PIN=(taskset -c "$SERVER_CPUS"); fi
 if [ -n "${WRK_CPUS:-}" ]; then WRK_PIN=(taskset -c "$WRK_CPUS"); fi
 
-install_missing() {
-    local packages=("$@")
-    [ "${#packages[@]}" -gt 0 ] || return 0
-    echo "installing the Debian packages ${packages[*]}" >&2
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -95,54 +88,11 @@ cargo build --release --locked -p postern-server --bins >&2
 (cd bench/peers && cargo build --release --locked --bins >&2)
 BIN="$CARGO_TARGET_DIR/release"
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME PREFIX COMMAND...: runs COMMAND in the background and sets BASE
-# to the base URL from its first stdout line "PREFIX http://ADDR". (Not run
-# in a command substitution: the PID must reach PIDS in this shell.)
-start() {
-    local name="$1" prefix="$2"
-    shift 2
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=("$!")
-    local i line
-    for i in $(seq 1 300); do
-        line="$(head -n1 "$WORK/$name.out" 2>/dev/null || true)"
-        if [ -n "$line" ]; then
-            case "$line" in
-                "$prefix "*) BASE="${line#"$prefix "}"; return 0 ;;
-                *) echo "$name: unexpected first line: $line" >&2; return 1 ;;
-            esac
-        fi
-        sleep 0.1
-    done
-    echo "$name did not start in 30 s; stderr:" >&2
-    cat "$WORK/$name.err" >&2
-    return 1
-}
-
 # A free loopback TCP port (the kernel's pick; closed again before use).
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-metric() {
-    curl -fsS "$POSTERN/metrics" | awk -v name="$1" '$1 == name { print $2; exit }'
-}
-introspections() { curl -fsS "$IDP/stats" | jq -r .introspect; }
 
 # --- the servers -------------------------------------------------------------
 start idp "postern-demo-idp listening on" \

@@ -51,9 +51,23 @@ impl SessionId {
         &self.0
     }
 
+    /// The length of the display form ([`SessionId::to_text`]).
+    pub const TEXT_LEN: usize = SELECTOR_LEN.div_ceil(3) * 4 - (3 - SELECTOR_LEN % 3) % 3;
+
     /// The display form used in APIs and logs (base64url of the selector).
     pub fn to_text(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The display form as bytes on the stack, for a hot path that copies
+    /// it into a buffer of its own (`/v1/check`'s answer) without
+    /// allocating a `String` first.
+    pub fn text_bytes(&self) -> [u8; Self::TEXT_LEN] {
+        let mut out = [0u8; Self::TEXT_LEN];
+        // TEXT_LEN is exactly the encoded length of SELECTOR_LEN bytes, so
+        // this cannot come up short (`text_bytes_are_the_display_form`).
+        let _ = URL_SAFE_NO_PAD.encode_slice(self.0, &mut out);
+        out
     }
 
     /// Parses the display form produced by [`SessionId::to_text`].
@@ -181,6 +195,16 @@ impl std::fmt::Debug for SessionToken {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn text_bytes_are_the_display_form(bytes in any::<[u8; SELECTOR_LEN]>()) {
+            let id = SessionId::from_bytes(bytes);
+            let text = id.to_text();
+            prop_assert_eq!(&id.text_bytes()[..], text.as_bytes());
+            prop_assert_eq!(SessionId::parse(&text).unwrap(), id);
+        }
+    }
 
     #[test]
     fn a_token_round_trips_through_its_text_form() {

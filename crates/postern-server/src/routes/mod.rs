@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod biometric;
+mod check_answer;
 pub mod enroll;
 pub mod identity;
 pub mod issue;

@@ -223,7 +223,9 @@ pub async fn resume(
 
 /// The device a forward-auth request presents, from `X-Postern-Device`.
 pub(crate) fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, ApiError> {
-    match headers.get(DEVICE_HEADER) {
+    // Parsed once: looking a `&str` name up parses it on every request.
+    static DEVICE: HeaderName = HeaderName::from_static(DEVICE_HEADER);
+    match headers.get(&DEVICE) {
         None => Ok(None),
         Some(value) => {
             let text = value.to_str().map_err(|_| {
@@ -284,7 +286,8 @@ pub(crate) fn authenticated(
         same_origin(state, headers)?;
     }
     let device = presented_device(state, headers, source)?;
-    let operation = headers.get(OPERATION_HEADER).and_then(|v| v.to_str().ok());
+    static OPERATION: HeaderName = HeaderName::from_static(OPERATION_HEADER);
+    let operation = headers.get(&OPERATION).and_then(|v| v.to_str().ok());
     let outcome = decide(state, &token, device.as_ref(), operation, None)?;
     match (outcome.decision, outcome.session) {
         (Decision::Resumed, Some(session)) => Ok(session),
@@ -394,19 +397,7 @@ async fn check_presented(
     }
     let session = authenticated(state, headers, Intent::Read)?;
     let ctx = session.context();
-    let mut response = ApiJson(
-        serde_json::json!({ "user": ctx.user.as_str(), "session_id": ctx.session_id.to_text() }),
-    )
-    .into_response();
-    let headers = response.headers_mut();
-    // User ids are validated to a header-safe alphabet; session ids are base64url.
-    if let Ok(user) = HeaderValue::from_str(ctx.user.as_str()) {
-        headers.insert(HeaderName::from_static(USER_HEADER), user);
-    }
-    if let Ok(id) = HeaderValue::from_str(&ctx.session_id.to_text()) {
-        headers.insert(HeaderName::from_static(SESSION_HEADER), id);
-    }
-    Ok(response)
+    Ok(super::check_answer::session_answer(&ctx.user, &ctx.session_id))
 }
 
 /// Gate mode: validate an upstream identity provider's token, checking the
