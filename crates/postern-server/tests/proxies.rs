@@ -289,7 +289,20 @@ impl Proxy {
 }
 
 impl Drop for Proxy {
+    /// Caddy is one process: killed. nginx's master is asked to stop
+    /// (SIGTERM, a fast shutdown), so that it takes its workers along: a
+    /// killed master leaves them running, and listening.
     fn drop(&mut self) {
+        if self.kind == Kind::Nginx {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            for _ in 0..250 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -343,7 +356,7 @@ fn headers(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<String>> {
 // 1, 4, 5: a bearer API call, its identity headers, logout.
 
 async fn a_bearer_session_through(kind: Kind) {
-    if !e2e::can_run(kind.name(), &kind.missing()) {
+    if !e2e::can_run(&format!("the {} bearer test", kind.name()), &kind.missing()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -520,7 +533,7 @@ fn browse(base: &str, path: &str) -> BTreeMap<String, Value> {
 async fn a_cookie_session_in_a_browser_through(kind: Kind) {
     let mut missing = kind.missing();
     missing.extend(e2e::browser_missing());
-    if !e2e::can_run(kind.name(), &missing) {
+    if !e2e::can_run(&format!("the {} browser test", kind.name()), &missing) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -613,7 +626,7 @@ async fn caddy_lets_a_browser_with_a_cookie_session_open_a_page_by_navigation_un
 async fn identity_provider_tokens_through(kind: Kind) {
     let mut missing = kind.missing();
     missing.extend(common::oidc::missing());
-    if !e2e::can_run(kind.name(), &missing) {
+    if !e2e::can_run(&format!("the {} gate test", kind.name()), &missing) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
