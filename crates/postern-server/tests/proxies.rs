@@ -11,8 +11,9 @@
 //! - a bearer API call (Postern session token and `X-Postern-Device`)
 //!   reaches the application with `X-Postern-User` and
 //!   `X-Postern-Session`, a client's forged copies of them never do, a
-//!   malformed bearer token is 401 (not nginx's 500), and after a logout
-//!   through the proxy the same token is refused there (401);
+//!   malformed bearer token is 401 (not nginx's 500), after a logout
+//!   through the proxy the same token is refused there (401), and with
+//!   Postern gone the proxy fails closed (nginx 500, Caddy 502);
 //! - in cookie mode, headless Chromium signs in with a passkey on
 //!   Postern's page served through the proxy and opens a protected page
 //!   of the application by a link click (the `__Host-` session and device
@@ -22,7 +23,9 @@
 //!   (over https) passes as its client, with `X-Postern-Client` and
 //!   `X-Postern-Scopes` and no `X-Postern-User` (a forged one is dropped),
 //!   the route's required scope is the proxy's (a client cannot lower it:
-//!   403), junk is 401, and a logout through the proxy revokes the token.
+//!   403), junk is 401, a logout through the proxy revokes the token, and
+//!   with the provider gone a new token is Postern's 503, which Caddy
+//!   passes on and nginx turns into a 500.
 //!
 //! Needs `nginx` and `caddy` (Debian's packages; `NGINX` and `CADDY`
 //! override the paths), and for the browser and the identity provider
@@ -465,6 +468,17 @@ async fn a_bearer_session_through(kind: Kind) {
         1,
         "a revoked session never reaches the app"
     );
+
+    // Postern gone: the proxy fails closed, with its own error (the
+    // table of docs/forward-auth.md: nginx 500, Caddy 502).
+    server.kill();
+    let (status, _, body) = answer(call("/orders/7").send().await.unwrap()).await;
+    let expected = match kind {
+        Kind::Nginx => 500,
+        Kind::Caddy => 502,
+    };
+    assert_eq!(status, expected, "Postern unreachable: {body}");
+    assert_eq!(app.seen().len(), 1, "nothing gets through without Postern");
 }
 
 #[tokio::test]
@@ -668,6 +682,7 @@ async fn identity_provider_tokens_through(kind: Kind) {
     // The route needs `read` (set by the proxy): a token without it is
     // 403, even when the client names its own requirement.
     let write_only = provider.client_credentials("write").await;
+    let unseen = provider.client_credentials("read").await;
     for claimed in [None, Some("write")] {
         let mut request = http().get(proxy.url("/reports")).bearer_auth(&write_only);
         if let Some(scopes) = claimed {
@@ -713,6 +728,21 @@ async fn identity_provider_tokens_through(kind: Kind) {
         "{body}"
     );
     assert_eq!(app.seen().len(), 1);
+
+    // The provider gone, a token Postern has not seen: Postern fails closed
+    // with 503, which Caddy passes on and nginx turns into a 500 (the table
+    // of docs/forward-auth.md).
+    drop(provider);
+    let request = http().get(proxy.url("/reports")).bearer_auth(&unseen);
+    let (status, _, body) = answer(request.send().await.unwrap()).await;
+    match kind {
+        Kind::Nginx => assert_eq!(status, 500, "{body}"),
+        Kind::Caddy => {
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(body["error"], "upstream_unavailable", "{body}");
+        }
+    }
+    assert_eq!(app.seen().len(), 1, "nothing gets through failing closed");
 }
 
 #[tokio::test]
