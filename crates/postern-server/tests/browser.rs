@@ -23,68 +23,18 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{free_port, Server};
+use common::{e2e, free_port, Server};
 use postern_core::context::UserId;
 use postern_store::embedded::RedbStore;
 use postern_store::SessionStore;
 
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-fn runs(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Whether the browser test can run; when it cannot, fails under CI and
-/// otherwise says why it is skipped.
-fn browser_available() -> bool {
-    let mut missing = Vec::new();
-    if !chromium().exists() {
-        missing.push(format!("chromium ({})", chromium().display()));
-    }
-    if !runs("node", "--version") {
-        missing.push("node".to_string());
-    }
-    let e2e = e2e_dir();
-    if missing.is_empty() && !e2e.join("node_modules/playwright-core").exists() {
-        let installed = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&e2e)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            missing.push("e2e/node_modules (npm ci failed)".to_string());
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let missing = missing.join(", ");
-    if std::env::var_os("CI").is_some() {
-        panic!("browser test cannot run under CI: missing {missing}");
-    }
-    eprintln!("skipped: install chromium and run npm ci in e2e/ (missing {missing})");
-    false
-}
-
 #[test]
 fn a_browser_registers_a_passkey_logs_in_with_a_cookie_and_survives_a_restart() {
-    if !browser_available() {
+    if !e2e::can_run("the browser test", &e2e::browser_missing()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -106,8 +56,8 @@ fn a_browser_registers_a_passkey_logs_in_with_a_cookie_and_survives_a_restart() 
         .arg("passkey.mjs")
         .arg(&origin)
         .arg("--restart")
-        .env("CHROMIUM", chromium())
-        .current_dir(e2e_dir())
+        .env("CHROMIUM", e2e::chromium())
+        .current_dir(e2e::dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -10,6 +10,8 @@
     clippy::panic
 )]
 
+pub mod e2e;
+pub mod oidc;
 pub mod soft_passkey;
 
 use std::io::{BufRead, BufReader};
@@ -68,18 +70,7 @@ impl Server {
             .stderr(stderr)
             .spawn()
             .expect("spawn postern");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
+        let line = first_stdout_line(&mut child, Duration::from_secs(30))
             .expect("server did not start in 30 s");
         let base = line
             .strip_prefix("postern listening on ")
@@ -147,6 +138,23 @@ impl Drop for Server {
     }
 }
 
+/// The first line a child prints on its stdout (its "listening on ..."
+/// line), or `None` if it printed none within `timeout` (or exited). The
+/// rest of its stdout is drained on a thread, so that the child never
+/// blocks on a full pipe.
+pub fn first_stdout_line(child: &mut Child, timeout: Duration) -> Option<String> {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
 /// The `postern` binary with a clean environment for tests.
 pub fn postern() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_postern"));
@@ -174,17 +182,12 @@ impl Idp {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn postern-demo-idp");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = lines
-            .next()
-            .expect("idp printed nothing")
-            .expect("idp stdout");
+        let line = first_stdout_line(&mut child, Duration::from_secs(30))
+            .expect("idp did not start in 30 s");
         let base = line
             .strip_prefix("postern-demo-idp listening on ")
             .expect("listening line")
             .to_string();
-        std::thread::spawn(move || for _ in lines {});
         Idp { child, base }
     }
 
