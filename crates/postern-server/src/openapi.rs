@@ -426,6 +426,7 @@ impl Modify for Mechanics {
             .get_or_insert_with(Default::default)
             .add_security_scheme(BEARER, SecurityScheme::Http(bearer));
         for item in openapi.paths.paths.values_mut() {
+            distinct_operation_ids(item);
             for operation in operations(item) {
                 for param in operation.parameters.iter_mut().flatten() {
                     not_null(param);
@@ -473,6 +474,33 @@ impl Modify for Mechanics {
                     "request_timeout",
                     "the request was not finished within the server's request_timeout",
                 );
+            }
+        }
+    }
+}
+
+/// One handler that serves several methods of a path (`/v1/check`: a
+/// proxy calls it with the original request's method) gives each the same
+/// operation id, which OpenAPI requires to be unique: the `GET` keeps it,
+/// every other method gets its name appended (`check_post`).
+fn distinct_operation_ids(item: &mut utoipa::openapi::PathItem) {
+    let methods = [
+        (item.put.as_mut(), "put"),
+        (item.post.as_mut(), "post"),
+        (item.delete.as_mut(), "delete"),
+        (item.options.as_mut(), "options"),
+        (item.head.as_mut(), "head"),
+        (item.patch.as_mut(), "patch"),
+        (item.trace.as_mut(), "trace"),
+    ];
+    let get_id = item.get.as_ref().and_then(|op| op.operation_id.clone());
+    let Some(get_id) = get_id else {
+        return;
+    };
+    for (operation, method) in methods {
+        if let Some(operation) = operation {
+            if operation.operation_id.as_deref() == Some(get_id.as_str()) {
+                operation.operation_id = Some(format!("{get_id}_{method}"));
             }
         }
     }

@@ -600,7 +600,7 @@ async fn every_configured_origin_may_use_passkeys_cookies_and_proofs_and_no_othe
         json!({ "ceremony_id": start["ceremony_id"], "credential": elsewhere.register(&start["options"]) }),
     )
     .await;
-    assert_eq!(error_of(r).await, (400, "passkey_rejected".into()));
+    assert_eq!(error_of(r).await, (401, "passkey_rejected".into()));
 
     // A cookie-authenticated change must come from one of the two.
     let logout = |jar: &Jar, origin: &str| {

@@ -230,8 +230,8 @@ pub async fn register_start(
 /// Finish registering a passkey: verify the attestation, store the credential.
 #[utoipa::path(post, path = "/v1/passkeys/register/finish", request_body = RegisterFinishRequest,
     responses((status = 201, body = RegisterFinishResponse),
-        (status = 400, description = "`invalid_ceremony_id`, `passkey_rejected` (the attestation does not verify), or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`ceremony_invalid` or `ceremony_expired`; `full_auth_required` if the credential that authorised the registration was revoked meanwhile", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_ceremony_id`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`passkey_rejected` (the attestation does not verify), `ceremony_invalid` or `ceremony_expired`; `full_auth_required` if the credential that authorised the registration was revoked meanwhile", body = crate::openapi::ErrorBody),
         (status = 409, description = "`already_registered` or `already_enrolled`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
         (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
@@ -597,7 +597,7 @@ pub async fn login_start(
 /// Finish a passkey login: verify the assertion and mint a session.
 #[utoipa::path(post, path = "/v1/passkeys/login/finish", request_body = LoginFinishRequest,
     responses((status = 200, description = "The session; in cookie mode no `token` in the body but two `Set-Cookie`: the session cookie and the device cookie the session is bound to (a fresh random secret, `HttpOnly` like the session cookie)", body = LoginResponse),
-        (status = 400, description = "`invalid_ceremony_id`, `invalid_device`, `unknown_audience`, `invalid_identity_proof`, `invalid_biometric_probe`, `passkey_rejected`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_ceremony_id`, `invalid_device`, `unknown_audience`, `invalid_identity_proof`, `invalid_biometric_probe`, or a body that is not JSON of this schema", body = crate::openapi::ErrorBody),
         (status = 401, description = "`authentication_failed` with one fixed body whatever failed (unknown, forged, replayed or suspended passkey, another stage), or `ceremony_invalid` / `ceremony_expired`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`internal`: a bug; nothing was changed that a retry would not redo", body = crate::openapi::ErrorBody),
         (status = 503, description = "`store_unavailable`: the session store cannot be reached; retry", body = crate::openapi::ErrorBody)))]
