@@ -330,10 +330,17 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// As [`Metrics::observe_request`] for `GET /v1/check`.
-    pub fn observe_check(&self, status: u16, seconds: f64) {
+    /// As [`Metrics::observe_request`] for `/v1/check` (and the paths
+    /// under it), with `method` its label. `GET`, what nginx, Caddy and
+    /// Traefik send, takes series handles kept from the first time; other
+    /// methods (Envoy keeps the original request's) are looked up.
+    pub fn observe_check(&self, method: &'static str, status: u16, seconds: f64) {
         const ENDPOINT: &str = "/v1/check";
         const METHOD: &str = "GET";
+        if method != METHOD {
+            self.observe_request(ENDPOINT, method, status, seconds);
+            return;
+        }
         let slot = match status {
             200 => Some(0),
             401 => Some(1),
@@ -621,16 +628,18 @@ mod tests {
     #[test]
     fn check_metrics_land_in_the_same_series_as_other_requests() {
         let m = Metrics::default();
-        m.observe_check(200, 0.000_001);
-        m.observe_check(200, 0.000_001);
+        m.observe_check("GET", 200, 0.000_001);
+        m.observe_check("GET", 200, 0.000_001);
         m.observe_request("/v1/check", "GET", 200, 0.000_001);
-        m.observe_check(400, 0.000_001);
+        m.observe_check("GET", 400, 0.000_001);
+        m.observe_check("POST", 401, 0.000_001);
         let text = m.render(0, None);
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"200\"} 3"), "{text}");
         assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"GET\",status=\"400\"} 1"), "{text}");
         assert!(text.contains("postern_http_request_duration_seconds_count{endpoint=\"/v1/check\",method=\"GET\"} 4"), "{text}");
+        assert!(text.contains("postern_http_requests_total{endpoint=\"/v1/check\",method=\"POST\",status=\"401\"} 1"), "{text}");
         assert!(
-            !text.contains("status=\"401\""),
+            !text.contains("method=\"GET\",status=\"401\""),
             "series appear on first use only"
         );
     }

@@ -222,6 +222,7 @@ impl Service<Request> for App {
         let parts = self.parts.clone();
         let peer = self.peer;
         if parts.early_check && is_check_path(request.uri().path()) {
+            let method = method_label(request.method());
             return Box::pin(async move {
                 let started = Instant::now();
                 // The proxy's id, echoed: a reference-counted copy, and no
@@ -241,10 +242,11 @@ impl Service<Request> for App {
                     }
                     Err(error) => axum::response::IntoResponse::into_response(error),
                 };
-                parts
-                    .state
-                    .metrics
-                    .observe_check(response.status().as_u16(), started.elapsed().as_secs_f64());
+                parts.state.metrics.observe_check(
+                    method,
+                    response.status().as_u16(),
+                    started.elapsed().as_secs_f64(),
+                );
                 let mut response = response;
                 harden(&mut response, true);
                 if let Some(id) = request_id {

@@ -397,7 +397,10 @@ async fn check_presented(
     }
     let session = authenticated(state, headers, Intent::Read)?;
     let ctx = session.context();
-    Ok(super::check_answer::session_answer(&ctx.user, &ctx.session_id))
+    Ok(super::check_answer::session_answer(
+        &ctx.user,
+        &ctx.session_id,
+    ))
 }
 
 /// Gate mode: validate an upstream identity provider's token, checking the
