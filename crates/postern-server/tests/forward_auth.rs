@@ -128,7 +128,7 @@ async fn every_refused_token_is_401_invalid_token_and_a_step_up_is_403_insuffici
 }
 
 #[tokio::test]
-async fn any_method_on_any_path_under_the_check_prefix_is_the_check() {
+async fn every_standard_method_on_any_path_under_the_check_prefix_is_the_check() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let (_, login) = enroll_and_login(&server.client(), "bob", "laptop").await;
@@ -140,6 +140,7 @@ async fn any_method_on_any_path_under_the_check_prefix_is_the_check() {
         Method::DELETE,
         Method::PATCH,
         Method::OPTIONS,
+        Method::TRACE,
     ];
     let paths = [
         "/v1/check",
@@ -166,6 +167,26 @@ async fn any_method_on_any_path_under_the_check_prefix_is_the_check() {
             assert_eq!(refused.headers()["www-authenticate"], "Bearer");
         }
     }
+    // A method OpenAPI cannot describe (an extension such as QUERY or
+    // PROPFIND) is refused with 405 even with a good session: every proxy
+    // treats that as a refusal, and the document stays exact.
+    for method in [
+        Method::from_bytes(b"QUERY").unwrap(),
+        Method::from_bytes(b"PROPFIND").unwrap(),
+    ] {
+        for path in ["/v1/check", "/v1/check/api"] {
+            let refused = http()
+                .request(method.clone(), server.url(path))
+                .bearer_auth(&login.token)
+                .header("X-Postern-Device", "laptop")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 405, "{method} {path}");
+            assert!(refused.headers().get("x-postern-user").is_none());
+        }
+    }
+
     // A path that only begins like the prefix is not the check.
     let other = http()
         .get(server.url("/v1/checkout"))

@@ -23,7 +23,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{any, delete, get, post};
+use axum::routing::{delete, get, on, post, MethodFilter};
 use axum::Router;
 use tower::{Layer, Service};
 
@@ -83,11 +83,16 @@ pub fn router(state: AppState, max_body_bytes: usize, metrics_elsewhere: bool) -
         )
         .route("/v1/session/resume", post(session::resume))
         .route("/v1/session/logout", post(session::logout))
-        // Any method, and any path under it: Envoy's ext_authz keeps the
-        // original method and appends the original path (`App` takes
-        // these before the router; the router answers them the same).
-        .route("/v1/check", any(session::check))
-        .route("/v1/check/{*rest}", any(session::check_under))
+        // Every standard method, and any path under it: Envoy's ext_authz
+        // keeps the original method and appends the original path (`App`
+        // takes these before the router; the router answers them the
+        // same). Another method (CONNECT, an extension such as QUERY) is
+        // a 405, which every proxy treats as a refusal.
+        .route("/v1/check", on(check_methods(), session::check))
+        .route(
+            "/v1/check/{*rest}",
+            on(check_methods(), session::check_under),
+        )
         .route(
             "/v1/users/{user}/sessions",
             get(users::list).delete(users::revoke_all),
@@ -221,7 +226,10 @@ impl Service<Request> for App {
     fn call(&mut self, mut request: Request) -> Self::Future {
         let parts = self.parts.clone();
         let peer = self.peer;
-        if parts.early_check && is_check_path(request.uri().path()) {
+        if parts.early_check
+            && is_check_path(request.uri().path())
+            && is_check_method(request.method())
+        {
             let method = method_label(request.method());
             return Box::pin(async move {
                 let started = Instant::now();
@@ -278,6 +286,35 @@ fn is_check_path(path: &str) -> bool {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,
     }
+}
+
+/// The methods `/v1/check` answers: those OpenAPI can describe (its
+/// document lists each), which are the ones proxies send.
+fn check_methods() -> MethodFilter {
+    MethodFilter::GET
+        .or(MethodFilter::HEAD)
+        .or(MethodFilter::POST)
+        .or(MethodFilter::PUT)
+        .or(MethodFilter::DELETE)
+        .or(MethodFilter::PATCH)
+        .or(MethodFilter::OPTIONS)
+        .or(MethodFilter::TRACE)
+}
+
+/// As [`check_methods`], for the early route.
+fn is_check_method(method: &axum::http::Method) -> bool {
+    use axum::http::Method;
+    matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+            | Method::OPTIONS
+            | Method::TRACE
+    )
 }
 
 /// Headers every answer carries: `X-Content-Type-Options: nosniff` (a
@@ -420,6 +457,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         Method::PATCH => "PATCH",
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
         _ => "OTHER",
     }
 }

@@ -305,7 +305,7 @@ pub(crate) fn authenticated(
 /// answers 401 `device_mismatch`. Every refusal is a 401 or a 403 (nginx's
 /// `auth_request` turns any other status into a 500), except that gate
 /// mode may answer 429, 502 or 503 when it cannot ask the upstream.
-#[utoipa::path(method(get, head, post, put, delete, patch, options), path = "/v1/check",
+#[utoipa::path(method(get, head, post, put, delete, patch, options, trace), path = "/v1/check",
     security(("bearer" = [])),
     params(("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "With a bearer token: the device id the session is bound to. Not consulted for a session cookie, which is checked against its device cookie"),
         ("X-Postern-Operation" = Option<String>, Header, description = "The operation about to be performed (sensitive ones need a step-up)"),
@@ -333,7 +333,7 @@ pub async fn check(
 
 /// The same check under the prefix: Envoy's `ext_authz` appends the
 /// original request's path (and keeps its method).
-#[utoipa::path(method(get, head, post, put, delete, patch, options), path = "/v1/check/{rest}",
+#[utoipa::path(method(get, head, post, put, delete, patch, options, trace), path = "/v1/check/{rest}",
     security(("bearer" = [])),
     params(("rest" = String, Path, description = "Any path: the original request's, appended by the proxy; not interpreted"),
         ("X-Postern-Device" = Option<crate::openapi::DeviceHeader>, Header, description = "As `/v1/check`"),
