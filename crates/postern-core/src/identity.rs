@@ -74,6 +74,22 @@ impl IdentityPublicKey {
         &self.bytes
     }
 
+    /// A public key whose secret nobody holds: a point hashed from a fixed
+    /// label (Elligator over SHA-512), so its discrete logarithm is
+    /// unknown. An unknown user is checked against it, so that a login for
+    /// a name that does not exist runs the same verification, for as long,
+    /// as a wrong proof for one that does (an all-zero key would fail at
+    /// once, as the identity point, and tell the two apart by time).
+    pub fn stand_in() -> Self {
+        let mut uniform = [0u8; 64];
+        uniform.copy_from_slice(&Sha512::digest(b"postern/identity/stand-in/v1"));
+        let point = RistrettoPoint::from_uniform_bytes(&uniform);
+        Self {
+            point,
+            bytes: point.compress().to_bytes(),
+        }
+    }
+
     /// A short, stable id for the credential (what sessions record, so that
     /// revoking this key can revoke every session made with it).
     pub fn credential_id(&self) -> [u8; 16] {
@@ -247,6 +263,38 @@ mod tests {
             proof_digest(&proof, &relayed),
             proof_digest(&proof, &statement(&[1; 32], "alice", &[2; 32]))
         );
+    }
+
+    #[test]
+    fn the_stand_in_key_is_a_real_key_that_no_proof_opens_and_runs_verification_in_full() {
+        let stand_in = IdentityPublicKey::stand_in();
+        // A real key: it round-trips, so verification reaches the proof
+        // (an all-zero key would be refused as the identity before that).
+        assert_eq!(
+            IdentityPublicKey::from_bytes(stand_in.as_bytes()).unwrap(),
+            stand_in
+        );
+        assert_eq!(
+            IdentityPublicKey::from_bytes(&[0; 32]),
+            Err(ProofError::BadPublicKey)
+        );
+        assert_eq!(IdentityPublicKey::stand_in(), stand_in, "fixed");
+        // No proof by anyone opens it: the whole verification runs and ends
+        // in the same `Invalid` a wrong proof for a real user gets.
+        let st = statement(&[1; 32], "nobody", &[2; 32]);
+        for _ in 0..16 {
+            let secret = IdentitySecret::generate(&mut rand::thread_rng());
+            let proof = secret.prove(&st, &mut rand::thread_rng());
+            assert_eq!(
+                verify_proof(&stand_in, &st, &proof),
+                Err(ProofError::Invalid)
+            );
+            assert_eq!(
+                verify_proof(&secret.public_key(), &st, &proof[..63]),
+                verify_proof(&stand_in, &st, &proof[..63]),
+                "a malformed proof is malformed for both"
+            );
+        }
     }
 
     #[test]

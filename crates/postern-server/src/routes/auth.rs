@@ -16,6 +16,7 @@ use base64::Engine as _;
 use postern_auth::pipeline::{StageOutcome, StageReport};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
+use postern_core::identity::IdentityPublicKey;
 use postern_store::UserRecord;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
@@ -165,9 +166,10 @@ pub async fn full(
         let state = worker;
         let record = state.store.get_user(&user)?;
         // An unknown user runs the pipeline against a stand-in record that
-        // no proof verifies against, so the answer is the same as a bad proof.
+        // no proof verifies against, so the answer is the same as a bad
+        // proof, and so is the work: its key is a real one nobody holds.
         let known = record.is_some();
-        let record = record.unwrap_or(UserRecord { identity_key: [0; 32], enrolled_at: 0, identity_revoked_at: None, biometric_template: None });
+        let record = record.unwrap_or(UserRecord { identity_key: *IdentityPublicKey::stand_in().as_bytes(), enrolled_at: 0, identity_revoked_at: None, biometric_template: None });
         let request = AuthRequest {
             user: &user,
             record: &record,

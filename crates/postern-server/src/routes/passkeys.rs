@@ -45,6 +45,7 @@ use postern_auth::pipeline::StageReport;
 use postern_auth::relying_party::{has_credentials, Enrolment};
 use postern_auth::stage::{AuthRequest, Factors, StageFailure};
 use postern_client::device::DeviceInput;
+use postern_core::identity::IdentityPublicKey;
 use postern_core::policy::{Decision, Reason};
 use postern_store::passkey::MAX_CREDENTIAL_ID_LEN;
 use postern_store::{standings, PasskeyRecord, PasskeyRemoval, PasskeyUse, Standing, UserRecord};
@@ -641,9 +642,10 @@ pub async fn login_finish(
             return Err(refused(&state, StageFailure::Rejected));
         };
         // The passkey stage does not read the identity record; a user with
-        // passkeys only has none.
+        // passkeys only has none (an identity stage after it meets a real
+        // key nobody holds, and takes as long as for a wrong proof).
         let record = state.store.get_user(&user)?.unwrap_or(UserRecord {
-            identity_key: [0; 32],
+            identity_key: *IdentityPublicKey::stand_in().as_bytes(),
             enrolled_at: 0,
             identity_revoked_at: None,
             biometric_template: None,
