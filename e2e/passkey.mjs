@@ -16,7 +16,7 @@
 // behind forward auth is opened, and replays the session cookie alone in a
 // fresh browser, as a thief who copied it would.
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launchChromium, pageWithAuthenticator } from "./chromium.mjs";
 
 const [base, ...flags] = process.argv.slice(2);
 if (!base) {
@@ -24,7 +24,6 @@ if (!base) {
   process.exit(2);
 }
 const restart = flags.includes("--restart");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const cookieName = process.env.POSTERN_E2E_COOKIE || "__Host-postern";
 const deviceCookieName = `${cookieName}-device`;
 let steps = 0;
@@ -53,26 +52,6 @@ async function expectAct(page, button, state, pattern) {
 
 // A page whose browser tab has a virtual platform authenticator: CTAP2,
 // built in, storing discoverable credentials, verifying the user.
-async function pageWithAuthenticator(context) {
-  const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable", { enableUI: false });
-  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      ctap2Version: "ctap2_1",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  const credentials = async () =>
-    (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
-  return { page, credentials };
-}
-
 async function sessionCookie(context) {
   return (await context.cookies(base)).find((c) => c.name === cookieName);
 }
@@ -118,12 +97,7 @@ async function waitForLine() {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    // Root in a container has no user namespace for Chromium's sandbox.
-    args: ["--no-sandbox"],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     const { page, credentials } = await pageWithAuthenticator(context);

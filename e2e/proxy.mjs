@@ -16,14 +16,13 @@
 //   {"step":"replayed_after_logout","status":N,"body":...}
 // then "done" (exit 0), or "FAILED: <why>" (exit 1) if the page itself
 // failed. Run by crates/postern-server/tests/proxies.rs.
-import { chromium } from "playwright-core";
+import { launchChromium, pageWithAuthenticator } from "./chromium.mjs";
 
 const [base, protectedPath] = process.argv.slice(2);
 if (!base || !protectedPath) {
   console.error("usage: node proxy.mjs <proxy-base-url> <protected-path>");
   process.exit(2);
 }
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 function report(step, fields) {
   console.log(JSON.stringify({ step, ...fields }));
@@ -92,28 +91,10 @@ function replayed(cookie) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    // Root in a container has no user namespace for Chromium's sandbox.
-    args: ["--no-sandbox"],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
-    const page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send("WebAuthn.enable", { enableUI: false });
-    await cdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: {
-        protocol: "ctap2",
-        ctap2Version: "ctap2_1",
-        transport: "internal",
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
+    const { page } = await pageWithAuthenticator(context);
 
     // Postern's page and API, through the proxy, on the proxy's origin.
     await page.goto(`${base}/login`);
