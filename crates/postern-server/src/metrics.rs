@@ -111,6 +111,9 @@ struct CheckMetrics {
     latency: OnceLock<Histogram>,
     /// 200, 401, 403, 503: the statuses a forward-auth check answers.
     statuses: [OnceLock<Counter>; 4],
+    /// `postern_resume_decisions_total{decision="resumed",reason="none"}`:
+    /// the decision behind every check and resume that passes.
+    resumed: OnceLock<Counter>,
 }
 
 /// The gate's bounded revocation maps (see `postern_tower::Gate::logout`
@@ -379,12 +382,18 @@ impl Metrics {
 
     pub fn observe_decision(&self, decision: Decision) {
         let reason = decision.reason().map_or("none", |r| r.as_str());
-        self.decisions
-            .get_or_create(&DecisionLabels {
-                decision: decision.as_str(),
-                reason,
-            })
-            .inc();
+        let labels = DecisionLabels {
+            decision: decision.as_str(),
+            reason,
+        };
+        if decision == Decision::Resumed {
+            self.check
+                .resumed
+                .get_or_init(|| self.decisions.get_or_create(&labels).clone())
+                .inc();
+        } else {
+            self.decisions.get_or_create(&labels).inc();
+        }
     }
 
     pub fn observe_stage(&self, stage: &'static str, outcome: &'static str, nanos: u64) {
