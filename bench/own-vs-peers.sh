@@ -31,7 +31,12 @@
 # report 0 non-2xx answers and no connect/read/write errors, else the script
 # fails. The table gives each target's requests/s (median, min-max over the
 # rounds) and its ratio to the trivial server of the same round (median,
-# min-max). Every process it started is killed on exit.
+# min-max), and the CPU time the serving process used per request (its
+# user + system time over the run, from /proc, divided by the requests wrk
+# counted; for sessions-redis, redis-server's share is not included). On
+# two cores that wrk shares, throughput moves with how the scheduler places
+# wrk's threads; CPU per request is the steadier figure of what a target
+# costs. Every process it started is killed on exit.
 #
 # Usage:  bash bench/own-vs-peers.sh
 # Environment:
@@ -104,6 +109,7 @@ start postern "postern listening on" \
     "${SERVER_PIN[@]}" "$BIN/postern" serve --listen 127.0.0.1:0 --data "$WORK/data" \
     --upstream-introspection "$IDP/oauth/introspect" --client-id demo --client-secret demo-secret
 POSTERN="$BASE"
+POSTERN_PID="${PIDS[-1]}"
 
 REDIS_PORT=""
 for i in 1 2 3 4 5; do
@@ -124,13 +130,19 @@ if [ -z "$REDIS_PORT" ]; then
 fi
 
 declare -A URL
+# The process serving each target, whose CPU time each run reads.
+declare -A PID_OF
+PID_OF[postern-session]="$POSTERN_PID"
+PID_OF[postern-gate]="$POSTERN_PID"
 for peer in trivial sessions-memory jwt-hs256 jwt-eddsa; do
     start "$peer" "$peer listening on" "${SERVER_PIN[@]}" "$BIN/$peer" --listen 127.0.0.1:0
     URL[$peer]="$BASE"
+    PID_OF[$peer]="${PIDS[-1]}"
 done
 start sessions-redis "sessions-redis listening on" \
     "${SERVER_PIN[@]}" "$BIN/sessions-redis" --listen 127.0.0.1:0 --redis "redis://127.0.0.1:$REDIS_PORT"
 URL[sessions-redis]="$BASE"
+PID_OF[sessions-redis]="${PIDS[-1]}"
 
 # --- one live session or token per target -------------------------------------
 USER_ID="bench-user"
@@ -221,14 +233,23 @@ case " ${TARGET_LIST[*]} " in
 esac
 
 # --- wrk -------------------------------------------------------------------------
+# cpu_ticks PID: the user + system CPU time PID has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS_PER_SECOND="$(getconf CLK_TCK)"
+
 # run_wrk TARGET DURATION FILE: one wrk run; fails on any non-2xx answer or
-# connect/read/write error.
+# connect/read/write error. FILE.cpu gets the server's CPU time over the run
+# (clock ticks). Throughput on a machine whose cores wrk shares swings with
+# scheduling; the CPU time each request costs the server does far less.
 run_wrk() {
     local t="$1" duration="$2" out="$3"
     header_args "$t"
     echo "wrk -t$THREADS -c$CONNECTIONS -d$duration --latency <$t credentials> ${URL[$t]}${PATH_OF[$t]}" >&2
+    local ticks_before
+    ticks_before="$(cpu_ticks "${PID_OF[$t]}")"
     "${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "${HARGS[@]}" \
         "${URL[$t]}${PATH_OF[$t]}" >"$out"
+    echo "$(($(cpu_ticks "${PID_OF[$t]}") - ticks_before))" >"$out.cpu"
     local non2xx errors requests
     non2xx="$(awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' "$out")"
     errors="$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8; exit } END { }' "$out")"
@@ -252,6 +273,11 @@ run_wrk() {
 }
 
 rps_of() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+# cpu_per_request FILE: the server's CPU time per request of that run, in µs.
+cpu_per_request() {
+    awk -v ticks="$(cat "$1.cpu")" -v hz="$TICKS_PER_SECOND" \
+        '/requests in/ { printf "%.2f", ticks * 1000000 / hz / $1; exit }' "$1"
+}
 p50_of() { awk '$1 == "50%" { print $2; exit }' "$1"; }
 p99_of() { awk '$1 == "99%" { print $2; exit }' "$1"; }
 
@@ -274,7 +300,8 @@ for round in $(seq 1 "$ROUNDS"); do
         t="${TARGET_LIST[$(((k + round - 1) % n))]}"
         out="$WORK/$t.$round.wrk"
         run_wrk "$t" "$DURATION" "$out"
-        printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$t" "$(rps_of "$out")" "$(p50_of "$out")" "$(p99_of "$out")" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$t" "$(rps_of "$out")" "$(p50_of "$out")" "$(p99_of "$out")" \
+            "$(cpu_per_request "$out")" \
             | tee -a "$WORK/results.tsv" >&2
     done
 done
@@ -310,19 +337,22 @@ awk -F'\t' -v order="${TARGET_LIST[*]}" '
     function lat(s) { # wrk latency (e.g. 512.00us, 3.21ms, 1.02s) in microseconds
         if (s ~ /us$/) return s + 0; if (s ~ /ms$/) return s * 1000; if (s ~ /s$/) return s * 1000000; return s + 0
     }
-    { rps[$2, $1] = $3; p50[$2, $1] = lat($4); p99[$2, $1] = lat($5); if ($1 > rounds) rounds = $1 }
+    { rps[$2, $1] = $3; p50[$2, $1] = lat($4); p99[$2, $1] = lat($5); cpu[$2, $1] = $6; if ($1 > rounds) rounds = $1 }
     END {
         n = split(order, names, " ")
-        print "| target | req/s, median (min-max) | ratio to trivial, median (min-max) | p50 / p99 latency, median |"
-        print "|---|---|---|---|"
+        print "| target | req/s, median (min-max) | ratio to trivial, median (min-max) | p50 / p99 latency, median | server CPU per request, median (ratio to trivial) |"
+        print "|---|---|---|---|---|"
         for (k = 1; k <= n; k++) {
             t = names[k]; lo = ""; hi = ""; rlo = ""; rhi = ""
             for (r = 1; r <= rounds; r++) {
                 v[r] = rps[t, r]; q[r] = rps[t, r] / rps["trivial", r]; a[r] = p50[t, r]; b[r] = p99[t, r]
+                c[r] = cpu[t, r]; ct[r] = cpu["trivial", r]
                 if (lo == "" || v[r] < lo) lo = v[r]; if (hi == "" || v[r] > hi) hi = v[r]
                 if (rlo == "" || q[r] < rlo) rlo = q[r]; if (rhi == "" || q[r] > rhi) rhi = q[r]
             }
-            printf "| %s | %s (%s-%s) | %.3f (%.3f-%.3f) | %.0f µs / %.2f ms |\n", \
-                t, commas(median(v, rounds)), commas(lo), commas(hi), median(q, rounds), rlo, rhi, median(a, rounds), median(b, rounds) / 1000
+            cm = median(c, rounds); ctm = median(ct, rounds)
+            printf "| %s | %s (%s-%s) | %.3f (%.3f-%.3f) | %.0f µs / %.2f ms | %.2f µs (%.2f) |\n", \
+                t, commas(median(v, rounds)), commas(lo), commas(hi), median(q, rounds), rlo, rhi, median(a, rounds), median(b, rounds) / 1000, \
+                cm, cm / ctm
         }
     }' "$WORK/results.tsv"

@@ -16,7 +16,6 @@
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// Most components a fingerprint may carry.
 pub const MAX_COMPONENTS: usize = 32;
@@ -92,11 +91,28 @@ impl Fingerprint {
 
     /// A fingerprint made of one opaque device string (what the CLI's
     /// `--device` takes), as the single component `id`.
+    ///
+    /// Every check with a bearer token builds one from `X-Postern-Device`,
+    /// so this writes the canonical bytes of `[("id", id)]` directly, in one
+    /// allocation, instead of going through [`Fingerprint::canonical`]'s
+    /// general path (a vector of parts and a lower-cased name); the two
+    /// agree on every input (`single_is_the_canonical_id_component`).
     pub fn single(id: &str) -> Result<Self, FingerprintError> {
-        if id.trim().is_empty() {
+        const NAME: &[u8] = b"id";
+        let value = id.trim();
+        if value.is_empty() {
             return Err(FingerprintError::Empty);
         }
-        Self::canonical([("id", id)])
+        if value.len() > MAX_COMPONENT_LEN {
+            return Err(FingerprintError::ComponentTooLong);
+        }
+        let mut canonical = Vec::with_capacity(NAME.len() + value.len() + 4);
+        // Both lengths are bounded by MAX_COMPONENT_LEN, so they fit in u16.
+        canonical.extend_from_slice(&(NAME.len() as u16).to_le_bytes());
+        canonical.extend_from_slice(NAME);
+        canonical.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        canonical.extend_from_slice(value.as_bytes());
+        Ok(Self { canonical })
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -166,13 +182,38 @@ impl DeviceBinder {
 
     /// Constant-time check of a presented fingerprint against a stored MAC.
     pub fn verify(&self, fingerprint: &Fingerprint, expected: &DeviceMac) -> bool {
-        self.bind(fingerprint).ct_eq(expected).into()
+        crate::ct::eq32(&self.bind(fingerprint), expected)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_is_the_canonical_id_component() {
+        let long = "x".repeat(MAX_COMPONENT_LEN);
+        let too_long = "x".repeat(MAX_COMPONENT_LEN + 1);
+        let padded_long = format!("  {long}\t");
+        for id in [
+            "laptop-1",
+            " laptop-1 ",
+            "\tA B\n",
+            "é",
+            "",
+            "   ",
+            long.as_str(),
+            too_long.as_str(),
+            padded_long.as_str(),
+        ] {
+            let general = if id.trim().is_empty() {
+                Err(FingerprintError::Empty)
+            } else {
+                Fingerprint::canonical([("id", id)])
+            };
+            assert_eq!(Fingerprint::single(id), general, "{id:?}");
+        }
+    }
 
     #[test]
     fn a_dropped_binder_overwrites_its_keyed_state() {

@@ -37,6 +37,7 @@
 
 pub mod claims;
 pub mod context;
+pub mod ct;
 pub mod device;
 pub mod identity;
 pub mod keyring;

@@ -16,7 +16,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 const PREFIX: &str = "pst1.";
@@ -108,7 +107,7 @@ impl VerifierHash {
     /// Constant-time comparison: the time taken does not depend on how many
     /// leading bytes agree.
     pub fn matches(&self, other: &VerifierHash) -> bool {
-        self.0.ct_eq(&other.0).into()
+        crate::ct::eq32(&self.0, &other.0)
     }
 
     /// A hash no verifier maps to in practice, compared against on a lookup

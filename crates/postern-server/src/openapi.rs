@@ -311,7 +311,8 @@ pub struct IdentityReplaceRequest {
     pub identity_public_key: String,
 }
 
-/// The body of `/v1/check`'s 200.
+/// The body of `/v1/check`'s 200 when the request asks for it with
+/// `Accept: application/json` (without it, a 200 has no body).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct CheckResponse {

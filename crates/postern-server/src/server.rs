@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use postern_auth::biometric::{
@@ -613,21 +614,14 @@ where
             let _slot = slot;
             let service = hyper::service::service_fn(
                 move |request: hyper::Request<hyper::body::Incoming>| {
-                    let mut app = app.clone();
+                    let answer = app.respond(request.map(axum::body::Body::new));
                     async move {
-                        let request = request.map(axum::body::Body::new);
-                        let answer = tokio::time::timeout(
-                            limits.request_timeout,
-                            tower::Service::call(&mut app, request),
-                        )
-                        .await;
-                        Ok::<_, std::convert::Infallible>(match answer {
-                            Ok(Ok(response)) => response,
-                            Ok(Err(never)) => match never {},
-                            Err(_) => axum::response::IntoResponse::into_response(
+                        match within(limits.request_timeout, answer).await {
+                            Ok(answered) => answered,
+                            Err(_) => Ok(axum::response::IntoResponse::into_response(
                                 crate::error::ApiError::RequestTimeout,
-                            ),
-                        })
+                            )),
+                        }
                     }
                 },
             );
@@ -652,6 +646,22 @@ where
     // Every slot back: every connection has finished.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
+}
+
+/// `future`, cut at `limit` once it has to wait: an answer ready at the
+/// first poll (a session check, a gate hit: most requests behind a proxy)
+/// arms no timer, which would cost a clock read and a timer-wheel entry per
+/// request. Nothing is lost by starting the clock at the first wait: a
+/// timer cannot interrupt a poll that is running anyway.
+async fn within<F: Future>(
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut future = std::pin::pin!(future);
+    match std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(limit, future).await,
+    }
 }
 
 /// Waits (a few seconds at most) for the shared revocation feed to replay,

@@ -282,3 +282,101 @@ async fn an_upstream_whose_answers_cannot_be_used_fails_each_token_with_502_and_
         "{metrics}"
     );
 }
+
+/// A pass's answer, as the caller asked for it.
+struct Pass {
+    status: u16,
+    content_type: Option<String>,
+    user: Option<String>,
+    session: Option<String>,
+    body: Vec<u8>,
+}
+
+async fn pass(server: &Server, token: &str, device: Option<&str>, accept: Option<&str>) -> Pass {
+    let mut request = http().get(server.url("/v1/check")).bearer_auth(token);
+    if let Some(device) = device {
+        request = request.header("X-Postern-Device", device);
+    }
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    Pass {
+        status: response.status().as_u16(),
+        content_type: header("content-type"),
+        user: header("x-postern-user"),
+        session: header("x-postern-session"),
+        body: response.bytes().await.unwrap().to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn a_pass_has_no_body_unless_the_caller_asks_for_json() {
+    let idp = Idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let flags = idp.introspection_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(dir.path(), &flags);
+    let (_, login) = enroll_and_login(&server.client(), "dora", "laptop").await;
+    let upstream = idp.mint("erin", "read", 600).await;
+
+    // What a proxy (or a browser's navigation, passed on) sends: the
+    // identity in headers, and nothing else.
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("text/html,*/*;q=0.8"),
+        Some("application/json;q=0"),
+    ] {
+        let own = pass(&server, &login.token, Some("laptop"), accept).await;
+        assert_eq!(own.status, 200, "{accept:?}");
+        assert_eq!(own.user.as_deref(), Some("dora"), "{accept:?}");
+        assert_eq!(own.session.as_deref(), Some(login.session_id.as_str()));
+        assert_eq!(own.content_type, None, "{accept:?}");
+        assert!(own.body.is_empty(), "{accept:?}");
+        let gate = pass(&server, &upstream, None, accept).await;
+        assert_eq!(gate.status, 200, "{accept:?}");
+        assert_eq!(gate.user.as_deref(), Some("erin"), "{accept:?}");
+        assert_eq!(gate.content_type, None, "{accept:?}");
+        assert!(gate.body.is_empty(), "{accept:?}");
+    }
+
+    // Asked for, the same identity as JSON too.
+    let own = pass(
+        &server,
+        &login.token,
+        Some("laptop"),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(own.content_type.as_deref(), Some("application/json"));
+    assert_eq!(own.user.as_deref(), Some("dora"));
+    let json: serde_json::Value = serde_json::from_slice(&own.body).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({ "user": "dora", "session_id": login.session_id })
+    );
+    let gate = pass(
+        &server,
+        &upstream,
+        None,
+        Some("text/html, application/json"),
+    )
+    .await;
+    assert_eq!(gate.content_type.as_deref(), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&gate.body).unwrap();
+    assert_eq!(json["user"], "erin");
+    assert_eq!(json["scopes"], serde_json::json!(["read"]));
+
+    // A refusal keeps its JSON error body whatever was asked for.
+    let refused = pass(&server, &login.token, Some("another-laptop"), None).await;
+    assert_eq!(refused.status, 401);
+    let json: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(json["error"], "full_auth_required");
+}

@@ -22,6 +22,8 @@ async fn check(server: &Server, token: &str) -> (u16, Value, Option<String>) {
         .get(server.url("/v1/check"))
         .bearer_auth(token)
         .header("X-Postern-Device", "laptop")
+        // The identity as JSON too (a pass has no body otherwise).
+        .header("Accept", "application/json")
         .send()
         .await
         .unwrap();

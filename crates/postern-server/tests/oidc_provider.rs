@@ -57,7 +57,15 @@ async fn client_credentials_tokens_from_node_oidc_provider_over_https_pass_as_th
     assert_eq!(answer["client_id"], "app");
     assert!(answer.get("sub").is_none(), "no subject: {answer}");
     for _ in 0..3 {
-        let r = check(&server, &token, &[("X-Postern-Required-Scopes", "read")]).await;
+        let r = check(
+            &server,
+            &token,
+            &[
+                ("X-Postern-Required-Scopes", "read"),
+                ("Accept", "application/json"),
+            ],
+        )
+        .await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-postern-client"], "app");
         assert!(!r.headers().contains_key("x-postern-user"));

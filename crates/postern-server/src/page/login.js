@@ -103,7 +103,7 @@ async function login(usernameless) {
 }
 
 async function check() {
-  const response = await fetch("/v1/check");
+  const response = await fetch("/v1/check", { headers: { Accept: "application/json" } });
   const json = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(`${response.status} ${json.error || "error"}: not signed in`);
   return `signed in as ${json.user} (session ${json.session_id})`;

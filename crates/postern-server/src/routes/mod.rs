@@ -223,7 +223,19 @@ impl Service<Request> for App {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.respond(request)
+    }
+}
+
+impl App {
+    /// [`Service::call`] without `&mut self`: the server calls it on the
+    /// connection's app, so that a request clones the shared parts once
+    /// (a reference count both cores touch), not the app and then the parts.
+    pub fn respond(
+        &self,
+        mut request: Request,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>> {
         let parts = self.parts.clone();
         let peer = self.peer;
         let method = method_label(request.method());

@@ -312,7 +312,7 @@ pub(crate) fn authenticated(
         ("X-Postern-Required-Scopes" = Option<String>, Header, description = "Gate mode: scopes the upstream token must have, space-separated"),
         ("X-Postern-Required-Audience" = Option<String>, Header, description = "Gate mode: an audience the upstream token must have"),
         ("X-Postern-Required-Subject" = Option<String>, Header, description = "Gate mode: `true` if the route needs a user, not only a client (any value but `false` counts)")),
-    responses((status = 200, description = "Authenticated; identity in X-Postern-User (when the token names a user), X-Postern-Client (gate mode, when it names its client), X-Postern-Scopes (gate mode) and X-Postern-Session", body = crate::openapi::CheckResponse,
+    responses((status = 200, description = "Authenticated; identity in X-Postern-User (when the token names a user), X-Postern-Client (gate mode, when it names its client), X-Postern-Scopes (gate mode) and X-Postern-Session. The body is empty (`Content-Length: 0`, no `Content-Type`) unless the request asks for `Accept: application/json`: then it is `application/json`, the schema `CheckResponse`. (OpenAPI cannot tie a response's content to the request's `Accept`, so the document describes the default, bodiless answer.)",
             headers(("x-postern-user" = String, description = "The user (absent for a gate token that names only a client)"),
                 ("x-postern-client" = String, description = "Gate mode: the client the token was issued to"),
                 ("x-postern-session" = String, description = "The session id"),
@@ -341,7 +341,7 @@ pub async fn check(
         ("X-Postern-Required-Scopes" = Option<String>, Header, description = "As `/v1/check`"),
         ("X-Postern-Required-Audience" = Option<String>, Header, description = "As `/v1/check`"),
         ("X-Postern-Required-Subject" = Option<String>, Header, description = "As `/v1/check`")),
-    responses((status = 200, description = "As `/v1/check`", body = crate::openapi::CheckResponse),
+    responses((status = 200, description = "As `/v1/check`: identity headers, no body unless `Accept: application/json` asks for `CheckResponse`"),
         (status = 401, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
         (status = 403, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
         (status = 429, description = "As `/v1/check`", body = crate::openapi::ErrorBody),
@@ -400,6 +400,7 @@ async fn check_presented(
     Ok(super::check_answer::session_answer(
         &ctx.user,
         &ctx.session_id,
+        super::check_answer::wants_json(headers),
     ))
 }
 
@@ -462,16 +463,25 @@ async fn gate_check(
     // An identity that cannot travel in a header was never admitted
     // (`postern_tower::session::Unrenderable`): what is rendered is all there is.
     let rendered = session.rendered();
-    let mut response = Response::new(Body::from(rendered.body.clone()));
+    // The JSON body only for a caller that asks for it, as for own
+    // sessions (`super::check_answer`): a proxy reads the headers alone.
+    let json = super::check_answer::wants_json(headers);
+    let mut response = Response::new(if json {
+        Body::from(rendered.body.clone())
+    } else {
+        Body::empty()
+    });
     // Sized for every header a pass carries, the proxy's `X-Request-Id`
     // included (`super::App`), so that none makes the map grow: the first
     // insert into an empty map allocates it anyway (with room for 6).
     *response.headers_mut() = HeaderMap::with_capacity(8);
     let out = response.headers_mut();
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    if json {
+        out.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     if let Some(user) = &rendered.user {
         out.insert(HeaderName::from_static(USER_HEADER), user.clone());
     }
