@@ -19,6 +19,9 @@ use postern_core::context::SessionContext;
 use postern_core::token::{SessionId, VerifierHash};
 use postern_core::UnixNanos;
 
+/// The finest step in which [`HotSession::touch`] records activity: 1 ms.
+pub const TOUCH_GRANULARITY: UnixNanos = 1_000_000;
+
 /// A verified session held in memory.
 #[derive(Debug)]
 pub struct HotSession {
@@ -51,9 +54,19 @@ impl HotSession {
         self.last_seen.load(Ordering::Relaxed)
     }
 
-    /// Records activity; time only moves forward.
+    /// Records activity; time only moves forward, in steps of at least
+    /// [`TOUCH_GRANULARITY`].
+    ///
+    /// Why the step: a session checked on every request from two cores
+    /// would otherwise take a write to this entry per request, and each
+    /// write takes the entry's cache line away from the other core, which
+    /// is reading the context beside it. Read first, write only when the
+    /// recorded time is a step behind: the idle timeout (minutes) may then
+    /// count from up to a millisecond before the last request.
     pub fn touch(&self, now: UnixNanos) {
-        self.last_seen.fetch_max(now, Ordering::Relaxed);
+        if now.saturating_sub(self.last_seen.load(Ordering::Relaxed)) >= TOUCH_GRANULARITY {
+            self.last_seen.fetch_max(now, Ordering::Relaxed);
+        }
     }
 
     pub fn revoked_at(&self) -> Option<UnixNanos> {
@@ -180,5 +193,45 @@ impl HotTier {
             Slot::Tampered => true,
         });
         start - self.map.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod touch_tests {
+    use super::*;
+
+    fn session_seen_at(last_seen: UnixNanos) -> HotSession {
+        use postern_core::context::{UserId, Verdict};
+        let context = SessionContext {
+            session_id: SessionId::from_bytes([1; 16]),
+            verifier_hash: VerifierHash::from_bytes([2; 32]),
+            user: UserId::parse("alice").unwrap(),
+            verdict: Verdict::new(true, 6),
+            auth_time: 1_000,
+            expires_at: u64::MAX,
+            resume_until: u64::MAX,
+            device_mac: [3; 32],
+            batch_slot: None,
+            proof_digest: [5; 32],
+            credential: [6; 16],
+            claims: Vec::new(),
+            key_id: 1,
+        };
+        HotSession::new(context, last_seen, None)
+    }
+
+    #[test]
+    fn activity_moves_forward_in_steps_of_the_granularity_and_never_back() {
+        let start = 10 * TOUCH_GRANULARITY;
+        let session = session_seen_at(start);
+        session.touch(start + TOUCH_GRANULARITY - 1);
+        assert_eq!(session.last_seen(), start, "within a step: not written");
+        session.touch(start + TOUCH_GRANULARITY);
+        assert_eq!(session.last_seen(), start + TOUCH_GRANULARITY);
+        session.touch(start);
+        assert_eq!(session.last_seen(), start + TOUCH_GRANULARITY, "never back");
+        session.touch(start + 5 * TOUCH_GRANULARITY + 7);
+        assert_eq!(session.last_seen(), start + 5 * TOUCH_GRANULARITY + 7);
     }
 }
