@@ -4,24 +4,17 @@
 //! (the challenge and what the authenticator must prove). webauthn-rs warns
 //! that this state must stay on the server, or a client could replay an old
 //! challenge; so the state lives here, under a random 128-bit id that the
-//! client sends back. The first `take` of an id removes it, whatever the
-//! outcome, so a ceremony can never be finished twice. An entry expires
-//! `ttl` after it was opened. The book holds at most `capacity` entries:
-//! when full it first drops expired ones, then refuses to open more (the
-//! server answers 429) rather than grow without limit. Within that, one
-//! client and one user may each hold only their share ([`crate::quota`]).
-//!
-//! Like challenges, ceremonies live in process memory: a client finishes a
-//! ceremony on the instance that started it (sticky routing).
+//! client sends back, in the [`SingleUseBook`] that challenges use too: the
+//! first `take` of an id removes it, whatever the outcome, so a ceremony can
+//! never be finished twice; it expires `ttl` after it was opened; the book
+//! is bounded, with per-client and per-user shares.
 
-use std::collections::HashMap;
-
-use parking_lot::Mutex;
-use postern_core::context::UserId;
 use postern_core::UnixNanos;
 use rand::{CryptoRng, RngCore};
 
-use crate::quota::{Exhausted, ShareLimits, Shares};
+pub use crate::book::Asker;
+use crate::book::{BookError, SingleUseBook};
+use crate::quota::{Exhausted, ShareLimits};
 
 /// Why a ceremony could not be opened or finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,36 +33,26 @@ pub enum CeremonyError {
     },
 }
 
-/// Whom a ceremony is charged to: the client that asked for it and, when
-/// it names one, the user it is for.
-#[derive(Debug, Clone, Copy)]
-pub struct Asker<'a> {
-    pub client: &'a str,
-    pub user: Option<&'a UserId>,
+impl From<BookError> for CeremonyError {
+    fn from(error: BookError) -> Self {
+        match error {
+            BookError::Unknown => Self::Unknown,
+            BookError::Expired => Self::Expired,
+            BookError::TooMany => Self::TooMany,
+            BookError::ShareExhausted { whose, retry_at } => {
+                Self::ShareExhausted { whose, retry_at }
+            }
+        }
+    }
 }
 
 /// The id a client sends back to finish a ceremony.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CeremonyId(pub [u8; 16]);
 
-struct Open<T> {
-    state: T,
-    client: Box<str>,
-    user: Option<UserId>,
-    expires_at: UnixNanos,
-}
-
-struct Book<T> {
-    open: HashMap<CeremonyId, Open<T>>,
-    shares: Shares<UserId>,
-}
-
 /// Outstanding ceremonies, each holding its server-side state `T`.
 pub struct CeremonyBook<T> {
-    ttl: u64,
-    capacity: usize,
-    // Held only for map operations; never across verification or an await.
-    book: Mutex<Book<T>>,
+    book: SingleUseBook<T>,
 }
 
 impl<T> CeremonyBook<T> {
@@ -77,12 +60,7 @@ impl<T> CeremonyBook<T> {
     /// bounds those of one client and of one user.
     pub fn new(ttl: u64, capacity: usize, shares: ShareLimits) -> Self {
         Self {
-            ttl,
-            capacity,
-            book: Mutex::new(Book {
-                open: HashMap::new(),
-                shares: Shares::new(shares),
-            }),
+            book: SingleUseBook::new(ttl, capacity, shares),
         }
     }
 
@@ -95,57 +73,24 @@ impl<T> CeremonyBook<T> {
         now: UnixNanos,
         rng: &mut R,
     ) -> Result<(CeremonyId, UnixNanos), CeremonyError> {
-        let mut id = [0u8; 16];
-        rng.fill_bytes(&mut id);
-        let id = CeremonyId(id);
-        let expires_at = now.saturating_add(self.ttl);
-        let mut book = self.book.lock();
-        let book = &mut *book;
-        if book.open.len() >= self.capacity {
-            book.open.retain(|_, o| o.expires_at > now);
-            book.shares.prune(now);
-            if book.open.len() >= self.capacity {
-                return Err(CeremonyError::TooMany);
-            }
-        }
-        book.shares
-            .charge(asker.client, asker.user, now, expires_at)
-            .map_err(|(whose, retry_at)| CeremonyError::ShareExhausted { whose, retry_at })?;
-        book.open.insert(
-            id,
-            Open {
-                state,
-                client: asker.client.into(),
-                user: asker.user.cloned(),
-                expires_at,
-            },
-        );
-        Ok((id, expires_at))
+        let (id, expires_at) = self.book.open(state, asker, now, rng)?;
+        Ok((CeremonyId(id), expires_at))
     }
 
     /// Takes a ceremony's state. Whatever the result, the ceremony is gone.
     pub fn take(&self, id: &CeremonyId, now: UnixNanos) -> Result<T, CeremonyError> {
-        let open = {
-            let mut book = self.book.lock();
-            let open = book.open.remove(id).ok_or(CeremonyError::Unknown)?;
-            book.shares
-                .release(&open.client, open.user.as_ref(), open.expires_at);
-            open
-        };
-        if now >= open.expires_at {
-            return Err(CeremonyError::Expired);
-        }
-        Ok(open.state)
+        Ok(self.book.take(&id.0, now)?)
     }
 
     pub fn outstanding(&self) -> usize {
-        self.book.lock().open.len()
+        self.book.outstanding()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use postern_core::context::UserId;
 
     const ANYONE: Asker<'static> = Asker {
         client: "c",

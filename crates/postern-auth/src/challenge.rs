@@ -1,26 +1,24 @@
 //! One-time challenges for full authentication.
 //!
 //! A challenge is 32 random bytes, issued for one user, valid until its
-//! expiry, and consumed by the first attempt to use it — successful or not —
-//! so a proof can never be replayed. The book is bounded: when it holds
-//! `capacity` outstanding challenges it first drops expired ones, then
-//! refuses new ones (the server answers 429) rather than grow without limit.
-//! Within that, one client and one user may each hold only their share
-//! ([`crate::quota`]), so a flood from one client, or aimed at one user,
-//! cannot take every slot.
+//! expiry, and consumed by the first attempt to use it, successful or not,
+//! so a proof can never be replayed. Outstanding challenges are kept in the
+//! [`SingleUseBook`] that WebAuthn ceremonies use too: bounded (when full,
+//! expired ones are dropped, then new ones refused: the server answers 429
+//! rather than grow without limit), and within that, one client and one
+//! user may each hold only their share ([`crate::quota`]), so a flood from
+//! one client, or aimed at one user, cannot take every slot.
 //!
 //! Challenges live in process memory: a client must complete full
 //! authentication on the instance that issued its challenge (sticky routing),
 //! which is what one challenge/response round trip needs anyway.
 
-use std::collections::HashMap;
-
-use parking_lot::Mutex;
 use postern_core::context::UserId;
 use postern_core::UnixNanos;
 use rand::{CryptoRng, RngCore};
 
-use crate::quota::{Exhausted, ShareLimits, Shares};
+use crate::book::{Asker, BookError, SingleUseBook};
+use crate::quota::{Exhausted, ShareLimits};
 
 /// Why a challenge could not be issued or used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +39,19 @@ pub enum ChallengeError {
     },
 }
 
+impl From<BookError> for ChallengeError {
+    fn from(error: BookError) -> Self {
+        match error {
+            BookError::Unknown => Self::Unknown,
+            BookError::Expired => Self::Expired,
+            BookError::TooMany => Self::TooMany,
+            BookError::ShareExhausted { whose, retry_at } => {
+                Self::ShareExhausted { whose, retry_at }
+            }
+        }
+    }
+}
+
 /// A challenge handed to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issued {
@@ -49,24 +60,15 @@ pub struct Issued {
     pub expires_at: UnixNanos,
 }
 
+/// What the book keeps for a challenge until it is used.
 struct Pending {
     user: UserId,
-    client: Box<str>,
     challenge: [u8; 32],
-    expires_at: UnixNanos,
-}
-
-struct Book {
-    pending: HashMap<[u8; 16], Pending>,
-    shares: Shares<UserId>,
 }
 
 /// Outstanding challenges.
 pub struct ChallengeBook {
-    ttl: u64,
-    capacity: usize,
-    // Held only for map operations; never across a stage or an await.
-    book: Mutex<Book>,
+    book: SingleUseBook<Pending>,
 }
 
 impl ChallengeBook {
@@ -74,12 +76,7 @@ impl ChallengeBook {
     /// bounds those of one client and of one user.
     pub fn new(ttl: u64, capacity: usize, shares: ShareLimits) -> Self {
         Self {
-            ttl,
-            capacity,
-            book: Mutex::new(Book {
-                pending: HashMap::new(),
-                shares: Shares::new(shares),
-            }),
+            book: SingleUseBook::new(ttl, capacity, shares),
         }
     }
 
@@ -92,35 +89,22 @@ impl ChallengeBook {
         now: UnixNanos,
         rng: &mut R,
     ) -> Result<Issued, ChallengeError> {
-        let mut issued = Issued {
-            id: [0; 16],
-            challenge: [0; 32],
-            expires_at: now.saturating_add(self.ttl),
+        let mut challenge = [0u8; 32];
+        rng.fill_bytes(&mut challenge);
+        let pending = Pending {
+            user: user.clone(),
+            challenge,
         };
-        rng.fill_bytes(&mut issued.id);
-        rng.fill_bytes(&mut issued.challenge);
-        let mut book = self.book.lock();
-        let book = &mut *book;
-        if book.pending.len() >= self.capacity {
-            book.pending.retain(|_, p| p.expires_at > now);
-            book.shares.prune(now);
-            if book.pending.len() >= self.capacity {
-                return Err(ChallengeError::TooMany);
-            }
-        }
-        book.shares
-            .charge(client, Some(user), now, issued.expires_at)
-            .map_err(|(whose, retry_at)| ChallengeError::ShareExhausted { whose, retry_at })?;
-        book.pending.insert(
-            issued.id,
-            Pending {
-                user: user.clone(),
-                client: client.into(),
-                challenge: issued.challenge,
-                expires_at: issued.expires_at,
-            },
-        );
-        Ok(issued)
+        let asker = Asker {
+            client,
+            user: Some(user),
+        };
+        let (id, expires_at) = self.book.open(pending, asker, now, rng)?;
+        Ok(Issued {
+            id,
+            challenge,
+            expires_at,
+        })
     }
 
     /// Consumes a challenge. Whatever the result, the challenge is gone.
@@ -130,16 +114,7 @@ impl ChallengeBook {
         user: &UserId,
         now: UnixNanos,
     ) -> Result<[u8; 32], ChallengeError> {
-        let pending = {
-            let mut book = self.book.lock();
-            let pending = book.pending.remove(id).ok_or(ChallengeError::Unknown)?;
-            book.shares
-                .release(&pending.client, Some(&pending.user), pending.expires_at);
-            pending
-        };
-        if now >= pending.expires_at {
-            return Err(ChallengeError::Expired);
-        }
+        let pending = self.book.take(id, now)?;
         if &pending.user != user {
             return Err(ChallengeError::WrongUser);
         }
@@ -147,7 +122,7 @@ impl ChallengeBook {
     }
 
     pub fn outstanding(&self) -> usize {
-        self.book.lock().pending.len()
+        self.book.outstanding()
     }
 }
 

@@ -52,6 +52,7 @@
 //! ```
 
 pub mod biometric;
+pub mod book;
 pub mod ceremony;
 pub mod challenge;
 pub mod identity;
