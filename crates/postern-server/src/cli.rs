@@ -196,7 +196,7 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         // Logging starts once the configuration says in which format.
-        Command::Serve { config, overrides } => serve(config, *overrides).await,
+        Command::Serve { config, overrides } => exit(serve(config, *overrides).await),
         Command::Keys {
             action,
             config,
@@ -209,11 +209,11 @@ pub async fn main() -> ExitCode {
                 instance_key_file,
                 ..Default::default()
             };
-            keys_command(action, config, overrides)
+            exit(keys_command(action, config, overrides))
         }
         Command::Client { action, ca } => {
             init_logging("warn", LogFormat::Text);
-            client(action, ca).await
+            exit(client(action, ca).await)
         }
     }
 }
@@ -234,7 +234,57 @@ fn init_logging(default_filter: &str, format: LogFormat) {
     }
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
+/// Why a command failed. Every command returns it with `?`, and [`exit`]
+/// says it once, as `postern: …` on stderr.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Start(#[from] crate::server::StartError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Identity(#[from] postern_client::identity_file::IdentityFileError),
+    /// The server refused, or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Anything else, said with its context (which file, which address).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    fn other(message: impl Into<String>) -> Self {
+        Self::Other(message.into())
+    }
+}
+
+/// The exit code of a command's outcome, after saying why it failed: a
+/// server's JSON refusal is printed to stdout as it came, and a transport
+/// error with its causes (refused, timed out, a certificate not trusted).
+fn exit(outcome: Result<ExitCode, CliError>) -> ExitCode {
+    let error = match outcome {
+        Ok(code) => return code,
+        Err(error) => error,
+    };
+    let message = match &error {
+        CliError::Client(ClientError::Api { body, .. }) if !body.is_null() => {
+            print_json(body);
+            error.to_string()
+        }
+        CliError::Client(transport @ ClientError::Transport(_)) => {
+            let mut message = transport.to_string();
+            let mut source = std::error::Error::source(transport);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            message
+        }
+        _ => error.to_string(),
+    };
     eprintln!("postern: {message}");
     ExitCode::FAILURE
 }
@@ -249,35 +299,26 @@ fn print_json(value: &serde_json::Value) {
     let _ = out.flush();
 }
 
-async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
-    let config = match Config::from_file(config_path.as_deref()) {
-        Ok(c) => c.apply(&overrides),
-        Err(e) => return fail(e),
-    };
+async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> Result<ExitCode, CliError> {
+    let config = Config::from_file(config_path.as_deref())?.apply(&overrides);
     init_logging("info", config.log_format);
     // Bound first: identity proofs are bound to the address clients reach.
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => return fail(format!("cannot listen on {}: {e}", config.listen)),
-    };
-    let bound = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => return fail(format!("cannot read the listening address: {e}")),
-    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::other(format!("cannot listen on {}: {e}", config.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| CliError::other(format!("cannot read the listening address: {e}")))?;
     // Also bound before the ready line below, so that a scraper (or a test)
     // that starts on that line finds the metrics listener open.
     let metrics_listener = match config.metrics_listen {
-        Some(address) => match tokio::net::TcpListener::bind(address).await {
-            Ok(l) => Some(l),
-            Err(e) => return fail(format!("cannot listen for /metrics on {address}: {e}")),
-        },
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            CliError::other(format!("cannot listen for /metrics on {address}: {e}"))
+        })?),
         None => None,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let opened = match crate::server::open(&config, bound, clock) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
+    let opened = crate::server::open(&config, bound, clock)?;
     match &opened.instance_source {
         InstanceSource::Created(path) => tracing::warn!(
             path = %path.display(),
@@ -305,33 +346,24 @@ async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> ExitCode {
         data = %config.data_dir.display(),
         "sessions restored"
     );
+    // Before the ready line: a SIGTERM sent on reading it stops gracefully.
+    let shutdown = crate::server::shutdown_signal();
     let addr = bound.to_string();
     // Tests and scripts read this line to find the port when listening on :0.
     println!("postern listening on http://{addr}");
     let _ = std::io::stdout().flush();
-    match crate::server::run(
-        listener,
-        metrics_listener,
-        opened.state,
-        &config,
-        crate::server::shutdown_signal(),
-    )
-    .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
+    crate::server::run(listener, metrics_listener, opened.state, &config, shutdown)
+        .await
+        .map_err(|e| CliError::other(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn keys_command(
     action: KeysAction,
     config_path: Option<PathBuf>,
     overrides: Overrides,
-) -> ExitCode {
-    let config = match Config::from_file(config_path.as_deref()) {
-        Ok(c) => c.apply(&overrides),
-        Err(e) => return fail(e),
-    };
+) -> Result<ExitCode, CliError> {
+    let config = Config::from_file(config_path.as_deref())?.apply(&overrides);
     let now = SystemClock.now();
     let t = crate::time::rfc3339;
     let describe = |keyring: &postern_core::keyring::Keyring| -> Vec<serde_json::Value> {
@@ -349,54 +381,45 @@ fn keys_command(
             .collect()
     };
     match action {
-        KeysAction::Init => match keys::init(&config, now) {
-            Ok(opened) => {
+        KeysAction::Init => {
+            let opened = keys::init(&config, now)?;
+            print_json(&json!({
+                "keyring": keys::keyring_path(&config),
+                "instance_key": source_text(&opened.instance_source),
+                "generations": describe(&opened.keyring),
+            }));
+        }
+        KeysAction::Rotate => {
+            let (keyring, id, pruned) = keys::rotate(&config, now)?;
+            print_json(
+                &json!({ "current": id, "pruned": pruned, "revision": keyring.revision(), "generations": describe(&keyring),
+                "note": "restart the server to start minting with the new generation" }),
+            );
+        }
+        KeysAction::Show { json } => {
+            let (keyring, instance, source) = keys::show(&config)?;
+            let fp: String = instance
+                .fingerprint()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let path = keys::keyring_path(&config);
+            if json {
                 print_json(&json!({
-                    "keyring": keys::keyring_path(&config),
-                    "instance_key": source_text(&opened.instance_source),
-                    "generations": describe(&opened.keyring),
+                    "keyring": path,
+                    "instance_key_source": source_text(&source),
+                    "instance_key_fingerprint": fp,
+                    "revision": keyring.revision(),
+                    "generations": describe(&keyring),
                 }));
-                ExitCode::SUCCESS
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(keys_for_people(&path, &source, &fp, &keyring).as_bytes());
+                let _ = out.flush();
             }
-            Err(e) => fail(e),
-        },
-        KeysAction::Rotate => match keys::rotate(&config, now) {
-            Ok((keyring, id, pruned)) => {
-                print_json(
-                    &json!({ "current": id, "pruned": pruned, "revision": keyring.revision(), "generations": describe(&keyring),
-                    "note": "restart the server to start minting with the new generation" }),
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-        KeysAction::Show { json } => match keys::show(&config) {
-            Ok((keyring, instance, source)) => {
-                let fp: String = instance
-                    .fingerprint()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                let path = keys::keyring_path(&config);
-                if json {
-                    print_json(&json!({
-                        "keyring": path,
-                        "instance_key_source": source_text(&source),
-                        "instance_key_fingerprint": fp,
-                        "revision": keyring.revision(),
-                        "generations": describe(&keyring),
-                    }));
-                } else {
-                    let mut out = std::io::stdout().lock();
-                    let _ =
-                        out.write_all(keys_for_people(&path, &source, &fp, &keyring).as_bytes());
-                    let _ = out.flush();
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where the instance key comes from, in words.
@@ -473,11 +496,15 @@ fn keys_for_people(
 }
 
 /// The embedding in `path` (`--biometric FILE`), or why not, naming the file.
-fn read_embedding(path: &std::path::Path) -> Result<Vec<f32>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the embedding file {}: {e}", path.display()))?;
+fn read_embedding(path: &std::path::Path) -> Result<Vec<f32>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::other(format!(
+            "cannot read the embedding file {}: {e}",
+            path.display()
+        ))
+    })?;
     postern_client::embedding::parse(&text)
-        .map_err(|e| format!("{}: not an embedding: {e}", path.display()))
+        .map_err(|e| CliError::other(format!("{}: not an embedding: {e}", path.display())))
 }
 
 /// Which ciphertext to make of an embedding.
@@ -490,16 +517,15 @@ enum Ciphertext {
 }
 
 /// `embedding` encrypted under the server's biometric public key (the
-/// embedding itself never leaves this process); on failure, the exit code
-/// after the message.
+/// embedding itself never leaves this process).
 async fn encrypt(
     client: &PosternClient,
     embedding: &[f32],
     kind: Ciphertext,
-) -> Result<Vec<u8>, ExitCode> {
-    let public_key = client.biometric_public_key().await.map_err(client_error)?;
+) -> Result<Vec<u8>, CliError> {
+    let public_key = client.biometric_public_key().await?;
     let encryptor = postern_client::biometric::BiometricClient::new(&public_key).map_err(|e| {
-        fail(format!(
+        CliError::other(format!(
             "the server's biometric public key is unusable: {e}"
         ))
     })?;
@@ -507,7 +533,7 @@ async fn encrypt(
         Ciphertext::Template => encryptor.template(embedding),
         Ciphertext::Probe => encryptor.probe(embedding),
     }
-    .map_err(|e| fail(format!("cannot encrypt the embedding: {e}")))
+    .map_err(|e| CliError::other(format!("cannot encrypt the embedding: {e}")))
 }
 
 /// The time each stage of a login took, one line each, for people.
@@ -536,50 +562,26 @@ fn identity_path(user: &str, explicit: Option<PathBuf>) -> PathBuf {
 }
 
 /// The client for `server`, trusting the CA file `ca` if given.
-fn connect(server: &str, ca: Option<&std::path::Path>) -> Result<PosternClient, String> {
+fn connect(server: &str, ca: Option<&std::path::Path>) -> Result<PosternClient, CliError> {
     match ca {
-        None => PosternClient::new(server).map_err(|e| e.to_string()),
+        None => PosternClient::new(server).map_err(|e| CliError::other(e.to_string())),
         Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
-            PosternClient::with_ca(server, &pem).map_err(|e| format!("{e}: {}", path.display()))
+            let pem = std::fs::read(path).map_err(|e| {
+                CliError::other(format!("cannot read the CA file {}: {e}", path.display()))
+            })?;
+            PosternClient::with_ca(server, &pem)
+                .map_err(|e| CliError::other(format!("{e}: {}", path.display())))
         }
     }
 }
 
-/// Prints a server's answer as it came, or the client error.
-fn print_answer<T: serde::Serialize>(answer: Result<T, ClientError>) -> ExitCode {
-    match answer {
-        Ok(body) => {
-            print_json(&json!(body));
-            ExitCode::SUCCESS
-        }
-        Err(e) => client_error(e),
-    }
+/// Prints a server's answer as it came.
+fn print_answer<T: serde::Serialize>(answer: Result<T, ClientError>) -> Result<ExitCode, CliError> {
+    print_json(&json!(answer?));
+    Ok(ExitCode::SUCCESS)
 }
 
-fn client_error(e: ClientError) -> ExitCode {
-    match &e {
-        ClientError::Api { body, .. } if !body.is_null() => {
-            print_json(body);
-            fail(e)
-        }
-        // The causes say why: refused, timed out, a certificate not trusted.
-        ClientError::Transport(_) => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            fail(message)
-        }
-        _ => fail(e),
-    }
-}
-
-async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
+async fn client(action: ClientAction, ca: Option<PathBuf>) -> Result<ExitCode, CliError> {
     match action {
         ClientAction::Enroll {
             server,
@@ -588,59 +590,38 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
             biometric,
         } => {
             // Checked before anything is written or sent.
-            let embedding = match biometric.as_deref().map(read_embedding).transpose() {
-                Ok(e) => e,
-                Err(e) => return fail(e),
-            };
+            let embedding = biometric.as_deref().map(read_embedding).transpose()?;
             let path = identity_path(&user, identity);
             let identity = if path.exists() {
-                match IdentityFile::load(&path) {
-                    Ok(id) if id.user.as_str() == user => id,
-                    Ok(id) => {
-                        return fail(format!(
-                            "{} holds the identity of `{}`, not `{user}`",
-                            path.display(),
-                            id.user
-                        ))
-                    }
-                    Err(e) => return fail(e),
+                let id = IdentityFile::load(&path)?;
+                if id.user.as_str() != user {
+                    return Err(CliError::other(format!(
+                        "{} holds the identity of `{}`, not `{user}`",
+                        path.display(),
+                        id.user
+                    )));
                 }
+                id
             } else {
-                let id = match IdentityFile::generate(&user) {
-                    Ok(id) => id,
-                    Err(e) => return fail(e),
-                };
+                let id = IdentityFile::generate(&user)?;
                 if let Some(dir) = path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                if let Err(e) = id.create(&path) {
-                    return fail(e);
-                }
+                id.create(&path)?;
                 id
             };
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
+            let client = connect(&server, ca.as_deref())?;
             let template = match &embedding {
-                Some(embedding) => match encrypt(&client, embedding, Ciphertext::Template).await {
-                    Ok(bytes) => Some(bytes),
-                    Err(code) => return code,
-                },
+                Some(embedding) => Some(encrypt(&client, embedding, Ciphertext::Template).await?),
                 None => None,
             };
-            match client
+            let r = client
                 .enroll_with_template(&identity, template.as_deref())
-                .await
-            {
-                Ok(r) => {
-                    print_json(
-                        &json!({ "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at, "identity_file": path, "biometric": template.is_some() }),
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => client_error(e),
-            }
+                .await?;
+            print_json(
+                &json!({ "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at, "identity_file": path, "biometric": template.is_some() }),
+            );
+            Ok(ExitCode::SUCCESS)
         }
         ClientAction::Login {
             server,
@@ -649,37 +630,21 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
             identity,
             biometric,
         } => {
-            let embedding = match biometric.as_deref().map(read_embedding).transpose() {
-                Ok(e) => e,
-                Err(e) => return fail(e),
-            };
+            let embedding = biometric.as_deref().map(read_embedding).transpose()?;
             let path = identity_path(&user, identity);
-            let identity = match IdentityFile::load(&path) {
-                Ok(id) => id,
-                Err(e) => return fail(format!("{e} (run `postern client enroll` first)")),
-            };
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
+            let identity = IdentityFile::load(&path)
+                .map_err(|e| CliError::other(format!("{e} (run `postern client enroll` first)")))?;
+            let client = connect(&server, ca.as_deref())?;
             let probe = match &embedding {
-                Some(embedding) => match encrypt(&client, embedding, Ciphertext::Probe).await {
-                    Ok(bytes) => Some(bytes),
-                    Err(code) => return code,
-                },
+                Some(embedding) => Some(encrypt(&client, embedding, Ciphertext::Probe).await?),
                 None => None,
             };
-            match client
+            let r = client
                 .login_with_probe(&identity, &DeviceInput::Id(device), probe.as_deref())
-                .await
-            {
-                Ok(r) => {
-                    print_json(&serde_json::to_value(&r).unwrap_or_default());
-                    eprint!("{}", stage_times(&r.stages));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => client_error(e),
-            }
+                .await?;
+            print_json(&serde_json::to_value(&r).unwrap_or_default());
+            eprint!("{}", stage_times(&r.stages));
+            Ok(ExitCode::SUCCESS)
         }
         ClientAction::Resume {
             server,
@@ -687,26 +652,18 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
             device,
             operation,
         } => {
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            match client
+            let client = connect(&server, ca.as_deref())?;
+            let r = client
                 .resume(&token, Some(&DeviceInput::Id(device)), operation.as_deref())
-                .await
-            {
-                Ok(r) => {
-                    print_json(
-                        &json!({ "decision": r.decision, "reason": r.reason, "user": r.user, "session_id": r.session_id }),
-                    );
-                    match r.decision.as_str() {
-                        "resumed" => ExitCode::SUCCESS,
-                        "step_up" => ExitCode::from(3),
-                        _ => ExitCode::from(4),
-                    }
-                }
-                Err(e) => client_error(e),
-            }
+                .await?;
+            print_json(
+                &json!({ "decision": r.decision, "reason": r.reason, "user": r.user, "session_id": r.session_id }),
+            );
+            Ok(match r.decision.as_str() {
+                "resumed" => ExitCode::SUCCESS,
+                "step_up" => ExitCode::from(3),
+                _ => ExitCode::from(4),
+            })
         }
         ClientAction::ReplaceIdentity {
             account:
@@ -720,40 +677,18 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
         } => {
             let path = identity_path(&user, identity);
             let pending = path.with_extension("identity.new");
-            let fresh = match IdentityFile::generate(&user) {
-                Ok(id) => id,
-                Err(e) => return fail(e),
-            };
+            let fresh = IdentityFile::generate(&user)?;
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
             // The new key is on disk before the server knows it, so a crash
             // between the two never leaves the user without their new key.
-            if let Err(e) = fresh.create(&pending) {
-                return fail(format!("{e} (remove a stale {} first)", pending.display()));
-            }
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            match client.replace_identity(&fresh, &token, &device).await {
-                Ok(r) => {
-                    if let Err(e) = std::fs::rename(&pending, &path) {
-                        return fail(format!(
-                            "the key was replaced but {} could not be moved to {}: {e}",
-                            pending.display(),
-                            path.display()
-                        ));
-                    }
-                    print_json(&json!({
-                        "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at,
-                        "replaced_credential_id": r.replaced_credential_id,
-                        "revoked_sessions": r.revoked_sessions, "sweep_complete": r.sweep_complete,
-                        "suspended_passkeys": r.suspended_passkeys,
-                        "identity_file": path,
-                    }));
-                    ExitCode::SUCCESS
-                }
+            fresh.create(&pending).map_err(|e| {
+                CliError::other(format!("{e} (remove a stale {} first)", pending.display()))
+            })?;
+            let client = connect(&server, ca.as_deref())?;
+            let r = match client.replace_identity(&fresh, &token, &device).await {
+                Ok(r) => r,
                 Err(e) => {
                     // Only a definite refusal means the server kept the old
                     // key; otherwise the new key may be enrolled, so its
@@ -766,9 +701,24 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                             pending.display()
                         );
                     }
-                    client_error(e)
+                    return Err(e.into());
                 }
-            }
+            };
+            std::fs::rename(&pending, &path).map_err(|e| {
+                CliError::other(format!(
+                    "the key was replaced but {} could not be moved to {}: {e}",
+                    pending.display(),
+                    path.display()
+                ))
+            })?;
+            print_json(&json!({
+                "user": r.user, "credential_id": r.credential_id, "enrolled_at": r.enrolled_at,
+                "replaced_credential_id": r.replaced_credential_id,
+                "revoked_sessions": r.revoked_sessions, "sweep_complete": r.sweep_complete,
+                "suspended_passkeys": r.suspended_passkeys,
+                "identity_file": path,
+            }));
+            Ok(ExitCode::SUCCESS)
         }
         ClientAction::RemovePasskey {
             account:
@@ -780,24 +730,16 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                 },
             credential_id,
         } => {
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            match client
+            let client = connect(&server, ca.as_deref())?;
+            let r = client
                 .remove_passkey(&user, &credential_id, &token, &device)
-                .await
-            {
-                Ok(r) => {
-                    print_json(&json!({
-                        "credential_id": r.credential_id,
-                        "revoked_sessions": r.revoked_sessions,
-                        "suspended_passkeys": r.suspended_passkeys,
-                    }));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => client_error(e),
-            }
+                .await?;
+            print_json(&json!({
+                "credential_id": r.credential_id,
+                "revoked_sessions": r.revoked_sessions,
+                "suspended_passkeys": r.suspended_passkeys,
+            }));
+            Ok(ExitCode::SUCCESS)
         }
         ClientAction::Passkeys {
             account:
@@ -808,10 +750,7 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                     device,
                 },
         } => {
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
+            let client = connect(&server, ca.as_deref())?;
             print_answer(client.list_passkeys(&user, &token, &device).await)
         }
         ClientAction::ConfirmPasskey {
@@ -824,10 +763,7 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
                 },
             credential_id,
         } => {
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
+            let client = connect(&server, ca.as_deref())?;
             print_answer(
                 client
                     .confirm_passkey(&user, &credential_id, &token, &device)
@@ -835,17 +771,10 @@ async fn client(action: ClientAction, ca: Option<PathBuf>) -> ExitCode {
             )
         }
         ClientAction::Logout { server, token } => {
-            let client = match connect(&server, ca.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            };
-            match client.logout(&token).await {
-                Ok(r) => {
-                    print_json(&json!({ "revoked": r.revoked, "session_id": r.session_id }));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => client_error(e),
-            }
+            let client = connect(&server, ca.as_deref())?;
+            let r = client.logout(&token).await?;
+            print_json(&json!({ "revoked": r.revoked, "session_id": r.session_id }));
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
