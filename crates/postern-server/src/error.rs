@@ -19,6 +19,8 @@ use postern_store::StoreError;
 use postern_tower::GateError;
 use serde_json::json;
 
+pub use crate::error_code::ErrorCode;
+
 /// The whole body of every failed authentication, byte for byte.
 pub const AUTHENTICATION_FAILED_BODY: &str =
     r#"{"error":"authentication_failed","message":"authentication failed"}"#;
@@ -27,7 +29,7 @@ pub const AUTHENTICATION_FAILED_BODY: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("request body is larger than the limit")]
     TooLarge,
     #[error("request body must be JSON (Content-Type: application/json)")]
@@ -38,7 +40,7 @@ pub enum ApiError {
     /// device header: `BadRequest` on the JSON APIs): 401 `invalid_token`
     /// there, since proxies understand only 2xx, 401 and 403.
     #[error("{message}")]
-    InvalidCredential { code: &'static str, message: String },
+    InvalidCredential { code: ErrorCode, message: String },
     /// An `Authorization: Bearer` token that is not one the server could
     /// have issued (RFC 6750 §3.1: `invalid_token`, whatever is wrong
     /// with it). A malformed token in a body field or a cookie is a 400.
@@ -98,7 +100,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::BadRequest {
             code,
             message: message.into(),
@@ -162,55 +164,55 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest { code, .. } => code,
-            ApiError::TooLarge => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::MissingToken => "missing_token",
-            ApiError::InvalidCredential { code, .. } => code,
-            ApiError::InvalidToken => "invalid_token",
-            ApiError::AuthenticationFailed => "authentication_failed",
-            ApiError::Challenge(ChallengeError::Expired) => "challenge_expired",
+            ApiError::BadRequest { code, .. } => *code,
+            ApiError::TooLarge => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::MissingToken => ErrorCode::MissingToken,
+            ApiError::InvalidCredential { code, .. } => *code,
+            ApiError::InvalidToken => ErrorCode::InvalidToken,
+            ApiError::AuthenticationFailed => ErrorCode::AuthenticationFailed,
+            ApiError::Challenge(ChallengeError::Expired) => ErrorCode::ChallengeExpired,
             ApiError::Challenge(
                 ChallengeError::TooMany | ChallengeError::ShareExhausted { .. },
-            ) => "rate_limited",
-            ApiError::Challenge(_) => "challenge_invalid",
-            ApiError::Decision(Decision::StepUp(_)) => "step_up_required",
-            ApiError::Decision(_) => "full_auth_required",
-            ApiError::Forbidden => "forbidden",
-            ApiError::CrossOrigin => "cross_origin",
+            ) => ErrorCode::RateLimited,
+            ApiError::Challenge(_) => ErrorCode::ChallengeInvalid,
+            ApiError::Decision(Decision::StepUp(_)) => ErrorCode::StepUpRequired,
+            ApiError::Decision(_) => ErrorCode::FullAuthRequired,
+            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::CrossOrigin => ErrorCode::CrossOrigin,
             ApiError::Passkey(e) => match e {
                 PasskeyError::Ceremony(
                     CeremonyError::TooMany | CeremonyError::ShareExhausted { .. },
-                ) => "rate_limited",
-                PasskeyError::Ceremony(CeremonyError::Expired) => "ceremony_expired",
-                PasskeyError::Ceremony(CeremonyError::Unknown) => "ceremony_invalid",
-                PasskeyError::Verification(_) => "passkey_rejected",
-                PasskeyError::AlreadyRegistered => "already_registered",
-                PasskeyError::AccountClaimed => "already_enrolled",
-                PasskeyError::Store(_) => "store_unavailable",
-                PasskeyError::Configuration(_) | PasskeyError::Encoding(_) => "internal",
+                ) => ErrorCode::RateLimited,
+                PasskeyError::Ceremony(CeremonyError::Expired) => ErrorCode::CeremonyExpired,
+                PasskeyError::Ceremony(CeremonyError::Unknown) => ErrorCode::CeremonyInvalid,
+                PasskeyError::Verification(_) => ErrorCode::PasskeyRejected,
+                PasskeyError::AlreadyRegistered => ErrorCode::AlreadyRegistered,
+                PasskeyError::AccountClaimed => ErrorCode::AlreadyEnrolled,
+                PasskeyError::Store(_) => ErrorCode::StoreUnavailable,
+                PasskeyError::Configuration(_) | PasskeyError::Encoding(_) => ErrorCode::Internal,
             },
-            ApiError::NotFound => "not_found",
-            ApiError::RequestTimeout => "request_timeout",
-            ApiError::AlreadyEnrolled => "already_enrolled",
-            ApiError::ReauthRequired => "reauth_required",
-            ApiError::Conflict => "conflict",
-            ApiError::LastCredential => "last_credential",
-            ApiError::NotSuspended => "not_suspended",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::InvalidJwt(_) => "invalid_token",
-            ApiError::RateLimited | ApiError::ShareExhausted { .. } => "rate_limited",
-            ApiError::StoreUnavailable(_) => "store_unavailable",
-            ApiError::Gate(GateError::Unauthenticated(_)) => "invalid_token",
-            ApiError::Gate(GateError::Forbidden(_)) => "insufficient_scope",
-            ApiError::Gate(GateError::Unavailable(_)) => "upstream_unavailable",
-            ApiError::Gate(GateError::BadUpstreamAnswer(_)) => "upstream_bad_answer",
-            ApiError::Gate(GateError::RateLimited) => "rate_limited",
-            ApiError::Gate(GateError::NotShared) => "revocation_not_shared",
-            ApiError::Gate(GateError::RevocationsFull) => "revocations_full",
-            ApiError::Internal(_) => "internal",
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::RequestTimeout => ErrorCode::RequestTimeout,
+            ApiError::AlreadyEnrolled => ErrorCode::AlreadyEnrolled,
+            ApiError::ReauthRequired => ErrorCode::ReauthRequired,
+            ApiError::Conflict => ErrorCode::Conflict,
+            ApiError::LastCredential => ErrorCode::LastCredential,
+            ApiError::NotSuspended => ErrorCode::NotSuspended,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::InvalidJwt(_) => ErrorCode::InvalidToken,
+            ApiError::RateLimited | ApiError::ShareExhausted { .. } => ErrorCode::RateLimited,
+            ApiError::StoreUnavailable(_) => ErrorCode::StoreUnavailable,
+            ApiError::Gate(GateError::Unauthenticated(_)) => ErrorCode::InvalidToken,
+            ApiError::Gate(GateError::Forbidden(_)) => ErrorCode::InsufficientScope,
+            ApiError::Gate(GateError::Unavailable(_)) => ErrorCode::UpstreamUnavailable,
+            ApiError::Gate(GateError::BadUpstreamAnswer(_)) => ErrorCode::UpstreamBadAnswer,
+            ApiError::Gate(GateError::RateLimited) => ErrorCode::RateLimited,
+            ApiError::Gate(GateError::NotShared) => ErrorCode::RevocationNotShared,
+            ApiError::Gate(GateError::RevocationsFull) => ErrorCode::RevocationsFull,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -267,12 +269,12 @@ impl From<JsonRejection> for ApiError {
                 ApiError::TooLarge
             }
             JsonRejection::JsonDataError(e) => {
-                ApiError::bad_request("invalid_request", e.body_text())
+                ApiError::bad_request(ErrorCode::InvalidRequest, e.body_text())
             }
             JsonRejection::JsonSyntaxError(_) => {
-                ApiError::bad_request("invalid_json", "request body is not valid JSON")
+                ApiError::bad_request(ErrorCode::InvalidJson, "request body is not valid JSON")
             }
-            other => ApiError::bad_request("invalid_request", other.body_text()),
+            other => ApiError::bad_request(ErrorCode::InvalidRequest, other.body_text()),
         }
     }
 }
@@ -296,13 +298,13 @@ impl ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::bad_request("invalid_path", rejection.body_text())
+        ApiError::bad_request(ErrorCode::InvalidPath, rejection.body_text())
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::bad_request("invalid_query", rejection.body_text())
+        ApiError::bad_request(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }
 
@@ -332,7 +334,7 @@ impl IntoResponse for ApiError {
                     "gate: the upstream's answer about a token cannot be used"
                 )
             }
-            _ => tracing::debug!(code = self.code(), "request refused"),
+            _ => tracing::debug!(code = self.code().as_str(), "request refused"),
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
         if let ApiError::Decision(decision) = &self {

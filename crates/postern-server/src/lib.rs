@@ -29,6 +29,7 @@ pub mod client_ip;
 pub mod config;
 pub mod cookie;
 pub mod error;
+pub mod error_code;
 pub mod jwt;
 pub mod keys;
 pub mod metrics;

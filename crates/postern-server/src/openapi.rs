@@ -81,8 +81,9 @@ const COMPONENT_LEN: usize = postern_core::device::MAX_COMPONENT_LEN;
 /// The JSON body of every error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable code, e.g. `full_auth_required`.
-    pub error: String,
+    /// Machine-readable code, e.g. `full_auth_required`: every code the
+    /// server can send, and no other (`crate::error_code`).
+    pub error: crate::error_code::ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// On resume/check refusals: `step_up` or `full_auth_required`.
@@ -403,7 +404,7 @@ configured origins in `Origin` (403 `cross_origin`)."
         login_style,
     ),
     components(schemas(
-        ErrorBody, UserId, SessionId, OpaqueId, IdentityPublicKey, Base64Url, BiometricCiphertext,
+        ErrorBody, crate::error_code::ErrorCode, UserId, SessionId, OpaqueId, IdentityPublicKey, Base64Url, BiometricCiphertext,
         CredentialId, SessionToken, DeviceHeader, Audience, Device,
         RegistrationCredential, AssertionCredential, IdentityReplaceRequest, CheckResponse,
     )),

@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 use super::issue::{issue_session, LoginResponse};
 use super::{audience_of, blocking, requester, user_id};
 use crate::client_ip::Peer;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -128,7 +128,7 @@ pub async fn full(
     let device = body
         .device
         .fingerprint()
-        .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidDevice, e.to_string()))?;
     let audience = audience_of(&state, body.audience.as_deref())?;
     let challenge_id: [u8; 16] = URL_SAFE_NO_PAD
         .decode(body.challenge_id.trim())
@@ -136,20 +136,23 @@ pub async fn full(
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_challenge_id",
+                ErrorCode::InvalidChallengeId,
                 "challenge_id is not a Postern challenge id",
             )
         })?;
     let proof = match &body.identity_proof {
         Some(text) => Some(URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| {
-            ApiError::bad_request("invalid_identity_proof", "identity_proof is not base64url")
+            ApiError::bad_request(
+                ErrorCode::InvalidIdentityProof,
+                "identity_proof is not base64url",
+            )
         })?),
         None => None,
     };
     let probe = match &body.biometric_probe {
         Some(text) => Some(URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| {
             ApiError::bad_request(
-                "invalid_biometric_probe",
+                ErrorCode::InvalidBiometricProbe,
                 "biometric_probe is not base64url",
             )
         })?),

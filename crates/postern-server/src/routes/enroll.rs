@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{blocking, user_id};
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,31 +95,30 @@ pub(crate) fn decode_enrollment(
         .decode(body.identity_public_key.trim())
         .map_err(|_| {
             ApiError::bad_request(
-                "invalid_identity_key",
+                ErrorCode::InvalidIdentityKey,
                 "identity_public_key is not base64url",
             )
         })?;
     let key = IdentityPublicKey::from_bytes(&key_bytes)
-        .map_err(|e| ApiError::bad_request("invalid_identity_key", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidIdentityKey, e.to_string()))?;
     let biometric_template = match &body.biometric_template {
         None => None,
         Some(text) => {
             let biometric = state.biometric.as_ref().ok_or_else(|| {
                 ApiError::bad_request(
-                    "biometric_not_enabled",
+                    ErrorCode::BiometricNotEnabled,
                     "this server does not run the biometric stage",
                 )
             })?;
             let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| {
                 ApiError::bad_request(
-                    "invalid_biometric_template",
+                    ErrorCode::InvalidBiometricTemplate,
                     "biometric_template is not base64url",
                 )
             })?;
-            biometric
-                .evaluator
-                .decode_template(&bytes)
-                .map_err(|e| ApiError::bad_request("invalid_biometric_template", e.to_string()))?;
+            biometric.evaluator.decode_template(&bytes).map_err(|e| {
+                ApiError::bad_request(ErrorCode::InvalidBiometricTemplate, e.to_string())
+            })?;
             Some(bytes)
         }
     };

@@ -40,7 +40,7 @@ use super::blocking;
 use super::enroll::{decode_enrollment, EnrollRequest};
 use super::passkeys::{keeps_a_way_in, suspended};
 use super::users::recent_session_of_user;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorCode};
 use crate::state::AppState;
 
 /// How many times a compare-and-set on the user record is retried when a
@@ -257,7 +257,7 @@ pub async fn replace_identity(
     // biometric factor out.
     if body.biometric_template.is_some() {
         return Err(ApiError::bad_request(
-            "biometric_template_not_replaceable",
+            ErrorCode::BiometricTemplateNotReplaceable,
             "replacing the identity key keeps the enrolled biometric template",
         ));
     }
@@ -283,7 +283,7 @@ pub async fn replace_identity(
         }
         if &record.identity_key == key.as_bytes() {
             return Err(ApiError::bad_request(
-                "same_identity_key",
+                ErrorCode::SameIdentityKey,
                 "the new identity key is the one enrolled",
             ));
         }

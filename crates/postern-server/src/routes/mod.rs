@@ -29,7 +29,7 @@ use tower::{Layer, Service};
 
 use crate::client_ip::Peer;
 use crate::config::SessionMode;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::request_id;
 use crate::state::AppState;
@@ -528,14 +528,14 @@ pub(crate) fn is_postern_token(token: &str) -> bool {
 
 pub(crate) fn malformed_token() -> ApiError {
     ApiError::bad_request(
-        "malformed_token",
+        ErrorCode::MalformedToken,
         "the token is not a Postern session token",
     )
 }
 
 pub(crate) fn user_id(text: &str) -> Result<postern_core::context::UserId, ApiError> {
     postern_core::context::UserId::parse(text)
-        .map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidUser, e.to_string()))
 }
 
 /// The audience a request's identity proof is bound to: the one it names,
@@ -557,7 +557,7 @@ pub(crate) fn audience_of(state: &AppState, named: Option<&str>) -> Result<Strin
         .cloned()
         .ok_or_else(|| {
             ApiError::bad_request(
-                "unknown_audience",
+                ErrorCode::UnknownAudience,
                 format!(
                     "this server accepts identity proofs made for {}, not for the audience named",
                     state.audiences.join(", ")

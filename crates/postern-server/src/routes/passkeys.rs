@@ -63,7 +63,7 @@ use super::session::{credential_from, header_device, Intent};
 use super::users::{recent_session_of_user, session_of_user};
 use super::{audience_of, blocking, presented, requester, user_id};
 use crate::client_ip::Peer;
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -156,7 +156,7 @@ fn ceremony_id(text: &str) -> Result<CeremonyId, ApiError> {
         .map(CeremonyId)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_ceremony_id",
+                ErrorCode::InvalidCeremonyId,
                 "ceremony_id is not a Postern ceremony id",
             )
         })
@@ -337,7 +337,7 @@ fn credential_id_of(text: &str) -> Result<Vec<u8>, ApiError> {
         .filter(|id| !id.is_empty() && id.len() <= MAX_CREDENTIAL_ID_LEN)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_credential_id",
+                ErrorCode::InvalidCredentialId,
                 "credential_id is not a base64url passkey credential id",
             )
         })
@@ -610,8 +610,8 @@ pub async fn login_finish(
     let device = body
         .device
         .fingerprint()
-        .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))?;
-    let decode = |field: &Option<String>, code: &'static str| {
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidDevice, e.to_string()))?;
+    let decode = |field: &Option<String>, code: ErrorCode| {
         field
             .as_deref()
             .map(|text| {
@@ -621,9 +621,9 @@ pub async fn login_finish(
             })
             .transpose()
     };
-    let proof = decode(&body.identity_proof, "invalid_identity_proof")?;
+    let proof = decode(&body.identity_proof, ErrorCode::InvalidIdentityProof)?;
     let audience = audience_of(&state, body.audience.as_deref())?;
-    let probe = decode(&body.biometric_probe, "invalid_biometric_probe")?;
+    let probe = decode(&body.biometric_probe, ErrorCode::InvalidBiometricProbe)?;
     // The ceremony is consumed now, whatever happens next.
     let ceremony = state.passkeys.take_login(&id, state.clock.now())?;
     let worker = state.clone();

@@ -62,7 +62,7 @@ use super::jwt::is_own_jwt;
 use super::{blocking, is_postern_token, malformed_token, presented, same_origin, Source};
 use crate::client_ip::{client_of, Peer};
 use crate::config::SessionMode;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ErrorCode};
 use crate::state::AppState;
 use postern_tower::{Cached, Requirement};
 
@@ -149,7 +149,7 @@ fn decide(
     if let Some(score) = risk {
         if !(0.0..=1.0).contains(&score) {
             return Err(ApiError::bad_request(
-                "invalid_risk_score",
+                ErrorCode::InvalidRiskScore,
                 "risk_score must be between 0 and 1",
             ));
         }
@@ -183,7 +183,7 @@ pub async fn resume(
             .as_ref()
             .map(DeviceInput::fingerprint)
             .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidDevice, e.to_string()))
     };
     // A token in the body, like a bearer header, comes with its device in
     // the body; a session cookie with its device cookie.
@@ -229,11 +229,14 @@ pub(crate) fn header_device(headers: &HeaderMap) -> Result<Option<Fingerprint>, 
         None => Ok(None),
         Some(value) => {
             let text = value.to_str().map_err(|_| {
-                ApiError::bad_request("invalid_device", "X-Postern-Device must be visible ASCII")
+                ApiError::bad_request(
+                    ErrorCode::InvalidDevice,
+                    "X-Postern-Device must be visible ASCII",
+                )
             })?;
             Fingerprint::single(text)
                 .map(Some)
-                .map_err(|e| ApiError::bad_request("invalid_device", e.to_string()))
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidDevice, e.to_string()))
         }
     }
 }

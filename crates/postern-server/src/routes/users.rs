@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::session::{authenticated, Intent};
 use super::{blocking, user_id};
-use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,8 +141,9 @@ pub async fn revoke_one(
     headers: HeaderMap,
 ) -> Result<ApiJson<RevokeResponse>, ApiError> {
     let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
-    let id = SessionId::parse(&session)
-        .map_err(|_| ApiError::bad_request("invalid_session_id", "not a Postern session id"))?;
+    let id = SessionId::parse(&session).map_err(|_| {
+        ApiError::bad_request(ErrorCode::InvalidSessionId, "not a Postern session id")
+    })?;
     let target = state
         .authority
         .session_of(&user, &id)
