@@ -25,7 +25,6 @@
 //! accident.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use postern_core::context::UserId;
@@ -38,8 +37,8 @@ use utoipa::ToSchema;
 
 use super::blocking;
 use super::enroll::{decode_enrollment, EnrollRequest};
+use super::own_session::{Changing, OwnSession};
 use super::passkeys::{keeps_a_way_in, suspended};
-use super::users::recent_session_of_user;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorCode};
 use crate::state::AppState;
 
@@ -163,9 +162,9 @@ pub async fn revoke_identity(
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
     ApiQuery(query): ApiQuery<RevokeQuery>,
-    headers: HeaderMap,
+    session: OwnSession<Changing>,
 ) -> Result<ApiJson<IdentityRevokedResponse>, ApiError> {
-    let (user, _, _) = recent_session_of_user(&state, &headers, &user)?;
+    let (user, _, _) = session.recent_of_user(&state, &user)?;
     let worker = state.clone();
     let for_store = user.clone();
     let (credential, revoked_at, (swept, registered_with_it, suspended_passkeys)) =
@@ -248,10 +247,10 @@ pub async fn revoke_identity(
 pub async fn replace_identity(
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
-    headers: HeaderMap,
+    session: OwnSession<Changing>,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<ApiJson<IdentityReplacedResponse>, ApiError> {
-    let (user, session, now) = recent_session_of_user(&state, &headers, &user)?;
+    let (user, session, now) = session.recent_of_user(&state, &user)?;
     // The biometric template is not replaced here: a session from a
     // single factor (a passkey login) must not be able to swap the
     // biometric factor out.

@@ -8,6 +8,7 @@ pub mod identity;
 pub mod issue;
 pub mod jwt;
 pub mod ops;
+pub mod own_session;
 pub mod page;
 pub mod passkeys;
 pub mod session;

@@ -59,8 +59,9 @@ use webauthn_rs::prelude::{
 
 use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
-use super::session::{credential_from, header_device, Intent};
-use super::users::{recent_session_of_user, session_of_user};
+use super::own_session::{Changing, OwnSession, Reading};
+use super::session::{credential_from, header_device};
+use super::users::recent_session_of_user;
 use super::{audience_of, blocking, presented, requester, user_id};
 use crate::client_ip::Peer;
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
@@ -387,9 +388,9 @@ pub(super) fn keeps_a_way_in(
 pub async fn list(
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
-    headers: HeaderMap,
+    session: OwnSession<Reading>,
 ) -> Result<ApiJson<PasskeyList>, ApiError> {
-    let (user, _) = session_of_user(&state, &headers, &user, Intent::Read)?;
+    let (user, _) = session.of_user(&user)?;
     let worker = state.clone();
     let for_store = user.clone();
     let (_, passkeys) =
@@ -435,9 +436,9 @@ pub async fn list(
 pub async fn remove(
     State(state): State<AppState>,
     ApiPath((user, credential_id)): ApiPath<(String, String)>,
-    headers: HeaderMap,
+    session: OwnSession<Changing>,
 ) -> Result<ApiJson<PasskeyRemovedResponse>, ApiError> {
-    let (user, _, now) = recent_session_of_user(&state, &headers, &user)?;
+    let (user, _, now) = session.recent_of_user(&state, &user)?;
     let id = credential_id_of(&credential_id)?;
     let worker = state.clone();
     let (revoked_sessions, suspended_passkeys) = blocking(move || {
@@ -502,9 +503,9 @@ pub async fn remove(
 pub async fn confirm(
     State(state): State<AppState>,
     ApiPath((user, credential_id)): ApiPath<(String, String)>,
-    headers: HeaderMap,
+    session: OwnSession<Changing>,
 ) -> Result<ApiJson<PasskeyConfirmedResponse>, ApiError> {
-    let (user, session, _) = recent_session_of_user(&state, &headers, &user)?;
+    let (user, session, _) = session.recent_of_user(&state, &user)?;
     let by = session.context().credential;
     if by == [0; 16] {
         return Err(ApiError::Forbidden);

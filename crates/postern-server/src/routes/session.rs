@@ -268,7 +268,7 @@ fn cookie_device(state: &AppState, headers: &HeaderMap) -> Option<Fingerprint> {
 
 /// What an authenticated request is about to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Intent {
+pub enum Intent {
     Read,
     /// Changes state: a cookie-authenticated request must then come from
     /// a configured origin.

@@ -5,16 +5,14 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use std::sync::Arc;
 
 use postern_core::token::SessionId;
 use postern_core::UnixNanos;
-use postern_store::hot::HotSession;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::session::{authenticated, Intent};
-use super::{blocking, user_id};
+use super::blocking;
+use super::own_session::{Changing, OwnSession, Reading};
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
 use crate::state::AppState;
 
@@ -41,45 +39,22 @@ pub struct RevokeResponse {
     pub revoked: usize,
 }
 
-fn same_user(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: &str,
-    intent: Intent,
-) -> Result<(postern_core::context::UserId, SessionId), ApiError> {
-    let (user, session) = session_of_user(state, headers, user, intent)?;
-    Ok((user, session.context().session_id))
-}
-
-/// The request's session, which must belong to `user`.
-pub(super) fn session_of_user(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: &str,
-    intent: Intent,
-) -> Result<(postern_core::context::UserId, Arc<HotSession>), ApiError> {
-    let user = user_id(user)?;
-    let session = authenticated(state, headers, intent)?;
-    if session.context().user != user {
-        return Err(ApiError::Forbidden);
-    }
-    Ok((user, session))
-}
-
-/// As [`session_of_user`], for account changes that need a recent full
-/// authentication: the session's must be at most `reauth_max_age` old
-/// (else `403 reauth_required`). Also returns the time it was judged at.
+/// As [`OwnSession::recent_of_user`], for a handler that needs the
+/// session only on some requests (registering a passkey for an account
+/// that already has a credential).
 pub(super) fn recent_session_of_user(
     state: &AppState,
     headers: &HeaderMap,
     user: &str,
-) -> Result<(postern_core::context::UserId, Arc<HotSession>, UnixNanos), ApiError> {
-    let (user, session) = session_of_user(state, headers, user, Intent::Change)?;
-    let now = state.clock.now();
-    if now.saturating_sub(session.context().auth_time) > state.reauth_max_age {
-        return Err(ApiError::ReauthRequired);
-    }
-    Ok((user, session, now))
+) -> Result<
+    (
+        postern_core::context::UserId,
+        std::sync::Arc<postern_store::hot::HotSession>,
+        UnixNanos,
+    ),
+    ApiError,
+> {
+    OwnSession::<Changing>::from_headers(state, headers)?.recent_of_user(state, user)
 }
 
 /// List a user's sessions.
@@ -97,9 +72,10 @@ pub(super) fn recent_session_of_user(
 pub async fn list(
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
-    headers: HeaderMap,
+    session: OwnSession<Reading>,
 ) -> Result<ApiJson<SessionList>, ApiError> {
-    let (user, current) = same_user(&state, &headers, &user, Intent::Read)?;
+    let (user, session) = session.of_user(&user)?;
+    let current = session.context().session_id;
     let worker = state.clone();
     let for_store = user.clone();
     let sessions = blocking(move || Ok(worker.authority.list_user(&for_store)?)).await?;
@@ -138,9 +114,9 @@ pub async fn list(
 pub async fn revoke_one(
     State(state): State<AppState>,
     ApiPath((user, session)): ApiPath<(String, String)>,
-    headers: HeaderMap,
+    caller: OwnSession<Changing>,
 ) -> Result<ApiJson<RevokeResponse>, ApiError> {
-    let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
+    let (user, _) = caller.of_user(&user)?;
     let id = SessionId::parse(&session).map_err(|_| {
         ApiError::bad_request(ErrorCode::InvalidSessionId, "not a Postern session id")
     })?;
@@ -172,9 +148,9 @@ pub async fn revoke_one(
 pub async fn revoke_all(
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
-    headers: HeaderMap,
+    session: OwnSession<Changing>,
 ) -> Result<ApiJson<RevokeResponse>, ApiError> {
-    let (user, _) = same_user(&state, &headers, &user, Intent::Change)?;
+    let (user, _) = session.of_user(&user)?;
     let worker = state.clone();
     let for_store = user.clone();
     let revoked = blocking(move || {
