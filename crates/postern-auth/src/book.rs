@@ -42,6 +42,27 @@ pub enum BookError {
     },
 }
 
+/// `From<BookError>` for an error enum with the same four refusals under
+/// its own wording (`Unknown`, `Expired`, `TooMany`, `ShareExhausted`).
+macro_rules! refusals_from_book {
+    ($error:ty) => {
+        impl From<$crate::book::BookError> for $error {
+            fn from(error: $crate::book::BookError) -> Self {
+                use $crate::book::BookError;
+                match error {
+                    BookError::Unknown => Self::Unknown,
+                    BookError::Expired => Self::Expired,
+                    BookError::TooMany => Self::TooMany,
+                    BookError::ShareExhausted { whose, retry_at } => {
+                        Self::ShareExhausted { whose, retry_at }
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use refusals_from_book;
+
 /// Whom an entry is charged to: the client that asked for it and, when it
 /// names one, the user it is for.
 #[derive(Debug, Clone, Copy)]

@@ -13,7 +13,7 @@ use postern_core::UnixNanos;
 use rand::{CryptoRng, RngCore};
 
 pub use crate::book::Asker;
-use crate::book::{BookError, SingleUseBook};
+use crate::book::SingleUseBook;
 use crate::quota::{Exhausted, ShareLimits};
 
 /// Why a ceremony could not be opened or finished.
@@ -33,18 +33,7 @@ pub enum CeremonyError {
     },
 }
 
-impl From<BookError> for CeremonyError {
-    fn from(error: BookError) -> Self {
-        match error {
-            BookError::Unknown => Self::Unknown,
-            BookError::Expired => Self::Expired,
-            BookError::TooMany => Self::TooMany,
-            BookError::ShareExhausted { whose, retry_at } => {
-                Self::ShareExhausted { whose, retry_at }
-            }
-        }
-    }
-}
+crate::book::refusals_from_book!(CeremonyError);
 
 /// The id a client sends back to finish a ceremony.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

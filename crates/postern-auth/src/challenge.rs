@@ -17,7 +17,7 @@ use postern_core::context::UserId;
 use postern_core::UnixNanos;
 use rand::{CryptoRng, RngCore};
 
-use crate::book::{Asker, BookError, SingleUseBook};
+use crate::book::{Asker, SingleUseBook};
 use crate::quota::{Exhausted, ShareLimits};
 
 /// Why a challenge could not be issued or used.
@@ -39,18 +39,7 @@ pub enum ChallengeError {
     },
 }
 
-impl From<BookError> for ChallengeError {
-    fn from(error: BookError) -> Self {
-        match error {
-            BookError::Unknown => Self::Unknown,
-            BookError::Expired => Self::Expired,
-            BookError::TooMany => Self::TooMany,
-            BookError::ShareExhausted { whose, retry_at } => {
-                Self::ShareExhausted { whose, retry_at }
-            }
-        }
-    }
-}
+crate::book::refusals_from_book!(ChallengeError);
 
 /// A challenge handed to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
