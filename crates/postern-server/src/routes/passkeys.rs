@@ -61,7 +61,6 @@ use super::auth::StageReportBody;
 use super::issue::{issue_session, LoginResponse};
 use super::own_session::{Changing, OwnSession, Reading};
 use super::session::{credential_from, header_device};
-use super::users::recent_session_of_user;
 use super::{audience_of, blocking, presented, requester, user_id};
 use crate::client_ip::Peer;
 use crate::error::{ApiError, ApiJson, ApiPath, ErrorCode};
@@ -194,7 +193,8 @@ pub async fn register_start(
     let for_store = user.clone();
     let claimed = blocking(move || Ok(has_credentials(worker.store.as_ref(), &for_store)?)).await?;
     let enrolment = if claimed {
-        let (_, session, _) = recent_session_of_user(&state, &headers, &body.user)?;
+        let (_, session, _) = OwnSession::<Changing>::from_headers(&state, &headers)?
+            .recent_of_user(&state, &body.user)?;
         let authorized_by = session.context().credential;
         // A session that names no credential could vouch for a passkey
         // that no revocation would ever suspend.

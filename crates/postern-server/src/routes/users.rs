@@ -4,10 +4,8 @@
 //! routes, in `identity.rs`.)
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 
 use postern_core::token::SessionId;
-use postern_core::UnixNanos;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -37,24 +35,6 @@ pub struct SessionList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevokeResponse {
     pub revoked: usize,
-}
-
-/// As [`OwnSession::recent_of_user`], for a handler that needs the
-/// session only on some requests (registering a passkey for an account
-/// that already has a credential).
-pub(super) fn recent_session_of_user(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: &str,
-) -> Result<
-    (
-        postern_core::context::UserId,
-        std::sync::Arc<postern_store::hot::HotSession>,
-        UnixNanos,
-    ),
-    ApiError,
-> {
-    OwnSession::<Changing>::from_headers(state, headers)?.recent_of_user(state, user)
 }
 
 /// List a user's sessions.
